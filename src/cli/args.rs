@@ -1,0 +1,223 @@
+//! The command line, as clap sees it. Parsing only: no I/O here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run commands on a fleet of Linux hosts over SSH: fast, safe by default,
+/// machine-readable.
+#[derive(Debug, Parser)]
+#[command(
+    name = "remex",
+    version,
+    after_help = "\
+Examples:
+  remex lab up --hosts 4                        start 4 local sshd hosts in ./lab
+  remex --config lab/config.yml exec all -- uname -a
+  remex exec web,!vm03 --timeout 30s -- systemctl is-active nginx
+  remex --json exec all -- df -h /             one JSON document on stdout
+  remex hosts check all                         reachability, host keys, auth
+
+Config: --config, else $REMEX_CONFIG, else ./configs/config.yml, else ~/.config/remex/config.yml.
+Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error."
+)]
+pub struct Cli {
+    /// Config file (default: $REMEX_CONFIG, ./configs/config.yml, ~/.config/remex/config.yml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command on the selected hosts.
+    #[command(after_help = "\
+TARGETS is a comma-separated selector: host names (vm01), groups (web), `all`,
+globs (vm0*), and exclusions (all,!vm03). Quote it in your shell when it holds `!` or `*`.
+
+The words after `--` arrive on the remote side exactly as given: they are quoted
+for the remote shell, never re-split or expanded. Use --raw for a shell string.
+
+Examples:
+  remex exec all -- uname -a
+  remex exec 'web,!vm03' --parallel 16 -- systemctl restart nginx
+  remex exec db --env PGUSER=app --cwd /srv/app -- ./migrate --check
+  remex exec all --raw 'df -h / | tail -n 1'
+  remex exec all --stdin payload.json -- tee /tmp/payload.json")]
+    Exec(ExecArgs),
+    /// Inspect the inventory: list hosts, check that they are usable.
+    #[command(subcommand)]
+    Hosts(HostsCommand),
+    /// A local lab of real OpenSSH sshd hosts on loopback, for trying remex.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+/// `remex exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
+    pub targets: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, value_name = "COMMAND", required_unless_present = "raw")]
+    pub argv: Vec<String>,
+    /// One shell string, passed to the remote shell as is (instead of `-- COMMAND`).
+    #[arg(long, value_name = "STRING", conflicts_with = "argv")]
+    pub raw: Option<String>,
+    /// Hosts worked on at once (default: remote_execution.max_parallel).
+    #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// Stop the command after this long, and its child processes with it
+    /// (30s, 5m, 1h; default: remote_execution.command_timeout).
+    #[arg(long, short = 't', value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub timeout: Option<Duration>,
+    /// Set an environment variable for the command (repeatable); works even
+    /// when sshd's AcceptEnv refuses it.
+    #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Working directory on the host; the command fails with status 126 if it does not exist.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Feed this file (or `-` for remex's own stdin) to every host's command.
+    #[arg(long, value_name = "FILE|-")]
+    pub stdin: Option<PathBuf>,
+    /// Request a pseudo-terminal (stdout and stderr are merged).
+    #[arg(long)]
+    pub pty: bool,
+    /// Cap on each of stdout and stderr per host (bytes; K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
+    pub max_output: usize,
+    /// Print lines as they arrive (prefixed by host) instead of each host's
+    /// output when it finishes.
+    #[arg(long, conflicts_with = "json")]
+    pub stream: bool,
+}
+
+/// `remex hosts …`.
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// List the hosts of the config: name, address, user, groups.
+    List,
+    /// Check each selected host: reachable, host key pinned, auth, round trip.
+    Check {
+        /// Which hosts (default: all).
+        #[arg(default_value = "all")]
+        targets: String,
+    },
+}
+
+/// `remex lab …`.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start N local hosts (real sshd on 127.0.0.2, 127.0.0.3, …) and write DIR/config.yml.
+    Up {
+        /// Number of hosts.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4000))]
+        hosts: u32,
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+        /// SSH server to run.
+        #[arg(long, value_enum, default_value_t = Server::Openssh)]
+        server: Server,
+    },
+    /// Stop the processes a lab started (and nothing else).
+    Down {
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+    },
+    /// Show which lab hosts are running.
+    Status {
+        /// Lab directory.
+        #[arg(long, default_value = "lab")]
+        dir: PathBuf,
+    },
+}
+
+/// The SSH server a lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Server {
+    /// OpenSSH's sshd (Debian: openssh-server).
+    Openssh,
+    /// Dropbear (Debian: dropbear-bin); logs in as the invoking user.
+    Dropbear,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(s)
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not K=V"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// Parses `1048576`, `512K`, `16M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (try 65536, 512K, 16M)"))?;
+    let factor: usize = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown size unit in `{s}` (use K, M or G)")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("2KiB"), Ok(2048));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn exec_keeps_words_after_the_separator() {
+        let cli = Cli::try_parse_from(["remex", "exec", "all", "--env", "A=b=c", "--", "echo", "--json", "a b"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Exec(args) = cli.command else {
+            panic!("not exec");
+        };
+        assert_eq!(args.argv, ["echo", "--json", "a b"]);
+        assert_eq!(args.env, [("A".to_owned(), "b=c".to_owned())]);
+        assert!(!cli.json);
+    }
+
+    #[test]
+    fn exec_needs_a_command() {
+        assert!(Cli::try_parse_from(["remex", "exec", "all"]).is_err());
+        assert!(Cli::try_parse_from(["remex", "exec", "all", "--raw", "ls | wc -l"]).is_ok());
+    }
+}

@@ -1,0 +1,356 @@
+//! The `remex` command: parse, call the library, render, and map the outcome
+//! to an exit status (0 every host succeeded, 1 some host failed, 2 usage or
+//! config error).
+
+pub mod args;
+pub mod render;
+
+use std::io::{IsTerminal as _, Read as _};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::Parser as _;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::exec::Exec;
+use crate::executor::Executor;
+use crate::lab;
+use args::{Cli, Command, ExecArgs, HostsCommand, LabCommand, Server};
+
+/// How a run ended, as the exit status scripts see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Every host succeeded (exit 0).
+    Success,
+    /// At least one host failed (exit 1).
+    HostFailed,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("remex: error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(Status::Success) => ExitCode::SUCCESS,
+        Ok(Status::HostFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("remex: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "remex=warn",
+        1 => "remex=debug",
+        _ => "remex=trace,russh=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<Status> {
+    match cli.command {
+        Command::Exec(args) => exec(cli.config.as_deref(), cli.json, args).await,
+        Command::Hosts(HostsCommand::List) => hosts_list(cli.config.as_deref(), cli.json),
+        Command::Hosts(HostsCommand::Check { targets }) => {
+            hosts_check(cli.config.as_deref(), cli.json, &targets).await
+        }
+        Command::Lab(command) => lab(command, cli.json).await,
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
+    Ok(Config::discover(path)?)
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value).context("writing JSON to stdout")?;
+    use std::io::Write as _;
+    writeln!(out).context("writing JSON to stdout")?;
+    Ok(())
+}
+
+async fn exec(config: Option<&std::path::Path>, json: bool, args: ExecArgs) -> Result<Status> {
+    let mut config = load_config(config)?;
+    if let Some(parallel) = args.parallel {
+        config.remote_execution.max_parallel = parallel as usize;
+    }
+    let executor = Executor::new(config)?;
+    let hosts = executor.select(&args.targets)?;
+    let mut exec = match args.raw {
+        Some(raw) => Exec::raw(raw),
+        None => Exec::argv(args.argv),
+    };
+    exec.env = args.env;
+    exec.cwd = args.cwd;
+    exec.pty = args.pty;
+    exec.timeout = args.timeout;
+    exec.max_output = args.max_output;
+    if let Some(path) = &args.stdin {
+        exec.stdin = Some(Arc::new(read_stdin_arg(path)?));
+    }
+    if !json {
+        let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+        exec.observer = Some(Arc::new(render::Printer::new(width, args.stream)));
+    }
+    let report = executor.exec(&args.targets, &exec).await?;
+    executor.close().await;
+    if json {
+        print_json(&report)?;
+    } else {
+        eprintln!("{}", render::summary(&report));
+    }
+    Ok(if report.all_ok() {
+        Status::Success
+    } else {
+        Status::HostFailed
+    })
+}
+
+fn read_stdin_arg(path: &std::path::Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        if std::io::stdin().is_terminal() {
+            eprintln!("remex: reading the command's input from the terminal; end it with Ctrl-D");
+        }
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading stdin for --stdin -")?;
+    } else {
+        bytes = std::fs::read(path)
+            .with_context(|| format!("reading --stdin file {}", path.display()))?;
+    }
+    Ok(bytes)
+}
+
+fn hosts_list(config: Option<&std::path::Path>, json: bool) -> Result<Status> {
+    let config = load_config(config)?;
+    #[derive(Serialize)]
+    struct Host<'a> {
+        name: &'a str,
+        address: &'a str,
+        port: u16,
+        user: String,
+        groups: &'a [String],
+    }
+    let hosts: Vec<Host<'_>> = config
+        .vms
+        .iter()
+        .map(|(name, vm)| Host {
+            name,
+            address: &vm.host,
+            port: vm.port,
+            user: config.user_for(vm),
+            groups: &vm.groups,
+        })
+        .collect();
+    if json {
+        #[derive(Serialize)]
+        struct Listing<'a> {
+            version: u32,
+            operation: &'static str,
+            config: &'a std::path::Path,
+            hosts: Vec<Host<'a>>,
+        }
+        print_json(&Listing {
+            version: crate::report::SCHEMA_VERSION,
+            operation: "hosts_list",
+            config: &config.source,
+            hosts,
+        })?;
+    } else {
+        let rows: Vec<Vec<String>> = hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    h.name.to_owned(),
+                    format!("{}:{}", h.address, h.port),
+                    h.user.clone(),
+                    h.groups.join(","),
+                ]
+            })
+            .collect();
+        println!("{}", render::table(&["NAME", "ADDRESS", "USER", "GROUPS"], &rows));
+    }
+    Ok(Status::Success)
+}
+
+async fn hosts_check(config: Option<&std::path::Path>, json: bool, targets: &str) -> Result<Status> {
+    let executor = Executor::new(load_config(config)?)?;
+    let report = executor.check(targets).await?;
+    executor.close().await;
+    if json {
+        print_json(&report)?;
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .results
+            .iter()
+            .map(|c| {
+                vec![
+                    c.host.clone(),
+                    format!("{}:{}", c.address, c.port),
+                    yes_no(c.reachable),
+                    c.host_key.to_owned(),
+                    yes_no(c.auth),
+                    c.rtt_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}ms")),
+                    c.error
+                        .as_ref()
+                        .map_or_else(String::new, |f| format!("[{}] {}", f.kind, f.message)),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            render::table(
+                &["HOST", "ADDRESS", "REACHABLE", "HOST-KEY", "AUTH", "RTT", "PROBLEM"],
+                &rows
+            )
+        );
+        eprintln!(
+            "{} hosts: {} ok, {} with problems",
+            report.summary.total, report.summary.ok, report.summary.failed
+        );
+    }
+    Ok(if report.summary.failed == 0 {
+        Status::Success
+    } else {
+        Status::HostFailed
+    })
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_owned()
+}
+
+async fn lab(command: LabCommand, json: bool) -> Result<Status> {
+    match command {
+        LabCommand::Up { hosts, dir, server } => {
+            let spec = lab::LabSpec {
+                hosts: hosts as usize,
+                dir,
+                server: match server {
+                    Server::Openssh => lab::ServerKind::OpenSsh,
+                    Server::Dropbear => lab::ServerKind::Dropbear,
+                },
+                user: None,
+            };
+            let lab = lab::up(&spec).await?;
+            let rows: Vec<(String, String, u32)> = lab
+                .hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.socket_addr().to_string(), h.pid))
+                .collect();
+            if json {
+                print_json(&serde_json::json!({
+                    "version": crate::report::SCHEMA_VERSION,
+                    "operation": "lab_up",
+                    "dir": lab.dir,
+                    "config": lab.config_path,
+                    "user": lab.user,
+                    "hosts": rows.iter().map(|(name, address, pid)| serde_json::json!({
+                        "name": name, "address": address, "pid": pid,
+                    })).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .into_iter()
+                    .map(|(name, address, pid)| vec![name, address, pid.to_string()])
+                    .collect();
+                println!("{}", render::table(&["NAME", "ADDRESS", "PID"], &table));
+                let config = lab.config_path.display();
+                eprintln!(
+                    "lab is up: {} hosts, logging in as {}\ntry:  remex --config {config} exec all -- uname -a\nstop: remex lab down --dir {}",
+                    lab.hosts.len(),
+                    lab.user,
+                    lab.dir.display()
+                );
+            }
+            Ok(Status::Success)
+        }
+        LabCommand::Down { dir } => {
+            let report = lab::down(&dir)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "version": crate::report::SCHEMA_VERSION,
+                    "operation": "lab_down",
+                    "dir": report.dir,
+                    "stopped": report.stopped,
+                    "killed": report.killed,
+                    "not_running": report.not_running,
+                }))?;
+            } else {
+                let stopped = report.stopped.len() + report.killed.len();
+                eprintln!(
+                    "lab in {} is down: {stopped} servers stopped, {} were not running",
+                    report.dir.display(),
+                    report.not_running.len()
+                );
+            }
+            Ok(Status::Success)
+        }
+        LabCommand::Status { dir } => {
+            let status = lab::status(&dir)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "version": crate::report::SCHEMA_VERSION,
+                    "operation": "lab_status",
+                    "dir": status.dir,
+                    "config": status.config_path,
+                    "user": status.user,
+                    "hosts": status.hosts.iter().map(|h| serde_json::json!({
+                        "name": h.name, "address": format!("{}:{}", h.address, h.port),
+                        "pid": h.pid, "running": h.running,
+                    })).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                let rows: Vec<Vec<String>> = status
+                    .hosts
+                    .iter()
+                    .map(|h| {
+                        vec![
+                            h.name.clone(),
+                            format!("{}:{}", h.address, h.port),
+                            h.pid.to_string(),
+                            if h.running { "running" } else { "stopped" }.to_owned(),
+                        ]
+                    })
+                    .collect();
+                println!("{}", render::table(&["NAME", "ADDRESS", "PID", "STATE"], &rows));
+                eprintln!("config: {}", status.config_path.display());
+            }
+            Ok(if status.all_running() {
+                Status::Success
+            } else {
+                Status::HostFailed
+            })
+        }
+    }
+}

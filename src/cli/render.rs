@@ -1,0 +1,193 @@
+//! Human output: each host's lines prefixed by its name, whole lines only,
+//! and a closing summary. (`--json` output is `serde_json` of the report
+//! types; see [`crate::report`].)
+
+use std::io::Write as _;
+use std::sync::Mutex;
+
+use crate::exec::{Observer, Stream};
+use crate::report::{HostOutcome, Report};
+
+/// Prints host output as `NAME: line`, stdout lines to stdout and stderr
+/// lines to stderr, under one lock so lines of different hosts never mix.
+pub struct Printer {
+    /// Width that host names are padded to, so output lines up.
+    width: usize,
+    /// Print lines as they arrive (`--stream`) rather than per finished host.
+    stream: bool,
+    /// Serialises writers across host tasks.
+    lock: Mutex<()>,
+}
+
+impl Printer {
+    /// A printer for hosts named up to `width` characters.
+    pub fn new(width: usize, stream: bool) -> Self {
+        Printer {
+            width,
+            stream,
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn write_line(&self, host: &str, stream: Stream, line: &[u8]) {
+        let mut text = Vec::with_capacity(line.len() + self.width + 3);
+        let _ = write!(text, "{host:<width$}: ", width = self.width);
+        text.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        text.push(b'\n');
+        // Output errors (a closed pipe) are not worth failing a host over.
+        let _ = match stream {
+            Stream::Stdout => std::io::stdout().lock().write_all(&text),
+            Stream::Stderr => std::io::stderr().lock().write_all(&text),
+        };
+    }
+
+    fn write_failure(&self, outcome: &HostOutcome) {
+        if let Some(failure) = &outcome.error {
+            let name = &outcome.host;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{name:<width$}: [{kind}] {message}",
+                width = self.width,
+                kind = failure.kind,
+                message = failure.message
+            );
+        }
+    }
+}
+
+impl Observer for Printer {
+    fn line(&self, host: &str, stream: Stream, line: &[u8]) {
+        if self.stream {
+            let _guard = self.lock.lock();
+            self.write_line(host, stream, line);
+        }
+    }
+
+    fn done(&self, outcome: &HostOutcome) {
+        let _guard = self.lock.lock();
+        if !self.stream {
+            for (stream, captured) in [
+                (Stream::Stdout, &outcome.stdout),
+                (Stream::Stderr, &outcome.stderr),
+            ] {
+                for line in split_lines(&captured.bytes) {
+                    self.write_line(&outcome.host, stream, line);
+                }
+                if captured.truncated {
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "{:<width$}: [{}] output truncated at --max-output",
+                        outcome.host,
+                        match stream {
+                            Stream::Stdout => "stdout",
+                            Stream::Stderr => "stderr",
+                        },
+                        width = self.width
+                    );
+                }
+            }
+        }
+        self.write_failure(outcome);
+    }
+}
+
+/// The lines of `bytes`, without their `\n`; a final line without one counts.
+fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let empty = bytes.is_empty();
+    trimmed.split(|&b| b == b'\n').filter(move |_| !empty)
+}
+
+/// The closing summary line(s), for stderr.
+pub fn summary(report: &Report) -> String {
+    let s = &report.summary;
+    let mut parts = vec![format!("{} ok", s.ok)];
+    let other_failed = s.failed - s.timed_out - s.unreachable;
+    if other_failed > 0 {
+        parts.push(format!("{other_failed} failed"));
+    }
+    if s.timed_out > 0 {
+        parts.push(format!("{} timed out", s.timed_out));
+    }
+    if s.unreachable > 0 {
+        parts.push(format!("{} unreachable", s.unreachable));
+    }
+    let hosts = if s.total == 1 { "host" } else { "hosts" };
+    let mut line = format!(
+        "{} {hosts}: {} in {:.2}s",
+        s.total,
+        parts.join(", "),
+        s.duration_ms as f64 / 1000.0
+    );
+    if let Some(slowest) = report.results.iter().max_by_key(|r| r.duration) {
+        line.push_str(&format!(
+            "; slowest {} ({:.2}s)",
+            slowest.host,
+            slowest.duration.as_secs_f64()
+        ));
+    }
+    let failed: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| !r.ok())
+        .map(|r| r.host.as_str())
+        .collect();
+    if !failed.is_empty() {
+        line.push_str(&format!("\nfailed: {}", failed.join(",")));
+    }
+    line
+}
+
+/// A plain table: columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let render = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                let w = widths.get(i).copied().unwrap_or(0);
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        line.trim_end().to_owned()
+    };
+    let mut out = render(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&render(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_output() {
+        let v: Vec<&[u8]> = split_lines(b"a\nb\n").collect();
+        assert_eq!(v, [b"a".as_slice(), b"b"]);
+        let v: Vec<&[u8]> = split_lines(b"a\n\nb").collect();
+        assert_eq!(v, [b"a".as_slice(), b"", b"b"]);
+        assert_eq!(split_lines(b"").count(), 0);
+        assert_eq!(split_lines(b"\n").count(), 1);
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["NAME", "ADDRESS"],
+            &[vec!["vm01".into(), "127.0.0.2".into()], vec!["db".into(), "x".into()]],
+        );
+        assert_eq!(t, "NAME  ADDRESS\nvm01  127.0.0.2\ndb    x");
+    }
+}

@@ -1,0 +1,461 @@
+//! remex's YAML config: the fleet (`vms`) and how to reach it
+//! (`remote_execution`).
+//!
+//! ```yaml
+//! vms:
+//!   vm01: { host: 10.0.0.11, port: 22, user: ops, groups: [web] }
+//!   vm02: { host: vm02.example.net, user: ops, groups: [web, db], key: deploy }
+//! remote_execution:          # optional, and so is each field in it
+//!   key_storage_path: ~/.ssh/remex_keys
+//!   default_key: id_ed25519
+//!   known_hosts: ~/.ssh/remex_known_hosts
+//!   host_key_policy: strict  # strict | accept-new
+//!   connect_timeout: 10s
+//!   command_timeout: 5m
+//!   max_parallel: 64
+//! ```
+//!
+//! `configs/config.example.yml` documents every field.
+//!
+//! # Where the config comes from
+//!
+//! [`Config::discover`] takes the first of: `--config FILE`, `$REMEX_CONFIG`,
+//! `./configs/config.yml`, `~/.config/remex/config.yml`.
+//!
+//! # Paths
+//!
+//! In `key_storage_path`, `known_hosts`, `default_key` and a VM's `key`, a
+//! leading `~` or `~/` means the home directory (`$HOME`, else the password
+//! database); `~user/` is refused. Relative `key_storage_path` and
+//! `known_hosts` are relative to the directory of the config file, not the
+//! current directory. Relative key names are inside `key_storage_path`.
+//! After loading, these paths are absolute.
+//!
+//! # Errors
+//!
+//! Every error about the file's content says where: file, line, column and
+//! the path of the field (`vms.vm02.prot`), see [`ConfigError`]. Unknown
+//! fields are errors, with the closest known name suggested.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: the config types, loading and discovery.
+//! - `duration.rs`: [`parse_duration`] and the `Duration` fields' format.
+//! - `error.rs`: [`ConfigError`], and wording for serde-saphyr's errors.
+//! - `field_path.rs`: which field failed to deserialize.
+//! - `source_map.rs`: where a field sits in the text, for rule errors.
+//! - `validate.rs`: the rules beyond the shape (names, ranges).
+//! - `local.rs`: the local user name and home directory.
+//!
+//! To add a top-level section (e.g. `audit:`), add one field to [`Config`]
+//! with `#[serde(default, deserialize_with = "null_as_default")]` and a type
+//! that derives `Deserialize` with `deny_unknown_fields`; error positions
+//! and field paths come for free. Add its rules to `validate.rs`.
+//!
+//! **Invariant:** a `Config` returned by [`Config::from_yaml`] has passed
+//! every rule in `validate.rs`, and its paths are absolute.
+
+mod duration;
+mod error;
+mod field_path;
+mod local;
+mod source_map;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+pub use duration::parse_duration;
+pub use error::ConfigError;
+
+use field_path::{Failure, FieldPath, Tracked};
+use source_map::SourceMap;
+use validate::{Part, Problem};
+
+/// The environment variable naming the config file, used when `--config`
+/// is not given.
+pub const CONFIG_ENV: &str = "REMEX_CONFIG";
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The fleet, by VM name. Names are what target selectors match (with
+    /// group names and `all`), so they may not be `all` nor contain `,` `!`
+    /// `*` `?` or whitespace. Required: at least one VM.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub vms: BTreeMap<String, Vm>,
+    /// How remex connects and runs commands. Optional: every field has a
+    /// default.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub remote_execution: RemoteExecution,
+    /// The file the config was read from (not a YAML field). Relative paths
+    /// in the config were resolved against its directory.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// One host of the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vm {
+    /// IP address or DNS name to connect to. Required. OpenSSH: `HostName`.
+    pub host: String,
+    /// SSH port, 1 to 65535. Default: 22. OpenSSH: `Port` (`ssh -p`).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Remote user name. Default: `remote_execution.default_user`, else the
+    /// local user name; see [`Config::user_for`]. OpenSSH: `User` (`ssh -l`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Groups this VM belongs to, for target selectors (`remex -t web`).
+    /// Default: none. Same naming rules as VM names, and a group may not
+    /// share a VM's name.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub groups: Vec<String>,
+    /// Key file name inside key_storage_path, overriding default_key. An
+    /// absolute path (or one starting with `~`) is used as is. Default:
+    /// none, meaning `default_key`. OpenSSH: `IdentityFile` (`ssh -i`).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// How remex connects to the fleet and runs commands.
+///
+/// `Default` gives the documented defaults with paths not yet resolved
+/// (`~/.ssh/remex_keys`); [`Config::from_yaml`] resolves them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteExecution {
+    /// Directory of the private keys remex uses (and later generates).
+    /// Default: `~/.ssh/remex_keys`. Relative paths are relative to the
+    /// config file's directory.
+    pub key_storage_path: PathBuf,
+    /// Key file used for VMs without a `key`, inside `key_storage_path`.
+    /// Default: `id_ed25519`. OpenSSH: `IdentityFile` (`ssh -i`).
+    pub default_key: String,
+    /// Remote user for VMs without a `user`. Default: none, meaning the
+    /// local user name (`$USER`, else the password database), as `ssh`
+    /// does. OpenSSH: `User` (`ssh -l`).
+    pub default_user: Option<String>,
+    /// remex's own file of pinned host keys, in OpenSSH `known_hosts`
+    /// format; `~/.ssh/known_hosts` is not read. Default:
+    /// `~/.ssh/remex_known_hosts`. OpenSSH: `UserKnownHostsFile`.
+    pub known_hosts: PathBuf,
+    /// What to do with a host key that `known_hosts` does not list.
+    /// Default: `strict`. OpenSSH: `StrictHostKeyChecking`.
+    pub host_key_policy: HostKeyPolicy,
+    /// Time allowed to open the TCP connection and finish the SSH handshake
+    /// and authentication. Default: 10s. OpenSSH: `ConnectTimeout`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub connect_timeout: Duration,
+    /// Time allowed for one command on one host, after which it is reported
+    /// as timed out. Default: 5m. OpenSSH: none.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub command_timeout: Duration,
+    /// Most hosts worked on at once. Default: 64; at least 1. OpenSSH:
+    /// none (like `pssh -p`).
+    pub max_parallel: usize,
+    /// Try the keys of a running ssh-agent (when `SSH_AUTH_SOCK` is set)
+    /// before the key files. Default: true. OpenSSH: the opposite of
+    /// `IdentitiesOnly=yes`.
+    pub use_agent: bool,
+    /// Most channels (commands, transfers) open at once on one connection.
+    /// Default: 10, sshd's own `MaxSessions` default; at least 1. OpenSSH:
+    /// `MaxSessions` (server side).
+    pub max_sessions: usize,
+    /// Retries after a transient network error (connection refused, reset,
+    /// host unreachable), never after an authentication or host-key
+    /// failure. Default: 2. OpenSSH: `ConnectionAttempts` (which counts
+    /// the first attempt too).
+    pub connect_retries: u32,
+    /// Ciphers to offer, most preferred first, e.g.
+    /// `aes128-gcm@openssh.com`. Default: empty, meaning remex's built-in
+    /// preference (AES-GCM first on CPUs with AES instructions). OpenSSH:
+    /// `Ciphers` (`ssh -c`).
+    pub ciphers: Vec<String>,
+}
+
+/// What to do when a host offers a key that `known_hosts` does not list.
+///
+/// A key that differs from the one listed is refused under both policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Refuse the host (YAML `strict`, the default). OpenSSH:
+    /// `StrictHostKeyChecking=yes`.
+    #[default]
+    Strict,
+    /// Trust the key on first use and append it to `known_hosts` (YAML
+    /// `accept-new`). OpenSSH: `StrictHostKeyChecking=accept-new`.
+    AcceptNew,
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+impl Default for RemoteExecution {
+    fn default() -> Self {
+        RemoteExecution {
+            key_storage_path: PathBuf::from("~/.ssh/remex_keys"),
+            default_key: String::from("id_ed25519"),
+            default_user: None,
+            known_hosts: PathBuf::from("~/.ssh/remex_known_hosts"),
+            host_key_policy: HostKeyPolicy::Strict,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(5 * 60),
+            max_parallel: 64,
+            use_agent: true,
+            max_sessions: 10,
+            connect_retries: 2,
+            ciphers: Vec::new(),
+        }
+    }
+}
+
+/// Reads an empty value (`remote_execution:` with nothing under it) as the
+/// default, like a missing one.
+fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
+}
+
+impl Config {
+    /// Finds and loads the config: `explicit` (--config) if given, else
+    /// $REMEX_CONFIG, else ./configs/config.yml, else
+    /// ~/.config/remex/config.yml.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotFound`] when no candidate exists (an explicit or
+    /// `$REMEX_CONFIG` file that is missing is a [`ConfigError::Read`]
+    /// instead), else whatever [`Config::load`] returns.
+    pub fn discover(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        if let Some(path) = explicit {
+            return Config::load(path);
+        }
+        if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|path| !path.is_empty()) {
+            return Config::load(Path::new(&path));
+        }
+        let searched = default_locations(local::home_dir().as_deref());
+        match searched.iter().find(|path| path.is_file()) {
+            Some(path) => Config::load(path),
+            None => Err(ConfigError::NotFound { searched }),
+        }
+    }
+
+    /// Reads and parses the config file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] if the file cannot be read or is not UTF-8,
+    /// else whatever [`Config::from_yaml`] returns.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_yaml(&text, path)
+    }
+
+    /// Parses YAML text; `path` is used for error messages and to resolve
+    /// relative paths.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Parse`] when the text is not YAML or not shaped like
+    /// a config; [`ConfigError::Invalid`] when it breaks a rule (no VMs, a
+    /// bad name, `max_parallel: 0`, ...).
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::from_yaml_with_home(text, path, local::home_dir().as_deref())
+    }
+
+    /// [`Config::from_yaml`] with `~` meaning `home`, for tests.
+    fn from_yaml_with_home(
+        text: &str,
+        path: &Path,
+        home: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let failure = Failure::default();
+        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+            Option::<Config>::deserialize(Tracked::root(de, &failure))
+        });
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            Err(err) => return Err(error::parse_error(path, text, &err, failure.into_path())),
+        };
+        let Some(mut config) = parsed else {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message: "the config is empty: list your hosts under `vms:`, \
+                          e.g. `vms: { vm01: { host: 10.0.0.11 } }` \
+                          (configs/config.example.yml documents every field)"
+                    .to_owned(),
+            });
+        };
+        config.source = path.to_path_buf();
+        let mut problems = validate::check(&config);
+        problems.extend(config.resolve_paths(home));
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        let map = SourceMap::build(text);
+        let errors = problems
+            .into_iter()
+            .map(|problem| invalid(path, &map, problem));
+        // Report the problem that comes first in the file.
+        let first = errors.min_by_key(|err| match err {
+            ConfigError::Invalid { line, column, .. } => {
+                (line.unwrap_or(usize::MAX), column.unwrap_or(usize::MAX))
+            }
+            _ => (usize::MAX, usize::MAX),
+        });
+        match first {
+            Some(err) => Err(err),
+            None => Ok(config),
+        }
+    }
+
+    /// The effective user for a VM: vm.user, else default_user, else the
+    /// local user.
+    pub fn user_for(&self, vm: &Vm) -> String {
+        vm.user
+            .clone()
+            .or_else(|| self.remote_execution.default_user.clone())
+            .unwrap_or_else(local::user_name)
+    }
+
+    /// Path of the private key for a VM: key_storage_path joined with
+    /// vm.key or default_key (an absolute vm.key is used as is).
+    pub fn key_path_for(&self, vm: &Vm) -> PathBuf {
+        let name = vm
+            .key
+            .as_deref()
+            .unwrap_or(&self.remote_execution.default_key);
+        // `join` keeps an absolute `name` as is.
+        self.remote_execution.key_storage_path.join(name)
+    }
+
+    /// Expands `~` and makes relative paths absolute (relative to the
+    /// config file's directory), returning what could not be resolved.
+    fn resolve_paths(&mut self, home: Option<&Path>) -> Vec<Problem> {
+        let base = self
+            .source
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        let section = FieldPath::keys(["remote_execution"]);
+        let mut problems = Vec::new();
+        let re = &mut self.remote_execution;
+        for (field, value) in [
+            ("key_storage_path", &mut re.key_storage_path),
+            ("known_hosts", &mut re.known_hosts),
+        ] {
+            match resolve_path(value, &base, home) {
+                Ok(resolved) => *value = resolved,
+                Err(why) => problems.push(Problem::value(section.key(field), why)),
+            }
+        }
+        // Key names stay names; only `~` is expanded.
+        if let Err(why) = expand_key(&mut re.default_key, home) {
+            problems.push(Problem::value(section.key("default_key"), why));
+        }
+        for (name, vm) in &mut self.vms {
+            if let Some(key) = &mut vm.key
+                && let Err(why) = expand_key(key, home)
+            {
+                problems.push(Problem::value(FieldPath::keys(["vms", name, "key"]), why));
+            }
+        }
+        problems
+    }
+}
+
+/// The places [`Config::discover`] looks when neither `--config` nor
+/// `$REMEX_CONFIG` is given, in order.
+fn default_locations(home: Option<&Path>) -> Vec<PathBuf> {
+    let mut places = vec![PathBuf::from("configs/config.yml")];
+    if let Some(home) = home {
+        places.push(home.join(".config/remex/config.yml"));
+    }
+    places
+}
+
+/// Expands a leading `~`, then makes a relative path absolute from `base`.
+fn resolve_path(path: &Path, base: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
+    if path.as_os_str().is_empty() {
+        return Err("the path is empty".to_owned());
+    }
+    let path = expand_tilde(path, home)?;
+    Ok(if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    })
+}
+
+/// Expands a leading `~` in a key name, leaving other names alone.
+fn expand_key(key: &mut String, home: Option<&Path>) -> Result<(), String> {
+    if !key.starts_with('~') {
+        return Ok(());
+    }
+    let expanded = expand_tilde(Path::new(key.as_str()), home)?;
+    *key = expanded
+        .into_os_string()
+        .into_string()
+        .map_err(|_| "the home directory is not valid UTF-8".to_owned())?;
+    Ok(())
+}
+
+/// `~` and `~/rest` become `home` and `home/rest`; other paths are
+/// returned unchanged.
+fn expand_tilde(path: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
+    let mut components = path.components();
+    let Some(std::path::Component::Normal(first)) = components.next() else {
+        return Ok(path.to_path_buf());
+    };
+    if first == "~" {
+        let home = home.ok_or_else(|| {
+            "cannot expand `~`: $HOME is not set and the home directory is unknown".to_owned()
+        })?;
+        return Ok(home.join(components.as_path()));
+    }
+    if first.to_string_lossy().starts_with('~') {
+        return Err(format!(
+            "`{}`: only `~` and `~/...` are expanded, not `~user`; write the full path",
+            path.display()
+        ));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// Places a rule violation in the text.
+fn invalid(path: &Path, map: &SourceMap, problem: Problem) -> ConfigError {
+    let position = match problem.part {
+        Part::Key => map.key_position(&problem.field),
+        Part::Value => map.value_position(&problem.field),
+    }
+    // A value left out (defaulted) has no position; its section might.
+    .or_else(|| problem.field.parent().and_then(|p| map.key_position(&p)));
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: position.map(|at| at.line),
+        column: position.map(|at| at.column),
+        field: problem.field.to_string(),
+        message: problem.message,
+    }
+}
+
+#[cfg(test)]
+mod tests;

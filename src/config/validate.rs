@@ -1,0 +1,199 @@
+//! Rules a config must follow beyond its shape. No I/O: these look at
+//! the deserialized values only, and say which field breaks which rule.
+
+use super::Config;
+use super::field_path::FieldPath;
+
+/// Characters that mean something in a target selector (`web,!vm03`,
+/// `vm0*`), so host and group names may not contain them. Whitespace is
+/// refused as well.
+pub(crate) const SELECTOR_CHARS: [char; 4] = [',', '!', '*', '?'];
+
+/// The selector that names every VM.
+const ALL: &str = "all";
+
+/// Which part of a mapping entry a [`Problem`] is about, for its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The key, e.g. a VM's name.
+    Key,
+    /// The value.
+    Value,
+}
+
+/// A broken rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    /// The offending field.
+    pub(crate) field: FieldPath,
+    /// Whether the key or the value is wrong.
+    pub(crate) part: Part,
+    /// What is wrong and how to fix it.
+    pub(crate) message: String,
+}
+
+impl Problem {
+    pub(crate) fn value(field: FieldPath, message: impl Into<String>) -> Self {
+        Problem {
+            field,
+            part: Part::Value,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn key(field: FieldPath, message: impl Into<String>) -> Self {
+        Problem {
+            field,
+            part: Part::Key,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every rule `config` breaks (empty when it is valid).
+pub(crate) fn check(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    check_vms(config, &mut problems);
+    check_remote_execution(config, &mut problems);
+    problems
+}
+
+fn check_vms(config: &Config, problems: &mut Vec<Problem>) {
+    let vms = FieldPath::keys(["vms"]);
+    if config.vms.is_empty() {
+        problems.push(Problem::key(
+            vms.clone(),
+            "no hosts configured: add at least one VM under `vms:`, \
+             e.g. `vm01: { host: 10.0.0.11, groups: [web] }`",
+        ));
+    }
+    for (name, vm) in &config.vms {
+        let here = vms.key(name);
+        if let Some(why) = name_problem(name, "VM name") {
+            problems.push(Problem::key(here.clone(), why));
+        } else if name == ALL {
+            problems.push(Problem::key(
+                here.clone(),
+                "a VM may not be named `all`: `all` selects every VM; rename it",
+            ));
+        }
+        let host = vm.host.trim();
+        if host.is_empty() {
+            problems.push(Problem::value(
+                here.key("host"),
+                "host is empty: give an IP address or a DNS name",
+            ));
+        } else if host.chars().any(char::is_whitespace) {
+            problems.push(Problem::value(
+                here.key("host"),
+                format!("host `{}` contains whitespace", vm.host),
+            ));
+        }
+        if vm.port == 0 {
+            problems.push(Problem::value(
+                here.key("port"),
+                "port 0 is not valid: use a port from 1 to 65535",
+            ));
+        }
+        if vm.user.as_deref().is_some_and(str::is_empty) {
+            problems.push(Problem::value(
+                here.key("user"),
+                "user is empty: leave `user` out to use `remote_execution.default_user`",
+            ));
+        }
+        if vm.key.as_deref().is_some_and(str::is_empty) {
+            problems.push(Problem::value(
+                here.key("key"),
+                "key is empty: leave `key` out to use `remote_execution.default_key`",
+            ));
+        }
+        for (i, group) in vm.groups.iter().enumerate() {
+            let at = here.key("groups").index(i);
+            if let Some(why) = name_problem(group, "group name") {
+                problems.push(Problem::value(at, why));
+            } else if group == ALL {
+                problems.push(Problem::value(
+                    at,
+                    "a group may not be named `all`: `all` already selects every VM",
+                ));
+            } else if config.vms.contains_key(group) {
+                problems.push(Problem::value(
+                    at,
+                    format!(
+                        "group `{group}` has the same name as a VM: a target selector \
+                         could not tell them apart; rename one of them"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Why `name` cannot be a VM or group name, if it cannot.
+fn name_problem(name: &str, what: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!("{what} is empty"));
+    }
+    let bad = name
+        .chars()
+        .find(|c| SELECTOR_CHARS.contains(c) || c.is_whitespace())?;
+    let shown = if bad.is_whitespace() {
+        "whitespace".to_owned()
+    } else {
+        format!("`{bad}`")
+    };
+    Some(format!(
+        "{what} `{name}` contains {shown}: names may not contain `,` `!` `*` `?` \
+         or whitespace, which have a meaning in target selectors"
+    ))
+}
+
+fn check_remote_execution(config: &Config, problems: &mut Vec<Problem>) {
+    let section = FieldPath::keys(["remote_execution"]);
+    let re = &config.remote_execution;
+    if re.default_key.is_empty() {
+        problems.push(Problem::value(
+            section.key("default_key"),
+            "default_key is empty: name a key file inside key_storage_path, e.g. `id_ed25519`",
+        ));
+    }
+    if re.default_user.as_deref().is_some_and(str::is_empty) {
+        problems.push(Problem::value(
+            section.key("default_user"),
+            "default_user is empty: leave it out to use your local user name",
+        ));
+    }
+    for (field, value) in [
+        ("connect_timeout", re.connect_timeout),
+        ("command_timeout", re.command_timeout),
+    ] {
+        if value.is_zero() {
+            problems.push(Problem::value(
+                section.key(field),
+                format!("{field} must be more than zero, e.g. `30s`"),
+            ));
+        }
+    }
+    for (field, value) in [
+        ("max_parallel", re.max_parallel),
+        ("max_sessions", re.max_sessions),
+    ] {
+        if value == 0 {
+            problems.push(Problem::value(
+                section.key(field),
+                format!("{field} must be at least 1"),
+            ));
+        }
+    }
+    for (i, cipher) in re.ciphers.iter().enumerate() {
+        if cipher.is_empty() || cipher.contains(',') || cipher.chars().any(char::is_whitespace) {
+            problems.push(Problem::value(
+                section.key("ciphers").index(i),
+                format!(
+                    "`{cipher}` is not a cipher name: list each cipher as its own item, \
+                     e.g. `[aes128-gcm@openssh.com, chacha20-poly1305@openssh.com]`"
+                ),
+            ));
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Running one command on one host: the remote command line, stdin, output
+//! capture, and a timeout that really stops the remote process tree.
+//!
+//! # The remote command line
+//!
+//! sshd runs an exec request as `$SHELL -c STRING`. remex sends
+//!
+//! ```text
+//! exec env REMEX_RUN_ID=<tag> K=V… "${SHELL:-/bin/sh}" -c '<cd -- DIR || exit 126; COMMAND>'
+//! ```
+//!
+//! so that `--env` reaches the command even when sshd's `AcceptEnv` refuses
+//! it, `--cwd` failing stops the command, and every process of the command
+//! carries a tag in its initial environment. An argv is quoted in
+//! [`crate::quote`]; a raw string (`--raw`) is passed to the inner shell as is.
+//!
+//! # Timeouts
+//!
+//! When the timeout fires, remex sends the session a `TERM` signal request
+//! (sshd ≥ 8.1 passes it to the session's process group), then runs a small
+//! reaper on a second channel that finds every process whose environment
+//! carries the tag (`/proc/PID/environ`), sends it `TERM`, and `KILL`s what is
+//! left after 300 ms, and finally closes the channel. Processes that start a
+//! new session *and* scrub their environment escape this (as they escape any
+//! tool short of a cgroup); everything else, children and grandchildren
+//! included, is gone when the outcome is reported.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::{ChannelMsg, Sig};
+use tokio::time::Instant;
+
+use crate::connection::Connection;
+use crate::quote;
+use crate::report::{Captured, ErrorKind, Failure};
+
+/// The environment variable that tags every process of a remex command.
+pub const TAG_VAR: &str = "REMEX_RUN_ID";
+
+/// Default cap on each of stdout and stderr: 16 MiB.
+pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Words quoted for the remote shell, so each arrives as one argument.
+    Argv(Vec<String>),
+    /// One shell string passed as is (`--raw`).
+    Raw(String),
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Watches a run as it happens (for `--stream` and progressive output).
+pub trait Observer: Send + Sync {
+    /// A whole line (without its `\n`) arrived from `host`; a last line without
+    /// a newline is delivered when the stream ends.
+    fn line(&self, _host: &str, _stream: Stream, _line: &[u8]) {}
+    /// `host` is finished.
+    fn done(&self, _outcome: &crate::report::HostOutcome) {}
+}
+
+/// A command and how to run it, built like `std::process::Command`.
+///
+/// ```
+/// use remex::exec::Exec;
+/// use std::time::Duration;
+/// let exec = Exec::argv(["systemctl", "restart", "nginx"])
+///     .env("LC_ALL", "C")
+///     .timeout(Duration::from_secs(30));
+/// ```
+#[derive(Clone)]
+pub struct Exec {
+    /// The command.
+    pub command: Command,
+    /// Extra environment, set by `env` on the remote side (not `SendEnv`:
+    /// sshd's `AcceptEnv` cannot refuse it).
+    pub env: Vec<(String, String)>,
+    /// Working directory; the command fails with status 126 if `cd` fails.
+    pub cwd: Option<String>,
+    /// Bytes fed to the command's stdin, the same for every host; `None`
+    /// closes stdin at once.
+    pub stdin: Option<Arc<Vec<u8>>>,
+    /// Ask for a pseudo-terminal (`ssh -t`). stdout and stderr are merged.
+    pub pty: bool,
+    /// Per-command timeout; `None` uses the config's `command_timeout`.
+    pub timeout: Option<Duration>,
+    /// Cap on each of stdout and stderr, in bytes ([`DEFAULT_MAX_OUTPUT`]).
+    pub max_output: usize,
+    /// Receives lines and completions as they happen.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for Exec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exec")
+            .field("command", &self.command)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("cwd", &self.cwd)
+            .field("pty", &self.pty)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exec {
+    fn new(command: Command) -> Self {
+        Exec {
+            command,
+            env: Vec::new(),
+            cwd: None,
+            stdin: None,
+            pty: false,
+            timeout: None,
+            max_output: DEFAULT_MAX_OUTPUT,
+            observer: None,
+        }
+    }
+
+    /// Runs `argv`: each word arrives as one argument, never re-split or
+    /// expanded.
+    pub fn argv<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Exec::new(Command::Argv(argv.into_iter().map(Into::into).collect()))
+    }
+
+    /// Runs one shell string as is: the caller is responsible for quoting.
+    pub fn raw(script: impl Into<String>) -> Self {
+        Exec::new(Command::Raw(script.into()))
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, dir: impl Into<String>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Feeds `bytes` to stdin.
+    pub fn stdin(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(Arc::new(bytes));
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Requests a pseudo-terminal.
+    pub fn pty(mut self, pty: bool) -> Self {
+        self.pty = pty;
+        self
+    }
+
+    /// Sets the output cap.
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.max_output = bytes;
+        self
+    }
+
+    /// Sets the observer.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Checks what can be checked before contacting any host.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Command::Argv(argv) = &self.command
+            && argv.is_empty()
+        {
+            return Err("no command given".into());
+        }
+        if let Command::Raw(raw) = &self.command
+            && raw.trim().is_empty()
+        {
+            return Err("the raw command is empty".into());
+        }
+        for (key, _) in &self.env {
+            let mut chars = key.chars();
+            let valid = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "invalid environment variable name `{key}`: use letters, digits and `_`, not starting with a digit"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The string sent in the SSH exec request (see the module docs).
+    pub fn remote_command(&self, tag: &str) -> String {
+        let mut inner = String::new();
+        if let Some(dir) = &self.cwd {
+            inner.push_str(&format!("cd -- {} || exit 126\n", quote::quote(dir)));
+        }
+        match &self.command {
+            Command::Argv(argv) => inner.push_str(&quote::join(argv)),
+            Command::Raw(raw) => inner.push_str(raw),
+        }
+        let mut line = format!("exec env {TAG_VAR}={tag}");
+        for (key, value) in &self.env {
+            line.push(' ');
+            line.push_str(&quote::quote(&format!("{key}={value}")));
+        }
+        line.push_str(" \"${SHELL:-/bin/sh}\" -c ");
+        line.push_str(&quote::quote(&inner));
+        line
+    }
+}
+
+/// What one command did on one host.
+#[derive(Debug, Default)]
+pub struct Ran {
+    /// Exit status, if it exited.
+    pub exit_code: Option<u32>,
+    /// Signal name, if a signal ended it.
+    pub signal: Option<String>,
+    /// Standard output, capped.
+    pub stdout: Captured,
+    /// Standard error, capped.
+    pub stderr: Captured,
+    /// Why it did not succeed.
+    pub error: Option<Failure>,
+}
+
+/// Splits a byte stream into lines for an [`Observer`].
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    fn push(&mut self, data: &[u8], mut emit: impl FnMut(&[u8])) {
+        self.pending.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(offset) = self.pending[start..].iter().position(|&b| b == b'\n') {
+            emit(&self.pending[start..start + offset]);
+            start += offset + 1;
+        }
+        self.pending.drain(..start);
+    }
+
+    fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+        if !self.pending.is_empty() {
+            emit(&self.pending);
+            self.pending.clear();
+        }
+    }
+}
+
+/// A fresh random tag for [`TAG_VAR`].
+fn new_tag() -> String {
+    let bytes: [u8; 12] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `exec` on `conn`. `timeout` is the effective timeout (the request's
+/// or the config's). Never returns `Err`: every failure is in the outcome.
+pub async fn run(conn: &Connection, exec: &Exec, host: &str, timeout: Duration) -> Ran {
+    let mut ran = Ran::default();
+    let session = match conn.session().await {
+        Ok(session) => session,
+        Err(failure) => {
+            ran.error = Some(failure);
+            return ran;
+        }
+    };
+    let tag = new_tag();
+    // `_slot` keeps the connection's session slot until this command is done.
+    let crate::connection::Session {
+        channel,
+        slot: _slot,
+    } = session;
+    let io = |what: &str, e: russh::Error| Failure::new(ErrorKind::Io, format!("{what}: {e}"));
+    if exec.pty
+        && let Err(e) = channel
+            .request_pty(false, "xterm", 80, 24, 0, 0, &[])
+            .await
+    {
+        ran.error = Some(io("requesting a pty", e));
+        return ran;
+    }
+    if let Err(e) = channel.exec(true, exec.remote_command(&tag)).await {
+        ran.error = Some(io("sending the command", e));
+        return ran;
+    }
+    let (mut reader, writer) = channel.split();
+    let writer = Arc::new(writer);
+    let feeder = {
+        let writer = writer.clone();
+        let stdin = exec.stdin.clone();
+        tokio::spawn(async move {
+            if let Some(bytes) = stdin {
+                writer.data(&bytes[..]).await?;
+            }
+            writer.eof().await
+        })
+    };
+
+    let deadline = Instant::now() + timeout;
+    let mut lines = [Lines::default(), Lines::default()];
+    let emit = |stream: Stream, line: &[u8]| {
+        if let Some(observer) = &exec.observer {
+            observer.line(host, stream, line);
+        }
+    };
+    let mut timed_out = false;
+    let mut closed = false;
+    loop {
+        let msg = tokio::select! {
+            msg = reader.wait() => msg,
+            () = tokio::time::sleep_until(deadline) => {
+                timed_out = true;
+                break;
+            }
+        };
+        match msg {
+            Some(ChannelMsg::Data { data }) => {
+                ran.stdout.push(&data, exec.max_output);
+                if exec.observer.is_some() {
+                    lines[0].push(&data, |l| emit(Stream::Stdout, l));
+                }
+            }
+            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                ran.stderr.push(&data, exec.max_output);
+                if exec.observer.is_some() {
+                    lines[1].push(&data, |l| emit(Stream::Stderr, l));
+                }
+            }
+            Some(ChannelMsg::ExitStatus { exit_status }) => ran.exit_code = Some(exit_status),
+            Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                ran.signal = Some(signal_text(&signal_name));
+            }
+            Some(ChannelMsg::Failure) => {
+                ran.error = Some(Failure::new(
+                    ErrorKind::Protocol,
+                    format!("{host} refused the exec request"),
+                ));
+            }
+            Some(ChannelMsg::Close) => {
+                closed = true;
+                break;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    lines[0].finish(|l| emit(Stream::Stdout, l));
+    lines[1].finish(|l| emit(Stream::Stderr, l));
+    feeder.abort();
+
+    if timed_out {
+        stop_remote(conn, &writer, &tag).await;
+        ran.error = Some(Failure::new(
+            ErrorKind::Timeout,
+            format!(
+                "command did not finish within {}; remex stopped it and its child processes",
+                humane(timeout)
+            ),
+        ));
+        return ran;
+    }
+    if !closed {
+        let _ = writer.close().await;
+    }
+    if ran.error.is_none() {
+        ran.error = match (ran.exit_code, &ran.signal) {
+            (Some(0), _) => None,
+            (Some(code), _) => Some(Failure::new(
+                ErrorKind::Exit,
+                format!("command exited with status {code}"),
+            )),
+            (None, Some(signal)) => Some(Failure::new(
+                ErrorKind::Signal,
+                format!("command was killed by signal {signal}"),
+            )),
+            (None, None) if closed => Some(Failure::new(
+                ErrorKind::Protocol,
+                "the session closed without an exit status",
+            )),
+            (None, None) => Some(Failure::new(
+                ErrorKind::Io,
+                "the connection was lost while the command ran",
+            )),
+        };
+    }
+    ran
+}
+
+/// Stops a timed-out command and everything it started (see module docs).
+async fn stop_remote(
+    conn: &Connection,
+    writer: &russh::ChannelWriteHalf<russh::client::Msg>,
+    tag: &str,
+) {
+    let _ = writer.signal(Sig::TERM).await;
+    let reaper = format!(
+        "sig=TERM; for round in 1 2 3 4; do \
+           pids=$(grep -lzxF {TAG_VAR}={tag} /proc/[0-9]*/environ 2>/dev/null | sed 's,^/proc/\\([0-9]*\\)/environ$,\\1,'); \
+           [ -n \"$pids\" ] || exit 0; kill -$sig $pids 2>/dev/null; sleep 0.3; sig=KILL; \
+         done"
+    );
+    match tokio::time::timeout(Duration::from_secs(10), conn.run_quiet(&reaper)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(failure)) => tracing::warn!(
+            host = %conn.endpoint().name,
+            "could not run the process reaper after a timeout: {}",
+            failure.message
+        ),
+        Err(_) => tracing::warn!(host = %conn.endpoint().name, "the process reaper timed out"),
+    }
+    let _ = writer.close().await;
+}
+
+fn signal_text(sig: &Sig) -> String {
+    match sig {
+        Sig::Custom(name) => name.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `1.5s`, `2m`, … for messages.
+pub fn humane(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 60_000 == 0 && ms >= 60_000 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_command_quotes_everything_once() {
+        let exec = Exec::argv(["printf", "%s\\n", "a b", "$(id)"])
+            .env("GREETING", "hello world")
+            .cwd("/tmp/my dir");
+        let line = exec.remote_command("abc");
+        assert_eq!(
+            line,
+            r#"exec env REMEX_RUN_ID=abc 'GREETING=hello world' "${SHELL:-/bin/sh}" -c 'cd -- '\''/tmp/my dir'\'' || exit 126
+printf '\''%s\n'\'' '\''a b'\'' '\''$(id)'\'''"#
+        );
+    }
+
+    #[test]
+    fn remote_command_runs_in_a_real_shell() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let exec = Exec::argv(["sh", "-c", "printf '%s|%s|%s' \"$GREETING\" \"$1\" \"$(pwd)\"", "x", "$HOME;`id`"])
+            .env("GREETING", "it's 'quoted'")
+            .cwd(dir.path().to_string_lossy());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(exec.remote_command("t1"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text,
+            format!("it's 'quoted'|$HOME;`id`|{}", dir.path().display())
+        );
+    }
+
+    #[test]
+    fn a_failing_cwd_stops_the_command() {
+        let exec = Exec::argv(["echo", "ran"]).cwd("/nonexistent/remex");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(exec.remote_command("t2"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(126));
+        assert!(out.stdout.is_empty());
+    }
+
+    #[test]
+    fn validation() {
+        assert!(Exec::argv(Vec::<String>::new()).validate().is_err());
+        assert!(Exec::raw("  ").validate().is_err());
+        assert!(Exec::argv(["true"]).env("1BAD", "x").validate().is_err());
+        assert!(Exec::argv(["true"]).env("A-B", "x").validate().is_err());
+        assert!(Exec::argv(["true"]).env("_OK1", "x").validate().is_ok());
+    }
+
+    #[test]
+    fn lines_split_across_chunks() {
+        let mut lines = Lines::default();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        lines.push(b"ab", |l| got.push(l.to_vec()));
+        lines.push(b"c\nde\n\nf", |l| got.push(l.to_vec()));
+        lines.finish(|l| got.push(l.to_vec()));
+        assert_eq!(got, vec![b"abc".to_vec(), b"de".to_vec(), b"".to_vec(), b"f".to_vec()]);
+    }
+
+    #[test]
+    fn humane_durations() {
+        assert_eq!(humane(Duration::from_secs(2)), "2s");
+        assert_eq!(humane(Duration::from_secs(300)), "5m");
+        assert_eq!(humane(Duration::from_millis(1500)), "1.5s");
+    }
+}

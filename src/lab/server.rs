@@ -1,0 +1,523 @@
+//! The server of one lab host, OpenSSH `sshd` or Dropbear: its binaries,
+//! host keys, configuration, start and readiness.
+//!
+//! Every host runs its own server process, in its own process group (so
+//! it outlives `remex lab up` and ignores the terminal's Ctrl-C), with
+//! stdin from /dev/null and stdout and stderr appended to
+//! `DIR/hosts/NAME/sshd.log`.
+//!
+//! A host is *ready* when (1) its server has written its pid file, which
+//! both servers do only after binding the listening socket, so the
+//! address is ours and not another lab's, and (2) a TCP connection to it
+//! receives an `SSH-2.0-` banner.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use russh::keys::{Algorithm, PrivateKey, ssh_key};
+
+use super::layout::{self, Layout};
+use super::{LabError, ServerKind};
+
+/// Where OpenSSH's server is; sshd re-executes itself, so the path must
+/// be absolute.
+pub const SSHD: &str = "/usr/sbin/sshd";
+/// Where Dropbear's server is.
+pub const DROPBEAR: &str = "/usr/sbin/dropbear";
+/// The OpenSSH → Dropbear key converter.
+pub const DROPBEARCONVERT: &str = "/usr/bin/dropbearconvert";
+/// The directory a root sshd needs for privilege separation.
+const PRIVSEP_DIR: &str = "/run/sshd";
+
+/// How long one readiness probe may take to connect or to read a banner.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often readiness is checked again.
+const POLL: Duration = Duration::from_millis(10);
+/// How many lines of a server's log an error quotes.
+const LOG_TAIL_LINES: usize = 20;
+
+/// The programs a server kind needs.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The server itself.
+    pub server: PathBuf,
+    /// `dropbearconvert`, for Dropbear labs only.
+    pub convert: Option<PathBuf>,
+}
+
+/// Finds the programs `kind` needs, or says which package to install.
+pub fn locate(kind: ServerKind) -> Result<Binaries, LabError> {
+    let require = |program: &'static str, path: &str, package: &'static str| {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(LabError::SshdMissing {
+                program,
+                path,
+                package,
+            })
+        }
+    };
+    Ok(match kind {
+        ServerKind::OpenSsh => Binaries {
+            server: require("sshd", SSHD, "openssh-server")?,
+            convert: None,
+        },
+        ServerKind::Dropbear => Binaries {
+            server: require("dropbear", DROPBEAR, "dropbear-bin")?,
+            convert: Some(require("dropbearconvert", DROPBEARCONVERT, "dropbear-bin")?),
+        },
+    })
+}
+
+/// Creates `/run/sshd` (0755) if an OpenSSH lab runs as root and it is
+/// missing: sshd refuses to start without it.
+pub fn prepare_runtime(kind: ServerKind, euid: u32) -> Result<(), LabError> {
+    if kind != ServerKind::OpenSsh || euid != 0 || Path::new(PRIVSEP_DIR).is_dir() {
+        return Ok(());
+    }
+    match fs::DirBuilder::new().mode(0o755).create(PRIVSEP_DIR) {
+        Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+            Err(LabError::io("create", Path::new(PRIVSEP_DIR), error))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A new ed25519 key.
+pub fn generate_key() -> Result<PrivateKey, LabError> {
+    PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(LabError::key)
+}
+
+/// `key`'s public half as `ssh-ed25519 AAAA…`, without a comment.
+pub fn public_line(key: &PrivateKey) -> Result<String, LabError> {
+    let mut public = key.public_key().clone();
+    public.set_comment("");
+    Ok(public.to_openssh().map_err(LabError::key)?.trim().to_owned())
+}
+
+/// Writes `key` to `path` in OpenSSH format, mode 0600.
+pub fn write_private_key(key: &PrivateKey, path: &Path) -> Result<(), LabError> {
+    let text = key
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(LabError::key)?;
+    write_file(path, text.as_bytes(), 0o600)
+}
+
+/// Writes `contents` to `path` (replacing it) and sets its mode.
+pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), LabError> {
+    let result = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .and_then(|mut file| {
+            file.write_all(contents)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))
+        });
+    result.map_err(|source| LabError::io("write", path, source))
+}
+
+/// Gives every host a directory and a new host key, and returns each
+/// host's public key line (for known_hosts). Dropbear keys are converted
+/// with `dropbearconvert`, all hosts at once.
+pub fn write_host_keys(
+    kind: ServerKind,
+    binaries: &Binaries,
+    layout: &Layout,
+    names: &[String],
+) -> Result<Vec<String>, LabError> {
+    let mut public_keys = Vec::with_capacity(names.len());
+    for name in names {
+        let dir = layout.host_dir(name);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|source| LabError::io("create", &dir, source))?;
+        let key = generate_key()?;
+        write_private_key(&key, &layout.host_key(name))?;
+        public_keys.push(public_line(&key)?);
+    }
+    if let (ServerKind::Dropbear, Some(convert)) = (kind, &binaries.convert) {
+        let commands = names.iter().map(|name| {
+            let output = layout.dropbear_host_key(name);
+            // dropbearconvert refuses to overwrite.
+            let _ = fs::remove_file(&output);
+            let mut command = Command::new(convert);
+            command
+                .arg("openssh")
+                .arg("dropbear")
+                .arg(layout.host_key(name))
+                .arg(output);
+            command
+        });
+        for (name, output) in names.iter().zip(run_all(commands)) {
+            let output = output.map_err(|source| LabError::io("run", convert, source))?;
+            if !output.status.success() {
+                return Err(LabError::KeyConversion {
+                    host: name.clone(),
+                    message: output_text(&output),
+                });
+            }
+        }
+    }
+    Ok(public_keys)
+}
+
+/// Writes a host's server configuration for `listen` (OpenSSH only;
+/// Dropbear takes everything as arguments).
+pub fn write_config(
+    kind: ServerKind,
+    layout: &Layout,
+    name: &str,
+    listen: SocketAddrV4,
+) -> Result<(), LabError> {
+    if kind != ServerKind::OpenSsh {
+        return Ok(());
+    }
+    let text = layout::sshd_config(
+        listen,
+        &layout.host_key(name),
+        &layout.pid_file(name),
+        &layout.authorized_keys(),
+    );
+    write_file(&layout.sshd_config(name), text.as_bytes(), 0o644)
+}
+
+/// Checks every host's configuration with `sshd -t`, all at once, and
+/// returns sshd's own message for the first one it rejects.
+pub fn validate(
+    kind: ServerKind,
+    server: &Path,
+    layout: &Layout,
+    names: &[String],
+) -> Result<(), LabError> {
+    if kind != ServerKind::OpenSsh {
+        return Ok(());
+    }
+    let commands = names.iter().map(|name| {
+        let mut command = Command::new(server);
+        command.arg("-t").arg("-f").arg(layout.sshd_config(name));
+        command
+    });
+    for (name, output) in names.iter().zip(run_all(commands)) {
+        let output = output.map_err(|source| LabError::io("run", server, source))?;
+        if !output.status.success() {
+            return Err(LabError::BadServerConfig {
+                host: name.clone(),
+                path: layout.sshd_config(name),
+                message: output_text(&output),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Starts a host's server. Removes its old pid file first, so that the
+/// pid file is proof that this server bound the address.
+pub fn spawn(
+    kind: ServerKind,
+    server: &Path,
+    layout: &Layout,
+    name: &str,
+    listen: SocketAddrV4,
+) -> Result<Child, LabError> {
+    let pid_file = layout.pid_file(name);
+    match fs::remove_file(&pid_file) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            return Err(LabError::io("remove", &pid_file, error));
+        }
+        _ => {}
+    }
+    let log_path = layout.log(name);
+    let log = File::create(&log_path).map_err(|source| LabError::io("create", &log_path, source))?;
+    let stdout = log
+        .try_clone()
+        .map_err(|source| LabError::io("open", &log_path, source))?;
+    let mut command = Command::new(server);
+    match kind {
+        ServerKind::OpenSsh => {
+            command
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(layout.sshd_config(name));
+        }
+        ServerKind::Dropbear => {
+            command.args(layout::dropbear_args(
+                listen,
+                &layout.dropbear_host_key(name),
+                &pid_file,
+            ));
+        }
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| LabError::io("start", server, source))
+}
+
+/// Lets a thread wait for `child`, so that once it exits it does not
+/// stay a zombie of this process (which would keep its pid "alive" for a
+/// `down` called from this process). When this process exits first, the
+/// server is re-parented and the init process reaps it.
+pub fn reap_in_background(mut child: Child) {
+    let spawned = thread::Builder::new()
+        .name(format!("remex-lab-reap-{}", child.id()))
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = child.wait();
+        });
+    if let Err(error) = spawned {
+        tracing::debug!(%error, "cannot start a reaper thread; the server will be reaped on exit");
+    }
+}
+
+/// Stops servers this call started and still holds: SIGKILL and wait.
+pub fn kill_all(children: &mut Vec<Child>) {
+    for child in children.iter_mut() {
+        let _ = child.kill();
+    }
+    for mut child in children.drain(..) {
+        let _ = child.wait();
+    }
+}
+
+/// A host to wait for.
+#[derive(Debug, Clone)]
+pub struct Pending<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Where its server should listen.
+    pub listen: SocketAddrV4,
+}
+
+/// How waiting for servers ended.
+#[derive(Debug)]
+pub enum Readiness {
+    /// Every server listens and sent its banner.
+    Ready,
+    /// A server could not bind: another process took the port meanwhile.
+    PortTaken,
+    /// A server failed for another reason.
+    Failed(LabError),
+}
+
+/// Waits until every server in `children` (in the order of `hosts`) is
+/// ready, or one fails, or `deadline` passes.
+pub fn wait_ready(
+    layout: &Layout,
+    children: &mut [Child],
+    hosts: &[Pending<'_>],
+    timeout: Duration,
+) -> Readiness {
+    let deadline = Instant::now() + timeout;
+    for (child, host) in children.iter_mut().zip(hosts) {
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    let log = layout.log(host.name);
+                    let log_tail = log_tail(&log);
+                    if is_bind_failure(&log_tail) {
+                        return Readiness::PortTaken;
+                    }
+                    return Readiness::Failed(LabError::ServerExited {
+                        host: host.name.to_owned(),
+                        status: status.to_string(),
+                        log,
+                        log_tail,
+                    });
+                }
+                Ok(None) => {}
+                Err(source) => {
+                    return Readiness::Failed(LabError::io(
+                        "wait for the server of",
+                        &layout.host_dir(host.name),
+                        source,
+                    ));
+                }
+            }
+            if wrote_pid_file(&layout.pid_file(host.name), child.id())
+                && sends_banner(host.listen)
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let log = layout.log(host.name);
+                return Readiness::Failed(LabError::NotReady {
+                    host: host.name.to_owned(),
+                    address: host.listen,
+                    timeout,
+                    log_tail: log_tail(&log),
+                    log,
+                });
+            }
+            thread::sleep(POLL);
+        }
+    }
+    Readiness::Ready
+}
+
+/// Whether the pid file holds `pid`.
+fn wrote_pid_file(path: &Path, pid: u32) -> bool {
+    fs::read_to_string(path).is_ok_and(|text| text.trim().parse() == Ok(pid))
+}
+
+/// Whether a connection to `address` receives an `SSH-2.0-` banner line.
+fn sends_banner(address: SocketAddrV4) -> bool {
+    let Ok(stream) = TcpStream::connect_timeout(&SocketAddr::V4(address), PROBE_TIMEOUT) else {
+        return false;
+    };
+    if stream.set_read_timeout(Some(PROBE_TIMEOUT)).is_err() {
+        return false;
+    }
+    let mut line = Vec::new();
+    // RFC 4253 allows lines before the banner; a lab server sends none.
+    let read = BufReader::new(stream.take(256)).read_until(b'\n', &mut line);
+    read.is_ok() && line.starts_with(b"SSH-2.0-")
+}
+
+/// Whether a server's log says it could not bind its address.
+fn is_bind_failure(log: &str) -> bool {
+    [
+        "Address already in use",
+        "Cannot bind any address",
+        "No listening ports available",
+        "Failed listening",
+    ]
+    .iter()
+    .any(|needle| log.contains(needle))
+}
+
+/// The last lines of a log file, for error messages.
+pub fn log_tail(path: &Path) -> String {
+    let Ok(bytes) = fs::read(path) else {
+        return "(no log)".to_owned();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(LOG_TAIL_LINES);
+    let tail = lines.get(start..).unwrap_or_default().join("\n");
+    if tail.is_empty() {
+        "(empty log)".to_owned()
+    } else {
+        tail
+    }
+}
+
+/// Finds a port that is free on every address: the kernel picks a free
+/// port on 127.0.0.1, then each address is bound on it to check. A later
+/// race with another process is caught when a server fails to bind.
+pub fn pick_port(addresses: &[Ipv4Addr]) -> Result<u16, LabError> {
+    const TRIES: usize = 20;
+    for _ in 0..TRIES {
+        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|source| LabError::io("bind", Path::new("127.0.0.1:0"), source))?;
+        let port = probe
+            .local_addr()
+            .map_err(|source| LabError::io("bind", Path::new("127.0.0.1:0"), source))?
+            .port();
+        let held: Result<Vec<TcpListener>, io::Error> = addresses
+            .iter()
+            .map(|address| TcpListener::bind((*address, port)))
+            .collect();
+        if held.is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(LabError::NoFreePort {
+        hosts: addresses.len(),
+        attempts: TRIES,
+    })
+}
+
+/// Spawns every command, then waits for them all, so that many short
+/// programs run in parallel.
+fn run_all(commands: impl Iterator<Item = Command>) -> Vec<io::Result<Output>> {
+    let children: Vec<io::Result<Child>> = commands
+        .map(|mut command| {
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| child?.wait_with_output())
+        .collect()
+}
+
+/// A program's stderr and stdout, for an error message.
+fn output_text(output: &Output) -> String {
+    let mut text = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !stdout.trim().is_empty() {
+        text.push('\n');
+        text.push_str(stdout.trim());
+    }
+    if text.is_empty() {
+        text = format!("(no output; {})", output.status);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn bind_failures_of_both_servers_are_recognised() {
+        assert!(is_bind_failure(
+            "Bind to port 4 on 127.0.0.2 failed: Address already in use.\nCannot bind any address."
+        ));
+        assert!(is_bind_failure("[9] Early exit: No listening ports available."));
+        assert!(!is_bind_failure("Missing privilege separation directory: /run/sshd"));
+    }
+
+    #[test]
+    fn a_picked_port_is_free_on_every_address() {
+        let addresses: Vec<Ipv4Addr> = (0..8).filter_map(layout::host_address).collect();
+        let port = pick_port(&addresses).unwrap();
+        for address in addresses {
+            drop(TcpListener::bind((address, port)).unwrap());
+        }
+    }
+
+    #[test]
+    fn public_lines_have_no_comment() {
+        let mut key = generate_key().unwrap();
+        key.set_comment("someone@somewhere");
+        let line = public_line(&key).unwrap();
+        assert!(line.starts_with("ssh-ed25519 AAAA"), "{line}");
+        assert_eq!(line.split(' ').count(), 2, "{line}");
+    }
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let text: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        fs::write(&path, text).unwrap();
+        let tail = log_tail(&path);
+        assert!(tail.starts_with("line 10\n"), "{tail}");
+        assert!(tail.ends_with("line 29"), "{tail}");
+        assert_eq!(log_tail(&dir.path().join("missing")), "(no log)");
+    }
+}

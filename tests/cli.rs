@@ -1,0 +1,496 @@
+//! The `remex` binary against labs of real OpenSSH sshd hosts.
+
+mod util;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use util::{Remex, TestLab, processes_matching};
+
+fn results(json: &Value) -> &Vec<Value> {
+    json["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results array in {json}"))
+}
+
+#[test]
+fn exec_runs_on_every_host_and_prints_prefixed_lines() {
+    let lab = TestLab::new(6);
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "echo", "hello from", "remex"])
+        .run()
+        .expect_code(0);
+    let stdout = run.stdout();
+    for host in &lab.lab.hosts {
+        assert!(
+            stdout.contains(&format!("{}: hello from remex\n", host.name)),
+            "no line for {} in:\n{stdout}",
+            host.name
+        );
+    }
+    assert_eq!(stdout.lines().count(), 6, "{stdout}");
+    assert!(run.stderr().contains("6 hosts: 6 ok"), "{}", run.stderr());
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let lab = TestLab::new(2);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01,vm02", "--", "sh", "-c", "echo out; echo err >&2"])
+        .run()
+        .expect_code(0);
+    let json = run.json();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["operation"], "exec");
+    assert_eq!(json["summary"]["total"], 2);
+    assert_eq!(json["summary"]["ok"], 2);
+    assert_eq!(json["summary"]["failed"], 0);
+    let first = &results(&json)[0];
+    assert_eq!(first["host"], "vm01");
+    assert_eq!(first["address"], "127.0.0.2");
+    assert_eq!(first["port"], lab.port());
+    assert_eq!(first["ok"], true);
+    assert_eq!(first["exit_code"], 0);
+    assert_eq!(first["signal"], Value::Null);
+    assert_eq!(first["stdout"], "out\n");
+    assert_eq!(first["stderr"], "err\n");
+    assert_eq!(first["truncated"], false);
+    assert!(first["duration_ms"].is_u64());
+    assert_eq!(first["error"], Value::Null);
+    assert!(first.get("stdout_base64").is_none());
+    assert_eq!(results(&json)[1]["host"], "vm02");
+    // Nothing but the JSON document on stdout.
+    assert_eq!(run.stdout().lines().count(), 1);
+}
+
+#[test]
+fn a_failing_host_does_not_stop_the_others_and_exits_1() {
+    let lab = TestLab::new(3);
+    let run = lab
+        .remex()
+        .args([
+            "--json",
+            "exec",
+            "all",
+            "--raw",
+            r#"case "$SSH_CONNECTION" in *" 127.0.0.3 "*) exit 3;; esac; echo fine"#,
+        ])
+        .run()
+        .expect_code(1);
+    let json = run.json();
+    let res = results(&json);
+    assert_eq!(res[0]["stdout"], "fine\n");
+    assert_eq!(res[1]["ok"], false);
+    assert_eq!(res[1]["exit_code"], 3);
+    assert_eq!(res[1]["error"]["kind"], "exit");
+    assert_eq!(res[2]["ok"], true);
+    assert_eq!(json["summary"]["failed"], 1);
+}
+
+#[test]
+fn output_is_capped_and_flagged() {
+    let lab = TestLab::new(1);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--max-output", "1000", "--", "head", "-c", "100000", "/dev/zero"])
+        .run()
+        .expect_code(0);
+    let json = run.json();
+    let first = &results(&json)[0];
+    assert_eq!(first["truncated"], true);
+    assert_eq!(first["stdout"].as_str().map(str::len), Some(1000));
+}
+
+#[test]
+fn non_utf8_output_survives_in_base64() {
+    let lab = TestLab::new(1);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--", "printf", r"a\377\376b"])
+        .run()
+        .expect_code(0);
+    let json = run.json();
+    let first = &results(&json)[0];
+    assert_eq!(first["stdout"], "a\u{FFFD}\u{FFFD}b");
+    assert_eq!(first["stdout_base64"], "Yf/+Yg==");
+}
+
+#[test]
+fn stdin_env_and_cwd_reach_the_command() {
+    let lab = TestLab::new(2);
+    let input = lab.path().join("input.txt");
+    std::fs::write(&input, "line one\nline two\n").unwrap_or_else(|e| panic!("{e}"));
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "all", "--stdin"])
+        .arg(&input)
+        .args(["--", "cat"])
+        .run()
+        .expect_code(0);
+    for r in results(&run.json()) {
+        assert_eq!(r["stdout"], "line one\nline two\n");
+    }
+
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--stdin", "-", "--", "wc", "-c"])
+        .stdin(b"12345")
+        .run()
+        .expect_code(0);
+    assert_eq!(results(&run.json())[0]["stdout"].as_str().map(str::trim), Some("5"));
+
+    let run = lab
+        .remex()
+        .args([
+            "--json",
+            "exec",
+            "vm01",
+            "--env",
+            "GREETING=hello 'world' $(id)",
+            "--env",
+            "EMPTY=",
+            "--cwd",
+            "/tmp",
+            "--",
+            "sh",
+            "-c",
+            r#"printf '%s|%s|%s' "$GREETING" "${EMPTY-unset}" "$(pwd)""#,
+        ])
+        .run()
+        .expect_code(0);
+    assert_eq!(results(&run.json())[0]["stdout"], "hello 'world' $(id)||/tmp");
+
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--cwd", "/nonexistent/dir", "--", "true"])
+        .run()
+        .expect_code(1);
+    assert_eq!(results(&run.json())[0]["exit_code"], 126);
+}
+
+#[test]
+fn arguments_arrive_literally() {
+    let lab = TestLab::new(1);
+    let tricky = ["a b", "it's", "$(touch /tmp/remex-pwned)", "`id`", ";", "*", "", "x\ny", "héllo"];
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--", "printf", "%s\\0"])
+        .args(tricky)
+        .run()
+        .expect_code(0);
+    let out = results(&run.json())[0]["stdout"].as_str().unwrap_or_default().to_owned();
+    let words: Vec<&str> = out.split('\0').collect();
+    assert_eq!(&words[..tricky.len()], &tricky[..]);
+}
+
+#[test]
+fn a_timeout_stops_the_remote_command_and_its_children() {
+    let lab = TestLab::new(2);
+    // A child in the background, a grandchild in a new session, and the
+    // foreground sleep: all must be gone after the timeout.
+    let script = "sleep 7301 & setsid sleep 7302 & sh -c 'sleep 7303' & sleep 7304; echo never";
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "all", "--timeout", "1s", "--raw", script])
+        .run()
+        .expect_code(1);
+    let json = run.json();
+    for r in results(&json) {
+        assert_eq!(r["error"]["kind"], "timeout", "{r}");
+        assert_eq!(r["ok"], false);
+    }
+    assert_eq!(json["summary"]["timed_out"], 2);
+    assert!(run.elapsed < Duration::from_secs(20), "took {:?}", run.elapsed);
+    // remex reports only after the reaper ran; allow the kernel a moment to
+    // reap, then insist.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let left: Vec<_> = ["sleep 7301", "sleep 7302", "sleep 7303", "sleep 7304"]
+            .iter()
+            .flat_map(|needle| processes_matching(needle))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "remote processes survived the timeout: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn connect_timeout_against_a_silent_port() {
+    let lab = TestLab::new(1);
+    // Accepts TCP and never says a word: the SSH banner never comes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let _holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let config = lab.config_variant(
+        "silent.yml",
+        &[
+            (&format!("host: 127.0.0.2, port: {}", lab.port()), &format!("host: 127.0.0.1, port: {port}")),
+            ("connect_timeout: 10s", "connect_timeout: 1s"),
+        ],
+    );
+    let run = Remex::new()
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "exec", "vm01", "--", "true"])
+        .run()
+        .expect_code(1);
+    let json = run.json();
+    assert_eq!(results(&json)[0]["error"]["kind"], "connect_timeout");
+    assert!(run.elapsed < Duration::from_secs(10), "took {:?}", run.elapsed);
+}
+
+#[test]
+fn a_closed_port_is_a_connect_error() {
+    let lab = TestLab::new(1);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().map(|a| a.port()).unwrap_or_default()
+    };
+    let config = lab.config_variant(
+        "closed.yml",
+        &[(&format!("host: 127.0.0.2, port: {}", lab.port()), &format!("host: 127.0.0.1, port: {port}"))],
+    );
+    let run = Remex::new()
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "exec", "vm01", "--", "true"])
+        .run()
+        .expect_code(1);
+    let json = run.json();
+    let error = &results(&json)[0]["error"];
+    assert_eq!(error["kind"], "connect");
+    assert!(
+        error["message"].as_str().unwrap_or_default().contains("refused"),
+        "{error}"
+    );
+    assert_eq!(json["summary"]["unreachable"], 1);
+}
+
+/// The known_hosts line of a lab host, and the file.
+fn known_hosts(lab: &TestLab) -> (std::path::PathBuf, String) {
+    let path = lab.path().join("known_hosts");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    (path, text)
+}
+
+#[test]
+fn unknown_host_keys_are_refused_under_strict() {
+    let lab = TestLab::new(1);
+    let (path, _) = known_hosts(&lab);
+    std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
+    let run = lab.remex().args(["--json", "exec", "all", "--", "true"]).run().expect_code(1);
+    let json = run.json();
+    let error = &results(&json)[0]["error"];
+    assert_eq!(error["kind"], "host_key");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("unknown") && message.contains("SHA256:"), "{message}");
+    // Nothing was pinned by a strict run.
+    assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), "");
+}
+
+#[test]
+fn accept_new_pins_on_first_use_then_trusts() {
+    let lab = TestLab::new(2);
+    let (path, original) = known_hosts(&lab);
+    std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
+    let config = lab.config_variant("accept.yml", &[("host_key_policy: strict", "host_key_policy: accept-new")]);
+    let remex = || Remex::new().arg("--config").arg(&config);
+    remex().args(["exec", "all", "--", "true"]).run().expect_code(0);
+    let pinned = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(pinned.lines().count(), 2, "{pinned}");
+    for line in original.lines() {
+        let key = line.split_whitespace().nth(2).unwrap_or("?");
+        assert!(pinned.contains(key), "{key} not pinned in:\n{pinned}");
+    }
+    remex().args(["exec", "all", "--", "true"]).run().expect_code(0);
+    assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), pinned);
+}
+
+#[test]
+fn a_changed_host_key_is_refused_with_both_fingerprints() {
+    let lab = TestLab::new(2);
+    let (path, text) = known_hosts(&lab);
+    // Give vm01's pin vm02's key: vm01 now offers a key that differs from its pin.
+    let lines: Vec<&str> = text.lines().collect();
+    let vm02_key: Vec<&str> = lines[1].split_whitespace().skip(1).collect();
+    let vm01_pattern = lines[0].split_whitespace().next().unwrap_or_default();
+    std::fs::write(&path, format!("{vm01_pattern} {}\n{}\n", vm02_key.join(" "), lines[1]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for policy in ["strict", "accept-new"] {
+        let config = lab.config_variant(
+            &format!("{policy}.yml"),
+            &[("host_key_policy: strict", &format!("host_key_policy: {policy}"))],
+        );
+        let run = Remex::new()
+            .arg("--config")
+            .arg(&config)
+            .args(["--json", "exec", "all", "--", "true"])
+            .run()
+            .expect_code(1);
+        let json = run.json();
+        let error = &results(&json)[0]["error"];
+        assert_eq!(error["kind"], "host_key");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains("CHANGED"), "{message}");
+        assert_eq!(message.matches("SHA256:").count(), 2, "{message}");
+        assert_eq!(results(&json)[1]["ok"], true);
+    }
+}
+
+#[test]
+fn a_revoked_host_key_is_refused_even_when_pinned() {
+    let lab = TestLab::new(1);
+    let (path, text) = known_hosts(&lab);
+    let key: Vec<&str> = text.split_whitespace().skip(1).take(2).collect();
+    std::fs::write(&path, format!("{text}@revoked * {}\n", key.join(" "))).unwrap_or_else(|e| panic!("{e}"));
+    let run = lab.remex().args(["--json", "exec", "all", "--", "true"]).run().expect_code(1);
+    let json = run.json();
+    let error = &results(&json)[0]["error"];
+    assert_eq!(error["kind"], "host_key");
+    assert!(error["message"].as_str().unwrap_or_default().contains("@revoked"), "{error}");
+}
+
+#[test]
+fn auth_failure_is_reported_as_auth() {
+    let lab = TestLab::new(1);
+    // A valid key that the hosts don't know.
+    let other = lab.path().join("keys").join("stranger");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+    assert!(status.success());
+    let config = lab.config_variant("stranger.yml", &[("default_key: id_ed25519", "default_key: stranger")]);
+    let run = Remex::new()
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
+    let json = run.json();
+    let error = &results(&json)[0]["error"];
+    assert_eq!(error["kind"], "auth");
+    assert!(error["message"].as_str().unwrap_or_default().contains("stranger"), "{error}");
+}
+
+#[test]
+fn a_private_key_readable_by_others_is_refused() {
+    let lab = TestLab::new(1);
+    let key = lab.path().join("keys").join("id_ed25519");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = lab.remex().args(["--json", "exec", "all", "--", "true"]).run().expect_code(1);
+    let json = run.json();
+    let error = &results(&json)[0]["error"];
+    assert_eq!(error["kind"], "auth");
+    assert!(error["message"].as_str().unwrap_or_default().contains("chmod 600"), "{error}");
+}
+
+#[test]
+fn usage_and_config_errors_exit_2() {
+    let lab = TestLab::new(1);
+    let run = lab.remex().args(["exec", "vm1", "--", "true"]).run().expect_code(2);
+    assert!(run.stderr().contains("did you mean `vm01`"), "{}", run.stderr());
+    lab.remex().args(["exec", "all"]).run().expect_code(2);
+    lab.remex().args(["exec", "all", "--timeout", "soon", "--", "true"]).run().expect_code(2);
+
+    let bad = lab.path().join("bad.yml");
+    std::fs::write(&bad, "vms:\n  vm01: { host: 127.0.0.2, prot: 22 }\n").unwrap_or_else(|e| panic!("{e}"));
+    let run = Remex::new().arg("--config").arg(&bad).args(["exec", "all", "--", "true"]).run().expect_code(2);
+    let stderr = run.stderr();
+    assert!(stderr.contains(&format!("{}:2:", bad.display())), "{stderr}");
+    assert!(stderr.contains("prot"), "{stderr}");
+
+    let run = Remex::new()
+        .current_dir(lab.path())
+        .env("HOME", lab.path())
+        .args(["hosts", "list"])
+        .run()
+        .expect_code(2);
+    assert!(run.stderr().contains("configs/config.yml"), "{}", run.stderr());
+}
+
+#[test]
+fn hosts_list_and_check() {
+    let lab = TestLab::new(3);
+    let run = lab.remex().args(["--json", "hosts", "list"]).run().expect_code(0);
+    let json = run.json();
+    let hosts = json["hosts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(hosts.len(), 3);
+    assert_eq!(hosts[0]["name"], "vm01");
+    assert_eq!(hosts[0]["address"], "127.0.0.2");
+
+    let run = lab.remex().args(["hosts", "list"]).run().expect_code(0);
+    assert!(run.stdout().starts_with("NAME"), "{}", run.stdout());
+
+    let run = lab.remex().args(["--json", "hosts", "check", "all"]).run().expect_code(0);
+    let json = run.json();
+    for r in results(&json) {
+        assert_eq!(r["reachable"], true);
+        assert_eq!(r["host_key"], "pinned");
+        assert_eq!(r["auth"], true);
+        assert!(r["rtt_ms"].is_f64(), "{r}");
+        assert!(r["host_key_fingerprint"].as_str().unwrap_or_default().starts_with("SHA256:"));
+    }
+
+    let (path, _) = known_hosts(&lab);
+    std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
+    let run = lab.remex().args(["--json", "hosts", "check", "vm02"]).run().expect_code(1);
+    let json = run.json();
+    assert_eq!(results(&json)[0]["host_key"], "unknown");
+    assert_eq!(results(&json)[0]["reachable"], true);
+    assert_eq!(results(&json)[0]["auth"], false);
+}
+
+#[test]
+fn stream_mode_prints_whole_prefixed_lines() {
+    let lab = TestLab::new(3);
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--stream", "--", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.1; done"])
+        .run()
+        .expect_code(0);
+    let stdout = run.stdout();
+    assert_eq!(stdout.lines().count(), 9, "{stdout}");
+    for line in stdout.lines() {
+        assert!(
+            ["vm01: line", "vm02: line", "vm03: line"].iter().any(|p| line.starts_with(p)),
+            "mixed line: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn one_connection_serves_many_commands_in_a_process() {
+    let lab = TestLab::new(1);
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        let config = remex::config::Config::load(&lab.config()).unwrap_or_else(|e| panic!("{e}"));
+        let executor = remex::executor::Executor::new(config).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..20 {
+            let report = executor
+                .exec("vm01", &remex::exec::Exec::argv(["echo", &i.to_string()]))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(report.all_ok(), "{report:?}");
+            assert_eq!(report.results[0].stdout.bytes, format!("{i}\n").as_bytes());
+        }
+        executor.close().await;
+    });
+    let log = lab.sshd_log("vm01");
+    assert_eq!(log.matches("Accepted publickey").count(), 1, "{log}");
+}

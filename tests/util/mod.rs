@@ -1,0 +1,239 @@
+//! Test harness: labs of real sshd hosts (built by the library's own lab
+//! code, each in its own temp dir) and a runner for the real `remex` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use remex::lab::{self, Lab, LabSpec, ServerKind};
+
+/// A lab in a temp dir, stopped when dropped.
+pub struct TestLab {
+    pub lab: Lab,
+    /// Keeps the directory alive; removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestLab {
+    /// Starts `hosts` OpenSSH hosts. Fails loudly (with the install hint)
+    /// when sshd is missing: tests never skip for lack of a server.
+    pub fn new(hosts: usize) -> TestLab {
+        TestLab::with(hosts, ServerKind::OpenSsh, None)
+    }
+
+    pub fn with(hosts: usize, server: ServerKind, user: Option<String>) -> TestLab {
+        let dir = tempfile::Builder::new()
+            .prefix("remex-test-lab-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
+        let spec = LabSpec {
+            hosts,
+            dir: dir.path().to_path_buf(),
+            server,
+            user,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("tokio: {e}"));
+        let lab = runtime
+            .block_on(lab::up(&spec))
+            .unwrap_or_else(|e| panic!("\n\nSTARTING THE TEST LAB FAILED: {e}\n\n"));
+        TestLab { lab, dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.lab.config_path.clone()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.lab.hosts.first().map(|h| h.port).unwrap_or_default()
+    }
+
+    /// `remex --config <this lab's config> ARGS…`.
+    pub fn remex(&self) -> Remex {
+        Remex::new().args(["--config"]).arg(self.config())
+    }
+
+    /// The lab's config text.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.config()).unwrap_or_else(|e| panic!("reading config: {e}"))
+    }
+
+    /// Writes a variant of the lab's config to `name` in the lab dir, with
+    /// `from` replaced by `to`, and returns its path.
+    pub fn config_variant(&self, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+        let mut text = self.config_text();
+        for (from, to) in edits {
+            assert!(text.contains(from), "config has no `{from}`:\n{text}");
+            text = text.replacen(from, to, 1);
+        }
+        let path = self.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing config: {e}"));
+        path
+    }
+
+    /// The sshd log of a lab host.
+    pub fn sshd_log(&self, host: &str) -> String {
+        let path = self.path().join("hosts").join(host).join("sshd.log");
+        std::fs::read_to_string(&path).unwrap_or_default()
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        if let Err(e) = lab::down(self.dir.path()) {
+            eprintln!("stopping the test lab in {}: {e}", self.dir.path().display());
+        }
+    }
+}
+
+/// A `remex` invocation.
+pub struct Remex {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Remex {
+    pub fn new() -> Remex {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_remex"));
+        // Tests never depend on the invoking user's environment.
+        cmd.env_remove("REMEX_CONFIG")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("RUST_LOG")
+            .env_remove("REMEX_KEY_PASSPHRASE");
+        Remex { cmd, stdin: None }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Remex {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Remex
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Remex {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Remex {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: &[u8]) -> Remex {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        use std::io::Write as _;
+        self.cmd
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = self
+            .cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("running remex: {e}"));
+        if let (Some(bytes), Some(mut pipe)) = (self.stdin, child.stdin.take()) {
+            pipe.write_all(&bytes)
+                .unwrap_or_else(|e| panic!("writing remex's stdin: {e}"));
+        }
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("waiting for remex: {e}"));
+        Run {
+            output,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// A finished `remex` run.
+pub struct Run {
+    pub output: Output,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the exit status, showing the output when it differs.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "remex exited {} (expected {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    /// Parses stdout as one JSON document.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e})\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+}
+
+/// PIDs of local processes whose command line contains `needle` (the lab's
+/// hosts are this machine, so their processes are visible here).
+pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
