@@ -72,9 +72,21 @@ pub struct ConnectOptions {
 pub fn default_ciphers() -> Vec<russh::cipher::Name> {
     use russh::cipher::{AES_128_CTR, AES_128_GCM, AES_256_CTR, AES_256_GCM, CHACHA20_POLY1305};
     if has_aes_instructions() {
-        vec![AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305, AES_128_CTR, AES_256_CTR]
+        vec![
+            AES_128_GCM,
+            AES_256_GCM,
+            CHACHA20_POLY1305,
+            AES_128_CTR,
+            AES_256_CTR,
+        ]
     } else {
-        vec![CHACHA20_POLY1305, AES_128_GCM, AES_256_GCM, AES_128_CTR, AES_256_CTR]
+        vec![
+            CHACHA20_POLY1305,
+            AES_128_GCM,
+            AES_256_GCM,
+            AES_128_CTR,
+            AES_256_CTR,
+        ]
     }
 }
 
@@ -154,7 +166,9 @@ impl client::Handler for HostKeyCheck {
 
 impl HostKeyCheck {
     fn judge(&self, key: &PublicKey) -> Result<String, Failure> {
-        let Endpoint { name, host, port, .. } = &self.endpoint;
+        let Endpoint {
+            name, host, port, ..
+        } = &self.endpoint;
         let offered = fingerprint(key);
         let path = self.known_hosts_path.display();
         let refuse = |message: String| Err(Failure::new(ErrorKind::HostKey, message));
@@ -172,7 +186,10 @@ impl HostKeyCheck {
             HostKeyStatus::Unknown => match self.policy {
                 HostKeyPolicy::AcceptNew => {
                     known_hosts::append(&self.known_hosts_path, host, *port, key).map_err(|e| {
-                        Failure::new(ErrorKind::HostKey, format!("cannot pin the host key of {name}: {e}"))
+                        Failure::new(
+                            ErrorKind::HostKey,
+                            format!("cannot pin the host key of {name}: {e}"),
+                        )
                     })?;
                     tracing::info!(host = %name, %offered, "pinned new host key (accept-new)");
                     Ok(offered)
@@ -288,10 +305,7 @@ impl Connection {
                 format!("{} refused a session channel: {e}", self.endpoint.name),
             )
         })?;
-        Ok(Session {
-            channel,
-            slot,
-        })
+        Ok(Session { channel, slot })
     }
 
     /// SHA256 fingerprint of the verified host key.
@@ -372,8 +386,12 @@ async fn authenticate(
     use_agent: bool,
 ) -> Result<(), Failure> {
     let auth_failure = |message: String| Failure::new(ErrorKind::Auth, message);
-    let ssh_failure =
-        |e: russh::Error| Failure::new(ErrorKind::Connect, format!("connection lost during authentication: {e}"));
+    let ssh_failure = |e: russh::Error| {
+        Failure::new(
+            ErrorKind::Connect,
+            format!("connection lost during authentication: {e}"),
+        )
+    };
     let user = endpoint.user.as_str();
     let mut tried = Vec::new();
     match key {
@@ -421,8 +439,13 @@ fn agent_available() -> bool {
 }
 
 async fn try_agent(handle: &mut Handle<HostKeyCheck>, user: &str) -> Result<bool, String> {
-    let mut agent = AgentClient::connect_env().await.map_err(|e| e.to_string())?;
-    let identities = agent.request_identities().await.map_err(|e| e.to_string())?;
+    let mut agent = AgentClient::connect_env()
+        .await
+        .map_err(|e| e.to_string())?;
+    let identities = agent
+        .request_identities()
+        .await
+        .map_err(|e| e.to_string())?;
     for identity in identities {
         let AgentIdentity::PublicKey { key, .. } = identity else {
             continue;

@@ -295,9 +295,7 @@ pub async fn run(conn: &Connection, exec: &Exec, host: &str, timeout: Duration) 
     } = session;
     let io = |what: &str, e: russh::Error| Failure::new(ErrorKind::Io, format!("{what}: {e}"));
     if exec.pty
-        && let Err(e) = channel
-            .request_pty(false, "xterm", 80, 24, 0, 0, &[])
-            .await
+        && let Err(e) = channel.request_pty(false, "xterm", 80, 24, 0, 0, &[]).await
     {
         ran.error = Some(io("requesting a pty", e));
         return ran;
@@ -444,9 +442,9 @@ fn signal_text(sig: &Sig) -> String {
 /// `1.5s`, `2m`, … for messages.
 pub fn humane(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 60_000 == 0 && ms >= 60_000 {
+    if ms.is_multiple_of(60_000) && ms >= 60_000 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", d.as_secs_f64())
@@ -473,9 +471,15 @@ printf '\''%s\n'\'' '\''a b'\'' '\''$(id)'\'''"#
     #[test]
     fn remote_command_runs_in_a_real_shell() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let exec = Exec::argv(["sh", "-c", "printf '%s|%s|%s' \"$GREETING\" \"$1\" \"$(pwd)\"", "x", "$HOME;`id`"])
-            .env("GREETING", "it's 'quoted'")
-            .cwd(dir.path().to_string_lossy());
+        let exec = Exec::argv([
+            "sh",
+            "-c",
+            "printf '%s|%s|%s' \"$GREETING\" \"$1\" \"$(pwd)\"",
+            "x",
+            "$HOME;`id`",
+        ])
+        .env("GREETING", "it's 'quoted'")
+        .cwd(dir.path().to_string_lossy());
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(exec.remote_command("t1"))
@@ -516,7 +520,10 @@ printf '\''%s\n'\'' '\''a b'\'' '\''$(id)'\'''"#
         lines.push(b"ab", |l| got.push(l.to_vec()));
         lines.push(b"c\nde\n\nf", |l| got.push(l.to_vec()));
         lines.finish(|l| got.push(l.to_vec()));
-        assert_eq!(got, vec![b"abc".to_vec(), b"de".to_vec(), b"".to_vec(), b"f".to_vec()]);
+        assert_eq!(
+            got,
+            vec![b"abc".to_vec(), b"de".to_vec(), b"".to_vec(), b"f".to_vec()]
+        );
     }
 
     #[test]

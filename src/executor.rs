@@ -61,8 +61,11 @@ struct Inner {
     keys: KeyStore,
     /// One slot per host: its open connection, once there is one. The async
     /// mutex makes concurrent users of a host share one connection attempt.
-    pool: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>>>,
+    pool: std::sync::Mutex<HashMap<String, Slot>>,
 }
+
+/// A host's place in the pool: empty until connected.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
 impl Executor {
     /// An executor for `config`. It works on at most
@@ -158,7 +161,10 @@ impl Executor {
         let hosts = self.select(selector)?;
         let started = Instant::now();
         let results = self
-            .fan_out(hosts, |this, name| async move { this.check_one(&name).await })
+            .fan_out(
+                hosts,
+                |this, name| async move { this.check_one(&name).await },
+            )
             .await;
         let ok = results.iter().filter(|c| c.error.is_none()).count();
         Ok(CheckReport {
@@ -178,9 +184,15 @@ impl Executor {
         let endpoint = self.endpoint(name);
         let mut check = HostCheck {
             host: name.to_owned(),
-            address: endpoint.as_ref().map(|e| e.host.clone()).unwrap_or_default(),
+            address: endpoint
+                .as_ref()
+                .map(|e| e.host.clone())
+                .unwrap_or_default(),
             port: endpoint.as_ref().map(|e| e.port).unwrap_or_default(),
-            user: endpoint.as_ref().map(|e| e.user.clone()).unwrap_or_default(),
+            user: endpoint
+                .as_ref()
+                .map(|e| e.user.clone())
+                .unwrap_or_default(),
             reachable: false,
             host_key: "unknown",
             host_key_fingerprint: None,
@@ -267,7 +279,10 @@ impl Executor {
             return Ok(conn.clone());
         }
         let endpoint = self.endpoint(name).ok_or_else(|| {
-            Failure::new(ErrorKind::Connect, format!("no host named `{name}` in the config"))
+            Failure::new(
+                ErrorKind::Connect,
+                format!("no host named `{name}` in the config"),
+            )
         })?;
         let conn = Arc::new(
             Connection::open(
@@ -319,7 +334,10 @@ impl Executor {
         let endpoint = self.endpoint(name);
         HostOutcome {
             host: name.to_owned(),
-            address: endpoint.as_ref().map(|e| e.host.clone()).unwrap_or_default(),
+            address: endpoint
+                .as_ref()
+                .map(|e| e.host.clone())
+                .unwrap_or_default(),
             port: endpoint.as_ref().map(|e| e.port).unwrap_or_default(),
             user: endpoint.map(|e| e.user).unwrap_or_default(),
             exit_code: None,
@@ -332,7 +350,11 @@ impl Executor {
     }
 
     /// The pinned-key status of a host as known_hosts sees a given key.
-    pub fn host_key_status(&self, name: &str, key: &russh::keys::PublicKey) -> Option<HostKeyStatus> {
+    pub fn host_key_status(
+        &self,
+        name: &str,
+        key: &russh::keys::PublicKey,
+    ) -> Option<HostKeyStatus> {
         let endpoint = self.endpoint(name)?;
         Some(self.inner.known.check(&endpoint.host, endpoint.port, key))
     }

@@ -190,7 +190,10 @@ mod tests {
         let path = write_key(dir.path(), "k", 0o644, None);
         let err = load_key(&path).unwrap_err();
         assert!(matches!(err, IdentityError::TooOpen { mode: 0o644, .. }));
-        assert!(err.to_string().contains(&format!("chmod 600 {}", path.display())));
+        assert!(
+            err.to_string()
+                .contains(&format!("chmod 600 {}", path.display()))
+        );
         let path = write_key(dir.path(), "k2", 0o600, None);
         assert!(load_key(&path).is_ok());
     }
@@ -198,7 +201,10 @@ mod tests {
     #[test]
     fn missing_key_says_where() {
         let err = load_key(Path::new("/nonexistent/remex/key")).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/remex/key does not exist"));
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/remex/key does not exist")
+        );
     }
 
     #[test]

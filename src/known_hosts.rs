@@ -693,7 +693,6 @@ mod tests {
         assert_eq!(kh.check("127.0.0.5", 2223, &key), HostKeyStatus::Unknown);
     }
 
-
     #[test]
     fn negation_excludes_host_from_the_line() {
         let key = new_key();

@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(pick("vm03,vm01"), names(&["vm01", "vm03"]));
         assert_eq!(pick("web"), names(&["vm01", "vm02", "vm10"]));
         assert_eq!(pick("db,vm03"), names(&["db01", "vm02", "vm03"]));
-        assert_eq!(pick("all"), names(&["db01", "vm01", "vm02", "vm03", "vm10"]));
+        assert_eq!(
+            pick("all"),
+            names(&["db01", "vm01", "vm02", "vm03", "vm10"])
+        );
     }
 
     #[test]
@@ -220,7 +223,10 @@ mod tests {
     fn empty_selections_are_errors() {
         assert!(matches!(pick("vm01,!vm01"), Err(TargetError::Empty { .. })));
         assert!(matches!(pick("x*"), Err(TargetError::NoMatch { .. })));
-        assert!(matches!(pick("vm01,,vm02"), Err(TargetError::EmptyTerm { .. })));
+        assert!(matches!(
+            pick("vm01,,vm02"),
+            Err(TargetError::EmptyTerm { .. })
+        ));
         assert!(matches!(pick("!"), Err(TargetError::EmptyTerm { .. })));
         assert!(matches!(pick(""), Err(TargetError::EmptyTerm { .. })));
     }

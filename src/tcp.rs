@@ -187,11 +187,15 @@ mod tests {
         // Bind then drop, so the port is (almost certainly) closed.
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-            l.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+            l.local_addr()
+                .map(|a| a.port())
+                .unwrap_or_else(|e| panic!("{e}"))
         };
         let err = dial("127.0.0.1", port, 1).await.err();
         match err {
-            Some(DialError::Connect { attempts, source, .. }) => {
+            Some(DialError::Connect {
+                attempts, source, ..
+            }) => {
                 assert_eq!(attempts, 2);
                 assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
             }

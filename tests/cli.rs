@@ -1,5 +1,8 @@
 //! The `remex` binary against labs of real OpenSSH sshd hosts.
 
+// Panicking is how a test fails loudly; the production lints do not apply here.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 mod util;
 
 use std::time::Duration;
@@ -38,7 +41,15 @@ fn json_has_the_documented_shape() {
     let lab = TestLab::new(2);
     let run = lab
         .remex()
-        .args(["--json", "exec", "vm01,vm02", "--", "sh", "-c", "echo out; echo err >&2"])
+        .args([
+            "--json",
+            "exec",
+            "vm01,vm02",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2",
+        ])
         .run()
         .expect_code(0);
     let json = run.json();
@@ -94,7 +105,18 @@ fn output_is_capped_and_flagged() {
     let lab = TestLab::new(1);
     let run = lab
         .remex()
-        .args(["--json", "exec", "vm01", "--max-output", "1000", "--", "head", "-c", "100000", "/dev/zero"])
+        .args([
+            "--json",
+            "exec",
+            "vm01",
+            "--max-output",
+            "1000",
+            "--",
+            "head",
+            "-c",
+            "100000",
+            "/dev/zero",
+        ])
         .run()
         .expect_code(0);
     let json = run.json();
@@ -139,7 +161,10 @@ fn stdin_env_and_cwd_reach_the_command() {
         .stdin(b"12345")
         .run()
         .expect_code(0);
-    assert_eq!(results(&run.json())[0]["stdout"].as_str().map(str::trim), Some("5"));
+    assert_eq!(
+        results(&run.json())[0]["stdout"].as_str().map(str::trim),
+        Some("5")
+    );
 
     let run = lab
         .remex()
@@ -160,11 +185,22 @@ fn stdin_env_and_cwd_reach_the_command() {
         ])
         .run()
         .expect_code(0);
-    assert_eq!(results(&run.json())[0]["stdout"], "hello 'world' $(id)||/tmp");
+    assert_eq!(
+        results(&run.json())[0]["stdout"],
+        "hello 'world' $(id)||/tmp"
+    );
 
     let run = lab
         .remex()
-        .args(["--json", "exec", "vm01", "--cwd", "/nonexistent/dir", "--", "true"])
+        .args([
+            "--json",
+            "exec",
+            "vm01",
+            "--cwd",
+            "/nonexistent/dir",
+            "--",
+            "true",
+        ])
         .run()
         .expect_code(1);
     assert_eq!(results(&run.json())[0]["exit_code"], 126);
@@ -173,14 +209,27 @@ fn stdin_env_and_cwd_reach_the_command() {
 #[test]
 fn arguments_arrive_literally() {
     let lab = TestLab::new(1);
-    let tricky = ["a b", "it's", "$(touch /tmp/remex-pwned)", "`id`", ";", "*", "", "x\ny", "héllo"];
+    let tricky = [
+        "a b",
+        "it's",
+        "$(touch /tmp/remex-pwned)",
+        "`id`",
+        ";",
+        "*",
+        "",
+        "x\ny",
+        "héllo",
+    ];
     let run = lab
         .remex()
         .args(["--json", "exec", "vm01", "--", "printf", "%s\\0"])
         .args(tricky)
         .run()
         .expect_code(0);
-    let out = results(&run.json())[0]["stdout"].as_str().unwrap_or_default().to_owned();
+    let out = results(&run.json())[0]["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let words: Vec<&str> = out.split('\0').collect();
     assert_eq!(&words[..tricky.len()], &tricky[..]);
 }
@@ -202,7 +251,11 @@ fn a_timeout_stops_the_remote_command_and_its_children() {
         assert_eq!(r["ok"], false);
     }
     assert_eq!(json["summary"]["timed_out"], 2);
-    assert!(run.elapsed < Duration::from_secs(20), "took {:?}", run.elapsed);
+    assert!(
+        run.elapsed < Duration::from_secs(20),
+        "took {:?}",
+        run.elapsed
+    );
     // remex reports only after the reaper ran; allow the kernel a moment to
     // reap, then insist.
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
@@ -237,7 +290,10 @@ fn connect_timeout_against_a_silent_port() {
     let config = lab.config_variant(
         "silent.yml",
         &[
-            (&format!("host: 127.0.0.2, port: {}", lab.port()), &format!("host: 127.0.0.1, port: {port}")),
+            (
+                &format!("host: 127.0.0.2, port: {}", lab.port()),
+                &format!("host: 127.0.0.1, port: {port}"),
+            ),
             ("connect_timeout: 10s", "connect_timeout: 1s"),
         ],
     );
@@ -249,7 +305,11 @@ fn connect_timeout_against_a_silent_port() {
         .expect_code(1);
     let json = run.json();
     assert_eq!(results(&json)[0]["error"]["kind"], "connect_timeout");
-    assert!(run.elapsed < Duration::from_secs(10), "took {:?}", run.elapsed);
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
 }
 
 #[test]
@@ -261,7 +321,10 @@ fn a_closed_port_is_a_connect_error() {
     };
     let config = lab.config_variant(
         "closed.yml",
-        &[(&format!("host: 127.0.0.2, port: {}", lab.port()), &format!("host: 127.0.0.1, port: {port}"))],
+        &[(
+            &format!("host: 127.0.0.2, port: {}", lab.port()),
+            &format!("host: 127.0.0.1, port: {port}"),
+        )],
     );
     let run = Remex::new()
         .arg("--config")
@@ -273,7 +336,10 @@ fn a_closed_port_is_a_connect_error() {
     let error = &results(&json)[0]["error"];
     assert_eq!(error["kind"], "connect");
     assert!(
-        error["message"].as_str().unwrap_or_default().contains("refused"),
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused"),
         "{error}"
     );
     assert_eq!(json["summary"]["unreachable"], 1);
@@ -291,12 +357,19 @@ fn unknown_host_keys_are_refused_under_strict() {
     let lab = TestLab::new(1);
     let (path, _) = known_hosts(&lab);
     std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
-    let run = lab.remex().args(["--json", "exec", "all", "--", "true"]).run().expect_code(1);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
     let json = run.json();
     let error = &results(&json)[0]["error"];
     assert_eq!(error["kind"], "host_key");
     let message = error["message"].as_str().unwrap_or_default();
-    assert!(message.contains("unknown") && message.contains("SHA256:"), "{message}");
+    assert!(
+        message.contains("unknown") && message.contains("SHA256:"),
+        "{message}"
+    );
     // Nothing was pinned by a strict run.
     assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), "");
 }
@@ -306,16 +379,25 @@ fn accept_new_pins_on_first_use_then_trusts() {
     let lab = TestLab::new(2);
     let (path, original) = known_hosts(&lab);
     std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
-    let config = lab.config_variant("accept.yml", &[("host_key_policy: strict", "host_key_policy: accept-new")]);
+    let config = lab.config_variant(
+        "accept.yml",
+        &[("host_key_policy: strict", "host_key_policy: accept-new")],
+    );
     let remex = || Remex::new().arg("--config").arg(&config);
-    remex().args(["exec", "all", "--", "true"]).run().expect_code(0);
+    remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
     let pinned = std::fs::read_to_string(&path).unwrap_or_default();
     assert_eq!(pinned.lines().count(), 2, "{pinned}");
     for line in original.lines() {
         let key = line.split_whitespace().nth(2).unwrap_or("?");
         assert!(pinned.contains(key), "{key} not pinned in:\n{pinned}");
     }
-    remex().args(["exec", "all", "--", "true"]).run().expect_code(0);
+    remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
     assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), pinned);
 }
 
@@ -327,12 +409,18 @@ fn a_changed_host_key_is_refused_with_both_fingerprints() {
     let lines: Vec<&str> = text.lines().collect();
     let vm02_key: Vec<&str> = lines[1].split_whitespace().skip(1).collect();
     let vm01_pattern = lines[0].split_whitespace().next().unwrap_or_default();
-    std::fs::write(&path, format!("{vm01_pattern} {}\n{}\n", vm02_key.join(" "), lines[1]))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &path,
+        format!("{vm01_pattern} {}\n{}\n", vm02_key.join(" "), lines[1]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     for policy in ["strict", "accept-new"] {
         let config = lab.config_variant(
             &format!("{policy}.yml"),
-            &[("host_key_policy: strict", &format!("host_key_policy: {policy}"))],
+            &[(
+                "host_key_policy: strict",
+                &format!("host_key_policy: {policy}"),
+            )],
         );
         let run = Remex::new()
             .arg("--config")
@@ -355,12 +443,23 @@ fn a_revoked_host_key_is_refused_even_when_pinned() {
     let lab = TestLab::new(1);
     let (path, text) = known_hosts(&lab);
     let key: Vec<&str> = text.split_whitespace().skip(1).take(2).collect();
-    std::fs::write(&path, format!("{text}@revoked * {}\n", key.join(" "))).unwrap_or_else(|e| panic!("{e}"));
-    let run = lab.remex().args(["--json", "exec", "all", "--", "true"]).run().expect_code(1);
+    std::fs::write(&path, format!("{text}@revoked * {}\n", key.join(" ")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
     let json = run.json();
     let error = &results(&json)[0]["error"];
     assert_eq!(error["kind"], "host_key");
-    assert!(error["message"].as_str().unwrap_or_default().contains("@revoked"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("@revoked"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -374,7 +473,10 @@ fn auth_failure_is_reported_as_auth() {
         .status()
         .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
     assert!(status.success());
-    let config = lab.config_variant("stranger.yml", &[("default_key: id_ed25519", "default_key: stranger")]);
+    let config = lab.config_variant(
+        "stranger.yml",
+        &[("default_key: id_ed25519", "default_key: stranger")],
+    );
     let run = Remex::new()
         .arg("--config")
         .arg(&config)
@@ -384,7 +486,13 @@ fn auth_failure_is_reported_as_auth() {
     let json = run.json();
     let error = &results(&json)[0]["error"];
     assert_eq!(error["kind"], "auth");
-    assert!(error["message"].as_str().unwrap_or_default().contains("stranger"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stranger"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -393,26 +501,56 @@ fn a_private_key_readable_by_others_is_refused() {
     let key = lab.path().join("keys").join("id_ed25519");
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .unwrap_or_else(|e| panic!("{e}"));
-    let run = lab.remex().args(["--json", "exec", "all", "--", "true"]).run().expect_code(1);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
     let json = run.json();
     let error = &results(&json)[0]["error"];
     assert_eq!(error["kind"], "auth");
-    assert!(error["message"].as_str().unwrap_or_default().contains("chmod 600"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("chmod 600"),
+        "{error}"
+    );
 }
 
 #[test]
 fn usage_and_config_errors_exit_2() {
     let lab = TestLab::new(1);
-    let run = lab.remex().args(["exec", "vm1", "--", "true"]).run().expect_code(2);
-    assert!(run.stderr().contains("did you mean `vm01`"), "{}", run.stderr());
+    let run = lab
+        .remex()
+        .args(["exec", "vm1", "--", "true"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("did you mean `vm01`"),
+        "{}",
+        run.stderr()
+    );
     lab.remex().args(["exec", "all"]).run().expect_code(2);
-    lab.remex().args(["exec", "all", "--timeout", "soon", "--", "true"]).run().expect_code(2);
+    lab.remex()
+        .args(["exec", "all", "--timeout", "soon", "--", "true"])
+        .run()
+        .expect_code(2);
 
     let bad = lab.path().join("bad.yml");
-    std::fs::write(&bad, "vms:\n  vm01: { host: 127.0.0.2, prot: 22 }\n").unwrap_or_else(|e| panic!("{e}"));
-    let run = Remex::new().arg("--config").arg(&bad).args(["exec", "all", "--", "true"]).run().expect_code(2);
+    std::fs::write(&bad, "vms:\n  vm01: { host: 127.0.0.2, prot: 22 }\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = Remex::new()
+        .arg("--config")
+        .arg(&bad)
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(2);
     let stderr = run.stderr();
-    assert!(stderr.contains(&format!("{}:2:", bad.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2:", bad.display())),
+        "{stderr}"
+    );
     assert!(stderr.contains("prot"), "{stderr}");
 
     let run = Remex::new()
@@ -421,13 +559,21 @@ fn usage_and_config_errors_exit_2() {
         .args(["hosts", "list"])
         .run()
         .expect_code(2);
-    assert!(run.stderr().contains("configs/config.yml"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("configs/config.yml"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
 fn hosts_list_and_check() {
     let lab = TestLab::new(3);
-    let run = lab.remex().args(["--json", "hosts", "list"]).run().expect_code(0);
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "list"])
+        .run()
+        .expect_code(0);
     let json = run.json();
     let hosts = json["hosts"].as_array().cloned().unwrap_or_default();
     assert_eq!(hosts.len(), 3);
@@ -437,19 +583,32 @@ fn hosts_list_and_check() {
     let run = lab.remex().args(["hosts", "list"]).run().expect_code(0);
     assert!(run.stdout().starts_with("NAME"), "{}", run.stdout());
 
-    let run = lab.remex().args(["--json", "hosts", "check", "all"]).run().expect_code(0);
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "check", "all"])
+        .run()
+        .expect_code(0);
     let json = run.json();
     for r in results(&json) {
         assert_eq!(r["reachable"], true);
         assert_eq!(r["host_key"], "pinned");
         assert_eq!(r["auth"], true);
         assert!(r["rtt_ms"].is_f64(), "{r}");
-        assert!(r["host_key_fingerprint"].as_str().unwrap_or_default().starts_with("SHA256:"));
+        assert!(
+            r["host_key_fingerprint"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("SHA256:")
+        );
     }
 
     let (path, _) = known_hosts(&lab);
     std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
-    let run = lab.remex().args(["--json", "hosts", "check", "vm02"]).run().expect_code(1);
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "check", "vm02"])
+        .run()
+        .expect_code(1);
     let json = run.json();
     assert_eq!(results(&json)[0]["host_key"], "unknown");
     assert_eq!(results(&json)[0]["reachable"], true);
@@ -461,14 +620,24 @@ fn stream_mode_prints_whole_prefixed_lines() {
     let lab = TestLab::new(3);
     let run = lab
         .remex()
-        .args(["exec", "all", "--stream", "--", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.1; done"])
+        .args([
+            "exec",
+            "all",
+            "--stream",
+            "--",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line$i; sleep 0.1; done",
+        ])
         .run()
         .expect_code(0);
     let stdout = run.stdout();
     assert_eq!(stdout.lines().count(), 9, "{stdout}");
     for line in stdout.lines() {
         assert!(
-            ["vm01: line", "vm02: line", "vm03: line"].iter().any(|p| line.starts_with(p)),
+            ["vm01: line", "vm02: line", "vm03: line"]
+                .iter()
+                .any(|p| line.starts_with(p)),
             "mixed line: {line:?}"
         );
     }

@@ -45,7 +45,10 @@ fn ssh_echo_hi(lab: &Lab, host: &LabHost) -> Output {
         .arg("-i")
         .arg(&lab.key_path)
         .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", lab.known_hosts_path.display()))
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            lab.known_hosts_path.display()
+        ))
         .args(["-o", "StrictHostKeyChecking=yes"])
         .args(["-o", "BatchMode=yes"])
         .args(["-o", "IdentitiesOnly=yes"])
@@ -56,7 +59,9 @@ fn ssh_echo_hi(lab: &Lab, host: &LabHost) -> Output {
         .args(["echo", "hi"])
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|error| panic!("cannot run ssh (apt-get install -y openssh-client): {error}"))
+        .unwrap_or_else(|error| {
+            panic!("cannot run ssh (apt-get install -y openssh-client): {error}")
+        })
 }
 
 fn assert_echo_hi(lab: &Lab, host: &LabHost) {
@@ -164,7 +169,10 @@ async fn openssh_lab_of_three_hosts_logs_in_with_strict_host_keys() {
         assert!(server_gone(pid, &lab.dir), "server {pid} still running");
     }
     assert!(!lab.dir.join("lab.json").exists());
-    assert!(lab.dir.join("hosts/vm01/sshd.log").is_file(), "logs are kept");
+    assert!(
+        lab.dir.join("hosts/vm01/sshd.log").is_file(),
+        "logs are kept"
+    );
     let error = lab::status(&dir).unwrap_err();
     assert!(matches!(error, LabError::NoLab { .. }), "{error}");
     let error = lab::down(&dir).unwrap_err();
@@ -203,9 +211,10 @@ async fn up_refuses_a_running_lab_and_replaces_a_stopped_one() {
     let error = lab::up(&spec).await.unwrap_err();
     assert!(matches!(error, LabError::AlreadyRunning { .. }), "{error}");
     assert!(
-        error
-            .to_string()
-            .contains(&format!("run `remex lab down --dir {}` first", lab.dir.display())),
+        error.to_string().contains(&format!(
+            "run `remex lab down --dir {}` first",
+            lab.dir.display()
+        )),
         "{error}"
     );
 
@@ -230,8 +239,13 @@ async fn up_refuses_a_directory_that_is_not_a_lab() {
     assert!(matches!(error, LabError::BadDir { .. }), "{error}");
     assert!(error.to_string().contains("notes.txt"), "{error}");
 
-    let error = lab::up(&LabSpec::new(0, temp.path().join("x"))).await.unwrap_err();
-    assert!(matches!(error, LabError::BadHostCount { hosts: 0 }), "{error}");
+    let error = lab::up(&LabSpec::new(0, temp.path().join("x")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, LabError::BadHostCount { hosts: 0 }),
+        "{error}"
+    );
 }
 
 /// A login user that exists for one test: created with `useradd`, removed
@@ -269,7 +283,9 @@ impl Drop for ThrowawayUser {
             .status()
             .is_ok_and(|status| status.success());
         if !removed {
-            let _ = Command::new("userdel").args(["-r", "-f", &self.name]).status();
+            let _ = Command::new("userdel")
+                .args(["-r", "-f", &self.name])
+                .status();
         }
     }
 }
@@ -305,7 +321,11 @@ async fn dropbear_lab_logs_in_as_a_throwaway_user() {
     let authorized_keys = user.home.join(".ssh/authorized_keys");
     let text = fs::read_to_string(&authorized_keys).unwrap();
     let marker = format!("remex-lab:{}", lab.dir.display());
-    assert_eq!(text.lines().filter(|line| line.ends_with(&marker)).count(), 1, "{text}");
+    assert_eq!(
+        text.lines().filter(|line| line.ends_with(&marker)).count(),
+        1,
+        "{text}"
+    );
     assert_eq!(mode(&authorized_keys), 0o600);
     assert_eq!(mode(&user.home.join(".ssh")), 0o700);
     let owner = fs::metadata(&authorized_keys).unwrap().uid();
@@ -320,7 +340,10 @@ async fn dropbear_lab_logs_in_as_a_throwaway_user() {
     let pids: Vec<u32> = lab.hosts.iter().map(|host| host.pid).collect();
     let report = lab::down(&lab.dir).unwrap();
     assert_eq!(report.stopped.len(), 3, "{report:?}");
-    assert_eq!(report.authorized_key_removed.as_deref(), Some(&*authorized_keys));
+    assert_eq!(
+        report.authorized_key_removed.as_deref(),
+        Some(&*authorized_keys)
+    );
     for pid in pids {
         assert!(server_gone(pid, &lab.dir), "dropbear {pid} still running");
     }

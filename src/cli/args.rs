@@ -205,8 +205,10 @@ mod tests {
 
     #[test]
     fn exec_keeps_words_after_the_separator() {
-        let cli = Cli::try_parse_from(["remex", "exec", "all", "--env", "A=b=c", "--", "echo", "--json", "a b"])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let cli = Cli::try_parse_from([
+            "remex", "exec", "all", "--env", "A=b=c", "--", "echo", "--json", "a b",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         let Command::Exec(args) = cli.command else {
             panic!("not exec");
         };

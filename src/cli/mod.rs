@@ -198,12 +198,19 @@ fn hosts_list(config: Option<&std::path::Path>, json: bool) -> Result<Status> {
                 ]
             })
             .collect();
-        println!("{}", render::table(&["NAME", "ADDRESS", "USER", "GROUPS"], &rows));
+        println!(
+            "{}",
+            render::table(&["NAME", "ADDRESS", "USER", "GROUPS"], &rows)
+        );
     }
     Ok(Status::Success)
 }
 
-async fn hosts_check(config: Option<&std::path::Path>, json: bool, targets: &str) -> Result<Status> {
+async fn hosts_check(
+    config: Option<&std::path::Path>,
+    json: bool,
+    targets: &str,
+) -> Result<Status> {
     let executor = Executor::new(load_config(config)?)?;
     let report = executor.check(targets).await?;
     executor.close().await;
@@ -220,7 +227,8 @@ async fn hosts_check(config: Option<&std::path::Path>, json: bool, targets: &str
                     yes_no(c.reachable),
                     c.host_key.to_owned(),
                     yes_no(c.auth),
-                    c.rtt_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}ms")),
+                    c.rtt_ms
+                        .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}ms")),
                     c.error
                         .as_ref()
                         .map_or_else(String::new, |f| format!("[{}] {}", f.kind, f.message)),
@@ -230,7 +238,15 @@ async fn hosts_check(config: Option<&std::path::Path>, json: bool, targets: &str
         println!(
             "{}",
             render::table(
-                &["HOST", "ADDRESS", "REACHABLE", "HOST-KEY", "AUTH", "RTT", "PROBLEM"],
+                &[
+                    "HOST",
+                    "ADDRESS",
+                    "REACHABLE",
+                    "HOST-KEY",
+                    "AUTH",
+                    "RTT",
+                    "PROBLEM"
+                ],
                 &rows
             )
         );
@@ -343,7 +359,10 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
                         ]
                     })
                     .collect();
-                println!("{}", render::table(&["NAME", "ADDRESS", "PID", "STATE"], &rows));
+                println!(
+                    "{}",
+                    render::table(&["NAME", "ADDRESS", "PID", "STATE"], &rows)
+                );
                 eprintln!("config: {}", status.config_path.display());
             }
             Ok(if status.all_running() {

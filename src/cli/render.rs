@@ -186,7 +186,10 @@ mod tests {
     fn tables_align() {
         let t = table(
             &["NAME", "ADDRESS"],
-            &[vec!["vm01".into(), "127.0.0.2".into()], vec!["db".into(), "x".into()]],
+            &[
+                vec!["vm01".into(), "127.0.0.2".into()],
+                vec!["db".into(), "x".into()],
+            ],
         );
         assert_eq!(t, "NAME  ADDRESS\nvm01  127.0.0.2\ndb    x");
     }

@@ -90,7 +90,7 @@ fn not_found_message(searched: &[PathBuf]) -> String {
     text.push_str(
         "\nto make one, copy configs/config.example.yml to configs/config.yml and list your hosts \
          under `vms:` (or pass --config FILE, or set REMEX_CONFIG); \
-         to try remex on local containers, run `remex lab up`",
+         to try remex on a local lab of sshd hosts, run `remex lab up` and use lab/config.yml",
     );
     text
 }

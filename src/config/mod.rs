@@ -72,7 +72,7 @@ pub use duration::parse_duration;
 pub use error::ConfigError;
 
 use field_path::{Failure, FieldPath, Tracked};
-use source_map::SourceMap;
+use source_map::{Position, SourceMap};
 use validate::{Part, Problem};
 
 /// The environment variable naming the config file, used when `--config`
@@ -111,7 +111,7 @@ pub struct Vm {
     /// local user name; see [`Config::user_for`]. OpenSSH: `User` (`ssh -l`).
     #[serde(default)]
     pub user: Option<String>,
-    /// Groups this VM belongs to, for target selectors (`remex -t web`).
+    /// Groups this VM belongs to, for target selectors (`remex exec web -- …`).
     /// Default: none. Same naming rules as VM names, and a group may not
     /// share a VM's name.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -277,7 +277,7 @@ impl Config {
         Config::from_yaml_with_home(text, path, local::home_dir().as_deref())
     }
 
-    /// [`Config::from_yaml`] with `~` meaning `home`, for tests.
+    /// [`Config::from_yaml`] with `~` meaning `home`, so tests can pick it.
     fn from_yaml_with_home(
         text: &str,
         path: &Path,
@@ -309,19 +309,20 @@ impl Config {
         if problems.is_empty() {
             return Ok(config);
         }
-        let map = SourceMap::build(text);
-        let errors = problems
-            .into_iter()
-            .map(|problem| invalid(path, &map, problem));
         // Report the problem that comes first in the file.
-        let first = errors.min_by_key(|err| match err {
-            ConfigError::Invalid { line, column, .. } => {
-                (line.unwrap_or(usize::MAX), column.unwrap_or(usize::MAX))
-            }
-            _ => (usize::MAX, usize::MAX),
-        });
+        let map = SourceMap::build(text);
+        let first = problems
+            .into_iter()
+            .map(|problem| (locate(&map, &problem), problem))
+            .min_by_key(|(at, _)| at.map_or((usize::MAX, usize::MAX), |at| (at.line, at.column)));
         match first {
-            Some(err) => Err(err),
+            Some((at, problem)) => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: at.map(|at| at.line),
+                column: at.map(|at| at.column),
+                field: problem.field.to_string(),
+                message: problem.message,
+            }),
             None => Ok(config),
         }
     }
@@ -440,21 +441,19 @@ fn expand_tilde(path: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
     Ok(path.to_path_buf())
 }
 
-/// Places a rule violation in the text.
-fn invalid(path: &Path, map: &SourceMap, problem: Problem) -> ConfigError {
-    let position = match problem.part {
+/// Where a rule violation is in the text, if the source map knows.
+fn locate(map: &SourceMap, problem: &Problem) -> Option<Position> {
+    match problem.part {
         Part::Key => map.key_position(&problem.field),
         Part::Value => map.value_position(&problem.field),
     }
-    // A value left out (defaulted) has no position; its section might.
-    .or_else(|| problem.field.parent().and_then(|p| map.key_position(&p)));
-    ConfigError::Invalid {
-        path: path.to_path_buf(),
-        line: position.map(|at| at.line),
-        column: position.map(|at| at.column),
-        field: problem.field.to_string(),
-        message: problem.message,
-    }
+    // A value left out (defaulted) has no position; its key's section might.
+    .or_else(|| {
+        problem
+            .field
+            .parent()
+            .and_then(|parent| map.key_position(&parent))
+    })
 }
 
 #[cfg(test)]

@@ -38,7 +38,9 @@ pub fn lookup(key: &str) -> io::Result<Option<Account>> {
         .stderr(Stdio::null())
         .output();
     let text = match output {
-        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout).into_owned(),
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
         // getent exits 2 when the key is not found.
         Ok(_) => return Ok(None),
         Err(error) if error.kind() == io::ErrorKind::NotFound => fs::read_to_string("/etc/passwd")?,
@@ -205,7 +207,10 @@ mod tests {
         fs::create_dir(home.path().join(".ssh")).unwrap();
         let path = home.path().join(".ssh/authorized_keys");
         fs::write(&path, "ssh-ed25519 A mine").unwrap();
-        assert_eq!(add_authorized_key(&account, "ssh-ed25519 B lab").unwrap(), path);
+        assert_eq!(
+            add_authorized_key(&account, "ssh-ed25519 B lab").unwrap(),
+            path
+        );
         add_authorized_key(&account, "ssh-ed25519 B lab").unwrap();
         assert_eq!(
             fs::read_to_string(&path).unwrap(),

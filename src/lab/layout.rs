@@ -83,6 +83,7 @@ pub const LAB_ENTRIES: &[&str] = &[
     "config.yml",
     "keys",
     "authorized_keys",
+    "home",
     "known_hosts",
     "hosts",
 ];
@@ -116,6 +117,13 @@ impl Layout {
     /// The `AuthorizedKeysFile` of the OpenSSH servers.
     pub fn authorized_keys(&self) -> PathBuf {
         self.dir.join("authorized_keys")
+    }
+
+    /// `DIR/home`: `$HOME` of every session on an OpenSSH lab host, so the
+    /// invoking user's shell rc files (a heavy `~/.bashrc` costs 100 ms and
+    /// more per command) play no part in the lab or its benchmarks.
+    pub fn home(&self) -> PathBuf {
+        self.dir.join("home")
     }
 
     /// The known_hosts file naming every host.
@@ -170,6 +178,7 @@ pub fn sshd_config(
     host_key: &Path,
     pid_file: &Path,
     authorized_keys: &Path,
+    home: &Path,
 ) -> String {
     format!(
         "# remex lab host, written by `remex lab up`\n\
@@ -189,10 +198,12 @@ pub fn sshd_config(
          Subsystem sftp internal-sftp\n\
          PrintMotd no\n\
          PrintLastLog no\n\
-         UseDNS no\n",
+         UseDNS no\n\
+         SetEnv HOME={}\n",
         host_key.display(),
         pid_file.display(),
         authorized_keys.display(),
+        home.display(),
     )
 }
 
@@ -386,8 +397,10 @@ mod tests {
             Path::new("/l/hosts/vm01/ssh_host_ed25519_key"),
             Path::new("/l/hosts/vm01/sshd.pid"),
             Path::new("/l/authorized_keys"),
+            Path::new("/l/home"),
         );
         assert!(text.contains("\nListenAddress 127.0.0.2:40123\n"));
+        assert!(text.contains("\nSetEnv HOME=/l/home\n"));
         assert!(text.contains("\nAuthorizedKeysFile /l/authorized_keys\n"));
         assert_eq!(text.matches("ListenAddress").count(), 1);
     }
@@ -398,6 +411,10 @@ mod tests {
             dir: PathBuf::from("/l"),
         };
         assert_eq!(layout.host_marker("vm01"), "/l/hosts/vm01/");
-        assert!(!layout.host_marker("vm010").contains(&layout.host_marker("vm01")));
+        assert!(
+            !layout
+                .host_marker("vm010")
+                .contains(&layout.host_marker("vm01"))
+        );
     }
 }

@@ -304,7 +304,9 @@ pub enum LabError {
     },
     /// A user other than root asked for a lab logging in as someone else:
     /// its servers, running as that user, could not log anyone else in.
-    #[error("a lab started by `{invoking}` can log in only as `{invoking}`, not `{user}`; start it as root to log in as another user")]
+    #[error(
+        "a lab started by `{invoking}` can log in only as `{invoking}`, not `{user}`; start it as root to log in as another user"
+    )]
     UserNotPermitted {
         /// The user asked for.
         user: String,
@@ -643,10 +645,7 @@ impl Lab {
         let Some(host) = state.hosts.get(index) else {
             return Err(self.unknown_host(name));
         };
-        let outcome = process::stop(
-            &[(host.pid, layout.host_marker(&host.name))],
-            STOP_GRACE,
-        );
+        let outcome = process::stop(&[(host.pid, layout.host_marker(&host.name))], STOP_GRACE);
         if outcome.still_running.is_empty() {
             Ok(())
         } else {
@@ -659,7 +658,10 @@ impl Lab {
     /// Starts one host's server again, with its old key, address and port,
     /// and waits until it is ready. Does nothing if it is running. Fails
     /// with [`LabError::PortTaken`] if another process took its address
-    /// meanwhile. Blocks for up to [`READY_TIMEOUT`].
+    /// meanwhile. Blocks for up to 10 s.
+    ///
+    /// It rewrites `lab.json` with the new pid, so calls for hosts of the
+    /// same lab must not run at the same time.
     pub fn start_host(&mut self, name: &str) -> Result<(), LabError> {
         let layout = Layout {
             dir: self.dir.clone(),
@@ -746,8 +748,20 @@ struct Plan<'a> {
 /// taken. Records the pids in `lab.json` as soon as the servers are
 /// started, so that `down` can stop them even if this process dies.
 fn start_all(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
+    let started = start_attempts(plan);
+    if started.is_err() {
+        // Whatever an earlier attempt recorded is dead by now.
+        let _ = state::remove(&plan.layout.state());
+    }
+    started
+}
+
+/// The attempts of [`start_all`]; each one leaves no server running
+/// unless it succeeds.
+fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
     let timeout = READY_TIMEOUT
-        + READY_TIMEOUT_PER_HOST.saturating_mul(u32::try_from(plan.names.len()).unwrap_or(u32::MAX));
+        + READY_TIMEOUT_PER_HOST
+            .saturating_mul(u32::try_from(plan.names.len()).unwrap_or(u32::MAX));
     for attempt in 1..=PORT_ATTEMPTS {
         let port = server::pick_port(plan.addresses)?;
         let pending: Vec<server::Pending<'_>> = plan
@@ -762,7 +776,9 @@ fn start_all(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
         for host in &pending {
             server::write_config(plan.kind, plan.layout, host.name, host.listen)?;
         }
-        server::validate(plan.kind, plan.server, plan.layout, plan.names)?;
+        if let Some(first) = pending.first() {
+            server::validate(plan.kind, plan.server, plan.layout, first.name)?;
+        }
 
         let mut children = Vec::with_capacity(pending.len());
         for host in &pending {
@@ -803,12 +819,10 @@ fn start_all(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
             }
             server::Readiness::Failed(error) => {
                 server::kill_all(&mut children);
-                let _ = state::remove(&plan.layout.state());
                 return Err(error);
             }
         }
     }
-    let _ = state::remove(&plan.layout.state());
     Err(LabError::NoFreePort {
         hosts: plan.names.len(),
         attempts: PORT_ATTEMPTS,
@@ -844,16 +858,20 @@ fn prepare_dir(dir: &Path) -> Result<Layout, LabError> {
             down(&layout.dir)?;
         }
         None => {
-            let entries =
-                fs::read_dir(&layout.dir).map_err(|source| LabError::io("read", &layout.dir, source))?;
+            let entries = fs::read_dir(&layout.dir)
+                .map_err(|source| LabError::io("read", &layout.dir, source))?;
             for entry in entries {
                 let entry = entry.map_err(|source| LabError::io("read", &layout.dir, source))?;
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if !layout::LAB_ENTRIES.contains(&name.as_ref()) && !name.starts_with("lab.json.tmp") {
+                if !layout::LAB_ENTRIES.contains(&name.as_ref())
+                    && !name.starts_with("lab.json.tmp")
+                {
                     return Err(bad_dir(
                         &layout,
-                        &format!("it holds `{name}`, which is not part of a lab (use an empty or new directory)"),
+                        &format!(
+                            "it holds `{name}`, which is not part of a lab (use an empty or new directory)"
+                        ),
                     ));
                 }
             }
@@ -917,4 +935,46 @@ fn write_client_key(layout: &Layout) -> Result<String, LabError> {
         0o644,
     )?;
     Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_missing_server_names_its_package() {
+        let error = LabError::SshdMissing {
+            program: "sshd",
+            path: PathBuf::from(server::SSHD),
+            package: "openssh-server",
+        };
+        assert_eq!(
+            error.to_string(),
+            "sshd not found at /usr/sbin/sshd: install it with `apt-get install -y openssh-server`"
+        );
+    }
+
+    #[test]
+    fn paths_sshd_config_cannot_hold_are_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        for name in ["with space", "per%cent", "hash#"] {
+            let error = prepare_dir(&temp.path().join(name)).unwrap_err();
+            assert!(matches!(error, LabError::BadDir { .. }), "{name}: {error}");
+        }
+        assert!(prepare_dir(&temp.path().join("fine-dir_1.x")).is_ok());
+    }
+
+    #[test]
+    fn lab_state_serializes_server_kinds_in_lower_case() {
+        assert_eq!(
+            serde_json::to_string(&ServerKind::OpenSsh).unwrap(),
+            "\"openssh\""
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerKind>("\"dropbear\"").unwrap(),
+            ServerKind::Dropbear
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! per-connection children of a server, while its parent is such a
 //! server. A pid that the kernel reused for something else is left alone.
 
+use std::collections::HashMap;
 use std::fs;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -54,23 +55,30 @@ fn parent_of(pid: u32) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The live children of `pid`.
-pub fn children_of(pid: u32) -> Vec<u32> {
+/// Every live process's children, by parent pid, from one scan of `/proc`.
+pub fn children_by_parent() -> HashMap<u32, Vec<u32>> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
+        return children;
     };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&child| parent_of(child) == Some(pid))
-        .collect()
+    for pid in entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        if let Some(parent) = parent_of(pid) {
+            children.entry(parent).or_default().push(pid);
+        }
+    }
+    children
 }
 
-/// Sends `signal` to `pid` with kill(1). A process that is already gone
-/// is not an error, so failures are ignored; callers check with
+/// Sends `signal` to `pids` with one kill(1). A process that is already
+/// gone is not an error, so failures are ignored; callers check with
 /// [`is_lab_server`] afterwards.
-pub fn signal(pid: u32, signal: Signal) {
+pub fn signal(pids: &[u32], signal: Signal) {
+    if pids.is_empty() {
+        return;
+    }
     let _ = Command::new("kill")
-        .args(["-s", signal.name(), &pid.to_string()])
+        .args(["-s", signal.name(), "--"])
+        .args(pids.iter().map(u32::to_string))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -83,17 +91,18 @@ pub fn signal(pid: u32, signal: Signal) {
 pub fn stop(servers: &[(u32, String)], grace: Duration) -> StopOutcome {
     let mut outcome = StopOutcome::default();
     let mut pending = Vec::new();
+    let mut targets = Vec::new();
+    let children = children_by_parent();
     for (index, (pid, marker)) in servers.iter().enumerate() {
         if !is_lab_server(*pid, marker) {
             outcome.not_running.push(index);
             continue;
         }
-        for child in children_of(*pid) {
-            signal(child, Signal::Term);
-        }
-        signal(*pid, Signal::Term);
+        targets.extend(children.get(pid).into_iter().flatten());
+        targets.push(*pid);
         pending.push(index);
     }
+    signal(&targets, Signal::Term);
     let gone = |index: &usize| {
         servers
             .get(*index)
@@ -105,11 +114,11 @@ pub fn stop(servers: &[(u32, String)], grace: Duration) -> StopOutcome {
     }
     let (stopped, forced): (Vec<usize>, Vec<usize>) = pending.into_iter().partition(gone);
     outcome.stopped = stopped;
-    for &index in &forced {
-        if let Some((pid, _)) = servers.get(index) {
-            signal(*pid, Signal::Kill);
-        }
-    }
+    let targets: Vec<u32> = forced
+        .iter()
+        .filter_map(|index| servers.get(*index).map(|(pid, _)| *pid))
+        .collect();
+    signal(&targets, Signal::Kill);
     let deadline = Instant::now() + Duration::from_secs(2);
     while !forced.iter().all(gone) && Instant::now() < deadline {
         thread::sleep(POLL);
@@ -145,7 +154,7 @@ mod tests {
         assert!(cmdline(me).is_some());
         assert!(parent_of(me).is_some());
         let parent = parent_of(me).unwrap();
-        assert!(children_of(parent).contains(&me));
+        assert!(children_by_parent()[&parent].contains(&me));
     }
 
     #[test]
@@ -160,7 +169,10 @@ mod tests {
     fn stop_leaves_foreign_processes_alone() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id();
-        let outcome = stop(&[(pid, "/no/such/lab/".to_owned())], Duration::from_millis(100));
+        let outcome = stop(
+            &[(pid, "/no/such/lab/".to_owned())],
+            Duration::from_millis(100),
+        );
         assert_eq!(outcome.not_running, vec![0]);
         assert!(child.try_wait().unwrap().is_none(), "sleep was signalled");
         child.kill().unwrap();

@@ -101,7 +101,11 @@ pub fn generate_key() -> Result<PrivateKey, LabError> {
 pub fn public_line(key: &PrivateKey) -> Result<String, LabError> {
     let mut public = key.public_key().clone();
     public.set_comment("");
-    Ok(public.to_openssh().map_err(LabError::key)?.trim().to_owned())
+    Ok(public
+        .to_openssh()
+        .map_err(LabError::key)?
+        .trim()
+        .to_owned())
 }
 
 /// Writes `key` to `path` in OpenSSH format, mode 0600.
@@ -190,37 +194,43 @@ pub fn write_config(
         &layout.host_key(name),
         &layout.pid_file(name),
         &layout.authorized_keys(),
+        &layout.home(),
     );
+    let home = layout.home();
+    fs::create_dir_all(&home).map_err(|source| LabError::io("create", &home, source))?;
     write_file(&layout.sshd_config(name), text.as_bytes(), 0o644)
 }
 
-/// Checks every host's configuration with `sshd -t`, all at once, and
-/// returns sshd's own message for the first one it rejects.
+/// Checks a host's configuration with `sshd -t` (OpenSSH only) and
+/// returns sshd's own message if it rejects it. `up` checks the first
+/// host only: every host's file is made by the same code and differs only
+/// in its address and paths, and a server that still fails to start is
+/// reported with the end of its log.
 pub fn validate(
     kind: ServerKind,
     server: &Path,
     layout: &Layout,
-    names: &[String],
+    name: &str,
 ) -> Result<(), LabError> {
     if kind != ServerKind::OpenSsh {
         return Ok(());
     }
-    let commands = names.iter().map(|name| {
-        let mut command = Command::new(server);
-        command.arg("-t").arg("-f").arg(layout.sshd_config(name));
-        command
-    });
-    for (name, output) in names.iter().zip(run_all(commands)) {
-        let output = output.map_err(|source| LabError::io("run", server, source))?;
-        if !output.status.success() {
-            return Err(LabError::BadServerConfig {
-                host: name.clone(),
-                path: layout.sshd_config(name),
-                message: output_text(&output),
-            });
-        }
+    let config = layout.sshd_config(name);
+    let output = Command::new(server)
+        .arg("-t")
+        .arg("-f")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| LabError::io("run", server, source))?;
+    if output.status.success() {
+        return Ok(());
     }
-    Ok(())
+    Err(LabError::BadServerConfig {
+        host: name.to_owned(),
+        path: config,
+        message: output_text(&output),
+    })
 }
 
 /// Starts a host's server. Removes its old pid file first, so that the
@@ -240,7 +250,8 @@ pub fn spawn(
         _ => {}
     }
     let log_path = layout.log(name);
-    let log = File::create(&log_path).map_err(|source| LabError::io("create", &log_path, source))?;
+    let log =
+        File::create(&log_path).map_err(|source| LabError::io("create", &log_path, source))?;
     let stdout = log
         .try_clone()
         .map_err(|source| LabError::io("open", &log_path, source))?;
@@ -350,8 +361,7 @@ pub fn wait_ready(
                     ));
                 }
             }
-            if wrote_pid_file(&layout.pid_file(host.name), child.id())
-                && sends_banner(host.listen)
+            if wrote_pid_file(&layout.pid_file(host.name), child.id()) && sends_banner(host.listen)
             {
                 break;
             }
@@ -487,8 +497,12 @@ mod tests {
         assert!(is_bind_failure(
             "Bind to port 4 on 127.0.0.2 failed: Address already in use.\nCannot bind any address."
         ));
-        assert!(is_bind_failure("[9] Early exit: No listening ports available."));
-        assert!(!is_bind_failure("Missing privilege separation directory: /run/sshd"));
+        assert!(is_bind_failure(
+            "[9] Early exit: No listening ports available."
+        ));
+        assert!(!is_bind_failure(
+            "Missing privilege separation directory: /run/sshd"
+        ));
     }
 
     #[test]

@@ -77,11 +77,10 @@ pub fn read(path: &Path) -> Result<Option<LabState>, LabError> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(LabError::io("read", path, source)),
     };
-    let state: LabState =
-        serde_json::from_str(&text).map_err(|source| LabError::BadState {
-            path: path.to_owned(),
-            reason: source.to_string(),
-        })?;
+    let state: LabState = serde_json::from_str(&text).map_err(|source| LabError::BadState {
+        path: path.to_owned(),
+        reason: source.to_string(),
+    })?;
     if state.version != VERSION {
         return Err(LabError::BadState {
             path: path.to_owned(),
@@ -99,8 +98,10 @@ pub fn write(path: &Path, state: &LabState) -> Result<(), LabError> {
     })?;
     text.push('\n');
     let temporary = path.with_extension(format!("json.tmp{}", std::process::id()));
-    let written = fs::File::create(&temporary)
-        .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()));
+    let written = fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+    });
     if let Err(source) = written {
         let _ = fs::remove_file(&temporary);
         return Err(LabError::io("write", &temporary, source));

@@ -1,7 +1,8 @@
 //! Test harness: labs of real sshd hosts (built by the library's own lab
 //! code, each in its own temp dir) and a runner for the real `remex` binary.
 
-#![allow(dead_code)]
+// Panicking is how a test fails loudly; the production lints do not apply here.
+#![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -89,7 +90,10 @@ impl TestLab {
 impl Drop for TestLab {
     fn drop(&mut self) {
         if let Err(e) = lab::down(self.dir.path()) {
-            eprintln!("stopping the test lab in {}: {e}", self.dir.path().display());
+            eprintln!(
+                "stopping the test lab in {}: {e}",
+                self.dir.path().display()
+            );
         }
     }
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# remex benchmark: remex side by side with OpenSSH and parallel-ssh, in one
+# run, against a local lab of real sshd hosts. Run by hand, not in CI:
+#
+#   bench/run.sh [HOSTS]        (default 64)
+#
+# Prints wall time, client CPU time (user+sys) and peak RSS of each client,
+# and the ratios remex/peer. Targets (issue "remex core"):
+#   64-host fan-out      <= 0.3x pssh's wall time, <= 0.25x its client CPU
+#   single cold exec     <= 0.3x `ssh host true`
+#   warm command         <= 3 ms on an open connection
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HOSTS=${1:-64}
+REPEAT=${REPEAT:-5}
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2 for $1"; apt-get install -y -qq "$2" >/dev/null; }; }
+need sshd openssh-server
+need parallel-ssh pssh
+[ -x /usr/bin/time ] || { echo "installing GNU time"; apt-get install -y -qq time >/dev/null; }
+
+cargo build --release --quiet --bin remex --example warm_commands
+REMEX=$PWD/target/release/remex
+WARM=$PWD/target/release/examples/warm_commands
+
+LAB=$(mktemp -d /tmp/remex-bench.XXXXXX)
+trap '"$REMEX" lab down --dir "$LAB" >/dev/null 2>&1 || true; rm -rf "$LAB"' EXIT
+"$REMEX" lab up --hosts "$HOSTS" --dir "$LAB" >/dev/null 2>&1
+CONFIG=$LAB/config.yml
+PORT=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="port:") print $(i+1)}' "$CONFIG")
+USER_=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="user:") print $(i+1)}' "$CONFIG")
+KEY=$LAB/keys/id_ed25519
+KNOWN=$LAB/known_hosts
+SSH_OPTS=(-i "$KEY" -o UserKnownHostsFile="$KNOWN" -o StrictHostKeyChecking=yes -o BatchMode=yes -p "$PORT")
+ADDRS=()
+for i in $(seq 1 "$HOSTS"); do ADDRS+=("127.0.$(( (i + 1) / 256 )).$(( (i + 1) % 256 ))"); done
+printf '%s\n' "${ADDRS[@]/%/:$PORT}" > "$LAB/pssh_hosts"
+
+# measure NAME COMMAND...: runs it REPEAT times, keeps the median wall time
+# and that run's CPU and peak RSS. Output: NAME wall_s cpu_s rss_kb
+RESULTS=$LAB/results
+measure() {
+  local name=$1; shift
+  local runs=()
+  for _ in $(seq 1 "$REPEAT"); do
+    /usr/bin/time -f '%e %U %S %M' -o "$LAB/t" "$@" >/dev/null 2>"$LAB/err" || { echo "FAILED: $name"; cat "$LAB/err"; exit 1; }
+    runs+=("$(awk '{printf "%.4f %.4f %d\n", $1, $2+$3, $4}' "$LAB/t")")
+  done
+  printf '%s\n' "${runs[@]}" | sort -n | awk -v n="$name" 'NR==int(('"$REPEAT"'+1)/2) {print n, $0}' >> "$RESULTS"
+}
+# For fast commands /usr/bin/time's 10 ms resolution is too coarse: time
+# many back-to-back runs and divide.
+measure_loop() {
+  local name=$1 count=$2; shift 2
+  local start end
+  start=$(date +%s.%N)
+  for _ in $(seq 1 "$count"); do "$@" >/dev/null 2>&1 || { echo "FAILED: $name"; "$@"; exit 1; }; done
+  end=$(date +%s.%N)
+  echo "$name $(awk -v s="$start" -v e="$end" -v c="$count" 'BEGIN {printf "%.4f", (e-s)/c}') - -" >> "$RESULTS"
+}
+
+ssh_loop() { for a in "${ADDRS[@]}"; do ssh "${SSH_OPTS[@]}" "$USER_@$a" hostname; done; }
+
+: > "$RESULTS"
+echo "lab: $HOSTS hosts on port $PORT as $USER_; median of $REPEAT runs"
+measure "remex_fanout"  "$REMEX" --config "$CONFIG" exec all -- hostname
+measure "pssh_fanout"   parallel-ssh -p "$HOSTS" -h "$LAB/pssh_hosts" -l "$USER_" -x "-i $KEY -o UserKnownHostsFile=$KNOWN -o StrictHostKeyChecking=yes -o BatchMode=yes" -i hostname
+REPEAT=1 measure "ssh_seq_fanout" bash -c "$(declare -p SSH_OPTS ADDRS USER_); $(declare -f ssh_loop); ssh_loop"
+measure_loop "remex_cold_one" 20 "$REMEX" --config "$CONFIG" exec vm01 -- true
+measure_loop "ssh_cold_one"   20 ssh "${SSH_OPTS[@]}" "$USER_@${ADDRS[0]}" true
+
+# 200 commands on one warm connection: remex (library) vs OpenSSH ControlMaster.
+WARM_OUT=$("$WARM" "$CONFIG" vm01 200)
+CM=(-o ControlMaster=auto -o ControlPath="$LAB/cm-%C" -o ControlPersist=60)
+ssh "${SSH_OPTS[@]}" "${CM[@]}" "$USER_@${ADDRS[0]}" true
+measure "remex_warm_200" "$WARM" "$CONFIG" vm01 200
+measure "ssh_cm_200" bash -c "for i in \$(seq 200); do ssh $(printf '%q ' "${SSH_OPTS[@]}" "${CM[@]}") $USER_@${ADDRS[0]} true; done"
+ssh "${SSH_OPTS[@]}" "${CM[@]}" -O exit "$USER_@${ADDRS[0]}" 2>/dev/null || true
+
+echo
+awk -v warm="$WARM_OUT" '
+  { wall[$1]=$2; cpu[$1]=$3; rss[$1]=$4; order[NR]=$1 }
+  function ratio(a, b) { return (b > 0 && a != "-" && b != "-") ? sprintf("%.3f", a / b) : "-" }
+  END {
+    printf "%-16s %10s %10s %10s\n", "client", "wall_s", "cpu_s", "rss_kb"
+    for (i = 1; i <= NR; i++) { k = order[i]; printf "%-16s %10s %10s %10s\n", k, wall[k], cpu[k], rss[k] }
+    print ""
+    printf "fan-out  remex/pssh      wall %s (target <= 0.3)   cpu %s (target <= 0.25)   rss %s\n", ratio(wall["remex_fanout"], wall["pssh_fanout"]), ratio(cpu["remex_fanout"], cpu["pssh_fanout"]), ratio(rss["remex_fanout"], rss["pssh_fanout"])
+    printf "fan-out  remex/ssh loop  wall %s\n", ratio(wall["remex_fanout"], wall["ssh_seq_fanout"])
+    printf "cold     remex/ssh       wall %s (target <= 0.3)\n", ratio(wall["remex_cold_one"], wall["ssh_cold_one"])
+    printf "warm 200 remex/ssh CM    wall %s   cpu %s   rss %s\n", ratio(wall["remex_warm_200"], wall["ssh_cm_200"]), ratio(cpu["remex_warm_200"], cpu["ssh_cm_200"]), ratio(rss["remex_warm_200"], rss["ssh_cm_200"])
+    printf "warm command latency (library, one connection): %s (target <= 3 ms)\n", warm
+  }' "$RESULTS"

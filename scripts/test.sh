@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the whole remex test suite the way CI does: installs what is missing
+# (OpenSSH server and client, Dropbear, sudo), then format check, clippy with
+# warnings as errors, and every test (unit, integration against real sshd
+# labs, doc tests).
+#
+#   scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- system packages: the suite runs real servers, never mocks --------------
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+[ -x /usr/sbin/dropbear ] || missing+=(dropbear-bin)
+command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "==> installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- Rust toolchain ------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo not found; install Rust 1.89 or newer (https://rustup.rs) and rerun" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "==> installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+echo "==> cargo nextest run"
+cargo nextest run --all-targets --locked --no-fail-fast
+echo "==> cargo test --doc"
+cargo test --doc --locked
