@@ -328,11 +328,13 @@ impl Connection {
     pub async fn run_quiet(&self, command: &str) -> Result<(Option<u32>, Vec<u8>), Failure> {
         let mut session = self.session().await?;
         let io = |e: russh::Error| Failure::new(ErrorKind::Io, e.to_string());
+        tracing::debug!(channel = ?session.channel.id(), "helper command");
         session.channel.exec(true, command).await.map_err(io)?;
         session.channel.eof().await.map_err(io)?;
         let mut status = None;
         let mut out = Vec::new();
         while let Some(msg) = session.channel.wait().await {
+            tracing::trace!(?msg, "helper command");
             match msg {
                 ChannelMsg::Data { data } => out.extend_from_slice(&data),
                 ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),

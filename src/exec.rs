@@ -3,24 +3,35 @@
 //!
 //! # The remote command line
 //!
-//! sshd runs an exec request as `$SHELL -c STRING`. remex sends
+//! sshd runs an exec request as `$SHELL -c STRING`. For an argv remex sends
 //!
 //! ```text
-//! exec env REMEX_RUN_ID=<tag> K=V… "${SHELL:-/bin/sh}" -c '<cd -- DIR || exit 126; COMMAND>'
+//! export REMEX_RUN_ID=<tag> 'K=V'…
+//! cd -- DIR || exit 126
+//! 'WORD' 'WORD'…
+//! ```
+//!
+//! and for a raw string (`--raw`)
+//!
+//! ```text
+//! exec env REMEX_RUN_ID=<tag> 'K=V'… "${SHELL:-/bin/sh}" -c 'cd -- DIR || exit 126; RAW'
 //! ```
 //!
 //! so that `--env` reaches the command even when sshd's `AcceptEnv` refuses
-//! it, `--cwd` failing stops the command, and every process of the command
-//! carries a tag in its initial environment. An argv is quoted in
-//! [`crate::quote`]; a raw string (`--raw`) is passed to the inner shell as is.
+//! it, a failing `--cwd` stops the command with status 126, and every process
+//! of the command carries a tag in its initial environment (a script's own
+//! shell included; an argv's shell has nothing left to run once the command
+//! is gone, so it needs none, and the command costs one shell start). The
+//! argv is quoted in [`crate::quote`]; a raw string reaches the shell as is.
 //!
 //! # Timeouts
 //!
-//! When the timeout fires, remex sends the session a `TERM` signal request
-//! (sshd ≥ 8.1 passes it to the session's process group), then runs a small
-//! reaper on a second channel that finds every process whose environment
-//! carries the tag (`/proc/PID/environ`), sends it `TERM`, and `KILL`s what is
-//! left after 300 ms, and finally closes the channel. Processes that start a
+//! When the timeout fires, remex runs a small reaper on a second channel of
+//! the same connection: it finds every process whose environment carries the
+//! tag (`/proc/PID/environ`), sends it `TERM`, and `KILL`s what is left after
+//! 300 ms. Then it sends the session a `KILL` signal request (sshd ≥ 8.1 and
+//! Dropbear pass it on) for anything the reaper could not see, and closes the
+//! channel. Processes that start a
 //! new session *and* scrub their environment escape this (as they escape any
 //! tool short of a cgroup); everything else, children and grandchildren
 //! included, is gone when the outcome is reported.
@@ -211,22 +222,30 @@ impl Exec {
 
     /// The string sent in the SSH exec request (see the module docs).
     pub fn remote_command(&self, tag: &str) -> String {
-        let mut inner = String::new();
-        if let Some(dir) = &self.cwd {
-            inner.push_str(&format!("cd -- {} || exit 126\n", quote::quote(dir)));
-        }
-        match &self.command {
-            Command::Argv(argv) => inner.push_str(&quote::join(argv)),
-            Command::Raw(raw) => inner.push_str(raw),
-        }
-        let mut line = format!("exec env {TAG_VAR}={tag}");
+        // `TAG=… 'K=v'…`: each assignment one quoted word.
+        let mut assignments = format!("{TAG_VAR}={tag}");
         for (key, value) in &self.env {
-            line.push(' ');
-            line.push_str(&quote::quote(&format!("{key}={value}")));
+            assignments.push(' ');
+            assignments.push_str(&quote::quote(&format!("{key}={value}")));
         }
-        line.push_str(" \"${SHELL:-/bin/sh}\" -c ");
-        line.push_str(&quote::quote(&inner));
-        line
+        let cd = self
+            .cwd
+            .as_ref()
+            .map(|dir| format!("cd -- {} || exit 126\n", quote::quote(dir)))
+            .unwrap_or_default();
+        match &self.command {
+            // One simple command: the login shell exports, then runs it. The
+            // shell itself is left untagged, but it has nothing to do after
+            // the command, so killing the command ends it; and a command
+            // costs one shell start, not two.
+            Command::Argv(argv) => format!("export {assignments}\n{cd}{}", quote::join(argv)),
+            // A script may go on after any one of its commands is killed, so
+            // the shell running it is started with the tag too.
+            Command::Raw(raw) => format!(
+                "exec env {assignments} \"${{SHELL:-/bin/sh}}\" -c {}",
+                quote::quote(&format!("{cd}{raw}"))
+            ),
+        }
     }
 }
 
@@ -413,22 +432,31 @@ async fn stop_remote(
     writer: &russh::ChannelWriteHalf<russh::client::Msg>,
     tag: &str,
 ) {
-    let _ = writer.signal(Sig::TERM).await;
     let reaper = format!(
         "sig=TERM; for round in 1 2 3 4; do \
            pids=$(grep -lzxF {TAG_VAR}={tag} /proc/[0-9]*/environ 2>/dev/null | sed 's,^/proc/\\([0-9]*\\)/environ$,\\1,'); \
            [ -n \"$pids\" ] || exit 0; kill -$sig $pids 2>/dev/null; sleep 0.3; sig=KILL; \
          done"
     );
+    // The reaper runs before anything else touches the timed-out session:
+    // Dropbear (2022.83) closes a just-opened channel when a signalled
+    // session ends at the same moment, which would drop the reaper unrun.
+    let host = &conn.endpoint().name;
     match tokio::time::timeout(Duration::from_secs(10), conn.run_quiet(&reaper)).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok((Some(0), _))) => {}
+        Ok(Ok((status, _))) => {
+            tracing::warn!(%host, ?status, "the process reaper did not finish cleanly after a timeout");
+        }
         Ok(Err(failure)) => tracing::warn!(
-            host = %conn.endpoint().name,
+            %host,
             "could not run the process reaper after a timeout: {}",
             failure.message
         ),
-        Err(_) => tracing::warn!(host = %conn.endpoint().name, "the process reaper timed out"),
+        Err(_) => tracing::warn!(%host, "the process reaper timed out"),
     }
+    // Belt and braces for what the reaper cannot see (no /proc): sshd ≥ 8.1
+    // and Dropbear signal the session's process (group).
+    let _ = writer.signal(Sig::KILL).await;
     let _ = writer.close().await;
 }
 
@@ -460,11 +488,17 @@ mod tests {
         let exec = Exec::argv(["printf", "%s\\n", "a b", "$(id)"])
             .env("GREETING", "hello world")
             .cwd("/tmp/my dir");
-        let line = exec.remote_command("abc");
         assert_eq!(
-            line,
-            r#"exec env REMEX_RUN_ID=abc 'GREETING=hello world' "${SHELL:-/bin/sh}" -c 'cd -- '\''/tmp/my dir'\'' || exit 126
-printf '\''%s\n'\'' '\''a b'\'' '\''$(id)'\'''"#
+            exec.remote_command("abc"),
+            "export REMEX_RUN_ID=abc 'GREETING=hello world'\n\
+             cd -- '/tmp/my dir' || exit 126\n\
+             printf '%s\\n' 'a b' '$(id)'"
+        );
+        let exec = Exec::raw("echo $HOME | wc -c").env("A", "1").cwd("/tmp");
+        assert_eq!(
+            exec.remote_command("abc"),
+            "exec env REMEX_RUN_ID=abc 'A=1' \"${SHELL:-/bin/sh}\" -c 'cd -- /tmp || exit 126\n\
+             echo $HOME | wc -c'"
         );
     }
 

@@ -1,12 +1,10 @@
 //! Test harness: labs of real sshd hosts (built by the library's own lab
 //! code, each in its own temp dir) and a runner for the real `remex` binary.
 
-// Panicking is how a test fails loudly; the production lints do not apply here.
-#![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use remex::lab::{self, Lab, LabSpec, ServerKind};
 
@@ -43,6 +41,23 @@ impl TestLab {
             .block_on(lab::up(&spec))
             .unwrap_or_else(|e| panic!("\n\nSTARTING THE TEST LAB FAILED: {e}\n\n"));
         TestLab { lab, dir }
+    }
+
+    /// A Dropbear lab logging in as a throwaway user (Dropbear reads only
+    /// `~USER/.ssh/authorized_keys`, so the lab never touches a real
+    /// account). Needs root; fails loudly otherwise.
+    pub fn dropbear(hosts: usize) -> (TestLab, ThrowawayUser, tempfile::TempDir) {
+        assert!(
+            running_as_root(),
+            "THIS TEST NEEDS ROOT: it creates a throwaway user for the Dropbear lab. \
+             Run the suite as root (CI does)."
+        );
+        let parent = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let user = ThrowawayUser::create(parent.path());
+        let lab = TestLab::with(hosts, ServerKind::Dropbear, Some(user.name.clone()));
+        (lab, user, parent)
     }
 
     pub fn path(&self) -> &Path {
@@ -240,4 +255,50 @@ pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
         }
     }
     found
+}
+
+/// A login user that exists for one test: created with `useradd`, removed
+/// (with its home) when dropped, whatever the test's outcome.
+pub struct ThrowawayUser {
+    pub name: String,
+    pub home: PathBuf,
+}
+
+impl ThrowawayUser {
+    pub fn create(parent: &Path) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("remex-lab-{:x}{:x}", std::process::id(), nanos);
+        let home = parent.join("home");
+        // `-p '*'`: no password, but not a locked account either.
+        let status = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", "-p", "*", "-d"])
+            .arg(&home)
+            .arg(&name)
+            .status()
+            .unwrap_or_else(|error| panic!("cannot run useradd: {error}"));
+        assert!(status.success(), "useradd {name} failed: {status}");
+        Self { name, home }
+    }
+}
+
+impl Drop for ThrowawayUser {
+    fn drop(&mut self) {
+        let removed = Command::new("userdel")
+            .args(["-r", &self.name])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !removed {
+            let _ = Command::new("userdel")
+                .args(["-r", "-f", &self.name])
+                .status();
+        }
+    }
+}
+
+pub fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
 }

@@ -1,14 +1,9 @@
 //! The `remex` binary against labs of real OpenSSH sshd hosts.
 
-// Panicking is how a test fails loudly; the production lints do not apply here.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-
-mod util;
-
 use std::time::Duration;
 
+use crate::util::{Remex, TestLab, processes_matching};
 use serde_json::Value;
-use util::{Remex, TestLab, processes_matching};
 
 fn results(json: &Value) -> &Vec<Value> {
     json["results"]
@@ -662,4 +657,86 @@ fn one_connection_serves_many_commands_in_a_process() {
     });
     let log = lab.sshd_log("vm01");
     assert_eq!(log.matches("Accepted publickey").count(), 1, "{log}");
+}
+
+#[test]
+fn exec_works_against_dropbear() {
+    // Field order matters: the lab goes down before its user is removed.
+    let (lab, user, _parent) = TestLab::dropbear(3);
+    let run = lab
+        .remex()
+        .args([
+            "--json",
+            "exec",
+            "all",
+            "--env",
+            "X=a b",
+            "--",
+            "sh",
+            "-c",
+            r#"printf '%s %s' "$(id -un)" "$X""#,
+        ])
+        .run()
+        .expect_code(0);
+    let json = run.json();
+    assert_eq!(json["summary"]["ok"], 3);
+    for r in results(&json) {
+        assert_eq!(r["stdout"], format!("{} a b", user.name));
+    }
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm02", "--", "sh", "-c", "exit 4"])
+        .run()
+        .expect_code(1);
+    assert_eq!(results(&run.json())[0]["exit_code"], 4);
+    let run = lab
+        .remex()
+        .args([
+            "--json",
+            "exec",
+            "vm01",
+            "--timeout",
+            "1s",
+            "--",
+            "sleep",
+            "7311",
+        ])
+        .run()
+        .expect_code(1);
+    assert_eq!(results(&run.json())[0]["error"]["kind"], "timeout");
+    assert!(
+        processes_matching("sleep 7311").is_empty(),
+        "sleep survived the timeout on dropbear: {:?}\n{}",
+        processes_matching("sleep 7311"),
+        run.stderr()
+    );
+    drop(lab);
+}
+
+#[test]
+fn a_timeout_stops_an_argv_command_and_its_children() {
+    let lab = TestLab::new(1);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--timeout", "500ms", "--"])
+        .args([
+            "sh",
+            "-c",
+            "sleep 7321 & setsid sleep 7322 & exec sleep 7323",
+        ])
+        .run()
+        .expect_code(1);
+    assert_eq!(results(&run.json())[0]["error"]["kind"], "timeout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let left: Vec<_> = ["sleep 7321", "sleep 7322", "sleep 7323"]
+            .iter()
+            .flat_map(|needle| processes_matching(needle))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "survivors: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -5,15 +5,15 @@
 //! install hint; the Dropbear test fails unless it runs as root, because
 //! it creates a throwaway login user.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use remex::lab::{self, Lab, LabError, LabHost, LabSpec, ServerKind};
+
+use crate::util::{ThrowawayUser, running_as_root};
 
 /// Brings a lab up, failing the test with the error's message (which
 /// carries the install hint when a server is missing).
@@ -246,52 +246,6 @@ async fn up_refuses_a_directory_that_is_not_a_lab() {
         matches!(error, LabError::BadHostCount { hosts: 0 }),
         "{error}"
     );
-}
-
-/// A login user that exists for one test: created with `useradd`, removed
-/// (with its home) when dropped, whatever the test's outcome.
-struct ThrowawayUser {
-    name: String,
-    home: PathBuf,
-}
-
-impl ThrowawayUser {
-    fn create(parent: &Path) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("remex-lab-{:x}{:x}", std::process::id(), nanos);
-        let home = parent.join("home");
-        // `-p '*'`: no password, but not a locked account either.
-        let status = Command::new("useradd")
-            .args(["-m", "-s", "/bin/sh", "-p", "*", "-d"])
-            .arg(&home)
-            .arg(&name)
-            .status()
-            .unwrap_or_else(|error| panic!("cannot run useradd: {error}"));
-        assert!(status.success(), "useradd {name} failed: {status}");
-        Self { name, home }
-    }
-}
-
-impl Drop for ThrowawayUser {
-    fn drop(&mut self) {
-        let removed = Command::new("userdel")
-            .args(["-r", &self.name])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !removed {
-            let _ = Command::new("userdel")
-                .args(["-r", "-f", &self.name])
-                .status();
-        }
-    }
-}
-
-fn running_as_root() -> bool {
-    fs::metadata("/proc/self").unwrap().uid() == 0
 }
 
 #[tokio::test]

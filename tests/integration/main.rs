@@ -1,0 +1,13 @@
+//! Integration tests: the real `remex` binary and the library against labs
+//! of real sshd hosts (OpenSSH, and Dropbear for compatibility), each lab in
+//! its own temp dir on loopback. One test binary, one harness (`util`).
+//!
+//! Nothing here skips: without sshd the tests fail with the install hint,
+//! and tests that need root (throwaway users) fail loudly without it.
+
+// Panicking is how a test fails loudly; the production lints do not apply.
+#![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod exec;
+mod lab;
+mod util;
