@@ -292,6 +292,11 @@ impl Connection {
     }
 
     /// Opens a session channel, waiting for a free slot.
+    ///
+    /// sshd frees a session's place in its `MaxSessions` table a moment after
+    /// the channel's close, so an open that follows a close closely can be
+    /// refused though the count is within the limit: a refused open is
+    /// retried a few times with a short backoff before it is an error.
     pub async fn session(&self) -> Result<Session, Failure> {
         let slot = self
             .sessions
@@ -299,13 +304,27 @@ impl Connection {
             .acquire_owned()
             .await
             .map_err(|_| Failure::new(ErrorKind::Io, "connection is shutting down"))?;
-        let channel = self.handle.channel_open_session().await.map_err(|e| {
-            Failure::new(
-                ErrorKind::Protocol,
-                format!("{} refused a session channel: {e}", self.endpoint.name),
-            )
-        })?;
-        Ok(Session { channel, slot })
+        let mut backoff = Duration::from_millis(5);
+        let mut retries = 6;
+        loop {
+            match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok(Session { channel, slot }),
+                Err(russh::Error::ChannelOpenFailure(_)) if retries > 0 => {
+                    retries -= 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(e) => {
+                    return Err(Failure::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "{} refused a session channel: {e} (is sshd's MaxSessions lower than remote_execution.max_sessions?)",
+                            self.endpoint.name
+                        ),
+                    ));
+                }
+            }
+        }
     }
 
     /// SHA256 fingerprint of the verified host key.

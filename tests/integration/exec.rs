@@ -740,3 +740,220 @@ fn a_timeout_stops_an_argv_command_and_its_children() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Generates a key with ssh-keygen in the lab's key dir and authorizes it on
+/// every lab host; returns the config that uses it.
+fn authorize_new_key(lab: &TestLab, name: &str, keygen_args: &[&str]) -> std::path::PathBuf {
+    let path = lab.path().join("keys").join(name);
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-C", name, "-f"])
+        .arg(&path)
+        .args(keygen_args)
+        .status()
+        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+    assert!(status.success(), "ssh-keygen {keygen_args:?} failed");
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    let authorized = lab.path().join("authorized_keys");
+    let mut text = std::fs::read_to_string(&authorized).unwrap();
+    text.push_str(&public);
+    std::fs::write(&authorized, text).unwrap();
+    lab.config_variant(
+        &format!("{name}.yml"),
+        &[("default_key: id_ed25519", &format!("default_key: {name}"))],
+    )
+}
+
+#[test]
+fn rsa_ecdsa_and_encrypted_keys_authenticate() {
+    let lab = TestLab::new(1);
+    for (name, args) in [
+        ("rsa3072", &["-t", "rsa", "-b", "3072", "-N", ""][..]),
+        ("ecdsa256", &["-t", "ecdsa", "-b", "256", "-N", ""][..]),
+        ("ecdsa384", &["-t", "ecdsa", "-b", "384", "-N", ""][..]),
+    ] {
+        let config = authorize_new_key(&lab, name, args);
+        Remex::new()
+            .arg("--config")
+            .arg(&config)
+            .args(["exec", "all", "--", "true"])
+            .run()
+            .expect_code(0);
+    }
+
+    let config = authorize_new_key(&lab, "encrypted", &["-t", "ed25519", "-N", "open sesame"]);
+    let run = || {
+        Remex::new()
+            .arg("--config")
+            .arg(&config)
+            .args(["--json", "exec", "all", "--", "true"])
+    };
+    // No passphrase and no terminal: a clear auth error naming the variable.
+    let out = run().run().expect_code(1);
+    let json = out.json();
+    let error = &results(&json)[0]["error"];
+    assert_eq!(error["kind"], "auth");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("REMEX_KEY_PASSPHRASE"),
+        "{error}"
+    );
+    // A wrong one is refused without being echoed anywhere.
+    let out = run()
+        .env("REMEX_KEY_PASSPHRASE", "not-the-passphrase-42")
+        .run()
+        .expect_code(1);
+    assert!(
+        !out.stdout().contains("not-the-passphrase-42")
+            && !out.stderr().contains("not-the-passphrase-42")
+    );
+    run()
+        .env("REMEX_KEY_PASSPHRASE", "open sesame")
+        .run()
+        .expect_code(0);
+}
+
+#[test]
+fn ssh_agent_keys_are_used_when_allowed() {
+    let lab = TestLab::new(1);
+    let socket = lab.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("ssh-agent: {e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh-agent did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let key = lab.path().join("keys").join("id_ed25519");
+    let added = std::process::Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap_or_else(|e| panic!("ssh-add: {e}"));
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    // The config names a key file that does not exist: only the agent can help.
+    let agent_config = lab.config_variant(
+        "agent.yml",
+        &[
+            ("default_key: id_ed25519", "default_key: not-there"),
+            ("use_agent: false", "use_agent: true"),
+        ],
+    );
+    Remex::new()
+        .arg("--config")
+        .arg(&agent_config)
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    // With use_agent: false the same agent is not asked.
+    let no_agent = lab.config_variant(
+        "no-agent.yml",
+        &[("default_key: id_ed25519", "default_key: not-there")],
+    );
+    let run = Remex::new()
+        .arg("--config")
+        .arg(&no_agent)
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
+    assert_eq!(results(&run.json())[0]["error"]["kind"], "auth");
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
+#[test]
+fn pty_is_opt_in() {
+    let lab = TestLab::new(1);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--", "tty"])
+        .run()
+        .expect_code(1);
+    assert_eq!(results(&run.json())[0]["stdout"], "not a tty\n");
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--pty", "--", "tty"])
+        .run()
+        .expect_code(0);
+    let out = results(&run.json())[0]["stdout"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+}
+
+#[test]
+fn concurrent_commands_on_one_connection_respect_max_sessions() {
+    // sshd allows 4 sessions per connection here; 24 concurrent commands on one
+    // host must queue for remex's session slots instead of being refused.
+    let lab = TestLab::new(1);
+    for host in &lab.lab.hosts {
+        let cfg = lab
+            .path()
+            .join("hosts")
+            .join(&host.name)
+            .join("sshd_config");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("MaxSessions 64", "MaxSessions 4");
+        std::fs::write(&cfg, text).unwrap();
+    }
+    let mut lab = lab;
+    lab.lab.stop_host("vm01").unwrap();
+    lab.lab.start_host("vm01").unwrap();
+    let run_all = |max_sessions: usize| -> Vec<bool> {
+        let config = lab.config_variant(
+            &format!("sessions{max_sessions}.yml"),
+            &[(
+                "use_agent: false",
+                &format!("use_agent: false\n  max_sessions: {max_sessions}"),
+            )],
+        );
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let config = remex::config::Config::load(&config).unwrap();
+            let executor = remex::executor::Executor::new(config).unwrap();
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..24 {
+                let executor = executor.clone();
+                tasks.spawn(async move {
+                    let exec = remex::exec::Exec::argv(["sleep", "0.2"]);
+                    let report = executor.exec("vm01", &exec).await.unwrap();
+                    if let Some(error) = &report.results[0].error {
+                        eprintln!("ERR {error:?}");
+                    }
+                    report.all_ok()
+                });
+            }
+            let mut oks = Vec::new();
+            while let Some(ok) = tasks.join_next().await {
+                oks.push(ok.unwrap());
+            }
+            executor.close().await;
+            oks
+        })
+    };
+    let within = run_all(4);
+    assert!(within.iter().all(|ok| *ok), "{within:?}");
+    // Without the limit, sshd refuses the excess: the limit is what made the
+    // first run pass.
+    let beyond = run_all(24);
+    assert!(
+        beyond.iter().any(|ok| !*ok),
+        "sshd accepted 24 sessions; the test proves nothing"
+    );
+}
