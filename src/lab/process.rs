@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn stop_leaves_foreign_processes_alone() {
-        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = spawn_sleep();
         let pid = child.id();
         let outcome = stop(
             &[(pid, "/no/such/lab/".to_owned())],
@@ -179,13 +179,25 @@ mod tests {
         child.wait().unwrap();
     }
 
+    /// Spawns `sleep 30` and waits until `/proc` shows it as such: spawn can
+    /// return while the kernel still reports the parent's command line.
+    fn spawn_sleep() -> std::process::Child {
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_lab_server(child.id(), "sleep 30") {
+            assert!(Instant::now() < deadline, "sleep never showed up in /proc");
+            thread::sleep(Duration::from_millis(1));
+        }
+        child
+    }
+
     #[test]
     fn stop_terminates_a_matching_process() {
-        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = spawn_sleep();
         let pid = child.id();
         let reaper = thread::spawn(move || child.wait());
         let outcome = stop(&[(pid, "sleep 30".to_owned())], Duration::from_secs(3));
-        assert_eq!(outcome.stopped, vec![0]);
+        assert_eq!(outcome.stopped, vec![0], "{outcome:?}");
         assert!(!reaper.join().unwrap().unwrap().success());
     }
 }
