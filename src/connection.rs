@@ -28,7 +28,7 @@ use crate::report::{ErrorKind, Failure};
 use crate::tcp::{self, DialError};
 
 /// Where and as whom to connect: one host of the inventory, resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Endpoint {
     /// The host's name in the config (for messages).
     pub name: String,

@@ -181,18 +181,12 @@ impl Executor {
     }
 
     async fn check_one(&self, name: &str) -> HostCheck {
-        let endpoint = self.endpoint(name);
+        let endpoint = self.endpoint_or_blank(name);
         let mut check = HostCheck {
             host: name.to_owned(),
-            address: endpoint
-                .as_ref()
-                .map(|e| e.host.clone())
-                .unwrap_or_default(),
-            port: endpoint.as_ref().map(|e| e.port).unwrap_or_default(),
-            user: endpoint
-                .as_ref()
-                .map(|e| e.user.clone())
-                .unwrap_or_default(),
+            address: endpoint.host.clone(),
+            port: endpoint.port,
+            user: endpoint.user.clone(),
             reachable: false,
             host_key: "unknown",
             host_key_fingerprint: None,
@@ -219,11 +213,15 @@ impl Executor {
                 );
                 if failure.kind == ErrorKind::HostKey {
                     check.host_key = crate::connection::host_key_state(&failure);
-                } else if failure.kind == ErrorKind::Auth {
-                    check.host_key = "pinned";
-                } else if let Some(e) = &endpoint
-                    && !self.inner.known.pinned(&e.host, e.port).is_empty()
+                } else if failure.kind == ErrorKind::Auth
+                    || !self
+                        .inner
+                        .known
+                        .pinned(&endpoint.host, endpoint.port)
+                        .is_empty()
                 {
+                    // Auth comes after the key was accepted; unreached hosts
+                    // report what known_hosts holds for them.
                     check.host_key = "pinned";
                 }
                 check.error = Some(failure);
@@ -330,16 +328,22 @@ impl Executor {
         })
     }
 
+    /// [`Executor::endpoint`] for a name that selection produced (so it
+    /// exists); a blank endpoint otherwise, never a panic.
+    fn endpoint_or_blank(&self, name: &str) -> Endpoint {
+        self.endpoint(name).unwrap_or_else(|| Endpoint {
+            name: name.to_owned(),
+            ..Endpoint::default()
+        })
+    }
+
     fn blank_outcome(&self, name: &str) -> HostOutcome {
-        let endpoint = self.endpoint(name);
+        let endpoint = self.endpoint_or_blank(name);
         HostOutcome {
             host: name.to_owned(),
-            address: endpoint
-                .as_ref()
-                .map(|e| e.host.clone())
-                .unwrap_or_default(),
-            port: endpoint.as_ref().map(|e| e.port).unwrap_or_default(),
-            user: endpoint.map(|e| e.user).unwrap_or_default(),
+            address: endpoint.host,
+            port: endpoint.port,
+            user: endpoint.user,
             exit_code: None,
             signal: None,
             stdout: Captured::default(),

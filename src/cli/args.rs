@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 Examples:
   remex lab up --hosts 4                        start 4 local sshd hosts in ./lab
   remex --config lab/config.yml exec all -- uname -a
-  remex exec web,!vm03 --timeout 30s -- systemctl is-active nginx
+  remex exec 'web,!vm03' --timeout 30s -- systemctl is-active nginx
   remex --json exec all -- df -h /             one JSON document on stdout
   remex hosts check all                         reachability, host keys, auth
 

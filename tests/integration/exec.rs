@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::{Remex, TestLab, processes_matching};
+use crate::util::{Remex, TestLab, assert_no_process_left};
 use serde_json::Value;
 
 fn results(json: &Value) -> &Vec<Value> {
@@ -251,23 +251,7 @@ fn a_timeout_stops_the_remote_command_and_its_children() {
         "took {:?}",
         run.elapsed
     );
-    // remex reports only after the reaper ran; allow the kernel a moment to
-    // reap, then insist.
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    loop {
-        let left: Vec<_> = ["sleep 7301", "sleep 7302", "sleep 7303", "sleep 7304"]
-            .iter()
-            .flat_map(|needle| processes_matching(needle))
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "remote processes survived the timeout: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_no_process_left(&["sleep 7301", "sleep 7302", "sleep 7303", "sleep 7304"]);
 }
 
 #[test]
@@ -704,12 +688,7 @@ fn exec_works_against_dropbear() {
         .run()
         .expect_code(1);
     assert_eq!(results(&run.json())[0]["error"]["kind"], "timeout");
-    assert!(
-        processes_matching("sleep 7311").is_empty(),
-        "sleep survived the timeout on dropbear: {:?}\n{}",
-        processes_matching("sleep 7311"),
-        run.stderr()
-    );
+    assert_no_process_left(&["sleep 7311"]);
     drop(lab);
 }
 
@@ -727,18 +706,7 @@ fn a_timeout_stops_an_argv_command_and_its_children() {
         .run()
         .expect_code(1);
     assert_eq!(results(&run.json())[0]["error"]["kind"], "timeout");
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    loop {
-        let left: Vec<_> = ["sleep 7321", "sleep 7322", "sleep 7323"]
-            .iter()
-            .flat_map(|needle| processes_matching(needle))
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "survivors: {left:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_no_process_left(&["sleep 7321", "sleep 7322", "sleep 7323"]);
 }
 
 /// Generates a key with ssh-keygen in the lab's key dir and authorizes it on

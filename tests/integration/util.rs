@@ -232,6 +232,27 @@ impl Run {
     }
 }
 
+/// Asserts that no process matching any of `needles` is left, allowing the
+/// kernel up to 3 s to finish killing and reaping (remex reports a timeout
+/// only after its reaper ran).
+pub fn assert_no_process_left(needles: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left: Vec<_> = needles
+            .iter()
+            .flat_map(|needle| processes_matching(needle))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "remote processes survived the timeout: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// PIDs of local processes whose command line contains `needle` (the lab's
 /// hosts are this machine, so their processes are visible here).
 pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
