@@ -342,20 +342,29 @@ impl Connection {
         self.handle.is_closed()
     }
 
-    /// Runs `command` on a fresh channel and returns its exit status and
-    /// stdout, for remex's own short helper commands (never user input).
-    pub async fn run_quiet(&self, command: &str) -> Result<(Option<u32>, Vec<u8>), Failure> {
+    /// Runs one of remex's own helper commands (never user input) on a
+    /// fresh channel, feeding it `stdin`, and returns its exit status and
+    /// its stdout and stderr together.
+    pub async fn run_helper(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<(Option<u32>, Vec<u8>), Failure> {
         let mut session = self.session().await?;
         let io = |e: russh::Error| Failure::new(ErrorKind::Io, e.to_string());
         tracing::debug!(channel = ?session.channel.id(), "helper command");
         session.channel.exec(true, command).await.map_err(io)?;
+        if let Some(bytes) = stdin {
+            session.channel.data(bytes).await.map_err(io)?;
+        }
         session.channel.eof().await.map_err(io)?;
         let mut status = None;
         let mut out = Vec::new();
         while let Some(msg) = session.channel.wait().await {
-            tracing::trace!(?msg, "helper command");
             match msg {
-                ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
+                    out.extend_from_slice(&data);
+                }
                 ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
                 ChannelMsg::Close => break,
                 _ => {}

@@ -45,6 +45,8 @@ use tokio::time::Instant;
 use crate::connection::Connection;
 use crate::quote;
 use crate::report::{Captured, ErrorKind, Failure};
+use crate::script::{self, Script};
+use crate::sudo::{Sudo, SudoMode};
 
 /// The environment variable that tags every process of a remex command.
 pub const TAG_VAR: &str = "REMEX_RUN_ID";
@@ -59,6 +61,52 @@ pub enum Command {
     Argv(Vec<String>),
     /// One shell string passed as is (`--raw`).
     Raw(String),
+    /// A local script, copied to the host, run with these arguments, and
+    /// removed (see [`crate::script`]).
+    Script {
+        /// The script.
+        script: Script,
+        /// Its arguments, each arriving as one argv entry.
+        args: Vec<String>,
+    },
+}
+
+/// Cancels a run (Ctrl-C): remote commands are stopped like a timeout, and
+/// hosts not yet started are skipped.
+#[derive(Clone, Debug)]
+pub struct Cancel(tokio::sync::watch::Receiver<bool>);
+
+/// The sending side of a [`Cancel`].
+#[derive(Debug)]
+pub struct CancelHandle(tokio::sync::watch::Sender<bool>);
+
+impl Cancel {
+    /// A new cancel signal and its handle.
+    pub fn new() -> (CancelHandle, Cancel) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (CancelHandle(tx), Cancel(rx))
+    }
+
+    /// Whether the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when the run is cancelled (never, if the handle is dropped
+    /// without cancelling).
+    pub async fn cancelled(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|cancelled| *cancelled).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl CancelHandle {
+    /// Cancels the run.
+    pub fn cancel(&self) {
+        let _ = self.0.send(true);
+    }
 }
 
 /// Which output stream a line came from.
@@ -108,6 +156,10 @@ pub struct Exec {
     pub max_output: usize,
     /// Receives lines and completions as they happen.
     pub observer: Option<Arc<dyn Observer>>,
+    /// Run as another user through sudo (`--sudo`, `--sudo-user`).
+    pub sudo: Option<Sudo>,
+    /// Stops the run early (Ctrl-C).
+    pub cancel: Option<Cancel>,
 }
 
 impl std::fmt::Debug for Exec {
@@ -118,6 +170,7 @@ impl std::fmt::Debug for Exec {
             .field("cwd", &self.cwd)
             .field("pty", &self.pty)
             .field("timeout", &self.timeout)
+            .field("sudo", &self.sudo)
             .finish_non_exhaustive()
     }
 }
@@ -133,7 +186,27 @@ impl Exec {
             timeout: None,
             max_output: DEFAULT_MAX_OUTPUT,
             observer: None,
+            sudo: None,
+            cancel: None,
         }
+    }
+
+    /// Runs a local script with `args` (see [`crate::script`]).
+    pub fn script<I, S>(script: Script, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Exec::new(Command::Script {
+            script,
+            args: args.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// Runs as another user through sudo.
+    pub fn sudo(mut self, sudo: Sudo) -> Self {
+        self.sudo = Some(sudo);
+        self
     }
 
     /// Runs `argv`: each word arrives as one argument, never re-split or
@@ -220,8 +293,14 @@ impl Exec {
         Ok(())
     }
 
-    /// The string sent in the SSH exec request (see the module docs).
+    /// The string sent in the SSH exec request (see the module docs), for a
+    /// login shell; under sudo it is wrapped by [`Sudo::wrap`].
     pub fn remote_command(&self, tag: &str) -> String {
+        self.remote_command_with(&self.command, tag, "\"${SHELL:-/bin/sh}\"")
+    }
+
+    /// [`Exec::remote_command`] for `command`, running raw strings in `shell`.
+    fn remote_command_with(&self, command: &Command, tag: &str, shell: &str) -> String {
         // `TAG=… 'K=v'…`: each assignment one quoted word.
         let mut assignments = format!("{TAG_VAR}={tag}");
         for (key, value) in &self.env {
@@ -233,7 +312,7 @@ impl Exec {
             .as_ref()
             .map(|dir| format!("cd -- {} || exit 126\n", quote::quote(dir)))
             .unwrap_or_default();
-        match &self.command {
+        match command {
             // One simple command: the login shell exports, then runs it. The
             // shell itself is left untagged, but it has nothing to do after
             // the command, so killing the command ends it; and a command
@@ -242,8 +321,14 @@ impl Exec {
             // A script may go on after any one of its commands is killed, so
             // the shell running it is started with the tag too.
             Command::Raw(raw) => format!(
-                "exec env {assignments} \"${{SHELL:-/bin/sh}}\" -c {}",
+                "exec env {assignments} {shell} -c {}",
                 quote::quote(&format!("{cd}{raw}"))
+            ),
+            // A script is staged first and then run as an argv; this is
+            // what runs it once staged (`<dir>` is the staging directory).
+            Command::Script { script, args } => format!(
+                "export {assignments}\n{cd}{}",
+                quote::join(&script::run_argv(script, "<dir>", args))
             ),
         }
     }
@@ -262,6 +347,16 @@ pub struct Ran {
     pub stderr: Captured,
     /// Why it did not succeed.
     pub error: Option<Failure>,
+}
+
+impl Ran {
+    /// A run that failed before the command started.
+    pub fn failed(failure: Failure) -> Ran {
+        Ran {
+            error: Some(failure),
+            ..Ran::default()
+        }
+    }
 }
 
 /// Splits a byte stream into lines for an [`Observer`].
@@ -295,9 +390,100 @@ fn new_tag() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Sudo as decided for one host: who, and how to invoke it.
+type SudoPlan<'a> = Option<(&'a Sudo, SudoMode)>;
+
 /// Runs `exec` on `conn`. `timeout` is the effective timeout (the request's
 /// or the config's). Never returns `Err`: every failure is in the outcome.
 pub async fn run(conn: &Connection, exec: &Exec, host: &str, timeout: Duration) -> Ran {
+    let sudo = match &exec.sudo {
+        Some(sudo) => match sudo.prepare(conn).await {
+            Ok(mode) => Some((sudo, mode)),
+            Err(failure) => return Ran::failed(failure),
+        },
+        None => None,
+    };
+    match &exec.command {
+        Command::Script { script, args } => {
+            run_script(conn, exec, script, args, sudo, host, timeout).await
+        }
+        command => run_command(conn, exec, command, sudo, host, timeout).await,
+    }
+}
+
+/// Stages `script`, runs it, and removes it again whatever happened.
+async fn run_script(
+    conn: &Connection,
+    exec: &Exec,
+    script: &Script,
+    args: &[String],
+    sudo: SudoPlan<'_>,
+    host: &str,
+    timeout: Duration,
+) -> Ran {
+    let as_target = |command: String| match sudo {
+        Some((sudo, mode)) => (sudo.wrap(mode, &command), sudo.stdin_prefix(mode)),
+        None => (command, Vec::new()),
+    };
+    let (stage, mut stdin) = as_target(script::stage_command());
+    stdin.extend_from_slice(&script.content);
+    let dir = match conn.run_helper(&stage, Some(&stdin)).await {
+        Ok((Some(0), out)) => String::from_utf8_lossy(&out)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        Ok((status, out)) => {
+            return Ran::failed(Failure::new(
+                ErrorKind::Transfer,
+                format!(
+                    "could not copy {} to a temporary directory on {host} (status {status:?}): {}",
+                    script.name,
+                    String::from_utf8_lossy(&out).trim()
+                ),
+            ));
+        }
+        Err(failure) => return Ran::failed(failure),
+    };
+    if !dir.contains("/remex-script.") {
+        return Ran::failed(Failure::new(
+            ErrorKind::Transfer,
+            format!(
+                "staging {} on {host} printed no directory: {dir:?}",
+                script.name
+            ),
+        ));
+    }
+    let command = Command::Argv(script::run_argv(script, &dir, args));
+    let mut ran = run_command(conn, exec, &command, sudo, host, timeout).await;
+    let (cleanup, stdin) = as_target(script::cleanup_command(&dir));
+    let cleaned = tokio::time::timeout(
+        Duration::from_secs(30),
+        conn.run_helper(&cleanup, Some(&stdin)),
+    )
+    .await;
+    if !matches!(cleaned, Ok(Ok((Some(0), _)))) {
+        tracing::warn!(%host, %dir, "could not remove the script directory; the next run removes it after a day");
+        if ran.error.is_none() {
+            ran.error = Some(Failure::new(
+                ErrorKind::Transfer,
+                format!("the script ran, but its directory {dir} could not be removed from {host}"),
+            ));
+        }
+    }
+    ran
+}
+
+/// Runs one argv or raw command on its own channel.
+async fn run_command(
+    conn: &Connection,
+    exec: &Exec,
+    command: &Command,
+    sudo: SudoPlan<'_>,
+    host: &str,
+    timeout: Duration,
+) -> Ran {
     let mut ran = Ran::default();
     let session = match conn.session().await {
         Ok(session) => session,
@@ -319,7 +505,17 @@ pub async fn run(conn: &Connection, exec: &Exec, host: &str, timeout: Duration) 
         ran.error = Some(io("requesting a pty", e));
         return ran;
     }
-    if let Err(e) = channel.exec(true, exec.remote_command(&tag)).await {
+    let (remote, stdin_prefix) = match sudo {
+        Some((sudo, mode)) => (
+            sudo.wrap(mode, &exec.remote_command_with(command, &tag, "/bin/sh")),
+            sudo.stdin_prefix(mode),
+        ),
+        None => (
+            exec.remote_command_with(command, &tag, "\"${SHELL:-/bin/sh}\""),
+            Vec::new(),
+        ),
+    };
+    if let Err(e) = channel.exec(true, remote).await {
         ran.error = Some(io("sending the command", e));
         return ran;
     }
@@ -329,6 +525,9 @@ pub async fn run(conn: &Connection, exec: &Exec, host: &str, timeout: Duration) 
         let writer = writer.clone();
         let stdin = exec.stdin.clone();
         tokio::spawn(async move {
+            if !stdin_prefix.is_empty() {
+                writer.data(&stdin_prefix[..]).await?;
+            }
             if let Some(bytes) = stdin {
                 writer.data(&bytes[..]).await?;
             }
@@ -343,13 +542,33 @@ pub async fn run(conn: &Connection, exec: &Exec, host: &str, timeout: Duration) 
             observer.line(host, stream, line);
         }
     };
-    let mut timed_out = false;
+    let mut stopped: Option<Failure> = None;
     let mut closed = false;
+    let cancelled = async {
+        match &exec.cancel {
+            Some(cancel) => cancel.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(cancelled);
     loop {
         let msg = tokio::select! {
             msg = reader.wait() => msg,
             () = tokio::time::sleep_until(deadline) => {
-                timed_out = true;
+                stopped = Some(Failure::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "command did not finish within {}; remex stopped it and its child processes",
+                        humane(timeout)
+                    ),
+                ));
+                break;
+            }
+            () = &mut cancelled => {
+                stopped = Some(Failure::new(
+                    ErrorKind::Cancelled,
+                    "interrupted; remex stopped the command and its child processes",
+                ));
                 break;
             }
         };
@@ -388,15 +607,9 @@ pub async fn run(conn: &Connection, exec: &Exec, host: &str, timeout: Duration) 
     lines[1].finish(|l| emit(Stream::Stderr, l));
     feeder.abort();
 
-    if timed_out {
-        stop_remote(conn, &writer, &tag).await;
-        ran.error = Some(Failure::new(
-            ErrorKind::Timeout,
-            format!(
-                "command did not finish within {}; remex stopped it and its child processes",
-                humane(timeout)
-            ),
-        ));
+    if let Some(failure) = stopped {
+        stop_remote(conn, &writer, &tag, sudo).await;
+        ran.error = Some(failure);
         return ran;
     }
     if !closed {
@@ -431,6 +644,7 @@ async fn stop_remote(
     conn: &Connection,
     writer: &russh::ChannelWriteHalf<russh::client::Msg>,
     tag: &str,
+    sudo: SudoPlan<'_>,
 ) {
     let reaper = format!(
         "sig=TERM; for round in 1 2 3 4; do \
@@ -441,8 +655,18 @@ async fn stop_remote(
     // The reaper runs before anything else touches the timed-out session:
     // Dropbear (2022.83) closes a just-opened channel when a signalled
     // session ends at the same moment, which would drop the reaper unrun.
+    // Under sudo the processes belong to the target user: reap as that user.
+    let (reaper, stdin) = match sudo {
+        Some((sudo, mode)) => (sudo.wrap(mode, &reaper), sudo.stdin_prefix(mode)),
+        None => (reaper, Vec::new()),
+    };
     let host = &conn.endpoint().name;
-    match tokio::time::timeout(Duration::from_secs(10), conn.run_quiet(&reaper)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        conn.run_helper(&reaper, Some(&stdin)),
+    )
+    .await
+    {
         Ok(Ok((Some(0), _))) => {}
         Ok(Ok((status, _))) => {
             tracing::warn!(%host, ?status, "the process reaper did not finish cleanly after a timeout");

@@ -18,10 +18,11 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError, Vm};
 use crate::connection::{ConnectOptions, Connection, Endpoint};
-use crate::exec::{self, Exec};
+use crate::exec::{self, Command, Exec};
 use crate::identity::KeyStore;
 use crate::known_hosts::{HostKeyStatus, KnownHosts, KnownHostsError};
-use crate::report::{Captured, ErrorKind, Failure, HostOutcome, Report, millis};
+use crate::report::{Captured, ErrorKind, Failure, HostOutcome, Report, ScriptInfo, millis};
+use crate::script::Script;
 use crate::targets::{self, Candidate, TargetError};
 
 /// Why a run could not start at all (as opposed to a host failing).
@@ -119,6 +120,7 @@ impl Executor {
     pub async fn exec(&self, selector: &str, exec: &Exec) -> Result<Report, Error> {
         exec.validate().map_err(Error::Invalid)?;
         let hosts = self.select(selector)?;
+        let request = exec;
         let exec = Arc::new(exec.clone());
         let timeout = exec
             .timeout
@@ -130,7 +132,16 @@ impl Executor {
                 async move {
                     let begun = Instant::now();
                     let mut outcome = this.blank_outcome(&name);
-                    match this.connection(&name).await {
+                    let cancelled = exec.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+                    let connection = if cancelled {
+                        Err(Failure::new(
+                            ErrorKind::Cancelled,
+                            "interrupted before this host was contacted",
+                        ))
+                    } else {
+                        this.connection(&name).await
+                    };
+                    match connection {
                         Ok(conn) => {
                             let ran = exec::run(&conn, &exec, &name, timeout).await;
                             outcome.exit_code = ran.exit_code;
@@ -152,7 +163,40 @@ impl Executor {
                 }
             })
             .await;
-        Ok(Report::new("exec", results, started.elapsed()))
+        let report = match &request.command {
+            Command::Script { script, .. } => {
+                let mut report = Report::new("script", results, started.elapsed());
+                report.script = Some(ScriptInfo {
+                    name: script.name.clone(),
+                    sha256: script.sha256.clone(),
+                    size: script.size(),
+                });
+                report
+            }
+            _ => Report::new("exec", results, started.elapsed()),
+        };
+        Ok(report)
+    }
+
+    /// Runs the local script at `path` with `args` on every selected host
+    /// (the old module's `execute_remote_script`), with the settings of
+    /// `options` (env, cwd, stdin, timeout, sudo, …; its command is replaced).
+    pub async fn script(
+        &self,
+        selector: &str,
+        path: &std::path::Path,
+        args: &[String],
+        options: &Exec,
+    ) -> Result<Report, Error> {
+        let script = Script::load(path).map_err(|e| {
+            Error::Invalid(format!("cannot read the script {}: {e}", path.display()))
+        })?;
+        let mut exec = options.clone();
+        exec.command = Command::Script {
+            script,
+            args: args.to_vec(),
+        };
+        self.exec(selector, &exec).await
     }
 
     /// Checks each selected host: reachable, host key, authentication, and
@@ -201,7 +245,7 @@ impl Executor {
                 check.host_key_fingerprint = Some(conn.host_key_fingerprint().to_owned());
                 check.auth = true;
                 let begun = Instant::now();
-                match conn.run_quiet("true").await {
+                match conn.run_helper("true", None).await {
                     Ok(_) => check.rtt_ms = Some(begun.elapsed().as_secs_f64() * 1000.0),
                     Err(failure) => check.error = Some(failure),
                 }

@@ -59,6 +59,13 @@ pub enum ErrorKind {
     /// The server did something remex cannot work with (a refused channel or
     /// exec request, a session closed without an exit status).
     Protocol,
+    /// sudo refused: the user may not sudo, the password is wrong, or one is
+    /// needed and none was given.
+    Sudo,
+    /// remex was interrupted (Ctrl-C); the remote command was stopped.
+    Cancelled,
+    /// Copying a script (or file) to the host, or cleaning it up, failed.
+    Transfer,
 }
 
 impl ErrorKind {
@@ -75,6 +82,9 @@ impl ErrorKind {
             ErrorKind::Signal => "signal",
             ErrorKind::Io => "io",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::Sudo => "sudo",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Transfer => "transfer",
         }
     }
 
@@ -237,13 +247,27 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
+/// The script a `script` run sent to every host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScriptInfo {
+    /// Its file name.
+    pub name: String,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 /// The result of one operation over a set of hosts.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// [`SCHEMA_VERSION`].
     pub version: u32,
-    /// `"exec"` for commands.
+    /// `"exec"` for commands, `"script"` for scripts.
     pub operation: &'static str,
+    /// For `script`: what was run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<ScriptInfo>,
     /// One outcome per selected host, in selection order.
     pub results: Vec<HostOutcome>,
     /// Counts over `results`.
@@ -275,9 +299,19 @@ impl Report {
         Report {
             version: SCHEMA_VERSION,
             operation,
+            script: None,
             results,
             summary,
         }
+    }
+
+    /// Whether any host was interrupted by a cancel (Ctrl-C).
+    pub fn cancelled(&self) -> bool {
+        self.results.iter().any(|r| {
+            r.error
+                .as_ref()
+                .is_some_and(|f| f.kind == ErrorKind::Cancelled)
+        })
     }
 
     /// Whether every host succeeded.

@@ -55,6 +55,22 @@ Examples:
   remex exec all --raw 'df -h / | tail -n 1'
   remex exec all --stdin payload.json -- tee /tmp/payload.json")]
     Exec(ExecArgs),
+    /// Copy a local script to the selected hosts, run it, and remove it.
+    #[command(after_help = "\
+The script runs from a private temporary directory (mktemp -d, mode 0700) that
+is removed afterwards: after success, failure, timeout and Ctrl-C. Leftovers of a
+lost connection (remex-script.* in $TMPDIR or /tmp with a .remex-script marker,
+older than a day) are removed by the next run on that host.
+
+The interpreter is --interpreter, else the script's #! line, else /bin/sh. The
+arguments after `--` arrive exactly as given, one argv entry each.
+
+Examples:
+  remex script all ./collect-facts.sh
+  remex script web ./deploy.sh --timeout 10m -- --release 2024.11 'notes with spaces'
+  remex script db ./report.py --interpreter /usr/bin/python3 --sudo-user postgres
+  remex --json script all ./check.sh --sudo --sudo-password-env SUDO_PASS")]
+    Script(ScriptArgs),
     /// Inspect the inventory: list hosts, check that they are usable.
     #[command(subcommand)]
     Hosts(HostsCommand),
@@ -74,6 +90,34 @@ pub struct ExecArgs {
     /// One shell string, passed to the remote shell as is (instead of `-- COMMAND`).
     #[arg(long, value_name = "STRING", conflicts_with = "argv")]
     pub raw: Option<String>,
+    /// How to run it.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `remex script`.
+#[derive(Debug, Args)]
+pub struct ScriptArgs {
+    /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
+    pub targets: String,
+    /// The local script to copy to each host, run, and remove.
+    #[arg(value_name = "LOCAL_SCRIPT")]
+    pub script: PathBuf,
+    /// The script's arguments (after `--`), each arriving as one argument.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+    /// Run the script with this interpreter instead of its `#!` line
+    /// (default: the `#!` line, else /bin/sh).
+    #[arg(long, value_name = "PATH")]
+    pub interpreter: Option<String>,
+    /// How to run it.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Options shared by `exec` and `script`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// Hosts worked on at once (default: remote_execution.max_parallel).
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
@@ -99,8 +143,18 @@ pub struct ExecArgs {
     pub max_output: usize,
     /// Print lines as they arrive (prefixed by host) instead of each host's
     /// output when it finishes.
-    #[arg(long, conflicts_with = "json")]
+    #[arg(long)]
     pub stream: bool,
+    /// Run as root through `sudo` (non-interactive: never waits for a prompt).
+    #[arg(long)]
+    pub sudo: bool,
+    /// Run as USER through `sudo` (implies --sudo).
+    #[arg(long, value_name = "USER")]
+    pub sudo_user: Option<String>,
+    /// Read the sudo password from this environment variable; it is sent on
+    /// stdin only, never on a command line or in output.
+    #[arg(long, value_name = "VAR")]
+    pub sudo_password_env: Option<String>,
 }
 
 /// `remex hosts …`.
@@ -213,8 +267,30 @@ mod tests {
             panic!("not exec");
         };
         assert_eq!(args.argv, ["echo", "--json", "a b"]);
-        assert_eq!(args.env, [("A".to_owned(), "b=c".to_owned())]);
+        assert_eq!(args.run.env, [("A".to_owned(), "b=c".to_owned())]);
         assert!(!cli.json);
+    }
+
+    #[test]
+    fn script_takes_its_arguments_after_the_separator() {
+        let cli = Cli::try_parse_from([
+            "remex",
+            "script",
+            "web",
+            "./x.sh",
+            "--sudo-user",
+            "nobody",
+            "--",
+            "--flag",
+            "",
+            "a b",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Script(args) = cli.command else {
+            panic!("not script");
+        };
+        assert_eq!(args.args, ["--flag", "", "a b"]);
+        assert_eq!(args.run.sudo_user.as_deref(), Some("nobody"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The `remex` command: parse, call the library, render, and map the outcome
 //! to an exit status (0 every host succeeded, 1 some host failed, 2 usage or
-//! config error).
+//! config error, 130 interrupted).
 
 pub mod args;
 pub mod render;
@@ -14,10 +14,12 @@ use clap::Parser as _;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::exec::Exec;
+use crate::exec::{Cancel, Exec};
 use crate::executor::Executor;
 use crate::lab;
-use args::{Cli, Command, ExecArgs, HostsCommand, LabCommand, Server};
+use crate::script::Script;
+use crate::sudo::Sudo;
+use args::{Cli, Command, ExecArgs, HostsCommand, LabCommand, RunArgs, ScriptArgs, Server};
 
 /// How a run ended, as the exit status scripts see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub enum Status {
     Success,
     /// At least one host failed (exit 1).
     HostFailed,
+    /// Interrupted by Ctrl-C; remote commands were stopped (exit 130).
+    Interrupted,
 }
 
 /// Entry point of the binary.
@@ -52,6 +56,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::HostFailed) => ExitCode::from(1),
+        Ok(Status::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("remex: error: {e:#}");
             ExitCode::from(2)
@@ -78,6 +83,7 @@ fn init_tracing(verbose: u8) {
 pub async fn run(cli: Cli) -> Result<Status> {
     match cli.command {
         Command::Exec(args) => exec(cli.config.as_deref(), cli.json, args).await,
+        Command::Script(args) => script(cli.config.as_deref(), cli.json, args).await,
         Command::Hosts(HostsCommand::List) => hosts_list(cli.config.as_deref(), cli.json),
         Command::Hosts(HostsCommand::Check { targets }) => {
             hosts_check(cli.config.as_deref(), cli.json, &targets).await
@@ -99,36 +105,88 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 }
 
 async fn exec(config: Option<&std::path::Path>, json: bool, args: ExecArgs) -> Result<Status> {
-    let mut config = load_config(config)?;
-    if let Some(parallel) = args.parallel {
-        config.remote_execution.max_parallel = parallel as usize;
-    }
-    let executor = Executor::new(config)?;
-    let hosts = executor.select(&args.targets)?;
-    let mut exec = match args.raw {
+    let exec = match args.raw {
         Some(raw) => Exec::raw(raw),
         None => Exec::argv(args.argv),
     };
-    exec.env = args.env;
-    exec.cwd = args.cwd;
-    exec.pty = args.pty;
-    exec.timeout = args.timeout;
-    exec.max_output = args.max_output;
-    if let Some(path) = &args.stdin {
+    run_on_hosts(config, json, &args.targets, exec, &args.run).await
+}
+
+async fn script(config: Option<&std::path::Path>, json: bool, args: ScriptArgs) -> Result<Status> {
+    let mut script = Script::load(&args.script)
+        .with_context(|| format!("cannot read the script {}", args.script.display()))?;
+    if let Some(interpreter) = args.interpreter {
+        script = script.with_interpreter(interpreter);
+    }
+    let exec = Exec::script(script, args.args);
+    run_on_hosts(config, json, &args.targets, exec, &args.run).await
+}
+
+/// The common part of `exec` and `script`: options, Ctrl-C, output.
+async fn run_on_hosts(
+    config: Option<&std::path::Path>,
+    json: bool,
+    targets: &str,
+    mut exec: Exec,
+    run: &RunArgs,
+) -> Result<Status> {
+    let mut config = load_config(config)?;
+    if let Some(parallel) = run.parallel {
+        config.remote_execution.max_parallel = parallel as usize;
+    }
+    let executor = Executor::new(config)?;
+    let hosts = executor.select(targets)?;
+    exec.env = run.env.clone();
+    exec.cwd = run.cwd.clone();
+    exec.pty = run.pty;
+    exec.timeout = run.timeout;
+    exec.max_output = run.max_output;
+    if let Some(path) = &run.stdin {
         exec.stdin = Some(Arc::new(read_stdin_arg(path)?));
+    }
+    if run.sudo || run.sudo_user.is_some() || run.sudo_password_env.is_some() {
+        let password = match &run.sudo_password_env {
+            Some(var) => Some(Arc::new(std::env::var(var).with_context(|| {
+                format!("--sudo-password-env {var}: the environment variable {var} is not set")
+            })?)),
+            None => None,
+        };
+        exec.sudo = Some(Sudo {
+            user: run.sudo_user.clone(),
+            password,
+        });
     }
     if !json {
         let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
-        exec.observer = Some(Arc::new(render::Printer::new(width, args.stream)));
+        exec.observer = Some(Arc::new(render::Printer::new(width, run.stream)));
     }
-    let report = executor.exec(&args.targets, &exec).await?;
+    // Ctrl-C stops the remote commands (and cleans up scripts) instead of
+    // leaving them running; a second Ctrl-C exits at once.
+    let (cancel_handle, cancel) = Cancel::new();
+    exec.cancel = Some(cancel);
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "remex: interrupted; stopping remote commands (Ctrl-C again to quit at once)"
+            );
+            cancel_handle.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let report = executor.exec(targets, &exec).await;
+    interrupt.abort();
+    let report = report?;
     executor.close().await;
     if json {
         print_json(&report)?;
     } else {
         eprintln!("{}", render::summary(&report));
     }
-    Ok(if report.all_ok() {
+    Ok(if report.cancelled() {
+        Status::Interrupted
+    } else if report.all_ok() {
         Status::Success
     } else {
         Status::HostFailed

@@ -10,4 +10,5 @@
 
 mod exec;
 mod lab;
+mod script;
 mod util;

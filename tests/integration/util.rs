@@ -27,6 +27,11 @@ impl TestLab {
             .prefix("remex-test-lab-")
             .tempdir()
             .unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
+        if user.is_some() {
+            // sshd reads authorized_keys as the login user.
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
         let spec = LabSpec {
             hosts,
             dir: dir.path().to_path_buf(),
@@ -322,4 +327,56 @@ impl Drop for ThrowawayUser {
 
 pub fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+impl ThrowawayUser {
+    /// Sets the user's password (with chpasswd).
+    pub fn set_password(&self, password: &str) {
+        use std::io::Write as _;
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chpasswd: {e}"));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{}:{password}\n", self.name).as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "chpasswd failed");
+    }
+}
+
+/// A sudoers drop-in for one test, removed when dropped.
+pub struct SudoersDropIn {
+    path: PathBuf,
+}
+
+impl SudoersDropIn {
+    /// Installs `rule` (checked with `visudo -c` first) as
+    /// /etc/sudoers.d/remex-test-NAME.
+    pub fn install(name: &str, rule: &str) -> SudoersDropIn {
+        let staged = std::env::temp_dir().join(format!("remex-sudoers-{name}"));
+        std::fs::write(&staged, format!("{rule}\n")).unwrap();
+        let check = Command::new("visudo")
+            .arg("-cf")
+            .arg(&staged)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "bad sudoers rule {rule:?}: {check:?}"
+        );
+        let path = PathBuf::from(format!("/etc/sudoers.d/remex-test-{name}"));
+        std::fs::copy(&staged, &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let _ = std::fs::remove_file(&staged);
+        SudoersDropIn { path }
+    }
+}
+
+impl Drop for SudoersDropIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
