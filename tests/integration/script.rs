@@ -304,8 +304,8 @@ fn sudo_with_a_password_never_shows_it() {
                 .args(["--sudo-password-env", "REMEX_TEST_SUDO_PW"]);
         }
         remex
-            .args(["--", "sh", "-c", "id -u; cat"])
-            .stdin(b"")
+            .args(["--stdin", "-", "--", "sh", "-c", "id -u; cat"])
+            .stdin(b"payload line\n")
             .run()
     };
     // Without a password: a clear sudo error, no hang.
@@ -326,7 +326,7 @@ fn sudo_with_a_password_never_shows_it() {
     // The right one: runs as root, and the password is in no output (the
     // command's own stdin starts after it).
     let run = run_as_root(Some(password)).expect_code(0);
-    assert_eq!(result(&run)["stdout"], "0\n");
+    assert_eq!(result(&run)["stdout"], "0\npayload line\n");
     assert!(!run.stdout().contains(password) && !run.stderr().contains(password));
     drop(lab);
 }
