@@ -13,6 +13,10 @@
 //!   connect_timeout: 10s
 //!   command_timeout: 5m
 //!   max_parallel: 64
+//! audit:                     # optional, and so is each field in it
+//!   path: ~/.local/state/remex/audit.jsonl
+//!   fsync: always            # always | start
+//!   max_size: 100M
 //! ```
 //!
 //! `configs/config.example.yml` documents every field.
@@ -24,11 +28,12 @@
 //!
 //! # Paths
 //!
-//! In `key_storage_path`, `known_hosts`, `default_key` and a VM's `key`, a
-//! leading `~` or `~/` means the home directory (`$HOME`, else the password
-//! database); `~user/` is refused. Relative `key_storage_path` and
-//! `known_hosts` are relative to the directory of the config file, not the
-//! current directory. Relative key names are inside `key_storage_path`.
+//! In `key_storage_path`, `known_hosts`, `default_key`, a VM's `key`,
+//! `audit.path` and `audit.hmac_key_path`, a leading `~` or `~/` means the
+//! home directory (`$HOME`, else the password database); `~user/` is
+//! refused. Relative `key_storage_path`, `known_hosts`, `audit.path` and
+//! `audit.hmac_key_path` are relative to the directory of the config file,
+//! not the current directory. Relative key names are inside `key_storage_path`.
 //! After loading, these paths are absolute.
 //!
 //! # Errors
@@ -41,6 +46,8 @@
 //!
 //! - `mod.rs`: the config types, loading and discovery.
 //! - `duration.rs`: [`parse_duration`] and the `Duration` fields' format.
+//! - `size.rs`: [`parse_size`] and the byte-size fields' format.
+//! - `audit.rs`: the `audit:` section, [`AuditConfig`].
 //! - `error.rs`: [`ConfigError`], and wording for serde-saphyr's errors.
 //! - `field_path.rs`: which field failed to deserialize.
 //! - `source_map.rs`: where a field sits in the text, for rule errors.
@@ -55,10 +62,12 @@
 //! **Invariant:** a `Config` returned by [`Config::from_yaml`] has passed
 //! every rule in `validate.rs`, and its paths are absolute.
 
+mod audit;
 mod duration;
 mod error;
 mod field_path;
 mod local;
+mod size;
 mod source_map;
 mod validate;
 
@@ -68,8 +77,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use audit::{AuditConfig, FsyncPolicy};
 pub use duration::parse_duration;
 pub use error::ConfigError;
+pub use size::parse_size;
+
+/// The local user name (`$USER`, else `$LOGNAME`, else the password
+/// database), for the audit log's `actor`.
+pub(crate) use local::user_name;
 
 use field_path::{Failure, FieldPath, Tracked};
 use source_map::{Position, SourceMap};
@@ -92,6 +107,10 @@ pub struct Config {
     /// default.
     #[serde(default, deserialize_with = "null_as_default")]
     pub remote_execution: RemoteExecution,
+    /// The audit log: where, how durable, what to redact. Optional: every
+    /// field has a default, and auditing is on.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub audit: AuditConfig,
     /// The file the config was read from (not a YAML field). Relative paths
     /// in the config were resolved against its directory.
     #[serde(skip)]
@@ -366,6 +385,18 @@ impl Config {
             match resolve_path(value, &base, home) {
                 Ok(resolved) => *value = resolved,
                 Err(why) => problems.push(Problem::value(section.key(field), why)),
+            }
+        }
+        let audit = &mut self.audit;
+        let audit_paths = [
+            ("path", Some(&mut audit.path)),
+            ("hmac_key_path", audit.hmac_key_path.as_mut()),
+        ];
+        for (field, value) in audit_paths {
+            let Some(value) = value else { continue };
+            match resolve_path(value, &base, home) {
+                Ok(resolved) => *value = resolved,
+                Err(why) => problems.push(Problem::value(FieldPath::keys(["audit", field]), why)),
             }
         }
         // Key names stay names; only `~` is expanded.

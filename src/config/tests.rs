@@ -204,8 +204,9 @@ fn the_example_file_parses_and_shows_the_defaults() {
         example.vms.keys().collect::<Vec<_>>(),
         ["vm01", "vm02", "vm03"]
     );
-    // Its remote_execution section spells out every default.
+    // Its remote_execution and audit sections spell out every default.
     assert_eq!(example.remote_execution, parse_ok(ONE_VM).remote_execution);
+    assert_eq!(example.audit, parse_ok(ONE_VM).audit);
 }
 
 /// The field names a section accepts, read from the unknown-field error.
@@ -239,6 +240,26 @@ fn the_example_file_documents_every_field() {
         assert!(
             text.contains(&format!("\n  {name}: ")) || text.contains(&format!("\n  # {name}: ")),
             "remote_execution field {name}"
+        );
+    }
+    let audit_fields = accepted_fields(&format!("{ONE_VM}audit: {{ zzz: 1 }}\n"));
+    assert_eq!(
+        audit_fields,
+        [
+            "path",
+            "enabled",
+            "fsync",
+            "max_size",
+            "redact",
+            "hmac_key_path"
+        ]
+    );
+    let audit_section = &text[text.find("\naudit:").unwrap()..];
+    for name in &audit_fields {
+        assert!(
+            audit_section.contains(&format!("\n  {name}: "))
+                || audit_section.contains(&format!("\n  # {name}: ")),
+            "audit field {name}"
         );
     }
 }
@@ -278,7 +299,7 @@ fn unknown_top_level_section() {
     assert_eq!(field, "remote_exec");
     assert_eq!(
         message,
-        "unknown section `remote_exec`, expected one of `vms`, `remote_execution` \
+        "unknown section `remote_exec`, expected one of `vms`, `remote_execution`, `audit` \
          (did you mean `remote_execution`?)"
     );
 }
@@ -791,4 +812,117 @@ fn load_and_discover_read_the_named_file() {
             .starts_with(&format!("{}:2:20: vms.vm01.prot: ", path.display())),
         "{err}"
     );
+}
+
+// ---- the audit section ----
+
+#[test]
+fn audit_defaults_resolve_under_home() {
+    let config = parse_ok(ONE_VM);
+    assert_eq!(
+        config.audit,
+        AuditConfig {
+            path: home(".local/state/remex/audit.jsonl"),
+            ..AuditConfig::default()
+        }
+    );
+    assert!(config.audit.enabled);
+    assert_eq!(config.audit.fsync, FsyncPolicy::Always);
+    assert_eq!(config.audit.max_size, 100 << 20);
+    assert!(config.audit.redact.is_empty());
+    assert_eq!(config.audit.hmac_key_path, None);
+    // An empty section is the defaults too.
+    assert_eq!(parse_ok(&format!("{ONE_VM}audit:\n")).audit, config.audit);
+}
+
+#[test]
+fn every_audit_field_can_be_set() {
+    let config = parse_ok(&format!(
+        "{ONE_VM}audit:
+  path: logs/audit.jsonl
+  enabled: false
+  fsync: start
+  max_size: 64K
+  redact: ['pin=(\\d+)', 'ACME-[0-9A-F]{{8}}']
+  hmac_key_path: ~/.config/remex/audit.key
+"
+    ));
+    let audit = &config.audit;
+    assert_eq!(audit.path, config_dir().join("logs/audit.jsonl"));
+    assert!(!audit.enabled);
+    assert_eq!(audit.fsync, FsyncPolicy::Start);
+    assert_eq!(audit.max_size, 64 << 10);
+    assert_eq!(audit.redact, [r"pin=(\d+)", "ACME-[0-9A-F]{8}"]);
+    assert_eq!(
+        audit.hmac_key_path.as_deref(),
+        Some(home(".config/remex/audit.key").as_path())
+    );
+    // A size may be a plain number of bytes.
+    let config = parse_ok(&format!("{ONE_VM}audit: {{ max_size: 1048576 }}\n"));
+    assert_eq!(config.audit.max_size, 1 << 20);
+}
+
+#[test]
+fn audit_shape_errors_say_where() {
+    let (line, column, field, message) = parse_err(&format!(
+        "{ONE_VM}audit:\n  fsync: always\n  max_sise: 1M\n"
+    ));
+    assert_eq!((line, column), (5, 3));
+    assert_eq!(field, "audit.max_sise");
+    assert!(
+        message.starts_with("unknown field `max_sise`, expected one of `path`"),
+        "{message}"
+    );
+    assert!(message.ends_with("(did you mean `max_size`?)"), "{message}");
+
+    let (line, column, field, message) = parse_err(&format!("{ONE_VM}audit:\n  max_size: 10X\n"));
+    assert_eq!((line, column, field.as_str()), (4, 13, "audit.max_size"));
+    assert!(
+        message.starts_with("invalid size \"10X\": unknown unit \"X\""),
+        "{message}"
+    );
+
+    let (line, column, field, message) = parse_err(&format!("{ONE_VM}audit:\n  fsync: never\n"));
+    assert_eq!((line, column, field.as_str()), (4, 10, "audit.fsync"));
+    assert_eq!(
+        message,
+        "unknown value `never`, expected one of `always`, `start`"
+    );
+
+    let (.., field, message) = parse_err(&format!("{ONE_VM}audit:\n  max_size: -1\n"));
+    assert_eq!(field, "audit.max_size");
+    assert!(message.contains("cannot be negative"), "{message}");
+}
+
+#[test]
+fn audit_rules() {
+    let (line, column, field, message) = invalid_err(&format!(
+        "{ONE_VM}audit:\n  redact:\n    - 'ok=(\\S+)'\n    - 'bad=(\\S+'\n"
+    ));
+    assert_eq!((line, column), (Some(6), Some(7)));
+    assert_eq!(field, "audit.redact[1]");
+    assert_eq!(
+        message,
+        "`bad=(\\S+` is not a valid regular expression: unclosed group"
+    );
+
+    let (line, column, field, message) = invalid_err(&format!("{ONE_VM}audit:\n  max_size: 100\n"));
+    assert_eq!((line, column), (Some(4), Some(13)));
+    assert_eq!(field, "audit.max_size");
+    assert!(
+        message.starts_with("max_size 100 is too small"),
+        "{message}"
+    );
+
+    let (.., field, message) = invalid_err(&format!("{ONE_VM}audit:\n  redact: ['']\n"));
+    assert_eq!(field, "audit.redact[0]");
+    assert!(message.contains("empty"), "{message}");
+
+    let (.., field, message) = invalid_err(&format!("{ONE_VM}audit:\n  path: ''\n"));
+    assert_eq!(field, "audit.path");
+    assert!(message.contains("empty"), "{message}");
+
+    let (.., field, message) = invalid_err(&format!("{ONE_VM}audit:\n  hmac_key_path: ~bob/key\n"));
+    assert_eq!(field, "audit.hmac_key_path");
+    assert!(message.contains("not `~user`"), "{message}");
 }

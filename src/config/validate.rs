@@ -2,6 +2,7 @@
 //! the deserialized values only, and say which field breaks which rule.
 
 use super::Config;
+use super::audit::MIN_MAX_SIZE;
 use super::field_path::FieldPath;
 
 /// Characters that mean something in a target selector (`web,!vm03`,
@@ -55,6 +56,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
     check_vms(config, &mut problems);
     check_remote_execution(config, &mut problems);
+    check_audit(config, &mut problems);
     problems
 }
 
@@ -196,4 +198,42 @@ fn check_remote_execution(config: &Config, problems: &mut Vec<Problem>) {
             ));
         }
     }
+}
+
+fn check_audit(config: &Config, problems: &mut Vec<Problem>) {
+    let section = FieldPath::keys(["audit"]);
+    let audit = &config.audit;
+    if audit.max_size < MIN_MAX_SIZE {
+        problems.push(Problem::value(
+            section.key("max_size"),
+            format!(
+                "max_size {} is too small: the log is rotated at this size; use at least 4K, e.g. `100M`",
+                audit.max_size
+            ),
+        ));
+    }
+    for (i, pattern) in audit.redact.iter().enumerate() {
+        let at = section.key("redact").index(i);
+        if pattern.is_empty() {
+            problems.push(Problem::value(at, "the pattern is empty: remove it"));
+        } else if let Err(err) = regex::bytes::Regex::new(pattern) {
+            problems.push(Problem::value(
+                at,
+                format!(
+                    "`{pattern}` is not a valid regular expression: {}",
+                    regex_reason(&err)
+                ),
+            ));
+        }
+    }
+}
+
+/// The one-line reason of a regex error (its `Display` draws the pattern
+/// with a caret over several lines).
+fn regex_reason(err: &regex::Error) -> String {
+    let text = err.to_string();
+    let last = text.lines().rev().find(|line| !line.trim().is_empty());
+    last.map_or(text.clone(), |line| {
+        line.trim().trim_start_matches("error: ").to_owned()
+    })
 }

@@ -55,7 +55,10 @@ fn write_temp(path: &Path, contents: &[u8], mode: u32) -> io::Result<PathBuf> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = dir.join(format!(".{name}{TEMP_MARKER}{:016x}", rand::random::<u64>()));
+    let temp = dir.join(format!(
+        ".{name}{TEMP_MARKER}{:016x}",
+        rand::random::<u64>()
+    ));
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -86,11 +89,6 @@ fn parent(path: &Path) -> &Path {
 /// fsyncs the directory holding `path` so a new or renamed entry is durable.
 fn sync_parent(path: &Path) -> io::Result<()> {
     File::open(parent(path))?.sync_all()
-}
-
-/// Whether `name` is one of our temporary files (left over by a crash).
-pub(crate) fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.contains(TEMP_MARKER)
 }
 
 #[cfg(test)]
@@ -133,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn write_new_sets_mode_despite_umask_bits() {
+    fn write_new_gives_the_public_key_mode() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let path = dir.path().join("k.pub");
         write_new(&path, b"pub", 0o644).unwrap_or_else(|e| panic!("write: {e}"));
@@ -163,11 +161,5 @@ mod tests {
         move_new(&a, &b).unwrap_or_else(|e| panic!("move: {e}"));
         assert_eq!(entries(dir.path()), ["b"]);
         assert_eq!(std::fs::read_to_string(&b).ok().as_deref(), Some("A"));
-    }
-
-    #[test]
-    fn temp_names_are_recognised() {
-        assert!(is_temp_name(".deploy.remex-tmp-0123456789abcdef"));
-        assert!(!is_temp_name("deploy"));
     }
 }

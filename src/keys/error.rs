@@ -97,7 +97,9 @@ pub enum KeysError {
         reason: String,
     },
     /// A `.pub` file could not be parsed.
-    #[error("cannot read public key {path}: {reason}; regenerate it with `ssh-keygen -y -f` on the private key")]
+    #[error(
+        "cannot read public key {path}: {reason}; regenerate it with `ssh-keygen -y -f` on the private key"
+    )]
     BadPublicKeyFile {
         /// The `.pub` file.
         path: PathBuf,
@@ -127,11 +129,11 @@ pub enum KeysError {
         supported: u32,
     },
     /// The key is still needed (a host uses it, or a rotation is half done).
-    #[error("key `{name}` is still {why}; finish `remex keys rotate` for {hosts} first")]
+    #[error("key `{name}` is still {why} {hosts}; finish `remex keys rotate` there first")]
     StillInUse {
         /// The key name.
         name: String,
-        /// How it is used.
+        /// How it is used ("the key remex uses on", ...).
         why: &'static str,
         /// The hosts, comma-separated.
         hosts: String,

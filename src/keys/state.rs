@@ -324,8 +324,8 @@ mod tests {
         state.record_deployed("vm01", "deploy", true);
         save_state(dir.path(), &state).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(load_state(dir.path()).ok(), Some(state));
-        let text = std::fs::read_to_string(state_path(dir.path()))
-            .unwrap_or_else(|e| panic!("read: {e}"));
+        let text =
+            std::fs::read_to_string(state_path(dir.path())).unwrap_or_else(|e| panic!("read: {e}"));
         let value: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("json: {e}"));
         assert_eq!(
@@ -446,7 +446,10 @@ mod tests {
         assert!(msg.contains("--force"), "{msg}");
         assert!(s.check_revoke("vm01", "a", true).is_ok());
         s.record_deployed("vm01", "b", false);
-        assert!(s.check_revoke("vm01", "a", false).is_ok(), "b is a fallback");
+        assert!(
+            s.check_revoke("vm01", "a", false).is_ok(),
+            "b is a fallback"
+        );
         assert!(s.check_revoke("vm01", "b", false).is_ok(), "not current");
         assert!(s.check_revoke("unknown", "a", false).is_ok());
     }
