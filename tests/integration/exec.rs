@@ -5,6 +5,16 @@ use std::time::Duration;
 use crate::util::{Remex, TestLab, assert_no_process_left};
 use serde_json::Value;
 
+/// Asserts that the first host of a `--json` run failed with `kind` and a
+/// message containing `needle`.
+fn assert_first_error(run: &crate::util::Run, kind: &str, needle: &str) {
+    let json = run.json();
+    let error = &results(&json)[0]["error"];
+    assert_eq!(error["kind"], kind, "{error}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "no {needle:?} in {error}");
+}
+
 fn results(json: &Value) -> &Vec<Value> {
     json["results"]
         .as_array()
@@ -311,17 +321,8 @@ fn a_closed_port_is_a_connect_error() {
         .args(["--json", "exec", "vm01", "--", "true"])
         .run()
         .expect_code(1);
-    let json = run.json();
-    let error = &results(&json)[0]["error"];
-    assert_eq!(error["kind"], "connect");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("refused"),
-        "{error}"
-    );
-    assert_eq!(json["summary"]["unreachable"], 1);
+    assert_first_error(&run, "connect", "refused");
+    assert_eq!(run.json()["summary"]["unreachable"], 1);
 }
 
 /// The known_hosts line of a lab host, and the file.
@@ -429,16 +430,7 @@ fn a_revoked_host_key_is_refused_even_when_pinned() {
         .args(["--json", "exec", "all", "--", "true"])
         .run()
         .expect_code(1);
-    let json = run.json();
-    let error = &results(&json)[0]["error"];
-    assert_eq!(error["kind"], "host_key");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("@revoked"),
-        "{error}"
-    );
+    assert_first_error(&run, "host_key", "@revoked");
 }
 
 #[test]
@@ -462,16 +454,7 @@ fn auth_failure_is_reported_as_auth() {
         .args(["--json", "exec", "all", "--", "true"])
         .run()
         .expect_code(1);
-    let json = run.json();
-    let error = &results(&json)[0]["error"];
-    assert_eq!(error["kind"], "auth");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("stranger"),
-        "{error}"
-    );
+    assert_first_error(&run, "auth", "stranger");
 }
 
 #[test]
@@ -485,16 +468,7 @@ fn a_private_key_readable_by_others_is_refused() {
         .args(["--json", "exec", "all", "--", "true"])
         .run()
         .expect_code(1);
-    let json = run.json();
-    let error = &results(&json)[0]["error"];
-    assert_eq!(error["kind"], "auth");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("chmod 600"),
-        "{error}"
-    );
+    assert_first_error(&run, "auth", "chmod 600");
 }
 
 #[test]
