@@ -210,18 +210,8 @@ mod tests {
     use super::*;
     use crate::keys::generate::{KeyKind, generate};
     use crate::keys::state::load_state;
+    use crate::keys::test_support::tempdir;
     use std::os::unix::fs::PermissionsExt as _;
-
-    /// A private temporary directory (0700, as a key directory must be).
-    fn tempdir() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap_or_else(|e| panic!("chmod: {e}"));
-        dir
-    }
 
     fn new_key(dir: &Path, name: &str) {
         generate(dir, name, KeyKind::Ed25519, None, "remex@test")

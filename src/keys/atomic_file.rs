@@ -94,14 +94,7 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path)
-            .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-            .permissions()
-            .mode()
-            & 0o7777
-    }
+    use crate::keys::test_support::mode;
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -365,27 +365,9 @@ fn write_pair(
 mod tests {
     use super::*;
     use crate::identity::load_key_with;
+    use crate::keys::test_support::{mode, tempdir};
     use std::os::unix::fs::PermissionsExt as _;
     use std::process::Command;
-
-    /// A private temporary directory (0700, as a key directory must be).
-    fn tempdir() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap_or_else(|e| panic!("chmod: {e}"));
-        dir
-    }
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path)
-            .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-            .permissions()
-            .mode()
-            & 0o7777
-    }
 
     /// `ssh-keygen -l -f PATH`: OpenSSH's own reading of the file.
     fn ssh_keygen_l(path: &Path) -> String {

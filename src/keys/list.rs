@@ -145,17 +145,7 @@ mod tests {
     use crate::keys::archive::archive;
     use crate::keys::generate::{KeyKind, generate};
     use crate::keys::state::update_state;
-
-    /// A private temporary directory (0700, as a key directory must be).
-    fn tempdir() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap_or_else(|e| panic!("chmod: {e}"));
-        dir
-    }
+    use crate::keys::test_support::tempdir;
 
     #[test]
     fn missing_dir_lists_nothing() {

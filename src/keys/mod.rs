@@ -65,3 +65,6 @@ pub use rotation::{
 };
 pub use state::{HostKeys, KeyRecord, KeyState, load_state, save_state, update_state};
 pub use timestamp::now_rfc3339;
+
+#[cfg(test)]
+mod test_support;

@@ -333,6 +333,7 @@ pub fn check_exit(code: u32, stderr: &[u8]) -> Result<(), RemoteEditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::test_support::mode;
     use russh::keys::{Algorithm, PrivateKey};
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
@@ -438,14 +439,6 @@ mod tests {
             names.sort();
             names
         }
-    }
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path)
-            .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-            .permissions()
-            .mode()
-            & 0o7777
     }
 
     fn new_key(comment: &str) -> KeyLine {
