@@ -411,6 +411,15 @@ pub async fn run(conn: &Connection, exec: &Exec, host: &str, timeout: Duration) 
     }
 }
 
+/// `command` as the (sudo) target user runs it, and what its stdin must
+/// start with (the sudo password, when one is needed).
+fn as_target(sudo: SudoPlan<'_>, command: String) -> (String, Vec<u8>) {
+    match sudo {
+        Some((sudo, mode)) => (sudo.wrap(mode, &command), sudo.stdin_prefix(mode)),
+        None => (command, Vec::new()),
+    }
+}
+
 /// Stages `script`, runs it, and removes it again whatever happened.
 async fn run_script(
     conn: &Connection,
@@ -421,11 +430,7 @@ async fn run_script(
     host: &str,
     timeout: Duration,
 ) -> Ran {
-    let as_target = |command: String| match sudo {
-        Some((sudo, mode)) => (sudo.wrap(mode, &command), sudo.stdin_prefix(mode)),
-        None => (command, Vec::new()),
-    };
-    let (stage, mut stdin) = as_target(script::stage_command());
+    let (stage, mut stdin) = as_target(sudo, script::stage_command());
     stdin.extend_from_slice(&script.content);
     let dir = match conn.run_helper(&stage, Some(&stdin)).await {
         Ok((Some(0), out)) => String::from_utf8_lossy(&out)
@@ -457,7 +462,7 @@ async fn run_script(
     }
     let command = Command::Argv(script::run_argv(script, &dir, args));
     let mut ran = run_command(conn, exec, &command, sudo, host, timeout).await;
-    let (cleanup, stdin) = as_target(script::cleanup_command(&dir));
+    let (cleanup, stdin) = as_target(sudo, script::cleanup_command(&dir));
     let cleaned = tokio::time::timeout(
         Duration::from_secs(30),
         conn.run_helper(&cleanup, Some(&stdin)),
@@ -484,13 +489,9 @@ async fn run_command(
     host: &str,
     timeout: Duration,
 ) -> Ran {
-    let mut ran = Ran::default();
     let session = match conn.session().await {
         Ok(session) => session,
-        Err(failure) => {
-            ran.error = Some(failure);
-            return ran;
-        }
+        Err(failure) => return Ran::failed(failure),
     };
     let tag = new_tag();
     // `_slot` keeps the connection's session slot until this command is done.
@@ -502,22 +503,18 @@ async fn run_command(
     if exec.pty
         && let Err(e) = channel.request_pty(false, "xterm", 80, 24, 0, 0, &[]).await
     {
-        ran.error = Some(io("requesting a pty", e));
-        return ran;
+        return Ran::failed(io("requesting a pty", e));
     }
-    let (remote, stdin_prefix) = match sudo {
-        Some((sudo, mode)) => (
-            sudo.wrap(mode, &exec.remote_command_with(command, &tag, "/bin/sh")),
-            sudo.stdin_prefix(mode),
-        ),
-        None => (
-            exec.remote_command_with(command, &tag, "\"${SHELL:-/bin/sh}\""),
-            Vec::new(),
-        ),
+    // sudo resets SHELL to the target user's login shell (nologin for
+    // service users), so raw strings run in /bin/sh there.
+    let shell = if sudo.is_some() {
+        "/bin/sh"
+    } else {
+        "\"${SHELL:-/bin/sh}\""
     };
+    let (remote, stdin_prefix) = as_target(sudo, exec.remote_command_with(command, &tag, shell));
     if let Err(e) = channel.exec(true, remote).await {
-        ran.error = Some(io("sending the command", e));
-        return ran;
+        return Ran::failed(io("sending the command", e));
     }
     let (mut reader, writer) = channel.split();
     let writer = Arc::new(writer);
@@ -535,6 +532,7 @@ async fn run_command(
         })
     };
 
+    let mut ran = Ran::default();
     let deadline = Instant::now() + timeout;
     let mut lines = [Lines::default(), Lines::default()];
     let emit = |stream: Stream, line: &[u8]| {
@@ -656,10 +654,7 @@ async fn stop_remote(
     // Dropbear (2022.83) closes a just-opened channel when a signalled
     // session ends at the same moment, which would drop the reaper unrun.
     // Under sudo the processes belong to the target user: reap as that user.
-    let (reaper, stdin) = match sudo {
-        Some((sudo, mode)) => (sudo.wrap(mode, &reaper), sudo.stdin_prefix(mode)),
-        None => (reaper, Vec::new()),
-    };
+    let (reaper, stdin) = as_target(sudo, reaper);
     let host = &conn.endpoint().name;
     match tokio::time::timeout(
         Duration::from_secs(10),

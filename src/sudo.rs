@@ -54,10 +54,14 @@ impl Sudo {
 
     /// The sudo prefix for `mode`, ending in `--`.
     fn prefix(&self, mode: SudoMode) -> String {
-        let flags = match mode {
+        self.prefix_with(match mode {
             SudoMode::NoPassword => "-n",
             SudoMode::Password => "-k -S -p ''",
-        };
+        })
+    }
+
+    /// `sudo FLAGS -u TARGET --`.
+    fn prefix_with(&self, flags: &str) -> String {
         format!("sudo {flags} -u {} --", quote::quote(self.target()))
     }
 

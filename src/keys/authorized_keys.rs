@@ -493,18 +493,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let path = dir.path().join("authorized_keys");
         std::fs::write(&path, &text).unwrap_or_else(|e| panic!("write: {e}"));
-        let out = std::process::Command::new("ssh-keygen")
-            .arg("-l")
-            .arg("-f")
-            .arg(&path)
-            .output()
-            .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        let listed = crate::keys::test_support::ssh_keygen([
+            std::ffi::OsStr::new("-l"),
+            std::ffi::OsStr::new("-f"),
+            path.as_os_str(),
+        ]);
+        let theirs: Vec<String> = listed
             .lines()
             .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
             .collect();

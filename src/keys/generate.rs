@@ -365,25 +365,14 @@ fn write_pair(
 mod tests {
     use super::*;
     use crate::identity::load_key_with;
-    use crate::keys::test_support::{mode, tempdir};
+    use crate::keys::test_support::{mode, ssh_keygen, tempdir};
+    use std::ffi::OsStr;
     use std::os::unix::fs::PermissionsExt as _;
     use std::process::Command;
 
     /// `ssh-keygen -l -f PATH`: OpenSSH's own reading of the file.
     fn ssh_keygen_l(path: &Path) -> String {
-        let out = Command::new("ssh-keygen")
-            .arg("-l")
-            .arg("-f")
-            .arg(path)
-            .output()
-            .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
-        assert!(
-            out.status.success(),
-            "ssh-keygen -l -f {} failed: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ssh_keygen([OsStr::new("-l"), OsStr::new("-f"), path.as_os_str()])
     }
 
     /// Checks everything `generate` promises about the files it wrote.
@@ -460,17 +449,13 @@ mod tests {
         let wrong = load_key_with(&key.private_path, Some("nope".to_owned()), false);
         assert!(wrong.is_err());
         // OpenSSH agrees it is encrypted and decrypts it with the passphrase.
-        let out = Command::new("ssh-keygen")
-            .args(["-y", "-P", "pw one", "-f"])
-            .arg(&key.private_path)
-            .output()
-            .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let derived = String::from_utf8_lossy(&out.stdout);
+        let derived = ssh_keygen([
+            OsStr::new("-y"),
+            OsStr::new("-P"),
+            OsStr::new("pw one"),
+            OsStr::new("-f"),
+            key.private_path.as_os_str(),
+        ]);
         let public = std::fs::read_to_string(&key.public_path).unwrap_or_default();
         let blob = |s: &str| s.split_whitespace().nth(1).map(str::to_owned);
         assert_eq!(blob(&derived), blob(&public));

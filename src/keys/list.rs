@@ -165,16 +165,14 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let archived = archive(dir, "old").unwrap_or_else(|e| panic!("{e}"));
         // A key made by ssh-keygen and copied in: no state record.
-        let out = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "by-hand", "-f"])
-            .arg(dir.join("foreign"))
-            .output()
-            .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let foreign = dir.join("foreign");
+        let mut args: Vec<&std::ffi::OsStr> =
+            ["-q", "-t", "ed25519", "-N", "", "-C", "by-hand", "-f"]
+                .iter()
+                .map(std::ffi::OsStr::new)
+                .collect();
+        args.push(foreign.as_os_str());
+        crate::keys::test_support::ssh_keygen(args);
         // Noise that is not a key.
         std::fs::write(dir.join("lonely.pub"), "ssh-ed25519 AAAA")
             .unwrap_or_else(|e| panic!("{e}"));
