@@ -9,6 +9,9 @@
 #   64-host fan-out      <= 0.3x pssh's wall time, <= 0.25x its client CPU
 #   single cold exec     <= 0.3x `ssh host true`
 #   warm command         <= 3 ms on an open connection
+# and (issue "remex audit"):
+#   audit cost           <= 5% of the 64-host fan-out's wall time, against
+#                        the same run with `audit: {enabled: false}`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${1:-64}
@@ -59,6 +62,29 @@ measure_loop() {
   echo "$name $(awk -v s="$start" -v e="$end" -v c="$count" 'BEGIN {printf "%.4f", (e-s)/c}') - -" >> "$RESULTS"
 }
 
+# measure_pair A B COUNT CMD_A ::: CMD_B: runs A and B alternately COUNT
+# times each (so drift and noise hit both alike); medians of wall time.
+measure_pair() {
+  local a=$1 b=$2 count=$3; shift 3
+  local cmd_a=() cmd_b=() in_b=0
+  for arg in "$@"; do
+    if [ "$in_b" = 0 ] && [ "$arg" = ":::" ]; then in_b=1; continue; fi
+    if [ "$in_b" = 0 ]; then cmd_a+=("$arg"); else cmd_b+=("$arg"); fi
+  done
+  : > "$LAB/pair_a"; : > "$LAB/pair_b"
+  for _ in $(seq 1 "$count"); do
+    for side in a b; do
+      local s e
+      s=$(date +%s.%N)
+      if [ "$side" = a ]; then "${cmd_a[@]}" >/dev/null 2>&1; else "${cmd_b[@]}" >/dev/null 2>&1; fi || { echo "FAILED: $side"; exit 1; }
+      e=$(date +%s.%N)
+      awk -v s="$s" -v e="$e" 'BEGIN {printf "%.4f\n", e-s}' >> "$LAB/pair_$side"
+    done
+  done
+  echo "$a $(sort -n "$LAB/pair_a" | awk -v n="$count" 'NR==int((n+1)/2)') - -" >> "$RESULTS"
+  echo "$b $(sort -n "$LAB/pair_b" | awk -v n="$count" 'NR==int((n+1)/2)') - -" >> "$RESULTS"
+}
+
 ssh_loop() { for a in "${ADDRS[@]}"; do ssh "${SSH_OPTS[@]}" "$USER_@$a" hostname; done; }
 
 : > "$RESULTS"
@@ -66,6 +92,14 @@ echo "lab: $HOSTS hosts on port $PORT as $USER_; median of $REPEAT runs"
 measure "remex_fanout"  "$REMEX" --config "$CONFIG" exec all -- hostname
 measure "pssh_fanout"   parallel-ssh -p "$HOSTS" -h "$LAB/pssh_hosts" -l "$USER_" -x "-i $KEY -o UserKnownHostsFile=$KNOWN -o StrictHostKeyChecking=yes -o BatchMode=yes" -i hostname
 REPEAT=1 measure "ssh_seq_fanout" bash -c "$(declare -p SSH_OPTS ADDRS USER_); $(declare -f ssh_loop); ssh_loop"
+# The audit's cost: the same fan-out with auditing on (default: fsync
+# always) and off.
+NOAUDIT=$LAB/config-noaudit.yml
+sed 's/^audit:$/audit:\n  enabled: false/' "$CONFIG" > "$NOAUDIT"
+grep -q 'enabled: false' "$NOAUDIT" || { echo "could not write $NOAUDIT"; exit 1; }
+measure_pair "fanout_audit_on" "fanout_audit_off" 15 \
+  "$REMEX" --config "$CONFIG" exec all -- hostname ::: \
+  "$REMEX" --config "$NOAUDIT" exec all -- hostname
 measure_loop "remex_cold_one" 20 "$REMEX" --config "$CONFIG" exec vm01 -- true
 measure_loop "ssh_cold_one"   20 ssh "${SSH_OPTS[@]}" "$USER_@${ADDRS[0]}" true
 
@@ -90,4 +124,6 @@ awk -v warm="$WARM_OUT" '
     printf "cold     remex/ssh       wall %s (target <= 0.3)\n", ratio(wall["remex_cold_one"], wall["ssh_cold_one"])
     printf "warm 200 remex/ssh CM    wall %s   cpu %s   rss %s\n", ratio(wall["remex_warm_200"], wall["ssh_cm_200"]), ratio(cpu["remex_warm_200"], cpu["ssh_cm_200"]), ratio(rss["remex_warm_200"], rss["ssh_cm_200"])
     printf "warm command latency (library, one connection): %s (target <= 3 ms)\n", warm
+    on = wall["fanout_audit_on"]; off = wall["fanout_audit_off"]
+    printf "audit    on/off fan-out  wall %s  cost %.1f%% (target <= 5%%)\n", ratio(on, off), (off > 0 ? 100 * (on - off) / off : 0)
   }' "$RESULTS"

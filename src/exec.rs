@@ -143,6 +143,10 @@ pub struct Exec {
     /// Extra environment, set by `env` on the remote side (not `SendEnv`:
     /// sshd's `AcceptEnv` cannot refuse it).
     pub env: Vec<(String, String)>,
+    /// Environment like `env` whose values are secrets (`--secret-env`):
+    /// set the same way, and replaced by `[REDACTED]` in audit records,
+    /// output and error messages.
+    pub secret_env: Vec<(String, String)>,
     /// Working directory; the command fails with status 126 if `cd` fails.
     pub cwd: Option<String>,
     /// Bytes fed to the command's stdin, the same for every host; `None`
@@ -167,6 +171,10 @@ impl std::fmt::Debug for Exec {
         f.debug_struct("Exec")
             .field("command", &self.command)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "secret_env",
+                &self.secret_env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("cwd", &self.cwd)
             .field("pty", &self.pty)
             .field("timeout", &self.timeout)
@@ -180,6 +188,7 @@ impl Exec {
         Exec {
             command,
             env: Vec::new(),
+            secret_env: Vec::new(),
             cwd: None,
             stdin: None,
             pty: false,
@@ -230,6 +239,24 @@ impl Exec {
         self
     }
 
+    /// Adds an environment variable whose value is a secret: it is set like
+    /// [`Exec::env`] and redacted from audit records and output.
+    pub fn secret_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.secret_env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The literal secrets of this request, for redaction: `secret_env`
+    /// values and the sudo password.
+    pub fn secrets(&self) -> Vec<String> {
+        let env = self.secret_env.iter().map(|(_, value)| value.clone());
+        let sudo = self
+            .sudo
+            .as_ref()
+            .and_then(|sudo| sudo.password.as_deref().cloned());
+        env.chain(sudo).collect()
+    }
+
     /// Sets the working directory.
     pub fn cwd(mut self, dir: impl Into<String>) -> Self {
         self.cwd = Some(dir.into());
@@ -278,7 +305,7 @@ impl Exec {
         {
             return Err("the raw command is empty".into());
         }
-        for (key, _) in &self.env {
+        for (key, _) in self.env.iter().chain(&self.secret_env) {
             let mut chars = key.chars();
             let valid = chars
                 .next()
@@ -303,7 +330,7 @@ impl Exec {
     fn remote_command_with(&self, command: &Command, tag: &str, shell: &str) -> String {
         // `TAG=… 'K=v'…`: each assignment one quoted word.
         let mut assignments = format!("{TAG_VAR}={tag}");
-        for (key, value) in &self.env {
+        for (key, value) in self.env.iter().chain(&self.secret_env) {
             assignments.push(' ');
             assignments.push_str(&quote::quote(&format!("{key}={value}")));
         }

@@ -7,6 +7,14 @@
 //! life of the executor, so a second operation on a host reuses the
 //! connection (a channel per command). One failed host never stops the
 //! others: its failure is recorded in its outcome.
+//!
+//! Every operation that contacts hosts is audited: before any host is
+//! contacted the `start` records of all selected hosts are committed to the
+//! audit log as one batch, and each host's `end` record is written as it
+//! finishes (see [`crate::audit::Trail`]). When the `start` batch cannot be
+//! written the operation fails with [`Error::Audit`] and no host is
+//! contacted. What the run shows (output, error messages) is redacted with
+//! the same redactor as its records.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,9 +24,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::audit::{self, AuditError, AuditLog, Event, Op, Record, Redactor, Trail};
 use crate::config::{Config, ConfigError, Vm};
 use crate::connection::{ConnectOptions, Connection, Endpoint};
-use crate::exec::{self, Command, Exec};
+use crate::exec::{self, Command, Exec, Observer, Stream};
 use crate::identity::KeyStore;
 use crate::known_hosts::{HostKeyStatus, KnownHosts, KnownHostsError};
 use crate::report::{Captured, ErrorKind, Failure, HostOutcome, Report, ScriptInfo, millis};
@@ -41,6 +50,10 @@ pub enum Error {
     /// The request itself is invalid (empty command, bad `--env` name, …).
     #[error("{0}")]
     Invalid(String),
+    /// The audit log could not be opened or written: no host was
+    /// contacted (fail closed).
+    #[error("the audit log cannot record this run, so no host was contacted")]
+    Audit(#[from] AuditError),
 }
 
 /// Runs operations on the hosts of one config.
@@ -60,6 +73,11 @@ struct Inner {
     known: Arc<KnownHosts>,
     /// Private keys loaded so far.
     keys: KeyStore,
+    /// Where every action is recorded.
+    audit: AuditLog,
+    /// The config's redaction patterns (also when auditing is off: output
+    /// is redacted either way).
+    redactor: Redactor,
     /// One slot per host: its open connection, once there is one. The async
     /// mutex makes concurrent users of a host share one connection attempt.
     pool: std::sync::Mutex<HashMap<String, Slot>>,
@@ -71,7 +89,13 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 impl Executor {
     /// An executor for `config`. It works on at most
     /// `remote_execution.max_parallel` hosts at once (`--parallel` sets that
-    /// field before building the executor).
+    /// field before building the executor), and opens the audit log of the
+    /// config's `audit:` section.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Audit`] when the audit log cannot be opened (fail closed);
+    /// [`Error::KnownHosts`], [`Error::Invalid`] for a bad cipher list.
     pub fn new(config: Config) -> Result<Executor, Error> {
         let re = &config.remote_execution;
         let options = ConnectOptions {
@@ -86,6 +110,15 @@ impl Executor {
         crate::connection::ssh_config(&options).map_err(Error::Invalid)?;
         let known = Arc::new(KnownHosts::load(&re.known_hosts)?);
         let parallel = re.max_parallel;
+        let redactor = Redactor::from_config(&config.audit)?;
+        let audit = AuditLog::open(&config.audit)?;
+        if !audit.is_enabled() {
+            tracing::warn!(
+                "auditing is off (audit.enabled: false in {}): nothing this run does is recorded; \
+                 meant for labs and benchmarks only",
+                config.source.display()
+            );
+        }
         Ok(Executor {
             inner: Arc::new(Inner {
                 config,
@@ -93,6 +126,8 @@ impl Executor {
                 parallel,
                 known,
                 keys: KeyStore::default(),
+                audit,
+                redactor,
                 pool: std::sync::Mutex::new(HashMap::new()),
             }),
         })
@@ -101,6 +136,17 @@ impl Executor {
     /// The config this executor runs on.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The audit log every operation is recorded in.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    /// Names the workflow driving remex (`--actor`, `REMEX_ACTOR`): written
+    /// as `workflow` in every audit record, next to the OS user.
+    pub fn set_actor(&self, name: Option<String>) {
+        self.inner.audit.set_workflow(name);
     }
 
     /// The host names `selector` selects, in inventory order.
@@ -117,17 +163,43 @@ impl Executor {
     }
 
     /// Runs `exec` on every host `selector` selects; one outcome per host.
+    ///
+    /// # Errors
+    ///
+    /// Before any host is contacted: an invalid request, a selector that
+    /// selects nothing, or an audit log that cannot record the run.
     pub async fn exec(&self, selector: &str, exec: &Exec) -> Result<Report, Error> {
         exec.validate().map_err(Error::Invalid)?;
         let hosts = self.select(selector)?;
-        let request = exec;
-        let exec = Arc::new(exec.clone());
+        let (op, operation) = match &exec.command {
+            Command::Script { .. } => (Op::Script, "script"),
+            _ => (Op::Exec, "exec"),
+        };
+        let trail = self.begin(op, &hosts, exec.secrets(), |record| {
+            request_details(record, exec)
+        })?;
+        let mut exec = exec.clone();
+        if let Some(inner) = exec.observer.take() {
+            exec.observer = Some(Arc::new(Redacting {
+                inner,
+                redactor: trail.redactor().clone(),
+            }));
+        }
+        let script_info = match &exec.command {
+            Command::Script { script, .. } => Some(ScriptInfo {
+                name: script.name.clone(),
+                sha256: script.sha256.clone(),
+                size: script.size(),
+            }),
+            _ => None,
+        };
+        let exec = Arc::new(exec);
         let timeout = exec
             .timeout
             .unwrap_or(self.inner.config.remote_execution.command_timeout);
         let started = Instant::now();
-        let results = self
-            .fan_out(hosts, move |this, name| {
+        let (results, audit_error) = self
+            .fan_out_audited(&trail, hosts, move |this, name, trail| {
                 let exec = exec.clone();
                 async move {
                     let begun = Instant::now();
@@ -143,6 +215,7 @@ impl Executor {
                     };
                     match connection {
                         Ok(conn) => {
+                            outcome.host_key = Some(conn.host_key_fingerprint().to_owned());
                             let ran = exec::run(&conn, &exec, &name, timeout).await;
                             outcome.exit_code = ran.exit_code;
                             outcome.signal = ran.signal;
@@ -156,6 +229,7 @@ impl Executor {
                         Err(failure) => outcome.error = Some(failure),
                     }
                     outcome.duration = begun.elapsed();
+                    redact_outcome(trail.redactor(), &mut outcome);
                     if let Some(observer) = &exec.observer {
                         observer.done(&outcome);
                     }
@@ -163,18 +237,10 @@ impl Executor {
                 }
             })
             .await;
-        let report = match &request.command {
-            Command::Script { script, .. } => {
-                let mut report = Report::new("script", results, started.elapsed());
-                report.script = Some(ScriptInfo {
-                    name: script.name.clone(),
-                    sha256: script.sha256.clone(),
-                    size: script.size(),
-                });
-                report
-            }
-            _ => Report::new("exec", results, started.elapsed()),
-        };
+        let mut report = Report::new(operation, results, started.elapsed());
+        report.run = trail.run().to_owned();
+        report.audit_error = audit_error;
+        report.script = script_info;
         Ok(report)
     }
 
@@ -203,17 +269,23 @@ impl Executor {
     /// the round trip of a no-op command.
     pub async fn check(&self, selector: &str) -> Result<CheckReport, Error> {
         let hosts = self.select(selector)?;
+        let trail = self.begin(Op::Check, &hosts, Vec::new(), |record| record)?;
         let started = Instant::now();
-        let results = self
-            .fan_out(
-                hosts,
-                |this, name| async move { this.check_one(&name).await },
-            )
+        let (results, audit_error) = self
+            .fan_out_audited(&trail, hosts, |this, name, trail| async move {
+                let mut check = this.check_one(&name).await;
+                if let Some(failure) = &mut check.error {
+                    failure.message = trail.redactor().redact(&failure.message).into_owned();
+                }
+                check
+            })
             .await;
         let ok = results.iter().filter(|c| c.error.is_none()).count();
         Ok(CheckReport {
             version: crate::report::SCHEMA_VERSION,
             operation: "check",
+            run: trail.run().to_owned(),
+            audit_error,
             summary: CheckSummary {
                 total: results.len(),
                 ok,
@@ -272,6 +344,79 @@ impl Executor {
             }
         }
         check
+    }
+
+    /// Starts an audited run of `op` on `hosts`: commits one `start` record
+    /// per host (address, port, user, then what `details` adds) before
+    /// returning. `secrets` are the run's literal secrets, redacted from its
+    /// records and from what it shows.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Audit`]: nothing was recorded; contact no host.
+    pub fn begin(
+        &self,
+        op: Op,
+        hosts: &[String],
+        secrets: Vec<String>,
+        details: impl Fn(Record) -> Record,
+    ) -> Result<Arc<Trail>, Error> {
+        let run = audit::new_run_id();
+        let redactor = self.inner.redactor.with_secrets(secrets)?;
+        let starts = hosts
+            .iter()
+            .map(|name| details(self.host_record(Record::new(Event::Start, op, run.clone()), name)))
+            .collect();
+        let trail = Trail::begin(&self.inner.audit, redactor, run, op, starts)?;
+        Ok(Arc::new(trail))
+    }
+
+    /// `record` with `name`'s inventory name, address, port and user.
+    pub fn host_record(&self, record: Record, name: &str) -> Record {
+        let endpoint = self.endpoint_or_blank(name);
+        record
+            .host(name)
+            .address(endpoint.host)
+            .port(endpoint.port)
+            .user(endpoint.user)
+    }
+
+    /// [`Executor::fan_out`] inside an audited run: each host's result
+    /// becomes its `end` record as it finishes ([`AuditEnd`]). Returns the
+    /// results and, when some `end` records could not be written, why.
+    pub async fn fan_out_audited<T, F, Fut>(
+        &self,
+        trail: &Arc<Trail>,
+        hosts: Vec<String>,
+        work: F,
+    ) -> (Vec<T>, Option<String>)
+    where
+        T: AuditEnd + Send + 'static,
+        F: Fn(Executor, String, Arc<Trail>) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
+        let results = self
+            .fan_out(hosts, |this, name| {
+                let trail = trail.clone();
+                let job = work(this.clone(), name.clone(), trail.clone());
+                async move {
+                    let result = job.await;
+                    let end = this.host_record(trail.record(Event::End), &name);
+                    trail.write(result.end_record(end));
+                    result
+                }
+            })
+            .await;
+        let audit_error = trail.finish().err().map(|err| {
+            let error = anyhow::Error::from(err);
+            let message = format!("{error:#}");
+            tracing::error!(
+                "{message}; some `end` records of run {} are missing",
+                trail.run()
+            );
+            message
+        });
+        (results, audit_error)
     }
 
     /// Runs `work` for every host, at most `parallel` at once, and returns
@@ -394,6 +539,7 @@ impl Executor {
             stderr: Captured::default(),
             duration: Duration::ZERO,
             error: None,
+            host_key: None,
         }
     }
 
@@ -405,6 +551,103 @@ impl Executor {
     ) -> Option<HostKeyStatus> {
         let endpoint = self.endpoint(name)?;
         Some(self.inner.known.check(&endpoint.host, endpoint.port, key))
+    }
+}
+
+/// What a host's result adds to its `end` audit record (which already
+/// names the host).
+pub trait AuditEnd {
+    /// `record` with this result's outcome filled in.
+    fn end_record(&self, record: Record) -> Record;
+}
+
+/// The outcome fields every end record shares.
+fn with_failure(mut record: Record, failure: Option<&Failure>) -> Record {
+    if let Some(failure) = failure {
+        record = record
+            .error_kind(failure.kind.as_str())
+            .error(failure.message.clone());
+    }
+    record
+}
+
+impl AuditEnd for HostOutcome {
+    fn end_record(&self, mut record: Record) -> Record {
+        record = record.duration_ms(millis(self.duration));
+        if let Some(key) = &self.host_key {
+            record = record.host_key(key.clone());
+        }
+        if let Some(code) = self.exit_code {
+            record = record.exit_code(code);
+        }
+        if let Some(signal) = &self.signal {
+            record = record.signal(signal.clone());
+        }
+        with_failure(record, self.error.as_ref())
+    }
+}
+
+impl AuditEnd for HostCheck {
+    fn end_record(&self, mut record: Record) -> Record {
+        if let Some(key) = &self.host_key_fingerprint {
+            record = record.host_key(key.clone());
+        }
+        if let Some(rtt) = self.rtt_ms {
+            // Whole milliseconds, rounded up so a check that ran is not 0.
+            record = record.duration_ms(rtt.ceil() as u64);
+        }
+        with_failure(record, self.error.as_ref())
+    }
+}
+
+/// What a `start` record says about an exec or script request: the command
+/// (argv or raw string; a script's name, SHA-256 and arguments), the sudo
+/// target, and the size of stdin.
+fn request_details(mut record: Record, exec: &Exec) -> Record {
+    record = match &exec.command {
+        Command::Argv(argv) => record.argv(argv.iter().cloned()),
+        Command::Raw(raw) => record.command(raw.clone()),
+        Command::Script { script, args } => record
+            .argv(std::iter::once(script.name.clone()).chain(args.iter().cloned()))
+            .script_sha256(script.sha256.clone())
+            .paths([script.name.clone()]),
+    };
+    if let Some(sudo) = &exec.sudo {
+        record = record.sudo(sudo.target());
+    }
+    if let Some(stdin) = &exec.stdin {
+        record = record.bytes(stdin.len() as u64);
+    }
+    record
+}
+
+/// `outcome` with secrets replaced in its output and error message.
+fn redact_outcome(redactor: &Redactor, outcome: &mut HostOutcome) {
+    for captured in [&mut outcome.stdout, &mut outcome.stderr] {
+        if let std::borrow::Cow::Owned(bytes) = redactor.redact_bytes(&captured.bytes) {
+            captured.bytes = bytes;
+        }
+    }
+    if let Some(failure) = &mut outcome.error {
+        failure.message = redactor.redact(&failure.message).into_owned();
+    }
+}
+
+/// An [`Observer`] that sees lines with secrets replaced.
+struct Redacting {
+    inner: Arc<dyn Observer>,
+    redactor: Redactor,
+}
+
+impl Observer for Redacting {
+    fn line(&self, host: &str, stream: Stream, line: &[u8]) {
+        self.inner
+            .line(host, stream, &self.redactor.redact_bytes(line));
+    }
+
+    fn done(&self, outcome: &HostOutcome) {
+        // The executor redacts outcomes before `done`.
+        self.inner.done(outcome);
     }
 }
 
@@ -453,6 +696,11 @@ pub struct CheckReport {
     pub version: u32,
     /// `"check"`.
     pub operation: &'static str,
+    /// The run id of the check's audit records.
+    pub run: String,
+    /// Set when some audit records could not be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
     /// One per host.
     pub results: Vec<HostCheck>,
     /// Counts.

@@ -175,6 +175,8 @@ pub struct HostOutcome {
     pub duration: Duration,
     /// Why the host did not succeed; `None` means success.
     pub error: Option<Failure>,
+    /// The host key's SHA256 fingerprint, once the host was reached.
+    pub host_key: Option<String>,
 }
 
 impl HostOutcome {
@@ -203,6 +205,8 @@ impl Serialize for HostOutcome {
             stderr_base64: Option<String>,
             truncated: bool,
             duration_ms: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            host_key: Option<&'a str>,
             error: Option<&'a Failure>,
         }
         let base64_unless_utf8 = |c: &Captured| {
@@ -224,6 +228,7 @@ impl Serialize for HostOutcome {
             stderr_base64: base64_unless_utf8(&self.stderr),
             truncated: self.stdout.truncated || self.stderr.truncated,
             duration_ms: millis(self.duration),
+            host_key: self.host_key.as_deref(),
             error: self.error.as_ref(),
         }
         .serialize(serializer)
@@ -265,6 +270,9 @@ pub struct Report {
     pub version: u32,
     /// `"exec"` for commands, `"script"` for scripts.
     pub operation: &'static str,
+    /// The run id: every audit record of this run carries it
+    /// (`remex audit show --run ID`).
+    pub run: String,
     /// For `script`: what was run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptInfo>,
@@ -272,6 +280,10 @@ pub struct Report {
     pub results: Vec<HostOutcome>,
     /// Counts over `results`.
     pub summary: Summary,
+    /// Set when some of the run's audit records could not be written (the
+    /// actions happened; the log is missing their `end` records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
 }
 
 impl Report {
@@ -299,9 +311,11 @@ impl Report {
         Report {
             version: SCHEMA_VERSION,
             operation,
+            run: String::new(),
             script: None,
             results,
             summary,
+            audit_error: None,
         }
     }
 
@@ -344,6 +358,7 @@ mod tests {
             stderr: Captured::default(),
             duration: Duration::from_millis(7),
             error,
+            host_key: None,
         }
     }
 

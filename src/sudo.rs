@@ -48,7 +48,8 @@ pub enum SudoMode {
 }
 
 impl Sudo {
-    fn target(&self) -> &str {
+    /// The user commands run as: `user`, or `root`.
+    pub fn target(&self) -> &str {
         self.user.as_deref().unwrap_or("root")
     }
 

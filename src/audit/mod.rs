@@ -32,6 +32,7 @@
 //! | `event` | `start` \| `end` \| `key` \| `host_key` | what happened |
 //! | `op` | `exec` \| `script` \| `upload` \| `download` \| `check` \| `keys.generate` \| `keys.deploy` \| `keys.rotate` \| `keys.revoke` \| `keys.prune` \| `hosts.trust` \| `hosts.forget` | in which operation |
 //! | `host`? `address`? `port`? `user`? | | inventory name, address, SSH port, remote user |
+//! | `sudo`? | string | the user a command ran as through sudo (`--sudo`: `root`) |
 //! | `host_key`? | string | host key fingerprint, `SHA256:…` |
 //! | `argv`? / `command`? | list / string | the command's words or raw shell line, **redacted** |
 //! | `script_sha256`? | hex | SHA-256 of a script |
@@ -160,6 +161,8 @@
 //! - `read.rs`: [`read_records`], [`tail`], [`Follower`].
 //! - `filter.rs`: [`Filter`] and `--since`/`--until` parsing.
 //! - `time.rs`: RFC 3339 timestamps.
+//! - `trail.rs`: [`Trail`], one run's records: the `start` batch, then
+//!   `end` records group-committed by a writer thread.
 //! - `origin.rs`: the local user and host name.
 //! - `error.rs`: [`AuditError`].
 //!
@@ -180,6 +183,7 @@ mod read;
 mod record;
 mod redact;
 mod time;
+mod trail;
 mod verify;
 
 pub use crate::config::{AuditConfig, FsyncPolicy};
@@ -193,4 +197,5 @@ pub use read::{Follower, Records, Stored, read_records, tail};
 pub use record::{Event, Op, Record, SCHEMA_VERSION};
 pub use redact::{DEFAULT_PATTERNS, REDACTED, Redactor};
 pub use time::{format_ms, ms_to_system, parse_rfc3339, system_to_ms};
+pub use trail::{Trail, new_run_id};
 pub use verify::{Break, BreakKind, Note, VerifyReport, verify};

@@ -180,6 +180,9 @@ pub struct Record {
     /// The remote user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The user the command ran as through sudo (`--sudo`: `root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo: Option<String>,
     /// The host key's fingerprint (`SHA256:…`), once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_key: Option<String>,
@@ -262,6 +265,7 @@ impl Record {
             address: None,
             port: None,
             user: None,
+            sudo: None,
             host_key: None,
             argv: None,
             command: None,
@@ -291,6 +295,8 @@ impl Record {
         port: u16;
         /// Sets `user`.
         user: String;
+        /// Sets `sudo`.
+        sudo: String;
         /// Sets `host_key`.
         host_key: String;
         /// Sets `command` (redacted by `append`).

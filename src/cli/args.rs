@@ -18,9 +18,14 @@ Examples:
   remex exec 'web,!vm03' --timeout 30s -- systemctl is-active nginx
   remex --json exec all -- df -h /             one JSON document on stdout
   remex hosts check all                         reachability, host keys, auth
+  remex audit verify                            check the audit log's hash chain
 
 Config: --config, else $REMEX_CONFIG, else ./configs/config.yml, else ~/.config/remex/config.yml.
-Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error."
+Every action on a host is recorded first in the audit log (audit: in the config;
+default ~/.local/state/remex/audit.jsonl). If it cannot be written, remex contacts no host.
+
+Exit status: 0 every host succeeded, 1 some host failed, 2 usage, config or audit
+log error (no host contacted), 130 interrupted."
 )]
 pub struct Cli {
     /// Config file (default: $REMEX_CONFIG, ./configs/config.yml, ~/.config/remex/config.yml).
@@ -32,6 +37,10 @@ pub struct Cli {
     /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Who is driving remex (a workflow or ticket name), recorded as
+    /// `workflow` in every audit record next to the OS user.
+    #[arg(long, global = true, env = "REMEX_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -77,6 +86,9 @@ Examples:
     /// A local lab of real OpenSSH sshd hosts on loopback, for trying remex.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Read and check the audit log: verify its hash chain, tail it, search it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 /// `remex exec`.
@@ -129,6 +141,12 @@ pub struct RunArgs {
     /// when sshd's AcceptEnv refuses it.
     #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// Like --env, for a secret: the value is replaced by [REDACTED] in the
+    /// audit log, in remex's output and in its error messages (repeatable).
+    /// `--secret-env K` (no `=`) takes the value of $K from remex's own
+    /// environment, so it need not appear on a command line.
+    #[arg(long = "secret-env", value_name = "K=V|K", value_parser = parse_secret_env)]
+    pub secret_env: Vec<(String, String)>,
     /// Working directory on the host; the command fails with status 126 if it does not exist.
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
@@ -199,6 +217,62 @@ pub enum LabCommand {
     },
 }
 
+/// `remex audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole hash chain (rotated files too) and report the first
+    /// record that breaks it.
+    #[command(after_help = "\
+Detected: any edited byte, a deleted, inserted or duplicated line, two swapped
+lines, records cut from the end, a deleted or edited head file; with
+audit.hmac_key_path, a chain rebuilt without the key. Not detected without a
+key: a complete, consistent rewrite of the log and its head.
+
+Exit status: 0 the chain is intact, 1 it is broken (the first break is named
+with its file, line and record number), 2 the log cannot be read.")]
+    Verify,
+    /// Print the last records; --follow keeps printing new ones.
+    Tail {
+        /// How many records.
+        #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
+        lines: usize,
+        /// Keep printing records as they are written (Ctrl-C to stop); with
+        /// --json, one record per line.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Print the records that match every filter given.
+    #[command(after_help = "\
+Times are RFC 3339 (2026-11-24T10:00:00Z), a date (2026-11-24, midnight UTC),
+or a duration back from now (30m, 2h, 1d).
+
+Examples:
+  remex audit show --host 'web*' --since 1d
+  remex audit show --op keys --failed
+  remex --json audit show --run 20261124T101530Z-3f9a2c1d")]
+    Show {
+        /// Only this host (wildcards allowed: web*).
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+        /// Only this operation (exec, script, upload, download, check,
+        /// keys.deploy, …), or a family (keys, hosts).
+        #[arg(long, value_name = "OP")]
+        op: Option<String>,
+        /// Only records at or after this time.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only records before this time.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only `end` records of failures (non-zero exit, signal, error).
+        #[arg(long)]
+        failed: bool,
+        /// Only one run's records (the `run` of a report).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+}
+
 /// The SSH server a lab runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Server {
@@ -217,6 +291,17 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not K=V"))?;
     Ok((key.to_owned(), value.to_owned()))
+}
+
+/// `K=V`, or `K` alone for the value of `$K`. Error messages never show the
+/// value.
+fn parse_secret_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+        None => std::env::var(s).map(|value| (s.to_owned(), value)).map_err(|_| {
+            format!("`{s}` has no `=`, and there is no environment variable {s} to take the value from")
+        }),
+    }
 }
 
 /// Parses `1048576`, `512K`, `16M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).

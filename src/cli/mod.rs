@@ -1,8 +1,9 @@
 //! The `remex` command: parse, call the library, render, and map the outcome
-//! to an exit status (0 every host succeeded, 1 some host failed, 2 usage or
-//! config error, 130 interrupted).
+//! to an exit status (0 every host succeeded, 1 some host failed, 2 usage,
+//! config or audit log error, 130 interrupted).
 
 pub mod args;
+mod audit;
 pub mod render;
 
 use std::io::{IsTerminal as _, Read as _};
@@ -30,6 +31,9 @@ pub enum Status {
     HostFailed,
     /// Interrupted by Ctrl-C; remote commands were stopped (exit 130).
     Interrupted,
+    /// The run happened but some of its audit records could not be written
+    /// (exit 2; the error was printed).
+    AuditIncomplete,
 }
 
 /// Entry point of the binary.
@@ -57,6 +61,7 @@ pub fn main() -> ExitCode {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::HostFailed) => ExitCode::from(1),
         Ok(Status::Interrupted) => ExitCode::from(130),
+        Ok(Status::AuditIncomplete) => ExitCode::from(2),
         Err(e) => {
             eprintln!("remex: error: {e:#}");
             ExitCode::from(2)
@@ -81,19 +86,57 @@ fn init_tracing(verbose: u8) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<Status> {
+    let global = Global {
+        config: cli.config.as_deref(),
+        json: cli.json,
+        actor: cli.actor.as_deref(),
+    };
     match cli.command {
-        Command::Exec(args) => exec(cli.config.as_deref(), cli.json, args).await,
-        Command::Script(args) => script(cli.config.as_deref(), cli.json, args).await,
-        Command::Hosts(HostsCommand::List) => hosts_list(cli.config.as_deref(), cli.json),
-        Command::Hosts(HostsCommand::Check { targets }) => {
-            hosts_check(cli.config.as_deref(), cli.json, &targets).await
-        }
-        Command::Lab(command) => lab(command, cli.json).await,
+        Command::Exec(args) => exec(&global, args).await,
+        Command::Script(args) => script(&global, args).await,
+        Command::Hosts(HostsCommand::List) => hosts_list(global.config, global.json),
+        Command::Hosts(HostsCommand::Check { targets }) => hosts_check(&global, &targets).await,
+        Command::Lab(command) => lab(command, global.json).await,
+        Command::Audit(command) => audit::run(&global, command).await,
+    }
+}
+
+/// The options every subcommand sees.
+struct Global<'a> {
+    /// `--config`.
+    config: Option<&'a std::path::Path>,
+    /// `--json`.
+    json: bool,
+    /// `--actor` / `REMEX_ACTOR`.
+    actor: Option<&'a str>,
+}
+
+impl Global<'_> {
+    /// An executor for `config`, recording `--actor` in the audit log.
+    fn executor(&self, config: Config) -> Result<Executor> {
+        let executor = Executor::new(config)?;
+        executor.set_actor(self.actor.map(str::to_owned));
+        Ok(executor)
     }
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
     Ok(Config::discover(path)?)
+}
+
+/// The exit status of a run over hosts: `audit_error` first (the run is
+/// not fully recorded), then Ctrl-C, then the hosts' results.
+fn run_status(audit_error: Option<&str>, cancelled: bool, all_ok: bool) -> Status {
+    if let Some(error) = audit_error {
+        eprintln!("remex: error: {error}: the run's `end` records are incomplete");
+        Status::AuditIncomplete
+    } else if cancelled {
+        Status::Interrupted
+    } else if all_ok {
+        Status::Success
+    } else {
+        Status::HostFailed
+    }
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
@@ -104,39 +147,40 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
-async fn exec(config: Option<&std::path::Path>, json: bool, args: ExecArgs) -> Result<Status> {
+async fn exec(global: &Global<'_>, args: ExecArgs) -> Result<Status> {
     let exec = match args.raw {
         Some(raw) => Exec::raw(raw),
         None => Exec::argv(args.argv),
     };
-    run_on_hosts(config, json, &args.targets, exec, &args.run).await
+    run_on_hosts(global, &args.targets, exec, &args.run).await
 }
 
-async fn script(config: Option<&std::path::Path>, json: bool, args: ScriptArgs) -> Result<Status> {
+async fn script(global: &Global<'_>, args: ScriptArgs) -> Result<Status> {
     let mut script = Script::load(&args.script)
         .with_context(|| format!("cannot read the script {}", args.script.display()))?;
     if let Some(interpreter) = args.interpreter {
         script = script.with_interpreter(interpreter);
     }
     let exec = Exec::script(script, args.args);
-    run_on_hosts(config, json, &args.targets, exec, &args.run).await
+    run_on_hosts(global, &args.targets, exec, &args.run).await
 }
 
 /// The common part of `exec` and `script`: options, Ctrl-C, output.
 async fn run_on_hosts(
-    config: Option<&std::path::Path>,
-    json: bool,
+    global: &Global<'_>,
     targets: &str,
     mut exec: Exec,
     run: &RunArgs,
 ) -> Result<Status> {
-    let mut config = load_config(config)?;
+    let json = global.json;
+    let mut config = load_config(global.config)?;
     if let Some(parallel) = run.parallel {
         config.remote_execution.max_parallel = parallel as usize;
     }
-    let executor = Executor::new(config)?;
+    let executor = global.executor(config)?;
     let hosts = executor.select(targets)?;
     exec.env = run.env.clone();
+    exec.secret_env = run.secret_env.clone();
     exec.cwd = run.cwd.clone();
     exec.pty = run.pty;
     exec.timeout = run.timeout;
@@ -184,13 +228,11 @@ async fn run_on_hosts(
     } else {
         eprintln!("{}", render::summary(&report));
     }
-    Ok(if report.cancelled() {
-        Status::Interrupted
-    } else if report.all_ok() {
-        Status::Success
-    } else {
-        Status::HostFailed
-    })
+    Ok(run_status(
+        report.audit_error.as_deref(),
+        report.cancelled(),
+        report.all_ok(),
+    ))
 }
 
 fn read_stdin_arg(path: &std::path::Path) -> Result<Vec<u8>> {
@@ -264,12 +306,9 @@ fn hosts_list(config: Option<&std::path::Path>, json: bool) -> Result<Status> {
     Ok(Status::Success)
 }
 
-async fn hosts_check(
-    config: Option<&std::path::Path>,
-    json: bool,
-    targets: &str,
-) -> Result<Status> {
-    let executor = Executor::new(load_config(config)?)?;
+async fn hosts_check(global: &Global<'_>, targets: &str) -> Result<Status> {
+    let json = global.json;
+    let executor = global.executor(load_config(global.config)?)?;
     let report = executor.check(targets).await?;
     executor.close().await;
     if json {
@@ -313,11 +352,11 @@ async fn hosts_check(
             report.summary.total, report.summary.ok, report.summary.failed
         );
     }
-    Ok(if report.summary.failed == 0 {
-        Status::Success
-    } else {
-        Status::HostFailed
-    })
+    Ok(run_status(
+        report.audit_error.as_deref(),
+        false,
+        report.summary.failed == 0,
+    ))
 }
 
 fn yes_no(b: bool) -> String {

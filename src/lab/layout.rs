@@ -69,6 +69,7 @@ pub struct HostLine {
 /// DIR/authorized_keys          the client public key (OpenSSH servers)
 /// DIR/known_hosts              one line per host
 /// DIR/hosts/vm01/              host key, sshd_config, sshd.pid, sshd.log
+/// DIR/audit/audit.jsonl        the lab's audit log (+ .head, .lock, rotated)
 /// ```
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -86,6 +87,7 @@ pub const LAB_ENTRIES: &[&str] = &[
     "home",
     "known_hosts",
     "hosts",
+    "audit",
 ];
 
 impl Layout {
@@ -129,6 +131,12 @@ impl Layout {
     /// The known_hosts file naming every host.
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
+    }
+
+    /// The lab's audit log, in a directory of its own (the log keeps its
+    /// head, lock and rotated files beside it).
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit").join("audit.jsonl")
     }
 
     /// The directory of one host.
@@ -261,9 +269,12 @@ pub fn config_yml(hosts: &[HostLine], user: &str, layout: &Layout) -> String {
          connect_timeout: 10s\n  \
          command_timeout: 5m\n  \
          max_parallel: 64\n  \
-         use_agent: false\n",
+         use_agent: false\n\
+         audit:\n  \
+         path: {}\n",
         yaml_scalar(&layout.keys_dir().display().to_string()),
         yaml_scalar(&layout.known_hosts().display().to_string()),
+        yaml_scalar(&layout.audit_log().display().to_string()),
     );
     text
 }
@@ -367,7 +378,9 @@ mod tests {
              connect_timeout: 10s\n  \
              command_timeout: 5m\n  \
              max_parallel: 64\n  \
-             use_agent: false\n"
+             use_agent: false\n\
+             audit:\n  \
+             path: /tmp/lab/audit/audit.jsonl\n"
         );
     }
 

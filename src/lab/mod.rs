@@ -55,7 +55,7 @@
 //! **Invariant:** nothing in a lab depends on the login user's shell rc
 //! files: the servers are started directly, never through a shell.
 
-mod account;
+pub(crate) mod account;
 mod layout;
 mod process;
 mod server;

@@ -8,6 +8,7 @@
 // Panicking is how a test fails loudly; the production lints do not apply.
 #![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod exec;
 mod lab;
 mod script;

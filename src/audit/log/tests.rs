@@ -192,22 +192,36 @@ fn open_fails_closed_with_the_reason() {
     let source = std::error::Error::source(&err).unwrap().to_string();
     assert!(source.contains("No space left on device"), "{source}");
 
-    // Permission denied, when not running as root (root may write anyway).
+    // Permission denied. Root may write anywhere, so as root the open runs
+    // in a child process with the uid and gid of `nobody` (setpriv).
     let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let locked = dir.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
-    let probe = std::fs::write(locked.join("probe"), "");
-    if probe.is_err() {
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let path = locked.join("sub").join("audit.jsonl");
+    let root = crate::lab::account::effective_uid().unwrap() == 0;
+    let message = if root {
+        let output = child_command(&path, 1, "denied", "always")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "the unprivileged open succeeded");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr)
+    } else {
         let config = AuditConfig {
-            path: locked.join("audit.jsonl"),
+            path,
             ..AuditConfig::default()
         };
         let err = AuditLog::open(&config).unwrap_err();
-        let source = std::error::Error::source(&err).unwrap().to_string();
-        assert!(source.contains("Permission denied"), "{err}: {source}");
-    }
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+        format!("{err:?}")
+    };
+    assert!(
+        message.contains("CreateDir") && message.contains("PermissionDenied"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -566,21 +580,40 @@ fn one_writer_shared_by_threads() {
 /// `ACK <seq>` after each.
 fn spawn_child(path: &Path, count: usize, name: &str, fsync: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "audit::log::tests::child_appender",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            CHILD_ENV,
-            format!("{}\n{count}\n{name}\n{fsync}", path.display()),
-        )
+        .args(child_args())
+        .env(CHILD_ENV, child_spec(path, count, name, fsync))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
+}
+
+/// What `child_appender` reads from [`CHILD_ENV`].
+fn child_spec(path: &Path, count: usize, name: &str, fsync: &str) -> String {
+    format!("{}\n{count}\n{name}\n{fsync}", path.display())
+}
+
+/// The arguments that make this test binary run only `child_appender`.
+fn child_args() -> [&'static str; 5] {
+    [
+        "--exact",
+        "audit::log::tests::child_appender",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]
+}
+
+/// [`spawn_child`] as the user `nobody`, through `setpriv` (the caller is
+/// root): for what root is allowed and others are not.
+fn child_command(path: &Path, count: usize, name: &str, fsync: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(child_args())
+        .env(CHILD_ENV, child_spec(path, count, name, fsync));
+    command
 }
 
 #[test]

@@ -1,0 +1,615 @@
+//! The audit log as remex writes it: a start record per host before it is
+//! contacted, an end record with the outcome, redaction, fail-closed,
+//! concurrency and crashes, and `remex audit verify|tail|show`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{Remex, TestLab, running_as_root};
+
+/// The lab's audit log.
+fn log_path(lab: &TestLab) -> PathBuf {
+    lab.path().join("audit").join("audit.jsonl")
+}
+
+/// Every record of the lab's audit log (current file only), as JSON.
+fn records(lab: &TestLab) -> Vec<Value> {
+    records_at(&log_path(lab))
+}
+
+fn records_at(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+fn of_run<'a>(records: &'a [Value], run: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["run"] == run).collect()
+}
+
+/// Asserts `remex audit verify` passes on the lab's log.
+fn assert_verifies(lab: &TestLab) -> Value {
+    let run = lab
+        .remex()
+        .args(["--json", "audit", "verify"])
+        .run()
+        .expect_code(0);
+    let report = run.json();
+    assert_eq!(report["ok"], true, "{report}");
+    report
+}
+
+#[test]
+fn every_host_gets_a_start_record_before_its_end_record() {
+    let lab = TestLab::new(3);
+    let run = lab
+        .remex()
+        .args([
+            "--json",
+            "--actor",
+            "n8n-deploy",
+            "exec",
+            "all",
+            "--",
+            "echo",
+            "hi",
+        ])
+        .run()
+        .expect_code(0);
+    let report = run.json();
+    let id = report["run"].as_str().unwrap().to_owned();
+    assert!(!id.is_empty(), "{report}");
+    let all = records(&lab);
+    let mine = of_run(&all, &id);
+    assert_eq!(mine.len(), 6, "{all:#?}");
+    // All starts are committed as one batch before any host is contacted.
+    for (i, record) in mine.iter().enumerate() {
+        let expected = if i < 3 { "start" } else { "end" };
+        assert_eq!(record["event"], expected, "{record}");
+        assert_eq!(record["op"], "exec");
+        assert_eq!(record["workflow"], "n8n-deploy");
+        assert!(record["actor"].as_str().is_some_and(|a| !a.is_empty()));
+        assert!(
+            record["orchestrator"]
+                .as_str()
+                .is_some_and(|a| !a.is_empty())
+        );
+    }
+    for host in ["vm01", "vm02", "vm03"] {
+        let start = mine
+            .iter()
+            .find(|r| r["host"] == host && r["event"] == "start")
+            .unwrap();
+        assert_eq!(start["argv"], serde_json::json!(["echo", "hi"]));
+        assert_eq!(start["port"], lab.port());
+        assert!(start["address"].as_str().unwrap().starts_with("127.0."));
+        assert!(start["user"].is_string());
+        let end = mine
+            .iter()
+            .find(|r| r["host"] == host && r["event"] == "end")
+            .unwrap();
+        assert_eq!(end["exit_code"], 0);
+        assert!(end["duration_ms"].is_u64());
+        let host_key = end["host_key"].as_str().unwrap();
+        assert!(host_key.starts_with("SHA256:"), "{end}");
+        let reported = report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["host"] == host)
+            .unwrap();
+        assert_eq!(reported["host_key"], host_key);
+    }
+    // The chain, and reading it back by run.
+    assert_verifies(&lab);
+    let shown = lab
+        .remex()
+        .args(["--json", "audit", "show", "--run", &id])
+        .run()
+        .expect_code(0)
+        .json();
+    assert_eq!(shown["records"].as_array().unwrap().len(), 6);
+    let human = lab
+        .remex()
+        .args(["audit", "show", "--run", &id, "--host", "vm02"])
+        .run()
+        .expect_code(0)
+        .stdout();
+    assert_eq!(human.lines().count(), 2, "{human}");
+    assert!(human.contains(" start exec vm02 "), "{human}");
+    assert!(human.contains("exit 0"), "{human}");
+}
+
+#[test]
+fn scripts_checks_and_failures_are_recorded_with_their_outcome() {
+    let lab = TestLab::new(2);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("facts.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"$1\"\nexit 3\n").unwrap();
+    lab.remex()
+        .args(["script", "vm01"])
+        .arg(&script)
+        .args(["--", "an arg"])
+        .run()
+        .expect_code(1);
+    lab.remex()
+        .args(["hosts", "check", "all"])
+        .run()
+        .expect_code(0);
+    lab.lab.stop_host("vm02").unwrap();
+    lab.remex()
+        .args(["exec", "vm02", "--", "true"])
+        .run()
+        .expect_code(1);
+
+    let all = records(&lab);
+    let sha = {
+        use sha2::Digest as _;
+        hex(&sha2::Sha256::digest(std::fs::read(&script).unwrap()))
+    };
+    let start = all
+        .iter()
+        .find(|r| r["op"] == "script" && r["event"] == "start")
+        .unwrap();
+    assert_eq!(start["script_sha256"], sha.as_str());
+    assert_eq!(start["argv"], serde_json::json!(["facts.sh", "an arg"]));
+    let end = all
+        .iter()
+        .find(|r| r["op"] == "script" && r["event"] == "end")
+        .unwrap();
+    assert_eq!(end["exit_code"], 3);
+    assert_eq!(end["error_kind"], "exit");
+    let checks: Vec<_> = all.iter().filter(|r| r["op"] == "check").collect();
+    assert_eq!(checks.len(), 4, "a start and an end per host");
+    let unreachable = all
+        .iter()
+        .find(|r| r["op"] == "exec" && r["event"] == "end" && r["host"] == "vm02")
+        .unwrap();
+    assert_eq!(unreachable["error_kind"], "connect", "{unreachable}");
+
+    let failed = lab
+        .remex()
+        .args(["--json", "audit", "show", "--failed"])
+        .run()
+        .expect_code(0)
+        .json();
+    let failed = failed["records"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert_verifies(&lab);
+
+    let tail = lab
+        .remex()
+        .args(["audit", "tail", "-n", "3"])
+        .run()
+        .expect_code(0)
+        .stdout();
+    assert_eq!(tail.lines().count(), 3, "{tail}");
+    assert!(tail.lines().last().unwrap().contains("[connect]"), "{tail}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Each kind of secret is replaced in the log, in stdout (human and JSON)
+/// and in stderr, even with trace logging.
+#[test]
+fn secrets_are_redacted_in_the_log_and_the_output() {
+    let lab = TestLab::new(1);
+    let config = lab.config_variant(
+        "redact.yml",
+        &[("audit:\n", "audit:\n  redact: ['internal-[0-9]{6}']\n")],
+    );
+    let secret = "s3cr3t-V4LUE-from-env";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        // --secret-env K=V: the value, wherever it shows up.
+        (
+            vec![
+                "--secret-env",
+                "API_TOKEN_X=s3cr3t-V4LUE-from-env",
+                "--",
+                "sh",
+                "-c",
+                "echo got $API_TOKEN_X; echo s3cr3t-V4LUE-from-env >&2; exit 1",
+            ],
+            secret,
+        ),
+        // --secret-env K: the value of $K in remex's environment.
+        (
+            vec![
+                "--secret-env",
+                "REMEX_TEST_SECRET",
+                "--",
+                "echo",
+                "s3cr3t-V4LUE-from-env",
+            ],
+            secret,
+        ),
+        // A default pattern, in argv and output.
+        (
+            vec!["--", "echo", "password=hunter2-xyzzy"],
+            "hunter2-xyzzy",
+        ),
+        (
+            vec!["--", "echo", "Authorization: Basic Zm9vOmJhcg=="],
+            "Zm9vOmJhcg==",
+        ),
+        // The config's own pattern.
+        (
+            vec!["--raw", "echo ticket internal-123456 done"],
+            "internal-123456",
+        ),
+    ];
+    for (args, hidden) in cases {
+        for json in [false, true] {
+            let mut remex = Remex::new()
+                .arg("--config")
+                .arg(&config)
+                .arg("-vv")
+                .env("REMEX_TEST_SECRET", secret);
+            if json {
+                remex = remex.arg("--json");
+            }
+            let run = remex.args(["exec", "vm01"]).args(&args).run();
+            assert!(run.code() == 0 || run.code() == 1, "{}", run.stderr());
+            let (stdout, stderr) = (run.stdout(), run.stderr());
+            assert!(
+                !stdout.contains(hidden),
+                "{args:?}: stdout shows it:\n{stdout}"
+            );
+            assert!(
+                !stderr.contains(hidden),
+                "{args:?}: stderr shows it:\n{stderr}"
+            );
+            assert!(
+                stdout.contains("[REDACTED]"),
+                "{args:?}: the output says where:\n{stdout}"
+            );
+        }
+    }
+    let text = std::fs::read_to_string(log_path(&lab)).unwrap();
+    for hidden in [secret, "hunter2-xyzzy", "Zm9vOmJhcg==", "internal-123456"] {
+        assert!(!text.contains(hidden), "the log holds {hidden}:\n{text}");
+    }
+    assert!(text.contains("password=[REDACTED]"), "{text}");
+    assert!(
+        text.contains("internal-[REDACTED]") || text.contains("[REDACTED] done"),
+        "{text}"
+    );
+    assert_verifies(&lab);
+}
+
+#[test]
+fn a_secret_env_value_never_appears_in_a_usage_error() {
+    let run = Remex::new()
+        .args([
+            "exec",
+            "all",
+            "--secret-env",
+            "1BAD=topsecret-zz",
+            "--",
+            "true",
+        ])
+        .run()
+        .expect_code(2);
+    assert!(!run.stderr().contains("topsecret-zz"), "{}", run.stderr());
+    let run = Remex::new()
+        .args([
+            "exec",
+            "all",
+            "--secret-env",
+            "NO_EQUALS_AND_UNSET_XYZ",
+            "--",
+            "true",
+        ])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("NO_EQUALS_AND_UNSET_XYZ"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// The lab hosts' sshd logs now, to compare with later.
+fn sshd_logs(lab: &TestLab) -> Vec<String> {
+    lab.lab
+        .hosts
+        .iter()
+        .map(|host| lab.sshd_log(&host.name))
+        .collect()
+}
+
+/// The lab hosts' sshd logs show no connection since `before` (the lab's
+/// own readiness probe came before).
+fn assert_no_connection_since(lab: &TestLab, before: &[String]) {
+    for (host, before) in lab.lab.hosts.iter().zip(before) {
+        let log = lab.sshd_log(&host.name);
+        let new = log.strip_prefix(before.as_str()).unwrap_or(&log);
+        assert!(
+            !new.contains("Connection from"),
+            "{} was contacted:\n{new}",
+            host.name
+        );
+    }
+}
+
+#[test]
+fn an_unwritable_log_means_no_host_is_contacted() {
+    let lab = TestLab::new(2);
+    let before = sshd_logs(&lab);
+    // The log's directory would be under a regular file.
+    let blocker = lab.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    let config = lab.config_variant(
+        "blocked.yml",
+        &[(
+            &format!("path: {}", log_path(&lab).display()),
+            &format!("path: {}/audit.jsonl", blocker.display()),
+        )],
+    );
+    for args in [
+        vec!["exec", "all", "--", "true"],
+        vec!["hosts", "check", "all"],
+    ] {
+        let run = Remex::new()
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .run()
+            .expect_code(2);
+        let stderr = run.stderr();
+        assert!(stderr.contains("audit log"), "{stderr}");
+        assert!(stderr.contains("no host was contacted"), "{stderr}");
+        assert!(
+            stderr.contains("cannot create the audit log directory")
+                && stderr.contains("File exists"),
+            "the reason: {stderr}"
+        );
+    }
+    assert_no_connection_since(&lab, &before);
+}
+
+/// A mounted tmpfs, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(options: &str) -> Tmpfs {
+        assert!(
+            running_as_root(),
+            "THIS TEST NEEDS ROOT: it mounts a small tmpfs. Run the suite as root (CI does)."
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t tmpfs -o {options} failed");
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_or_read_only_disk_means_no_host_is_contacted() {
+    let lab = TestLab::new(1);
+    let before = sshd_logs(&lab);
+    // Read-only: nothing can be created.
+    let read_only = Tmpfs::mount("size=1m,ro");
+    // Full: the log opens (its files exist), then the disk fills up.
+    let full = Tmpfs::mount("size=64k");
+    let mut filler = std::fs::File::create(full.path().join("filler")).unwrap();
+    let chunk = vec![0_u8; 4096];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+    drop(filler);
+    for fs in [&read_only, &full] {
+        let config = lab.config_variant(
+            "disk.yml",
+            &[(
+                &format!("path: {}", log_path(&lab).display()),
+                &format!("path: {}/audit.jsonl", fs.path().display()),
+            )],
+        );
+        let run = Remex::new()
+            .arg("--config")
+            .arg(&config)
+            .args(["exec", "all", "--", "true"])
+            .run()
+            .expect_code(2);
+        let stderr = run.stderr();
+        assert!(stderr.contains("audit log"), "{stderr}");
+        assert!(
+            stderr.contains("Read-only file system") || stderr.contains("No space left on device"),
+            "the reason: {stderr}"
+        );
+        assert!(stderr.contains("no host was contacted"), "{stderr}");
+    }
+    assert_no_connection_since(&lab, &before);
+}
+
+/// Two remex processes at a time, again and again: one contiguous chain,
+/// no record torn, every operation recorded.
+#[test]
+fn concurrent_remex_processes_keep_one_chain() {
+    let lab = TestLab::new(8);
+    const RUNS: usize = 32; // per process: 32 runs × 8 hosts = 256 operations
+    let workers: Vec<_> = (0..2)
+        .map(|worker| {
+            let config = lab.config();
+            std::thread::spawn(move || {
+                for _ in 0..RUNS {
+                    Remex::new()
+                        .arg("--config")
+                        .arg(&config)
+                        .args(["--actor", &format!("worker-{worker}")])
+                        .args(["exec", "all", "--", "true"])
+                        .run()
+                        .expect_code(0);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let report = assert_verifies(&lab);
+    let total = 2 * RUNS * 8 * 2;
+    assert_eq!(report["records"], total, "{report}");
+    let all = records(&lab);
+    let seqs: Vec<u64> = all.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>());
+    for worker in ["worker-0", "worker-1"] {
+        let ends = all
+            .iter()
+            .filter(|r| r["workflow"] == worker && r["event"] == "end" && r["exit_code"] == 0)
+            .count();
+        assert_eq!(ends, RUNS * 8, "{worker}");
+    }
+}
+
+#[test]
+fn kill_9_mid_run_leaves_a_valid_chain_with_the_start_records() {
+    let lab = TestLab::new(3);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_remex"))
+        .arg("--config")
+        .arg(lab.config())
+        .args(["exec", "all", "--", "sleep", "4"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the hosts run the command, then kill remex outright.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crate::util::processes_matching("sleep 4").len() < 3 {
+        assert!(Instant::now() < deadline, "the commands never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let all = records(&lab);
+    let starts = all.iter().filter(|r| r["event"] == "start").count();
+    let ends = all.iter().filter(|r| r["event"] == "end").count();
+    assert_eq!((starts, ends), (3, 0), "{all:#?}");
+    assert_verifies(&lab);
+    // The next run carries the chain on.
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    let report = assert_verifies(&lab);
+    assert_eq!(report["records"], 9);
+}
+
+/// `remex audit verify`'s output, asserting that it found a break.
+fn verify_broken(lab: &TestLab) -> String {
+    lab.remex()
+        .args(["audit", "verify"])
+        .run()
+        .expect_code(1)
+        .stdout()
+}
+
+#[test]
+fn verify_names_the_record_that_was_tampered_with() {
+    let lab = TestLab::new(2);
+    for _ in 0..2 {
+        lab.remex()
+            .args(["exec", "all", "--", "true"])
+            .run()
+            .expect_code(0);
+    }
+    let path = log_path(&lab);
+    let original = std::fs::read_to_string(&path).unwrap();
+    // Record 7, the second run's first end record: change its exit code.
+    let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 8);
+    assert!(lines[6].contains("\"exit_code\":0"), "{}", lines[6]);
+    lines[6] = lines[6].replace("\"exit_code\":0", "\"exit_code\":1");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = verify_broken(&lab);
+    assert!(out.contains("BROKEN"), "{out}");
+    assert!(out.contains("audit.jsonl:7"), "names the line: {out}");
+    assert!(out.contains("edited"), "{out}");
+    assert!(out.contains("records 1 to 6 are intact"), "{out}");
+    let json = lab
+        .remex()
+        .args(["--json", "audit", "verify"])
+        .run()
+        .expect_code(1)
+        .json();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["broken"]["seq"], 7);
+    assert_eq!(json["broken"]["line"], 7);
+    assert_eq!(json["broken"]["kind"], "edited");
+
+    // The last record cut off: verify says so, and the writer refuses to
+    // go on from a log that does not continue its head (fail closed).
+    let cut: String = original.lines().take(7).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, cut).unwrap();
+    let out = verify_broken(&lab);
+    assert!(out.contains("truncated"), "{out}");
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("remex audit verify"),
+        "{}",
+        run.stderr()
+    );
+
+    // Restored, but the head file deleted.
+    std::fs::write(&path, &original).unwrap();
+    assert_verifies(&lab);
+    let head = path.with_file_name("audit.jsonl.head");
+    std::fs::remove_file(&head).unwrap();
+    let out = verify_broken(&lab);
+    assert!(out.contains("head missing"), "{out}");
+}
+
+#[test]
+fn turning_auditing_off_is_loud() {
+    let lab = TestLab::new(1);
+    let config = lab.config_variant("off.yml", &[("audit:\n", "audit:\n  enabled: false\n")]);
+    let run = Remex::new()
+        .arg("--config")
+        .arg(&config)
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    assert!(run.stderr().contains("auditing is off"), "{}", run.stderr());
+    assert!(records(&lab).is_empty());
+}
+
+#[test]
+fn the_log_is_private() {
+    let lab = TestLab::new(1);
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    let path = log_path(&lab);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+}
