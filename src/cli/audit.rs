@@ -99,9 +99,12 @@ fn verify(config: &AuditConfig, json: bool) -> Result<Status> {
 }
 
 async fn tail(config: &AuditConfig, json: bool, lines: usize, follow: bool) -> Result<Status> {
-    let stored = audit::tail(config, lines)?;
+    // At least one record is read, so that `-n 0 --follow` knows where the
+    // log ends and follows from there.
+    let stored = audit::tail(config, lines.max(1))?;
     let mut last_seq = 0;
-    let records = records_of(stored, &mut last_seq);
+    let mut records = records_of(stored, &mut last_seq);
+    records.drain(..records.len().saturating_sub(lines));
     if follow {
         // Followed output is a stream: one record per line, as it comes.
         for record in &records {

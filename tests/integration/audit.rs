@@ -613,3 +613,85 @@ fn the_log_is_private() {
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);
 }
+
+#[test]
+fn tail_follow_prints_records_as_they_are_written() {
+    use std::io::BufRead as _;
+    let lab = TestLab::new(1);
+    // Records from before are not repeated by `-n 0`.
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_remex"))
+        .arg("--config")
+        .arg(lab.config())
+        .args(["--json", "audit", "tail", "-n", "0", "--follow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Give the follower time to read where the log ends (were it late, it
+    // would skip the new records: the test would fail, not pass).
+    std::thread::sleep(Duration::from_millis(500));
+    let stdout = follower.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if sender.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let report = lab
+        .remex()
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(0)
+        .json();
+    let run = report["run"].as_str().unwrap().to_owned();
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the follower printed nothing new within 20 s");
+        let record: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(record["run"], run.as_str(), "{record}");
+        events.push(record["event"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(events, ["start", "end"]);
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}
+
+#[test]
+fn a_rotated_log_verifies_as_one_chain() {
+    let lab = TestLab::new(4);
+    let config = lab.config_variant("small.yml", &[("audit:\n", "audit:\n  max_size: 4K\n")]);
+    for _ in 0..6 {
+        Remex::new()
+            .arg("--config")
+            .arg(&config)
+            .args(["exec", "all", "--", "true"])
+            .run()
+            .expect_code(0);
+    }
+    let report = Remex::new()
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "audit", "verify"])
+        .run()
+        .expect_code(0)
+        .json();
+    assert_eq!(report["records"], 48, "{report}");
+    assert!(report["files"].as_array().unwrap().len() > 2, "{report}");
+    let shown = Remex::new()
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "audit", "show", "--op", "exec"])
+        .run()
+        .expect_code(0)
+        .json();
+    assert_eq!(shown["records"].as_array().unwrap().len(), 48);
+}
