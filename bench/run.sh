@@ -30,6 +30,10 @@ LAB=$(mktemp -d /tmp/remex-bench.XXXXXX)
 trap '"$REMEX" lab down --dir "$LAB" >/dev/null 2>&1 || true; rm -rf "$LAB"' EXIT
 "$REMEX" lab up --hosts "$HOSTS" --dir "$LAB" >/dev/null 2>&1
 CONFIG=$LAB/config.yml
+# The same lab with auditing off (documented for labs and benchmarks only).
+NOAUDIT=$LAB/config-noaudit.yml
+sed 's/^audit:$/audit:\n  enabled: false/' "$CONFIG" > "$NOAUDIT"
+grep -q 'enabled: false' "$NOAUDIT" || { echo "could not write $NOAUDIT"; exit 1; }
 PORT=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="port:") print $(i+1)}' "$CONFIG")
 USER_=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="user:") print $(i+1)}' "$CONFIG")
 KEY=$LAB/keys/id_ed25519
@@ -94,9 +98,6 @@ measure "pssh_fanout"   parallel-ssh -p "$HOSTS" -h "$LAB/pssh_hosts" -l "$USER_
 REPEAT=1 measure "ssh_seq_fanout" bash -c "$(declare -p SSH_OPTS ADDRS USER_); $(declare -f ssh_loop); ssh_loop"
 # The audit's cost: the same fan-out with auditing on (default: fsync
 # always) and off.
-NOAUDIT=$LAB/config-noaudit.yml
-sed 's/^audit:$/audit:\n  enabled: false/' "$CONFIG" > "$NOAUDIT"
-grep -q 'enabled: false' "$NOAUDIT" || { echo "could not write $NOAUDIT"; exit 1; }
 measure_pair "fanout_audit_on" "fanout_audit_off" 15 \
   "$REMEX" --config "$CONFIG" exec all -- hostname ::: \
   "$REMEX" --config "$NOAUDIT" exec all -- hostname
@@ -105,6 +106,7 @@ measure_loop "ssh_cold_one"   20 ssh "${SSH_OPTS[@]}" "$USER_@${ADDRS[0]}" true
 
 # 200 commands on one warm connection: remex (library) vs OpenSSH ControlMaster.
 WARM_OUT=$("$WARM" "$CONFIG" vm01 200)
+WARM_OFF=$("$WARM" "$NOAUDIT" vm01 200 2>/dev/null)
 CM=(-o ControlMaster=auto -o ControlPath="$LAB/cm-%C" -o ControlPersist=60)
 ssh "${SSH_OPTS[@]}" "${CM[@]}" "$USER_@${ADDRS[0]}" true
 measure "remex_warm_200" "$WARM" "$CONFIG" vm01 200
@@ -112,7 +114,7 @@ measure "ssh_cm_200" bash -c "for i in \$(seq 200); do ssh $(printf '%q ' "${SSH
 ssh "${SSH_OPTS[@]}" "${CM[@]}" -O exit "$USER_@${ADDRS[0]}" 2>/dev/null || true
 
 echo
-awk -v warm="$WARM_OUT" '
+awk -v warm="$WARM_OUT" -v warm_off="$WARM_OFF" '
   { wall[$1]=$2; cpu[$1]=$3; rss[$1]=$4; order[NR]=$1 }
   function ratio(a, b) { return (b > 0 && a != "-" && b != "-") ? sprintf("%.3f", a / b) : "-" }
   END {
@@ -123,7 +125,8 @@ awk -v warm="$WARM_OUT" '
     printf "fan-out  remex/ssh loop  wall %s\n", ratio(wall["remex_fanout"], wall["ssh_seq_fanout"])
     printf "cold     remex/ssh       wall %s (target <= 0.3)\n", ratio(wall["remex_cold_one"], wall["ssh_cold_one"])
     printf "warm 200 remex/ssh CM    wall %s   cpu %s   rss %s\n", ratio(wall["remex_warm_200"], wall["ssh_cm_200"]), ratio(cpu["remex_warm_200"], cpu["ssh_cm_200"]), ratio(rss["remex_warm_200"], rss["ssh_cm_200"])
-    printf "warm command latency (library, one connection): %s (target <= 3 ms)\n", warm
+    printf "warm command latency (library, one connection), audit on:  %s\n", warm
+    printf "warm command latency (library, one connection), audit off: %s (target <= 3 ms)\n", warm_off
     on = wall["fanout_audit_on"]; off = wall["fanout_audit_off"]
     printf "audit    on/off fan-out  wall %s  cost %.1f%% (target <= 5%%)\n", ratio(on, off), (off > 0 ? 100 * (on - off) / off : 0)
   }' "$RESULTS"

@@ -70,8 +70,10 @@
 //! Each append holds an exclusive `flock` on `PATH.lock` (so processes
 //! never interleave records or fork the chain), writes the whole line with
 //! one `write` on an `O_APPEND` file, and, under `fsync: always` (default)
-//! or for a `start` record under `fsync: start`, syncs the log and then
-//! the head before returning. Under `fsync: start` the other records are
+//! or for a `start` record under `fsync: start`, `fdatasync`s the log and
+//! then replaces the head (written and renamed, not itself synced: one
+//! disk flush per commit; see `head.rs` for what a power failure can do to
+//! it) before returning. Under `fsync: start` the other records are
 //! committed together by [`AuditLog::sync`] at the end of the run.
 //! [`AuditLog::append_all`] writes a batch (e.g. the `start` records of
 //! every host of a fan-out) with one sync and one head update.
@@ -81,7 +83,11 @@
 //! removes it. A crash between writing a record and updating the head
 //! leaves a complete record the head does not name yet: the next append
 //! checks it links correctly and carries on after it. A power failure under
-//! `fsync: start` can lose the records written since the last commit.
+//! `fsync: start` can lose the records written since the last commit, and
+//! under either policy can leave the head file older than the log (the
+//! writer catches up) or, on file systems that do not order a rename after
+//! the renamed file's data (ext4 does), empty (`head invalid`: the writer
+//! refuses until someone has looked).
 //!
 //! # Fail closed
 //!
