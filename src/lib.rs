@@ -10,6 +10,7 @@ pub mod identity;
 pub mod keys;
 pub mod known_hosts;
 pub mod lab;
+pub mod login;
 pub mod pattern;
 pub mod quote;
 pub mod report;

@@ -23,6 +23,19 @@
 //! - `archive.rs` — [`archive()`] a retired key, [`prune`] the archive.
 //! - `atomic_file.rs`, `timestamp.rs`, `error.rs` — helpers and
 //!   [`KeysError`].
+//! - `resolve.rs` — which key remex logs in to a host with: the config's
+//!   `key:`, else the state file's current key, else `default_key`.
+//!
+//! The fleet-wide operations, over the network (each returns a
+//! [`KeysReport`] with one outcome per host, every change naming the key and
+//! its fingerprint):
+//!
+//! - `deploy.rs` — [`deploy()`]: add a key, verify a fresh login with it.
+//! - `rotate.rs` — [`rotate()`]: drive the rotation state machine per host.
+//! - `revoke.rs` — [`revoke()`]: remove a key, refusing the only usable one.
+//! - `session.rs` — the authorized_keys edit and the login check on a
+//!   connection; `run.rs` — what the three share ([`RunError`]);
+//!   `report.rs` — the boundary types and their `--json` schema.
 //!
 //! # Deploying a key (what the network layer does with these parts)
 //!
@@ -42,6 +55,13 @@ mod atomic_file;
 mod timestamp;
 
 pub mod archive;
+pub mod deploy;
+pub mod report;
+pub mod resolve;
+pub mod revoke;
+pub mod rotate;
+pub mod run;
+pub mod session;
 pub mod authorized_keys;
 pub mod error;
 pub mod generate;
@@ -50,6 +70,11 @@ pub mod remote;
 pub mod rotation;
 pub mod state;
 
+pub use deploy::{DeployRequest, deploy};
+pub use report::{ChangeAction, KeyChange, KeyHostOutcome, KeyRef, KeysReport, KeysSummary};
+pub use revoke::{RevokeRequest, revoke};
+pub use rotate::{RotateRequest, rotate};
+pub use run::RunError;
 pub use archive::{ArchivedKey, PruneReport, PrunedKey, archive, prune};
 pub use authorized_keys::{KeyLine, add_key, contains_key, remove_key};
 pub use error::KeysError;
