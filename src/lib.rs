@@ -6,6 +6,7 @@ pub mod config;
 pub mod connection;
 pub mod exec;
 pub mod executor;
+pub mod host_keys;
 pub mod identity;
 pub mod keys;
 pub mod known_hosts;
