@@ -3,6 +3,8 @@
 //! config error, 130 interrupted).
 
 pub mod args;
+pub mod hosts;
+pub mod keys;
 pub mod render;
 
 use std::io::{IsTerminal as _, Read as _};
@@ -88,6 +90,13 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Hosts(HostsCommand::Check { targets }) => {
             hosts_check(cli.config.as_deref(), cli.json, &targets).await
         }
+        Command::Hosts(HostsCommand::Trust(args)) => {
+            hosts::trust(cli.config.as_deref(), cli.json, args).await
+        }
+        Command::Hosts(HostsCommand::Forget { targets }) => {
+            hosts::forget(cli.config.as_deref(), cli.json, &targets).await
+        }
+        Command::Keys(command) => keys::run(cli.config.as_deref(), cli.json, command).await,
         Command::Lab(command) => lab(command, cli.json).await,
     }
 }
@@ -326,7 +335,19 @@ fn yes_no(b: bool) -> String {
 
 async fn lab(command: LabCommand, json: bool) -> Result<Status> {
     match command {
-        LabCommand::Up { hosts, dir, server } => {
+        LabCommand::Up {
+            hosts,
+            dir,
+            server,
+            password_user,
+            password_env,
+        } => {
+            let password = match &password_env {
+                Some(var) => Some(std::env::var(var).with_context(|| {
+                    format!("--password-env {var}: the environment variable {var} is not set")
+                })?),
+                None => None,
+            };
             let spec = lab::LabSpec {
                 hosts: hosts as usize,
                 dir,
@@ -335,6 +356,7 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
                     Server::Dropbear => lab::ServerKind::Dropbear,
                 },
                 user: None,
+                password_user: password_user.map(|name| lab::PasswordUser { name, password }),
             };
             let lab = lab::up(&spec).await?;
             let rows: Vec<(String, String, u32)> = lab
@@ -349,6 +371,7 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
                     "dir": lab.dir,
                     "config": lab.config_path,
                     "user": lab.user,
+                    "password_file": lab.password_file,
                     "hosts": rows.iter().map(|(name, address, pid)| serde_json::json!({
                         "name": name, "address": address, "pid": pid,
                     })).collect::<Vec<_>>(),
@@ -360,6 +383,16 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
                     .collect();
                 println!("{}", render::table(&["NAME", "ADDRESS", "PID"], &table));
                 let config = lab.config_path.display();
+                if let Some(file) = &lab.password_file {
+                    eprintln!(
+                        "password lab: log in as `{user}` with the password in {file} (no key is authorized yet); try:\n  \
+                         remex --config {config} keys generate --name demo\n  \
+                         REMEX_PASSWORD=$(cat {file}) remex --config {config} keys deploy all --name demo --password-env REMEX_PASSWORD\n  \
+                         remex --config {config} exec all -- id",
+                        user = lab.user,
+                        file = file.display(),
+                    );
+                }
                 eprintln!(
                     "lab is up: {} hosts, logging in as {}\ntry:  remex --config {config} exec all -- uname -a\nstop: remex lab down --dir {}",
                     lab.hosts.len(),

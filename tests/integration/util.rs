@@ -33,10 +33,9 @@ impl TestLab {
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         let spec = LabSpec {
-            hosts,
-            dir: dir.path().to_path_buf(),
             server,
             user,
+            ..LabSpec::new(hosts, dir.path())
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
