@@ -9,6 +9,8 @@
 #![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod exec;
+mod hosts;
+mod keys;
 mod lab;
 mod script;
 mod util;
