@@ -187,7 +187,7 @@ impl HostKeyCheck {
                 let message = format!(
                     "HOST KEY CHANGED for {name} ({host}:{port}): expected {}, offered {offered}. \
                      This may be an attack; if the host was reinstalled, check the new key out of band \
-                     and run `{trust} --replace --fingerprint {offered}`",
+                     and run `{trust} --replace --fingerprint FINGERPRINT` with the fingerprint you checked",
                     expected.join(" or ")
                 );
                 Err(Failure::host_key(
@@ -526,7 +526,9 @@ async fn authenticate(
             if matches!(result, AuthResult::Success) {
                 return Ok(None);
             }
-            let path = key_path.map(|p| p.display().to_string()).unwrap_or_default();
+            let path = key_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             tried.push(format!("{path} ({fp})"));
         }
         Some(Err(IdentityError::Missing { .. })) if agent || password_follows => {}

@@ -245,7 +245,7 @@ fn decide(
                     format!(
                         "HOST KEY CHANGED for {name}: pinned {}, offered {offered}. This may be an attack; \
                          if the host was reinstalled, check {offered} out of band and run \
-                         `remex hosts trust {name} --replace --fingerprint {offered}`",
+                         `remex hosts trust {name} --replace --fingerprint FINGERPRINT` with the fingerprint you checked",
                         expected.join(" or ")
                     ),
                 ));
@@ -262,7 +262,7 @@ fn decide(
         previous: outcome.previous.clone(),
     };
     let accepted = if !request.fingerprints.is_empty() {
-        if !request.fingerprints.iter().any(|f| *f == offered) {
+        if !request.fingerprints.contains(&offered) {
             return Err(Failure::new(
                 ErrorKind::HostKey,
                 format!(
@@ -327,8 +327,11 @@ pub async fn forget(executor: &Executor, selector: &str) -> Result<TrustReport, 
                 if edit.wildcard_lines.is_empty() {
                     outcome.ok = true;
                 } else {
-                    let lines: Vec<String> =
-                        edit.wildcard_lines.iter().map(ToString::to_string).collect();
+                    let lines: Vec<String> = edit
+                        .wildcard_lines
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
                     outcome.error = Some(Failure::new(
                         ErrorKind::HostKey,
                         format!(
@@ -351,9 +354,8 @@ pub async fn forget(executor: &Executor, selector: &str) -> Result<TrustReport, 
 /// authenticated, nothing pinned).
 async fn scan(executor: &Executor, endpoint: &Endpoint) -> Result<PublicKey, Failure> {
     let options = executor.connect_options();
-    let config = Arc::new(
-        ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?,
-    );
+    let config =
+        Arc::new(ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?);
     let seen = Arc::new(Mutex::new(None));
     let handler = Recorder { seen: seen.clone() };
     let attempt = async {

@@ -385,7 +385,12 @@ pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(),
 }
 
 /// The line pinning `key` for `host:port`: `pattern key-type base64\n`.
-fn pin_line(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<String, KnownHostsError> {
+fn pin_line(
+    path: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<String, KnownHostsError> {
     if !is_plain_host(host) {
         return Err(KnownHostsError::InvalidHost {
             path: path.to_path_buf(),

@@ -106,10 +106,9 @@ fn finish(report: &TrustReport, json: bool) -> Result<Status> {
             );
             let line = match r.action {
                 Some(TrustAction::Pinned) => Some(format!("pinned {key}")),
-                Some(TrustAction::Replaced) => Some(format!(
-                    "replaced {} by {key}",
-                    r.previous.join(" and ")
-                )),
+                Some(TrustAction::Replaced) => {
+                    Some(format!("replaced {} by {key}", r.previous.join(" and ")))
+                }
                 Some(TrustAction::AlreadyPinned) => Some(format!("already pinned: {key}")),
                 Some(TrustAction::Removed) => Some(format!("forgot {}", r.previous.join(" and "))),
                 Some(TrustAction::NotPinned) => Some("had no pin".to_owned()),

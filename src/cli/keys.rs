@@ -160,7 +160,9 @@ fn name_or_default(config: &Config, name: Option<String>) -> Result<String> {
     }
     let default = &config.remote_execution.default_key;
     if keys::validate_name(default).is_err() {
-        bail!("remote_execution.default_key `{default}` is not a key name in key_storage_path; pass --name NAME");
+        bail!(
+            "remote_execution.default_key `{default}` is not a key name in key_storage_path; pass --name NAME"
+        );
     }
     Ok(default.clone())
 }
@@ -279,7 +281,14 @@ fn list(config: &Config, json: bool) -> Result<Status> {
     println!(
         "{}",
         render::table(
-            &["NAME", "TYPE", "FINGERPRINT", "CREATED", "DEPLOYED-TO", "USED-BY"],
+            &[
+                "NAME",
+                "TYPE",
+                "FINGERPRINT",
+                "CREATED",
+                "DEPLOYED-TO",
+                "USED-BY"
+            ],
             &rows
         )
     );
@@ -307,7 +316,11 @@ fn list(config: &Config, json: bool) -> Result<Status> {
 }
 
 fn dash(s: &str) -> String {
-    if s.is_empty() { "-".to_owned() } else { s.to_owned() }
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s.to_owned()
+    }
 }
 
 async fn deploy(config: Config, json: bool, args: DeployArgs) -> Result<Status> {

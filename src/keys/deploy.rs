@@ -113,7 +113,10 @@ async fn deploy_one(
     let (before, used) = update(dir, move |state| {
         let before = state.hosts.get(&host_owned).map(|h| h.current.clone());
         state.record_deployed(&host_owned, &name, !pinned);
-        Ok((before, state.hosts.get(&host_owned).map(|h| h.current.clone())))
+        Ok((
+            before,
+            state.hosts.get(&host_owned).map(|h| h.current.clone()),
+        ))
     })
     .await
     .map_err(|e| Failure::new(ErrorKind::Io, e.to_string()))?;

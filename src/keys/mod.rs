@@ -55,28 +55,24 @@ mod atomic_file;
 mod timestamp;
 
 pub mod archive;
-pub mod deploy;
-pub mod report;
-pub mod resolve;
-pub mod revoke;
-pub mod rotate;
-pub mod run;
-pub mod session;
 pub mod authorized_keys;
+pub mod deploy;
 pub mod error;
 pub mod generate;
 pub mod list;
 pub mod remote;
+pub mod report;
+pub mod resolve;
+pub mod revoke;
+pub mod rotate;
 pub mod rotation;
+pub mod run;
+pub mod session;
 pub mod state;
 
-pub use deploy::{DeployRequest, deploy};
-pub use report::{ChangeAction, KeyChange, KeyHostOutcome, KeyRef, KeysReport, KeysSummary};
-pub use revoke::{RevokeRequest, revoke};
-pub use rotate::{RotateRequest, rotate};
-pub use run::RunError;
 pub use archive::{ArchivedKey, PruneReport, PrunedKey, archive, prune};
 pub use authorized_keys::{KeyLine, add_key, contains_key, remove_key};
+pub use deploy::{DeployRequest, deploy};
 pub use error::KeysError;
 pub use generate::{GeneratedKey, KeyKind, default_comment, generate, validate_name};
 pub use list::{KeyInfo, list, read_public_key};
@@ -84,10 +80,14 @@ pub use remote::{
     BasedOn, Edit, RemoteEditError, RemoteFile, WritePlan, check_exit, plan_edit, read_command,
     write_command,
 };
+pub use report::{ChangeAction, KeyChange, KeyHostOutcome, KeyRef, KeysReport, KeysSummary};
+pub use revoke::{RevokeRequest, revoke};
+pub use rotate::{RotateRequest, rotate};
 pub use rotation::{
     HostPlan, HostRotation, RotationAction, RotationEvent, RotationPlan, RotationStep,
     plan_rotation,
 };
+pub use run::RunError;
 pub use state::{HostKeys, KeyRecord, KeyState, load_state, save_state, update_state};
 pub use timestamp::now_rfc3339;
 

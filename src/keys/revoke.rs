@@ -80,7 +80,10 @@ async fn revoke_one(
     let name = key.key_ref.name.as_str();
     let config = executor.config();
     let Some(vm) = config.vms.get(host) else {
-        return Err(Failure::new(ErrorKind::Connect, format!("no host `{host}`")));
+        return Err(Failure::new(
+            ErrorKind::Connect,
+            format!("no host `{host}`"),
+        ));
     };
     let configured = config.key_path_for(vm);
     let pinned = vm.key.is_some();
@@ -93,9 +96,10 @@ async fn revoke_one(
             ),
         )
     };
-    if state.pending_rotation(host).is_some_and(|r| {
-        r.new == name || r.old.as_deref() == Some(name)
-    }) && !force
+    if state
+        .pending_rotation(host)
+        .is_some_and(|r| r.new == name || r.old.as_deref() == Some(name))
+        && !force
     {
         return Err(Failure::new(
             ErrorKind::Auth,

@@ -107,7 +107,9 @@ pub async fn rotate(
                     let result = match plan {
                         HostPlan::Resume(rotation) => Ok(Some(rotation)),
                         HostPlan::AlreadyRotated { .. } => Ok(None),
-                        HostPlan::Start { .. } => state.begin_rotation(&host, &new_name, &now).map(Some),
+                        HostPlan::Start { .. } => {
+                            state.begin_rotation(&host, &new_name, &now).map(Some)
+                        }
                     };
                     (host, result)
                 })

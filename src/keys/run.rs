@@ -94,11 +94,7 @@ pub(crate) fn blank_outcome(executor: &Executor, host: &str) -> KeyHostOutcome {
 
 /// The key directory of the executor's config.
 pub(crate) fn key_dir(executor: &Executor) -> PathBuf {
-    executor
-        .config()
-        .remote_execution
-        .key_storage_path
-        .clone()
+    executor.config().remote_execution.key_storage_path.clone()
 }
 
 /// [`update_state`] off the async threads (it waits for a file lock).

@@ -277,7 +277,11 @@ mod tests {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
         let hashed = format!("|1|{}|{}", b64.encode(salt), b64.encode(hash));
-        std::fs::write(&path, format!("{}\n{}\n", line(&hashed, &a), line("vm2", &a))).unwrap();
+        std::fs::write(
+            &path,
+            format!("{}\n{}\n", line(&hashed, &a), line("vm2", &a)),
+        )
+        .unwrap();
         let edit = forget(&path, "vm1", 22).unwrap();
         assert_eq!(edit.removed, [fingerprint(&a)]);
         assert_eq!(

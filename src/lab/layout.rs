@@ -431,7 +431,11 @@ mod tests {
             Path::new("/h"),
             true,
         );
-        for line in ["UsePAM yes", "PasswordAuthentication yes", "KbdInteractiveAuthentication yes"] {
+        for line in [
+            "UsePAM yes",
+            "PasswordAuthentication yes",
+            "KbdInteractiveAuthentication yes",
+        ] {
             assert!(text.contains(&format!("\n{line}\n")), "{line}");
         }
     }

@@ -11,7 +11,11 @@ use crate::util::TestLab;
 /// The fingerprint OpenSSH prints for a host's key (what an operator would
 /// read on the host's console).
 fn host_fingerprint(lab: &TestLab, host: &str) -> String {
-    let key = lab.path().join("hosts").join(host).join("ssh_host_ed25519_key");
+    let key = lab
+        .path()
+        .join("hosts")
+        .join(host)
+        .join("ssh_host_ed25519_key");
     let out = Command::new("ssh-keygen")
         .arg("-l")
         .arg("-f")
@@ -46,9 +50,17 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
     };
     assert!(vm01_line.starts_with("[127.0.0.2]:"), "{original}");
     let other = "# other pins\n|1|abcdefghijklmnopqrstuvwxyzA=|abcdefghijklmnopqrstuvwxyzA= ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBFJ0gRTGH2WmjCkmCF1AI0WHX5ahmgmu4fHJiRLwKyl\n";
-    std::fs::write(&known_hosts, format!("{other}{original}\t# tail without newline")).unwrap();
+    std::fs::write(
+        &known_hosts,
+        format!("{other}{original}\t# tail without newline"),
+    )
+    .unwrap();
 
-    let run = lab.remex().args(["--json", "hosts", "forget", "vm01"]).run().expect_code(0);
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "forget", "vm01"])
+        .run()
+        .expect_code(0);
     let json = run.json();
     assert_eq!(json["operation"], "hosts_forget");
     assert_eq!(first(&json)["action"], "removed");
@@ -58,16 +70,38 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
         format!("{other}{vm02_line}\t# tail without newline")
     );
     // Strict checking now refuses vm01 and says how to fix it.
-    let run = lab.remex().args(["--json", "exec", "vm01", "--", "true"]).run().expect_code(1);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--", "true"])
+        .run()
+        .expect_code(1);
     let error = first(&run.json())["error"].clone();
     assert_eq!(error["kind"], "host_key");
-    assert!(error["message"].as_str().unwrap().contains("remex hosts trust vm01"), "{error}");
-    let run = lab.remex().args(["--json", "hosts", "check", "vm01"]).run().expect_code(1);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("remex hosts trust vm01"),
+        "{error}"
+    );
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "check", "vm01"])
+        .run()
+        .expect_code(1);
     assert_eq!(first(&run.json())["host_key"], "unknown");
 
     // No terminal, no --yes, no --fingerprint: refused before contacting.
-    let run = lab.remex().args(["hosts", "trust", "vm01"]).run().expect_code(2);
-    assert!(run.stderr().contains("--fingerprint SHA256:"), "{}", run.stderr());
+    let run = lab
+        .remex()
+        .args(["hosts", "trust", "vm01"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("--fingerprint SHA256:"),
+        "{}",
+        run.stderr()
+    );
     assert!(run.stderr().contains("--yes"), "{}", run.stderr());
 
     // A fingerprint that does not match pins nothing.
@@ -79,8 +113,16 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
         .expect_code(1);
     let result = first(&run.json()).clone();
     assert_eq!(result["ok"], false);
-    assert!(result["error"]["message"].as_str().unwrap().contains("not the --fingerprint"));
-    assert_eq!(read(&known_hosts), format!("{other}{vm02_line}\t# tail without newline"));
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not the --fingerprint")
+    );
+    assert_eq!(
+        read(&known_hosts),
+        format!("{other}{vm02_line}\t# tail without newline")
+    );
 
     // The right one pins it (the file's other bytes untouched).
     let right = host_fingerprint(&lab, "vm01");
@@ -98,10 +140,17 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
         text.starts_with(&format!("{other}{vm02_line}\t# tail without newline\n")),
         "{text}"
     );
-    lab.remex().args(["exec", "all", "--", "true"]).run().expect_code(0);
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
 
     // --yes on pinned hosts changes nothing.
-    let run = lab.remex().args(["--json", "hosts", "trust", "all", "--yes"]).run().expect_code(0);
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "trust", "all", "--yes"])
+        .run()
+        .expect_code(0);
     for result in run.json()["results"].as_array().unwrap() {
         assert_eq!(result["action"], "already_pinned", "{result}");
     }
@@ -127,16 +176,27 @@ fn a_changed_host_key_needs_replace_and_a_revoked_one_is_never_trusted() {
     let new = host_fingerprint(&lab, "vm02");
     assert_ne!(old, new);
 
-    let run = lab.remex().args(["--json", "hosts", "check", "vm02"]).run().expect_code(1);
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "check", "vm02"])
+        .run()
+        .expect_code(1);
     assert_eq!(first(&run.json())["host_key"], "changed");
 
     // --yes alone does not replace a changed key: both fingerprints shown.
     let before = read(&known_hosts);
-    let run = lab.remex().args(["--json", "hosts", "trust", "vm02", "--yes"]).run().expect_code(1);
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "trust", "vm02", "--yes"])
+        .run()
+        .expect_code(1);
     let result = first(&run.json()).clone();
     let message = result["error"]["message"].as_str().unwrap();
     assert!(message.contains("HOST KEY CHANGED"), "{message}");
-    assert!(message.contains(&old) && message.contains(&new), "{message}");
+    assert!(
+        message.contains(&old) && message.contains(&new),
+        "{message}"
+    );
     assert!(message.contains("--replace"), "{message}");
     assert_eq!(result["previous"][0], old);
     assert_eq!(result["fingerprint"], new);
@@ -144,7 +204,15 @@ fn a_changed_host_key_needs_replace_and_a_revoked_one_is_never_trusted() {
 
     let run = lab
         .remex()
-        .args(["--json", "hosts", "trust", "vm02", "--replace", "--fingerprint", &new])
+        .args([
+            "--json",
+            "hosts",
+            "trust",
+            "vm02",
+            "--replace",
+            "--fingerprint",
+            &new,
+        ])
         .run()
         .expect_code(0);
     let result = first(&run.json()).clone();
@@ -152,11 +220,22 @@ fn a_changed_host_key_needs_replace_and_a_revoked_one_is_never_trusted() {
     assert_eq!(result["previous"][0], old);
     let text = read(&known_hosts);
     assert_eq!(text.lines().count(), 2, "{text}");
-    assert!(text.starts_with(before.lines().next().unwrap()), "vm01's pin kept first");
-    lab.remex().args(["exec", "all", "--", "true"]).run().expect_code(0);
+    assert!(
+        text.starts_with(before.lines().next().unwrap()),
+        "vm01's pin kept first"
+    );
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
 
     // A key marked @revoked is refused, even with --yes --replace.
-    let public = Command::new("ssh-keygen").arg("-y").arg("-f").arg(&key).output().unwrap();
+    let public = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key)
+        .output()
+        .unwrap();
     let public = String::from_utf8_lossy(&public.stdout).trim().to_owned();
     std::fs::write(&known_hosts, format!("@revoked * {public}\n{}", before)).unwrap();
     let run = lab
@@ -164,8 +243,15 @@ fn a_changed_host_key_needs_replace_and_a_revoked_one_is_never_trusted() {
         .args(["--json", "hosts", "trust", "vm02", "--yes", "--replace"])
         .run()
         .expect_code(1);
-    let message = first(&run.json())["error"]["message"].as_str().unwrap().to_owned();
+    let message = first(&run.json())["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(message.contains("@revoked"), "{message}");
-    let run = lab.remex().args(["--json", "hosts", "check", "vm02"]).run().expect_code(1);
+    let run = lab
+        .remex()
+        .args(["--json", "hosts", "check", "vm02"])
+        .run()
+        .expect_code(1);
     assert_eq!(first(&run.json())["host_key"], "revoked");
 }

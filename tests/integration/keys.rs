@@ -63,7 +63,11 @@ fn ssh_keygen(args: &[&str], key: &Path) -> String {
 /// The key files are the state the tests check; the state file says which
 /// key each host uses.
 fn uses(lab: &TestLab, host: &str) -> String {
-    let run = lab.remex().args(["--json", "keys", "list"]).run().expect_code(0);
+    let run = lab
+        .remex()
+        .args(["--json", "keys", "list"])
+        .run()
+        .expect_code(0);
     let json = run.json();
     json["hosts"]
         .as_array()
@@ -96,7 +100,10 @@ fn generate_writes_private_openssh_keys_and_never_overwrites() {
     assert!(listed.contains("(ED25519)"), "{listed}");
     let public = ssh_keygen(&["-y", "-f"], &private);
     let pub_file = std::fs::read_to_string(dir.join("deploy.pub")).unwrap();
-    assert!(pub_file.starts_with(public.trim()), "{public} vs {pub_file}");
+    assert!(
+        pub_file.starts_with(public.trim()),
+        "{public} vs {pub_file}"
+    );
 
     // Never overwritten, even by the same command.
     let before = std::fs::read(&private).unwrap();
@@ -111,7 +118,9 @@ fn generate_writes_private_openssh_keys_and_never_overwrites() {
     // RSA: at least 3072 bits, and smaller is refused with the fix.
     let run = lab
         .remex()
-        .args(["keys", "generate", "--name", "small", "--type", "rsa", "--bits", "2048"])
+        .args([
+            "keys", "generate", "--name", "small", "--type", "rsa", "--bits", "2048",
+        ])
         .run()
         .expect_code(2);
     assert!(run.stderr().contains("--bits 3072"), "{}", run.stderr());
@@ -121,11 +130,21 @@ fn generate_writes_private_openssh_keys_and_never_overwrites() {
         .run()
         .expect_code(0);
     let listed = ssh_keygen(&["-l", "-f"], &dir.join("rsa"));
-    assert!(listed.starts_with("3072 SHA256:") && listed.contains("(RSA)"), "{listed}");
+    assert!(
+        listed.starts_with("3072 SHA256:") && listed.contains("(RSA)"),
+        "{listed}"
+    );
 
     // A passphrase encrypts it the way ssh-keygen can open.
     lab.remex()
-        .args(["keys", "generate", "--name", "locked", "--passphrase-env", "KEY_PASS"])
+        .args([
+            "keys",
+            "generate",
+            "--name",
+            "locked",
+            "--passphrase-env",
+            "KEY_PASS",
+        ])
         .env("KEY_PASS", "correct horse")
         .run()
         .expect_code(0);
@@ -146,7 +165,10 @@ fn deploy_with_a_bootstrap_key_keeps_other_lines_and_is_idempotent() {
     generate(&lab, "deploy");
     // remex's usual key for the hosts is the one being deployed, so only
     // the bootstrap key gets in at first.
-    let config = lab.config_variant("deploy.yml", &[("default_key: id_ed25519", "default_key: deploy")]);
+    let config = lab.config_variant(
+        "deploy.yml",
+        &[("default_key: id_ed25519", "default_key: deploy")],
+    );
     let remex = || Remex::new().arg("--config").arg(&config);
 
     // vm01 already has a file with options, comments, CRLF and no final
@@ -162,7 +184,10 @@ fn deploy_with_a_bootstrap_key_keeps_other_lines_and_is_idempotent() {
     assert!(!vm02_file.parent().unwrap().exists());
 
     // Without the bootstrap key nothing gets in, and it says how.
-    let run = remex().args(["--json", "keys", "deploy", "all", "--name", "deploy"]).run().expect_code(1);
+    let run = remex()
+        .args(["--json", "keys", "deploy", "all", "--name", "deploy"])
+        .run()
+        .expect_code(1);
     let json = run.json();
     for result in results(&json) {
         assert_eq!(result["ok"], false, "{result}");
@@ -173,7 +198,15 @@ fn deploy_with_a_bootstrap_key_keeps_other_lines_and_is_idempotent() {
     let bootstrap = lab.lab.key_path.clone();
     let deploy = || {
         remex()
-            .args(["--json", "keys", "deploy", "all", "--name", "deploy", "--bootstrap-key"])
+            .args([
+                "--json",
+                "keys",
+                "deploy",
+                "all",
+                "--name",
+                "deploy",
+                "--bootstrap-key",
+            ])
             .arg(&bootstrap)
             .run()
     };
@@ -181,9 +214,16 @@ fn deploy_with_a_bootstrap_key_keeps_other_lines_and_is_idempotent() {
     assert_eq!(json["operation"], "keys_deploy");
     assert_eq!(json["key"]["name"], "deploy");
     for result in results(&json) {
-        assert_eq!(actions(result), ["added", "verified", "now_used"], "{result}");
+        assert_eq!(
+            actions(result),
+            ["added", "verified", "now_used"],
+            "{result}"
+        );
         assert_eq!(result["uses"], "deploy");
-        assert_eq!(result["changes"][0]["fingerprint"], json["key"]["fingerprint"]);
+        assert_eq!(
+            result["changes"][0]["fingerprint"],
+            json["key"]["fingerprint"]
+        );
     }
     let public = std::fs::read_to_string(keys_dir(&lab).join("deploy.pub")).unwrap();
     let after = std::fs::read_to_string(&vm01_file).unwrap();
@@ -207,10 +247,17 @@ fn deploy_with_a_bootstrap_key_keeps_other_lines_and_is_idempotent() {
     // OpenSSH's client logs in with it, and remex now does too without the
     // lab's key.
     for host in ["vm01", "vm02"] {
-        assert!(lab.ssh_logs_in(host, &keys_dir(&lab).join("deploy")), "{host}");
+        assert!(
+            lab.ssh_logs_in(host, &keys_dir(&lab).join("deploy")),
+            "{host}"
+        );
     }
     lab.drop_lab_key();
-    let run = lab.remex().args(["exec", "all", "--", "true"]).run().expect_code(0);
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
     assert!(run.stderr().contains("2 hosts: 2 ok"), "{}", run.stderr());
     assert_eq!(uses(&lab, "vm01"), "deploy");
 }
@@ -226,13 +273,25 @@ fn deploy_with_a_password_and_keyboard_interactive() {
         "PasswordAuthentication no",
     );
     // The lab authorizes no key: remex cannot get in yet.
-    lab.remex().args(["exec", "all", "--", "true"]).run().expect_code(1);
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
     generate(&lab, "first");
 
     // A wrong password: refused, and the password is nowhere in the output.
     let run = lab
         .remex()
-        .args(["--json", "keys", "deploy", "all", "--name", "first", "--password-env", "PW"])
+        .args([
+            "--json",
+            "keys",
+            "deploy",
+            "all",
+            "--name",
+            "first",
+            "--password-env",
+            "PW",
+        ])
         .env("PW", "wrong-password-123")
         .run()
         .expect_code(1);
@@ -246,37 +305,72 @@ fn deploy_with_a_password_and_keyboard_interactive() {
 
     let run = lab
         .remex()
-        .args(["--json", "keys", "deploy", "all", "--name", "first", "--password-env", "PW"])
+        .args([
+            "--json",
+            "keys",
+            "deploy",
+            "all",
+            "--name",
+            "first",
+            "--password-env",
+            "PW",
+        ])
         .env("PW", password)
         .run()
         .expect_code(0);
     for result in results(&run.json()) {
-        assert_eq!(actions(result), ["added", "verified", "now_used"], "{result}");
+        assert_eq!(
+            actions(result),
+            ["added", "verified", "now_used"],
+            "{result}"
+        );
     }
-    assert!(lab.sshd_log("vm01").contains("Accepted password for"), "{}", lab.sshd_log("vm01"));
     assert!(
-        lab.sshd_log("vm02").contains("Accepted keyboard-interactive/pam for"),
+        lab.sshd_log("vm01").contains("Accepted password for"),
+        "{}",
+        lab.sshd_log("vm01")
+    );
+    assert!(
+        lab.sshd_log("vm02")
+            .contains("Accepted keyboard-interactive/pam for"),
         "{}",
         lab.sshd_log("vm02")
     );
     // From now on the deployed key is what remex logs in with.
-    let run = lab.remex().args(["exec", "all", "--", "id", "-un"]).run().expect_code(0);
-    assert!(run.stdout().contains(&format!("vm01: {}\n", lab.lab.user)), "{}", run.stdout());
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "id", "-un"])
+        .run()
+        .expect_code(0);
+    assert!(
+        run.stdout().contains(&format!("vm01: {}\n", lab.lab.user)),
+        "{}",
+        run.stdout()
+    );
     for host in ["vm01", "vm02"] {
-        assert!(lab.ssh_logs_in(host, &keys_dir(&lab).join("first")), "{host}");
+        assert!(
+            lab.ssh_logs_in(host, &keys_dir(&lab).join("first")),
+            "{host}"
+        );
     }
 }
 
 /// Runs `keys rotate` with `args`, returning the run.
 fn rotate(lab: &TestLab, args: &[&str]) -> Run {
-    lab.remex().args(["--json", "keys", "rotate", "all"]).args(args).run()
+    lab.remex()
+        .args(["--json", "keys", "rotate", "all"])
+        .args(args)
+        .run()
 }
 
 #[test]
 fn rotate_switches_to_a_new_key_and_the_old_one_is_refused() {
     let lab = TestLab::new(2);
     generate(&lab, "old");
-    lab.remex().args(["keys", "deploy", "all", "--name", "old"]).run().expect_code(0);
+    lab.remex()
+        .args(["keys", "deploy", "all", "--name", "old"])
+        .run()
+        .expect_code(0);
     lab.drop_lab_key();
 
     let json = rotate(&lab, &["--name", "new"]).expect_code(0).json();
@@ -293,17 +387,35 @@ fn rotate_switches_to_a_new_key_and_the_old_one_is_refused() {
     }
     let dir = keys_dir(&lab);
     for host in ["vm01", "vm02"] {
-        assert!(lab.ssh_logs_in(host, &dir.join("new")), "{host}: new key refused");
-        assert!(!lab.ssh_logs_in(host, &archived(&json, "old")), "{host}: old key still logs in");
+        assert!(
+            lab.ssh_logs_in(host, &dir.join("new")),
+            "{host}: new key refused"
+        );
+        assert!(
+            !lab.ssh_logs_in(host, &archived(&json, "old")),
+            "{host}: old key still logs in"
+        );
         assert_eq!(uses(&lab, host), "new");
     }
     // The old private key is archived, not deleted, until prune.
     assert!(!dir.join("old").exists());
     let old = archived(&json, "old");
     assert_eq!(mode(&old), 0o600);
-    lab.remex().args(["exec", "all", "--", "true"]).run().expect_code(0);
-    let run = lab.remex().args(["--json", "keys", "prune"]).run().expect_code(0);
-    assert_eq!(run.json()["removed"].as_array().unwrap().len(), 1, "{}", run.stdout());
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    let run = lab
+        .remex()
+        .args(["--json", "keys", "prune"])
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        run.json()["removed"].as_array().unwrap().len(),
+        1,
+        "{}",
+        run.stdout()
+    );
     assert!(!old.exists());
 }
 
@@ -322,7 +434,10 @@ fn archived(json: &Value, name: &str) -> PathBuf {
 fn rotate_interrupted_on_some_hosts_keeps_their_old_key_and_a_rerun_finishes() {
     let mut lab = TestLab::new(3);
     generate(&lab, "k1");
-    lab.remex().args(["keys", "deploy", "all", "--name", "k1"]).run().expect_code(0);
+    lab.remex()
+        .args(["keys", "deploy", "all", "--name", "k1"])
+        .run()
+        .expect_code(0);
     lab.drop_lab_key();
     let k1 = keys_dir(&lab).join("k1");
 
@@ -347,7 +462,11 @@ fn rotate_interrupted_on_some_hosts_keeps_their_old_key_and_a_rerun_finishes() {
     assert_eq!(actions(vm02), ["added"], "{vm02}");
     assert_eq!(vm02["uses"], "k1");
     let message = vm02["error"]["message"].as_str().unwrap();
-    for needle in ["refused the new key `k2`", "still uses key `k1`", "run `remex keys rotate vm02` again"] {
+    for needle in [
+        "refused the new key `k2`",
+        "still uses key `k1`",
+        "run `remex keys rotate vm02` again",
+    ] {
         assert!(message.contains(needle), "no {needle:?} in {message}");
     }
     assert_eq!(vm03["ok"], false);
@@ -358,28 +477,36 @@ fn rotate_interrupted_on_some_hosts_keeps_their_old_key_and_a_rerun_finishes() {
     assert!(lab.ssh_logs_in("vm02", &k1));
     assert!(!lab.ssh_logs_in("vm01", &k1));
     assert_eq!(uses(&lab, "vm02"), "k1");
-    lab.remex().args(["exec", "vm01,vm02", "--", "true"]).run().expect_code(0);
+    lab.remex()
+        .args(["exec", "vm01,vm02", "--", "true"])
+        .run()
+        .expect_code(0);
     assert!(k1.exists(), "k1 is archived while hosts still use it");
 
     // Fix vm02, bring vm03 back: the same command finishes the job, with
     // the same new key (not another one).
-    lab.reconfigure(
-        "vm02",
-        "PubkeyAcceptedAlgorithms ssh-ed25519\n",
-        "",
-    );
+    lab.reconfigure("vm02", "PubkeyAcceptedAlgorithms ssh-ed25519\n", "");
     lab.lab.start_host("vm03").unwrap();
-    lab.remex().args(["exec", "vm03", "--", "true"]).run().expect_code(0);
+    lab.remex()
+        .args(["exec", "vm03", "--", "true"])
+        .run()
+        .expect_code(0);
     let json = rotate(&lab, &[]).expect_code(0).json();
     assert_eq!(json["key"]["name"], "k2");
     let actions_of = |i: usize| actions(&results(&json)[i]);
     assert_eq!(actions_of(0), Vec::<String>::new(), "vm01 was done");
-    assert_eq!(actions_of(1), ["already_present", "verified", "now_used", "removed"]);
+    assert_eq!(
+        actions_of(1),
+        ["already_present", "verified", "now_used", "removed"]
+    );
     assert_eq!(actions_of(2), ["added", "verified", "now_used", "removed"]);
     let k1_archived = archived(&json, "k1");
     for host in ["vm01", "vm02", "vm03"] {
         assert!(lab.ssh_logs_in(host, &keys_dir(&lab).join("k2")), "{host}");
-        assert!(!lab.ssh_logs_in(host, &k1_archived), "{host}: k1 still logs in");
+        assert!(
+            !lab.ssh_logs_in(host, &k1_archived),
+            "{host}: k1 still logs in"
+        );
         assert_eq!(uses(&lab, host), "k2");
     }
 }
@@ -389,27 +516,44 @@ fn revoke_refuses_the_only_usable_key_unless_forced() {
     let lab = TestLab::new(1);
     generate(&lab, "a");
     generate(&lab, "b");
-    lab.remex().args(["keys", "deploy", "vm01", "--name", "a"]).run().expect_code(0);
+    lab.remex()
+        .args(["keys", "deploy", "vm01", "--name", "a"])
+        .run()
+        .expect_code(0);
     let shared = lab.path().join("authorized_keys");
     let lab_key_line = std::fs::read(&shared).unwrap();
     lab.drop_lab_key();
     let (a, b) = (keys_dir(&lab).join("a"), keys_dir(&lab).join("b"));
 
     let revoke = |name: &str, force: bool| {
-        let mut remex = lab.remex().args(["--json", "keys", "revoke", "vm01", "--name", name]);
+        let mut remex = lab
+            .remex()
+            .args(["--json", "keys", "revoke", "vm01", "--name", name]);
         if force {
             remex = remex.arg("--force");
         }
         remex.run()
     };
     let run = revoke("a", false).expect_code(1);
-    let message = run.json()["results"][0]["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("only key remex can use for vm01"), "{message}");
+    let message = run.json()["results"][0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("only key remex can use for vm01"),
+        "{message}"
+    );
     assert!(message.contains("--force"), "{message}");
-    assert!(lab.ssh_logs_in("vm01", &a), "a refused revoke must not touch the host");
+    assert!(
+        lab.ssh_logs_in("vm01", &a),
+        "a refused revoke must not touch the host"
+    );
 
     // With a second key deployed, the first can go (remex logs in with b).
-    lab.remex().args(["keys", "deploy", "vm01", "--name", "b"]).run().expect_code(0);
+    lab.remex()
+        .args(["keys", "deploy", "vm01", "--name", "b"])
+        .run()
+        .expect_code(0);
     let json = revoke("a", false).expect_code(0).json();
     assert_eq!(actions(&results(&json)[0]), ["removed"]);
     assert_eq!(results(&json)[0]["uses"], "b");
@@ -435,7 +579,11 @@ fn a_private_key_readable_by_others_is_refused() {
     let key = lab.lab.key_path.clone();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let fix = format!("chmod 600 {}", key.display());
-    let run = lab.remex().args(["--json", "exec", "all", "--", "true"]).run().expect_code(1);
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
     let error = run.json()["results"][0]["error"].clone();
     assert_eq!(error["kind"], "auth", "{error}");
     assert!(error["message"].as_str().unwrap().contains(&fix), "{error}");
@@ -443,7 +591,15 @@ fn a_private_key_readable_by_others_is_refused() {
     generate(&lab, "next");
     let run = lab
         .remex()
-        .args(["--json", "keys", "deploy", "all", "--name", "next", "--bootstrap-key"])
+        .args([
+            "--json",
+            "keys",
+            "deploy",
+            "all",
+            "--name",
+            "next",
+            "--bootstrap-key",
+        ])
         .arg(&key)
         .run()
         .expect_code(1);

@@ -129,8 +129,20 @@ impl TestLab {
             .host(host)
             .unwrap_or_else(|| panic!("no lab host {host}"));
         let output = Command::new("ssh")
-            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
-            .args(["-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"])
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
+            .args([
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "KbdInteractiveAuthentication=no",
+            ])
             .args(["-o", "StrictHostKeyChecking=yes"])
             .arg("-o")
             .arg(format!(
