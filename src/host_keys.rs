@@ -39,7 +39,7 @@ use serde::Serialize;
 use crate::connection::{Endpoint, ssh_config};
 use crate::executor::Executor;
 use crate::identity::fingerprint;
-use crate::known_hosts::{self, HostKeyStatus, KnownHosts};
+use crate::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
 use crate::report::{ErrorKind, Failure, SCHEMA_VERSION, millis};
 use crate::targets::TargetError;
 
@@ -83,6 +83,23 @@ pub struct HostTrust {
     pub action: Option<TrustAction>,
     /// Why not, and what to do.
     pub error: Option<Failure>,
+}
+
+impl HostTrust {
+    /// Nothing done yet for `endpoint`.
+    fn blank(endpoint: &Endpoint) -> Self {
+        Self {
+            host: endpoint.name.clone(),
+            address: endpoint.host.clone(),
+            port: endpoint.port,
+            ok: false,
+            key_type: None,
+            fingerprint: None,
+            previous: Vec::new(),
+            action: None,
+            error: None,
+        }
+    }
 }
 
 /// Counts over a run.
@@ -181,17 +198,7 @@ pub async fn trust(
     let path = executor.connect_options().known_hosts_path.clone();
     let mut results = Vec::new();
     for (endpoint, key) in scanned {
-        let mut outcome = HostTrust {
-            host: endpoint.name.clone(),
-            address: endpoint.host.clone(),
-            port: endpoint.port,
-            ok: false,
-            key_type: None,
-            fingerprint: None,
-            previous: Vec::new(),
-            action: None,
-            error: None,
-        };
+        let mut outcome = HostTrust::blank(&endpoint);
         match key {
             Ok(key) => {
                 if let Err(failure) = decide(&path, &endpoint, &key, request, confirm, &mut outcome)
@@ -302,18 +309,11 @@ pub async fn forget(executor: &Executor, selector: &str) -> Result<TrustReport, 
     let path = executor.connect_options().known_hosts_path.clone();
     let mut results = Vec::new();
     for host in hosts {
-        let endpoint = executor.endpoint(&host).unwrap_or_default();
-        let mut outcome = HostTrust {
-            host: host.clone(),
-            address: endpoint.host.clone(),
-            port: endpoint.port,
-            ok: false,
-            key_type: None,
-            fingerprint: None,
-            previous: Vec::new(),
-            action: None,
-            error: None,
+        let endpoint = Endpoint {
+            name: host.clone(),
+            ..executor.endpoint(&host).unwrap_or_default()
         };
+        let mut outcome = HostTrust::blank(&endpoint);
         let (p, h, port) = (path.clone(), endpoint.host.clone(), endpoint.port);
         let edited = tokio::task::spawn_blocking(move || known_hosts::forget(&p, &h, port)).await;
         match edited {
@@ -421,16 +421,4 @@ impl client::Handler for Recorder {
         }
         Ok(false)
     }
-}
-
-/// `error: cause: cause`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

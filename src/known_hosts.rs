@@ -553,7 +553,7 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 }
 
 /// `error: cause: cause` on one line, for log messages.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

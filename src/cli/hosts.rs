@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use super::{Status, load_config, print_json};
+use super::{Status, load_config, print_json, render};
 use crate::executor::Executor;
 use crate::host_keys::{self, Offer, TrustAction, TrustReport, TrustRequest};
 
@@ -91,12 +91,7 @@ fn finish(report: &TrustReport, json: bool) -> Result<Status> {
     if json {
         print_json(report)?;
     } else {
-        let width = report
-            .results
-            .iter()
-            .map(|r| r.host.chars().count())
-            .max()
-            .unwrap_or(0);
+        let width = render::name_width(report.results.iter().map(|r| r.host.as_str()));
         for r in &report.results {
             let host = &r.host;
             let key = format!(

@@ -167,7 +167,8 @@ fn name_or_default(config: &Config, name: Option<String>) -> Result<String> {
     Ok(default.clone())
 }
 
-fn env_secret(flag: &str, var: &str) -> Result<String> {
+/// The value of environment variable `var`, named by option `flag`.
+pub(super) fn env_secret(flag: &str, var: &str) -> Result<String> {
     std::env::var(var)
         .with_context(|| format!("{flag} {var}: the environment variable {var} is not set"))
 }
@@ -374,12 +375,7 @@ fn finish(report: &KeysReport, json: bool) -> Result<Status> {
     if json {
         print_json(report)?;
     } else {
-        let width = report
-            .results
-            .iter()
-            .map(|r| r.host.chars().count())
-            .max()
-            .unwrap_or(0);
+        let width = render::name_width(report.results.iter().map(|r| r.host.as_str()));
         for outcome in &report.results {
             // Each key's fingerprint is shown the first time it appears.
             let mut shown: Vec<&str> = Vec::new();

@@ -342,12 +342,10 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
             password_user,
             password_env,
         } => {
-            let password = match &password_env {
-                Some(var) => Some(std::env::var(var).with_context(|| {
-                    format!("--password-env {var}: the environment variable {var} is not set")
-                })?),
-                None => None,
-            };
+            let password = password_env
+                .as_deref()
+                .map(|var| keys::env_secret("--password-env", var))
+                .transpose()?;
             let spec = lab::LabSpec {
                 hosts: hosts as usize,
                 dir,

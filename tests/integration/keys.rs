@@ -60,6 +60,12 @@ fn ssh_keygen(args: &[&str], key: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `remex --json keys deploy all --name NAME`, to add options to.
+fn deploy_all(lab: &TestLab, name: &str) -> Remex {
+    lab.remex()
+        .args(["--json", "keys", "deploy", "all", "--name", name])
+}
+
 /// The key files are the state the tests check; the state file says which
 /// key each host uses.
 fn uses(lab: &TestLab, host: &str) -> String {
@@ -280,18 +286,8 @@ fn deploy_with_a_password_and_keyboard_interactive() {
     generate(&lab, "first");
 
     // A wrong password: refused, and the password is nowhere in the output.
-    let run = lab
-        .remex()
-        .args([
-            "--json",
-            "keys",
-            "deploy",
-            "all",
-            "--name",
-            "first",
-            "--password-env",
-            "PW",
-        ])
+    let run = deploy_all(&lab, "first")
+        .args(["--password-env", "PW"])
         .env("PW", "wrong-password-123")
         .run()
         .expect_code(1);
@@ -303,18 +299,8 @@ fn deploy_with_a_password_and_keyboard_interactive() {
         assert!(message.contains("the password"), "{message}");
     }
 
-    let run = lab
-        .remex()
-        .args([
-            "--json",
-            "keys",
-            "deploy",
-            "all",
-            "--name",
-            "first",
-            "--password-env",
-            "PW",
-        ])
+    let run = deploy_all(&lab, "first")
+        .args(["--password-env", "PW"])
         .env("PW", password)
         .run()
         .expect_code(0);
@@ -589,17 +575,8 @@ fn a_private_key_readable_by_others_is_refused() {
     assert!(error["message"].as_str().unwrap().contains(&fix), "{error}");
 
     generate(&lab, "next");
-    let run = lab
-        .remex()
-        .args([
-            "--json",
-            "keys",
-            "deploy",
-            "all",
-            "--name",
-            "next",
-            "--bootstrap-key",
-        ])
+    let run = deploy_all(&lab, "next")
+        .args(["--bootstrap-key"])
         .arg(&key)
         .run()
         .expect_code(1);

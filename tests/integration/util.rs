@@ -23,20 +23,27 @@ impl TestLab {
     }
 
     pub fn with(hosts: usize, server: ServerKind, user: Option<String>) -> TestLab {
+        let other_user = user.is_some();
+        TestLab::start(other_user, |dir| LabSpec {
+            server,
+            user,
+            ..LabSpec::new(hosts, dir)
+        })
+    }
+
+    /// Starts the lab `spec` describes for a fresh temp dir. `other_user`:
+    /// the lab logs in as another user, who must be able to read inside.
+    fn start(other_user: bool, spec: impl FnOnce(&Path) -> LabSpec) -> TestLab {
         let dir = tempfile::Builder::new()
             .prefix("remex-test-lab-")
             .tempdir()
             .unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
-        if user.is_some() {
+        if other_user {
             // sshd reads authorized_keys as the login user.
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        let spec = LabSpec {
-            server,
-            user,
-            ..LabSpec::new(hosts, dir.path())
-        };
+        let spec = spec(dir.path());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -73,32 +80,18 @@ impl TestLab {
             "THIS TEST NEEDS ROOT: the password lab creates a throwaway user with a password \
              and its sshd checks it through PAM. Run the suite as root (CI does)."
         );
-        let dir = tempfile::Builder::new()
-            .prefix("remex-test-lab-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
-        // sshd, running as the user, reads files inside.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("{e}"));
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        let spec = LabSpec {
+        let name = format!("remex-pw-{:x}{:x}", std::process::id(), nanos);
+        TestLab::start(true, |dir| LabSpec {
             password_user: Some(lab::PasswordUser {
-                name: format!("remex-pw-{:x}{:x}", std::process::id(), nanos),
+                name,
                 password: Some(password.to_owned()),
             }),
-            ..LabSpec::new(hosts, dir.path())
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("tokio: {e}"));
-        let lab = runtime
-            .block_on(lab::up(&spec))
-            .unwrap_or_else(|e| panic!("\n\nSTARTING THE PASSWORD LAB FAILED: {e}\n\n"));
-        TestLab { lab, dir }
+            ..LabSpec::new(hosts, dir)
+        })
     }
 
     pub fn path(&self) -> &Path {
