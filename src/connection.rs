@@ -24,7 +24,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::HostKeyPolicy;
 use crate::identity::{IdentityError, KeyStore, fingerprint};
 use crate::known_hosts::{self, HostKeyStatus, KnownHosts};
-use crate::report::{ErrorKind, Failure};
+use crate::login::{Login, Password};
+use crate::report::{ErrorKind, Failure, HostKeyProblem};
 use crate::tcp::{self, DialError};
 
 /// Where and as whom to connect: one host of the inventory, resolved.
@@ -151,8 +152,8 @@ impl client::Handler for HostKeyCheck {
     ) -> Result<bool, Self::Error> {
         let verdict = match offered {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
-            PublicKeyOrCertificate::Certificate(_) => Err(Failure::new(
-                ErrorKind::HostKey,
+            PublicKeyOrCertificate::Certificate(_) => Err(Failure::host_key(
+                HostKeyProblem::Certificate,
                 "the host presented a certificate; remex pins plain host keys only",
             )),
         };
@@ -171,48 +172,53 @@ impl HostKeyCheck {
         } = &self.endpoint;
         let offered = fingerprint(key);
         let path = self.known_hosts_path.display();
-        let refuse = |message: String| Err(Failure::new(ErrorKind::HostKey, message));
+        let trust = format!("remex hosts trust {name}");
         match self.known.check(host, *port, key) {
             HostKeyStatus::Trusted => Ok(offered),
-            HostKeyStatus::Revoked { fingerprint } => refuse(format!(
-                "host key {fingerprint} of {name} ({host}:{port}) is marked @revoked in {path}; refusing to connect"
+            HostKeyStatus::Revoked { fingerprint } => Err(Failure::host_key(
+                HostKeyProblem::Revoked {
+                    fingerprint: fingerprint.clone(),
+                },
+                format!(
+                    "host key {fingerprint} of {name} ({host}:{port}) is marked @revoked in {path}; refusing to connect"
+                ),
             )),
-            HostKeyStatus::Changed { expected, offered } => refuse(format!(
-                "HOST KEY CHANGED for {name} ({host}:{port}): expected {}, offered {offered}. \
-                 This may be an attack; if the host was reinstalled, remove the old pin from {path} \
-                 and pin the new key after checking it out of band",
-                expected.join(" or ")
-            )),
+            HostKeyStatus::Changed { expected, offered } => {
+                let message = format!(
+                    "HOST KEY CHANGED for {name} ({host}:{port}): expected {}, offered {offered}. \
+                     This may be an attack; if the host was reinstalled, check the new key out of band \
+                     and run `{trust} --replace --fingerprint FINGERPRINT` with the fingerprint you checked",
+                    expected.join(" or ")
+                );
+                Err(Failure::host_key(
+                    HostKeyProblem::Changed { expected, offered },
+                    message,
+                ))
+            }
             HostKeyStatus::Unknown => match self.policy {
                 HostKeyPolicy::AcceptNew => {
                     known_hosts::append(&self.known_hosts_path, host, *port, key).map_err(|e| {
-                        Failure::new(
-                            ErrorKind::HostKey,
+                        Failure::host_key(
+                            HostKeyProblem::PinFailed,
                             format!("cannot pin the host key of {name}: {e}"),
                         )
                     })?;
                     tracing::info!(host = %name, %offered, "pinned new host key (accept-new)");
                     Ok(offered)
                 }
-                HostKeyPolicy::Strict => refuse(format!(
-                    "host key of {name} ({host}:{port}) is unknown: {offered} ({}) is not pinned in {path}; \
-                     check it and add it there (or set host_key_policy: accept-new to pin on first use)",
-                    key.algorithm()
+                HostKeyPolicy::Strict => Err(Failure::host_key(
+                    HostKeyProblem::Unknown {
+                        offered: offered.clone(),
+                        algorithm: key.algorithm().as_str().to_owned(),
+                    },
+                    format!(
+                        "host key of {name} ({host}:{port}) is unknown: {offered} ({}) is not pinned in {path}; \
+                         check it and run `{trust}` (or set host_key_policy: accept-new to pin on first use)",
+                        key.algorithm()
+                    ),
                 )),
             },
         }
-    }
-}
-
-/// The state a host-key refusal reports: `changed`, `revoked` or `unknown`
-/// (kept beside the messages of [`HostKeyCheck::judge`] that it reads).
-pub fn host_key_state(failure: &Failure) -> &'static str {
-    if failure.message.starts_with("HOST KEY CHANGED") {
-        "changed"
-    } else if failure.message.contains("is marked @revoked") {
-        "revoked"
-    } else {
-        "unknown"
     }
 }
 
@@ -237,18 +243,42 @@ pub struct Session {
 }
 
 impl Connection {
-    /// Connects and authenticates, within `options.connect_timeout`.
+    /// Connects and authenticates with the endpoint's key file (and the
+    /// agent when `options.use_agent`), within `options.connect_timeout`.
     pub async fn open(
         endpoint: &Endpoint,
         options: &ConnectOptions,
         known: Arc<KnownHosts>,
         keys: &KeyStore,
     ) -> Result<Connection, Failure> {
+        let login = Login {
+            key: Some(endpoint.key_path.clone()),
+            agent: options.use_agent,
+            password: None,
+        };
+        Self::open_with(endpoint, options, known, keys, &login).await
+    }
+
+    /// Connects and authenticates with `login`'s credentials (key file,
+    /// then agent, then password). Dialing, the handshake and public-key
+    /// authentication are bounded by `options.connect_timeout`; a password
+    /// prompt is not (the person typing gets their time), the password
+    /// exchange after it is again.
+    pub async fn open_with(
+        endpoint: &Endpoint,
+        options: &ConnectOptions,
+        known: Arc<KnownHosts>,
+        keys: &KeyStore,
+        login: &Login,
+    ) -> Result<Connection, Failure> {
         let config = Arc::new(
             ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?,
         );
         // Loaded before the clock starts: it may prompt for a passphrase.
-        let key = keys.load(&endpoint.key_path).await;
+        let key = match &login.key {
+            Some(path) => Some(keys.load(path).await),
+            None => None,
+        };
         let verdict = Arc::new(Mutex::new(None));
         let check = HostKeyCheck {
             endpoint: endpoint.clone(),
@@ -257,6 +287,8 @@ impl Connection {
             known_hosts_path: options.known_hosts_path.clone(),
             verdict: verdict.clone(),
         };
+        let agent = login.agent && agent_available();
+        let password_possible = login.password.is_some();
         let attempt = async {
             let stream = tcp::dial(&endpoint.host, endpoint.port, options.retries)
                 .await
@@ -264,21 +296,38 @@ impl Connection {
             let mut handle = client::connect_stream(config, stream, check)
                 .await
                 .map_err(|e| handshake_failure(endpoint, &e, &verdict))?;
-            authenticate(&mut handle, endpoint, key, options.use_agent).await?;
-            Ok::<_, Failure>(handle)
+            let tried = authenticate(
+                &mut handle,
+                endpoint,
+                login.key.as_deref(),
+                key,
+                agent,
+                password_possible,
+            )
+            .await?;
+            Ok::<_, Failure>((handle, tried))
         };
-        let handle = match tokio::time::timeout(options.connect_timeout, attempt).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Failure::new(
-                    ErrorKind::ConnectTimeout,
-                    format!(
-                        "connecting to {}:{} took longer than {:?} (connect_timeout)",
-                        endpoint.host, endpoint.port, options.connect_timeout
-                    ),
-                ));
+        let (mut handle, tried) = within(options, endpoint, attempt).await?;
+        if let Some(mut tried) = tried {
+            // Public keys did not do it: the password is the last resort.
+            let Some(source) = &login.password else {
+                return Err(refused(endpoint, &tried));
+            };
+            let password = source
+                .get(&endpoint.user)
+                .await
+                .map_err(|message| Failure::new(ErrorKind::Auth, message))?;
+            let accepted = within(
+                options,
+                endpoint,
+                authenticate_password(&mut handle, &endpoint.user, &password),
+            )
+            .await?;
+            if !accepted {
+                tried.push("the password (password and keyboard-interactive)".to_owned());
+                return Err(refused(endpoint, &tried));
             }
-        };
+        }
         let host_key = match verdict.lock().map(|v| v.clone()) {
             Ok(Some(Ok(fp))) => fp,
             _ => String::new(),
@@ -406,31 +455,64 @@ fn handshake_failure(
     )
 }
 
-/// Public-key authentication: the host's key file first, then the agent's
-/// keys. A key file that exists but cannot be used (too open, encrypted
-/// without a passphrase, corrupt) is an error of its own, not skipped.
+/// Runs `work` within the connect timeout.
+async fn within<T>(
+    options: &ConnectOptions,
+    endpoint: &Endpoint,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(options.connect_timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::new(
+            ErrorKind::ConnectTimeout,
+            format!(
+                "connecting to {}:{} took longer than {:?} (connect_timeout)",
+                endpoint.host, endpoint.port, options.connect_timeout
+            ),
+        )),
+    }
+}
+
+/// The failure when every credential was refused.
+fn refused(endpoint: &Endpoint, tried: &[String]) -> Failure {
+    let what = if tried.is_empty() {
+        "no credential (no key file, agent or password to offer)".to_owned()
+    } else {
+        tried.join(" and ")
+    };
+    Failure::new(
+        ErrorKind::Auth,
+        format!(
+            "{}:{} refused authentication as `{}` with {what}; deploy a key with `remex keys deploy {}` or fix `user`/`key` in the config",
+            endpoint.host, endpoint.port, endpoint.user, endpoint.name
+        ),
+    )
+}
+
+/// Public-key authentication: the key file first, then the agent's keys.
+/// Returns `None` when logged in, else what was tried (for the message, or
+/// for a password to follow). A key file that exists but cannot be used
+/// (too open, encrypted without a passphrase, corrupt) is an error of its
+/// own, not skipped; a missing one is skipped when something else can be
+/// tried.
 async fn authenticate(
     handle: &mut Handle<HostKeyCheck>,
     endpoint: &Endpoint,
-    key: Result<Arc<PrivateKey>, IdentityError>,
-    use_agent: bool,
-) -> Result<(), Failure> {
+    key_path: Option<&std::path::Path>,
+    key: Option<Result<Arc<PrivateKey>, IdentityError>>,
+    agent: bool,
+    password_follows: bool,
+) -> Result<Option<Vec<String>>, Failure> {
     let auth_failure = |message: String| Failure::new(ErrorKind::Auth, message);
-    let ssh_failure = |e: russh::Error| {
-        Failure::new(
-            ErrorKind::Connect,
-            format!("connection lost during authentication: {e}"),
-        )
-    };
     let user = endpoint.user.as_str();
     let mut tried = Vec::new();
     match key {
-        Ok(key) => {
+        Some(Ok(key)) => {
             let hash = if key.algorithm().is_rsa() {
                 handle
                     .best_supported_rsa_hash()
                     .await
-                    .map_err(ssh_failure)?
+                    .map_err(lost)?
                     .flatten()
                     .or(Some(HashAlg::Sha256))
             } else {
@@ -440,28 +522,85 @@ async fn authenticate(
             let result = handle
                 .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
                 .await
-                .map_err(ssh_failure)?;
+                .map_err(lost)?;
             if matches!(result, AuthResult::Success) {
-                return Ok(());
+                return Ok(None);
             }
-            tried.push(format!("{} ({fp})", endpoint.key_path.display()));
+            let path = key_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            tried.push(format!("{path} ({fp})"));
         }
-        Err(IdentityError::Missing { .. }) if use_agent && agent_available() => {}
-        Err(e) => return Err(auth_failure(e.to_string())),
+        Some(Err(IdentityError::Missing { .. })) if agent || password_follows => {}
+        Some(Err(e)) => return Err(auth_failure(e.to_string())),
+        None => {}
     }
-    if use_agent && agent_available() {
+    if agent {
         match try_agent(handle, user).await {
-            Ok(true) => return Ok(()),
+            Ok(true) => return Ok(None),
             Ok(false) => tried.push("the ssh-agent's keys".to_owned()),
             Err(message) => tried.push(format!("the ssh-agent ({message})")),
         }
     }
-    Err(auth_failure(format!(
-        "{}:{} refused authentication as `{user}` with {}; deploy the key to the host's authorized_keys or fix `user`/`key` in the config",
-        endpoint.host,
-        endpoint.port,
-        tried.join(" and ")
-    )))
+    if !password_follows {
+        return Err(refused(endpoint, &tried));
+    }
+    Ok(Some(tried))
+}
+
+/// A russh error during authentication: the connection is gone.
+fn lost(e: russh::Error) -> Failure {
+    Failure::new(
+        ErrorKind::Connect,
+        format!("connection lost during authentication: {e}"),
+    )
+}
+
+/// `password` authentication, then `keyboard-interactive` answering every
+/// hidden prompt with the password (what sshd asks through PAM). Returns
+/// whether the server accepted.
+async fn authenticate_password(
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    password: &Password,
+) -> Result<bool, Failure> {
+    use russh::client::KeyboardInteractiveAuthResponse as Kbd;
+    let result = handle
+        .authenticate_password(user, password.expose())
+        .await
+        .map_err(lost)?;
+    if result.success() {
+        return Ok(true);
+    }
+    let mut response = handle
+        .authenticate_keyboard_interactive_start(user, None)
+        .await
+        .map_err(lost)?;
+    // PAM may ask more than once (a password, then an info message); a
+    // bound keeps a server that keeps asking from looping forever.
+    for _ in 0..8 {
+        match response {
+            Kbd::Success => return Ok(true),
+            Kbd::Failure { .. } => return Ok(false),
+            Kbd::InfoRequest { prompts, .. } => {
+                let answers = prompts
+                    .iter()
+                    .map(|p| {
+                        if p.echo {
+                            String::new()
+                        } else {
+                            password.expose().to_owned()
+                        }
+                    })
+                    .collect();
+                response = handle
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await
+                    .map_err(lost)?;
+            }
+        }
+    }
+    Ok(false)
 }
 
 fn agent_available() -> bool {

@@ -78,6 +78,9 @@ struct Inner {
     /// The config's redaction patterns (also when auditing is off: output
     /// is redacted either way).
     redactor: Redactor,
+    /// Per host, the key the key state file (`remex-keys.json`) says remex
+    /// uses there, for hosts without an explicit `key:` in the config.
+    state_keys: HashMap<String, std::path::PathBuf>,
     /// One slot per host: its open connection, once there is one. The async
     /// mutex makes concurrent users of a host share one connection attempt.
     pool: std::sync::Mutex<HashMap<String, Slot>>,
@@ -119,6 +122,7 @@ impl Executor {
                 config.source.display()
             );
         }
+        let state_keys = crate::keys::resolve::state_keys(&config);
         Ok(Executor {
             inner: Arc::new(Inner {
                 config,
@@ -128,6 +132,7 @@ impl Executor {
                 keys: KeyStore::default(),
                 audit,
                 redactor,
+                state_keys,
                 pool: std::sync::Mutex::new(HashMap::new()),
             }),
         })
@@ -327,8 +332,8 @@ impl Executor {
                     failure.kind,
                     ErrorKind::Dns | ErrorKind::Connect | ErrorKind::ConnectTimeout
                 );
-                if failure.kind == ErrorKind::HostKey {
-                    check.host_key = crate::connection::host_key_state(&failure);
+                if let Some(problem) = &failure.host_key {
+                    check.host_key = problem.state();
                 } else if failure.kind == ErrorKind::Auth
                     || !self
                         .inner
@@ -421,7 +426,7 @@ impl Executor {
 
     /// Runs `work` for every host, at most `parallel` at once, and returns
     /// the results in the order of `hosts`.
-    async fn fan_out<T, F, Fut>(&self, hosts: Vec<String>, work: F) -> Vec<T>
+    pub(crate) async fn fan_out<T, F, Fut>(&self, hosts: Vec<String>, work: F) -> Vec<T>
     where
         T: Send + 'static,
         F: Fn(Executor, String) -> Fut,
@@ -504,17 +509,53 @@ impl Executor {
         }
     }
 
-    /// Where and as whom to connect to `name`.
+    /// Where and as whom to connect to `name`. The key is the config's
+    /// `key:` for the host when it has one, else the key the key state file
+    /// records for the host (after `remex keys deploy`/`rotate`), else
+    /// `default_key` (see [`crate::keys::resolve`]).
     pub fn endpoint(&self, name: &str) -> Option<Endpoint> {
         let config = &self.inner.config;
         let vm: &Vm = config.vms.get(name)?;
+        let key_path = match (&vm.key, self.inner.state_keys.get(name)) {
+            (None, Some(path)) => path.clone(),
+            _ => config.key_path_for(vm),
+        };
         Some(Endpoint {
             name: name.to_owned(),
             host: vm.host.clone(),
             port: vm.port,
             user: config.user_for(vm),
-            key_path: config.key_path_for(vm),
+            key_path,
         })
+    }
+
+    /// A new connection to `name` (not from the pool, not kept) that logs
+    /// in with `login` instead of the host's usual credentials: `remex keys`
+    /// uses it to bootstrap with a password and to prove that a key works.
+    pub async fn open_with(
+        &self,
+        name: &str,
+        login: &crate::login::Login,
+    ) -> Result<Connection, Failure> {
+        let endpoint = self.endpoint(name).ok_or_else(|| {
+            Failure::new(
+                ErrorKind::Connect,
+                format!("no host named `{name}` in the config"),
+            )
+        })?;
+        Connection::open_with(
+            &endpoint,
+            &self.inner.options,
+            self.inner.known.clone(),
+            &self.inner.keys,
+            login,
+        )
+        .await
+    }
+
+    /// How this executor connects (timeouts, host-key policy, known_hosts).
+    pub fn connect_options(&self) -> &ConnectOptions {
+        &self.inner.options
     }
 
     /// [`Executor::endpoint`] for a name that selection produced (so it

@@ -29,9 +29,9 @@
 //! **Invariant:** checking does no I/O; only [`KnownHosts::load`] and
 //! [`append`] touch the file system.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -41,6 +41,10 @@ use russh::keys::{HashAlg, PublicKey, ssh_key};
 use sha1::Sha1;
 
 use crate::pattern::wildcard_match;
+
+mod edit;
+
+pub use edit::{PinEdit, forget, pin_replacing};
 
 /// The port OpenSSH leaves out of known_hosts names.
 const DEFAULT_PORT: u16 = 22;
@@ -358,6 +362,35 @@ pub fn host_pattern(host: &str, port: u16) -> String {
 /// locked, written or synced; [`KnownHostsError::Encode`] if the key cannot
 /// be encoded.
 pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(), KnownHostsError> {
+    let entry = pin_line(path, host, port, key)?;
+    ensure_parent(path)?;
+    let write_error = |source| KnownHostsError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = edit::lock_current(path, true)
+        .map_err(write_error)?
+        .ok_or_else(|| write_error(io::ErrorKind::NotFound.into()))?;
+    let line = if ends_without_newline(&mut file).map_err(write_error)? {
+        format!("\n{entry}")
+    } else {
+        entry
+    };
+    file.seek(SeekFrom::End(0)).map_err(write_error)?;
+    file.write_all(line.as_bytes()).map_err(write_error)?;
+    file.sync_all().map_err(write_error)?;
+    // Closing the file releases the lock; unlock explicitly so an error
+    // there is not silently lost.
+    file.unlock().map_err(write_error)
+}
+
+/// The line pinning `key` for `host:port`: `pattern key-type base64\n`.
+fn pin_line(
+    path: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<String, KnownHostsError> {
     if !is_plain_host(host) {
         return Err(KnownHostsError::InvalidHost {
             path: path.to_path_buf(),
@@ -368,13 +401,16 @@ pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(),
         path: path.to_path_buf(),
         source,
     })?;
-    let entry = format!(
+    Ok(format!(
         "{} {} {}\n",
         host_pattern(host, port),
         key.algorithm().as_str(),
         BASE64.encode(blob)
-    );
+    ))
+}
 
+/// Creates the file's directory (0700) when missing.
+fn ensure_parent(path: &Path) -> Result<(), KnownHostsError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         DirBuilder::new()
             .recursive(true)
@@ -385,29 +421,7 @@ pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(),
                 source,
             })?;
     }
-
-    let write_error = |source| KnownHostsError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(write_error)?;
-    file.lock().map_err(write_error)?;
-    let line = if ends_without_newline(&mut file).map_err(write_error)? {
-        format!("\n{entry}")
-    } else {
-        entry
-    };
-    file.write_all(line.as_bytes()).map_err(write_error)?;
-    file.sync_all().map_err(write_error)?;
-    // Closing the file releases the lock; unlock explicitly so an error
-    // there is not silently lost.
-    file.unlock().map_err(write_error)
+    Ok(())
 }
 
 /// Is the file non-empty with a last byte other than `\n`?
@@ -539,7 +553,7 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 }
 
 /// `error: cause: cause` on one line, for log messages.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -114,6 +114,11 @@ pub struct Failure {
     pub kind: ErrorKind,
     /// What happened and, where remex knows, what to do about it.
     pub message: String,
+    /// For a [`ErrorKind::HostKey`] failure: why the key was refused, typed,
+    /// for callers that act on it (`hosts check`, `hosts trust`). Not in the
+    /// JSON: the message says it for people, `kind` for scripts.
+    #[serde(skip)]
+    pub host_key: Option<HostKeyProblem>,
 }
 
 impl Failure {
@@ -122,6 +127,58 @@ impl Failure {
         Failure {
             kind,
             message: message.into(),
+            host_key: None,
+        }
+    }
+
+    /// A host-key refusal: kind [`ErrorKind::HostKey`], with its reason.
+    pub fn host_key(problem: HostKeyProblem, message: impl Into<String>) -> Self {
+        Failure {
+            kind: ErrorKind::HostKey,
+            message: message.into(),
+            host_key: Some(problem),
+        }
+    }
+}
+
+/// Why a host key was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostKeyProblem {
+    /// known_hosts has no line for the host (strict policy).
+    Unknown {
+        /// `SHA256:…` of the offered key.
+        offered: String,
+        /// Its type, e.g. `ssh-ed25519`.
+        algorithm: String,
+    },
+    /// known_hosts pins other keys for the host.
+    Changed {
+        /// The pinned keys' fingerprints.
+        expected: Vec<String>,
+        /// The offered key's fingerprint.
+        offered: String,
+    },
+    /// The offered key is on an `@revoked` line.
+    Revoked {
+        /// Its fingerprint.
+        fingerprint: String,
+    },
+    /// The host offered a certificate; remex pins plain keys only.
+    Certificate,
+    /// accept-new could not write the pin.
+    PinFailed,
+}
+
+impl HostKeyProblem {
+    /// `unknown`, `changed`, `revoked`, `certificate` or `pin_failed`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Self::Unknown { .. } => "unknown",
+            Self::Changed { .. } => "changed",
+            Self::Revoked { .. } => "revoked",
+            Self::Certificate => "certificate",
+            Self::PinFailed => "pin_failed",
         }
     }
 }

@@ -80,9 +80,12 @@ Examples:
   remex script db ./report.py --interpreter /usr/bin/python3 --sudo-user postgres
   remex --json script all ./check.sh --sudo --sudo-password-env SUDO_PASS")]
     Script(ScriptArgs),
-    /// Inspect the inventory: list hosts, check that they are usable.
+    /// Inspect the inventory: list hosts, check them, pin or forget their host keys.
     #[command(subcommand)]
     Hosts(HostsCommand),
+    /// Client keys: generate, list, deploy, rotate, revoke, prune.
+    #[command(subcommand)]
+    Keys(super::keys::KeysCommand),
     /// A local lab of real OpenSSH sshd hosts on loopback, for trying remex.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -186,6 +189,23 @@ pub enum HostsCommand {
         #[arg(default_value = "all")]
         targets: String,
     },
+    /// Show each host's key (type, SHA256 fingerprint) and pin it in remex's known_hosts.
+    #[command(after_help = "\
+Pins after you confirm at the prompt, or when the key matches --fingerprint (a
+value you got out of band), or with --yes. Without a terminal, pass one of the
+two. A host whose pinned key changed is refused unless --replace.
+
+Examples:
+  remex hosts trust all                          asks per host
+  remex hosts trust vm01 --fingerprint SHA256:abc…
+  remex hosts trust lab --yes                    automation on a trusted network
+  remex hosts trust vm03 --replace --fingerprint SHA256:new…")]
+    Trust(super::hosts::TrustArgs),
+    /// Remove the hosts' pins from remex's known_hosts (other lines are kept as they are).
+    Forget {
+        /// Which hosts.
+        targets: String,
+    },
 }
 
 /// `remex lab …`.
@@ -202,6 +222,15 @@ pub enum LabCommand {
         /// SSH server to run.
         #[arg(long, value_enum, default_value_t = Server::Openssh)]
         server: Server,
+        /// Log in as this throwaway local user, created (with a password) for
+        /// the lab and removed by `lab down`; the hosts accept its password and
+        /// no key, so `remex keys deploy` can be tried end to end. Needs root.
+        #[arg(long, value_name = "NAME")]
+        password_user: Option<String>,
+        /// The password for --password-user, from this environment variable
+        /// (default: a random one, written to DIR/password, mode 0600).
+        #[arg(long, value_name = "VAR", requires = "password_user")]
+        password_env: Option<String>,
     },
     /// Stop the processes a lab started (and nothing else).
     Down {

@@ -4,6 +4,8 @@
 
 pub mod args;
 mod audit;
+pub mod hosts;
+pub mod keys;
 pub mod render;
 
 use std::io::{IsTerminal as _, Read as _};
@@ -96,6 +98,9 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Script(args) => script(&global, args).await,
         Command::Hosts(HostsCommand::List) => hosts_list(global.config, global.json),
         Command::Hosts(HostsCommand::Check { targets }) => hosts_check(&global, &targets).await,
+        Command::Hosts(HostsCommand::Trust(args)) => hosts::trust(&global, args).await,
+        Command::Hosts(HostsCommand::Forget { targets }) => hosts::forget(&global, &targets).await,
+        Command::Keys(command) => keys::run(&global, command).await,
         Command::Lab(command) => lab(command, global.json).await,
         Command::Audit(command) => audit::run(&global, command).await,
     }
@@ -365,7 +370,17 @@ fn yes_no(b: bool) -> String {
 
 async fn lab(command: LabCommand, json: bool) -> Result<Status> {
     match command {
-        LabCommand::Up { hosts, dir, server } => {
+        LabCommand::Up {
+            hosts,
+            dir,
+            server,
+            password_user,
+            password_env,
+        } => {
+            let password = password_env
+                .as_deref()
+                .map(|var| keys::env_secret("--password-env", var))
+                .transpose()?;
             let spec = lab::LabSpec {
                 hosts: hosts as usize,
                 dir,
@@ -374,6 +389,7 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
                     Server::Dropbear => lab::ServerKind::Dropbear,
                 },
                 user: None,
+                password_user: password_user.map(|name| lab::PasswordUser { name, password }),
             };
             let lab = lab::up(&spec).await?;
             let rows: Vec<(String, String, u32)> = lab
@@ -388,6 +404,7 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
                     "dir": lab.dir,
                     "config": lab.config_path,
                     "user": lab.user,
+                    "password_file": lab.password_file,
                     "hosts": rows.iter().map(|(name, address, pid)| serde_json::json!({
                         "name": name, "address": address, "pid": pid,
                     })).collect::<Vec<_>>(),
@@ -399,6 +416,16 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
                     .collect();
                 println!("{}", render::table(&["NAME", "ADDRESS", "PID"], &table));
                 let config = lab.config_path.display();
+                if let Some(file) = &lab.password_file {
+                    eprintln!(
+                        "password lab: log in as `{user}` with the password in {file} (no key is authorized yet); try:\n  \
+                         remex --config {config} keys generate --name demo\n  \
+                         REMEX_PASSWORD=$(cat {file}) remex --config {config} keys deploy all --name demo --password-env REMEX_PASSWORD\n  \
+                         remex --config {config} exec all -- id",
+                        user = lab.user,
+                        file = file.display(),
+                    );
+                }
                 eprintln!(
                     "lab is up: {} hosts, logging in as {}\ntry:  remex --config {config} exec all -- uname -a\nstop: remex lab down --dir {}",
                     lab.hosts.len(),

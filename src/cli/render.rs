@@ -138,6 +138,11 @@ pub fn summary(report: &Report) -> String {
     line
 }
 
+/// The width host names are padded to: the longest name's.
+pub fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(|n| n.chars().count()).max().unwrap_or(0)
+}
+
 /// A plain table: columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

@@ -23,6 +23,19 @@
 //! - `archive.rs` — [`archive()`] a retired key, [`prune`] the archive.
 //! - `atomic_file.rs`, `timestamp.rs`, `error.rs` — helpers and
 //!   [`KeysError`].
+//! - `resolve.rs` — which key remex logs in to a host with: the config's
+//!   `key:`, else the state file's current key, else `default_key`.
+//!
+//! The fleet-wide operations, over the network (each returns a
+//! [`KeysReport`] with one outcome per host, every change naming the key and
+//! its fingerprint):
+//!
+//! - `deploy.rs` — [`deploy()`]: add a key, verify a fresh login with it.
+//! - `rotate.rs` — [`rotate()`]: drive the rotation state machine per host.
+//! - `revoke.rs` — [`revoke()`]: remove a key, refusing the only usable one.
+//! - `session.rs` — the authorized_keys edit and the login check on a
+//!   connection; `run.rs` — what the three share ([`RunError`]);
+//!   `report.rs` — the boundary types and their `--json` schema.
 //!
 //! # Deploying a key (what the network layer does with these parts)
 //!
@@ -43,15 +56,23 @@ mod timestamp;
 
 pub mod archive;
 pub mod authorized_keys;
+pub mod deploy;
 pub mod error;
 pub mod generate;
 pub mod list;
 pub mod remote;
+pub mod report;
+pub mod resolve;
+pub mod revoke;
+pub mod rotate;
 pub mod rotation;
+pub mod run;
+pub mod session;
 pub mod state;
 
 pub use archive::{ArchivedKey, PruneReport, PrunedKey, archive, prune};
 pub use authorized_keys::{KeyLine, add_key, contains_key, remove_key};
+pub use deploy::{DeployRequest, deploy};
 pub use error::KeysError;
 pub use generate::{GeneratedKey, KeyKind, default_comment, generate, validate_name};
 pub use list::{KeyInfo, list, read_public_key};
@@ -59,10 +80,14 @@ pub use remote::{
     BasedOn, Edit, RemoteEditError, RemoteFile, WritePlan, check_exit, plan_edit, read_command,
     write_command,
 };
+pub use report::{ChangeAction, KeyChange, KeyHostOutcome, KeyRef, KeysReport, KeysSummary};
+pub use revoke::{RevokeRequest, revoke};
+pub use rotate::{RotateRequest, rotate};
 pub use rotation::{
     HostPlan, HostRotation, RotationAction, RotationEvent, RotationPlan, RotationStep,
     plan_rotation,
 };
+pub use run::RunError;
 pub use state::{HostKeys, KeyRecord, KeyState, load_state, save_state, update_state};
 pub use timestamp::now_rfc3339;
 

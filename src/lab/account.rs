@@ -154,6 +154,75 @@ fn read_all(file: &mut File) -> io::Result<String> {
     Ok(text)
 }
 
+/// The GECOS (comment) field of user `name`; `Ok(None)` if no such user.
+pub fn comment(name: &str) -> io::Result<Option<String>> {
+    let output = Command::new("getent")
+        .args(["passwd", name])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()?;
+    if !output.status.success() {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text
+        .lines()
+        .filter(|line| line.split(':').next() == Some(name))
+        .find_map(|line| line.split(':').nth(4).map(str::to_owned)))
+}
+
+/// Creates login user `name` (`useradd -m -s /bin/sh -c COMMENT`), so the
+/// comment marks it as the lab's. Root only.
+pub fn create_user(name: &str, comment: &str) -> io::Result<Account> {
+    run_tool(
+        Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", "-c", comment])
+            .arg(name),
+        "useradd",
+    )?;
+    lookup(name)?.ok_or_else(|| io::Error::other(format!("useradd did not create {name}")))
+}
+
+/// Sets `name`'s password with `chpasswd` (the password on its stdin, never
+/// on a command line).
+pub fn set_password(name: &str, password: &str) -> io::Result<()> {
+    let mut child = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(format!("{name}:{password}\n").as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "chpasswd failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// Removes user `name` and its home (`userdel -r`).
+pub fn remove_user(name: &str) -> io::Result<()> {
+    run_tool(Command::new("userdel").args(["-r", name]), "userdel")
+}
+
+fn run_tool(command: &mut Command, tool: &str) -> io::Result<()> {
+    let output = command.stdin(Stdio::null()).output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{tool} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

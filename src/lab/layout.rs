@@ -88,6 +88,7 @@ pub const LAB_ENTRIES: &[&str] = &[
     "known_hosts",
     "hosts",
     "audit",
+    "password",
 ];
 
 impl Layout {
@@ -121,11 +122,20 @@ impl Layout {
         self.dir.join("authorized_keys")
     }
 
-    /// `DIR/home`: `$HOME` of every session on an OpenSSH lab host, so the
-    /// invoking user's shell rc files (a heavy `~/.bashrc` costs 100 ms and
-    /// more per command) play no part in the lab or its benchmarks.
-    pub fn home(&self) -> PathBuf {
-        self.dir.join("home")
+    /// `DIR/hosts/NAME/home`: `$HOME` of every session on an OpenSSH lab
+    /// host, so the invoking user's shell rc files (a heavy `~/.bashrc`
+    /// costs 100 ms and more per command) play no part in the lab or its
+    /// benchmarks, and each host has its own `~/.ssh/authorized_keys` (which
+    /// its sshd reads besides `DIR/authorized_keys`), as separate machines
+    /// would — `remex keys deploy` and `rotate` edit it.
+    pub fn host_home(&self, name: &str) -> PathBuf {
+        self.host_dir(name).join("home")
+    }
+
+    /// `DIR/password`: the password of a lab's `--password-user`, when
+    /// remex chose it (mode 0600).
+    pub fn password_file(&self) -> PathBuf {
+        self.dir.join("password")
     }
 
     /// The known_hosts file naming every host.
@@ -180,24 +190,29 @@ impl Layout {
 /// The file name of the client key, `default_key` in `config.yml`.
 pub const CLIENT_KEY_NAME: &str = "id_ed25519";
 
-/// The text of an OpenSSH server's `sshd_config`.
+/// The text of an OpenSSH server's `sshd_config`. `authorized_keys` is
+/// the lab's shared file, `home` the host's own `$HOME` (whose
+/// `.ssh/authorized_keys` sshd reads too). With `password_auth`, sshd
+/// checks passwords through PAM (`password` and `keyboard-interactive`).
 pub fn sshd_config(
     listen: SocketAddrV4,
     host_key: &Path,
     pid_file: &Path,
     authorized_keys: &Path,
     home: &Path,
+    password_auth: bool,
 ) -> String {
+    let password = if password_auth { "yes" } else { "no" };
     format!(
         "# remex lab host, written by `remex lab up`\n\
          ListenAddress {listen}\n\
          HostKey {}\n\
          PidFile {}\n\
-         AuthorizedKeysFile {}\n\
+         AuthorizedKeysFile {} {}/.ssh/authorized_keys\n\
          StrictModes no\n\
-         UsePAM no\n\
-         PasswordAuthentication no\n\
-         KbdInteractiveAuthentication no\n\
+         UsePAM {password}\n\
+         PasswordAuthentication {password}\n\
+         KbdInteractiveAuthentication {password}\n\
          PubkeyAuthentication yes\n\
          PermitRootLogin prohibit-password\n\
          MaxStartups 1000:30:1000\n\
@@ -211,6 +226,7 @@ pub fn sshd_config(
         host_key.display(),
         pid_file.display(),
         authorized_keys.display(),
+        home.display(),
         home.display(),
     )
 }
@@ -410,12 +426,31 @@ mod tests {
             Path::new("/l/hosts/vm01/ssh_host_ed25519_key"),
             Path::new("/l/hosts/vm01/sshd.pid"),
             Path::new("/l/authorized_keys"),
-            Path::new("/l/home"),
+            Path::new("/l/hosts/vm01/home"),
+            false,
         );
         assert!(text.contains("\nListenAddress 127.0.0.2:40123\n"));
-        assert!(text.contains("\nSetEnv HOME=/l/home\n"));
-        assert!(text.contains("\nAuthorizedKeysFile /l/authorized_keys\n"));
+        assert!(text.contains("\nSetEnv HOME=/l/hosts/vm01/home\n"));
+        assert!(text.contains(
+            "\nAuthorizedKeysFile /l/authorized_keys /l/hosts/vm01/home/.ssh/authorized_keys\n"
+        ));
+        assert!(text.contains("\nPasswordAuthentication no\n"));
         assert_eq!(text.matches("ListenAddress").count(), 1);
+        let text = sshd_config(
+            SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), 40123),
+            Path::new("/k"),
+            Path::new("/p"),
+            Path::new("/a"),
+            Path::new("/h"),
+            true,
+        );
+        for line in [
+            "UsePAM yes",
+            "PasswordAuthentication yes",
+            "KbdInteractiveAuthentication yes",
+        ] {
+            assert!(text.contains(&format!("\n{line}\n")), "{line}");
+        }
     }
 
     #[test]

@@ -149,6 +149,28 @@ pub struct LabSpec {
     /// user must be able to read `DIR/authorized_keys` (OpenSSH), i.e.
     /// search every directory above it.
     pub user: Option<String>,
+    /// A throwaway login user with a password (OpenSSH only, root only):
+    /// see [`PasswordUser`]. Replaces `user`.
+    pub password_user: Option<PasswordUser>,
+}
+
+/// The login user of a password lab, for trying `remex keys deploy` end to
+/// end: the lab's hosts accept this user's password (sshd with PAM,
+/// `password` and `keyboard-interactive`) and no key at first — the lab's
+/// client key is not authorized, `DIR/authorized_keys` is empty.
+///
+/// `up` creates the user (`useradd -m`, comment `remex-lab-` + a digest of
+/// DIR) unless a
+/// user of that name with that comment exists (left by this lab), and
+/// refuses a user that is not the lab's: it never sets the password of a
+/// real account. `down` removes a user `up` created, home included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordUser {
+    /// The login name.
+    pub name: String,
+    /// The password; `None`: a random one, written to `DIR/password`
+    /// (mode 0600).
+    pub password: Option<String>,
 }
 
 impl LabSpec {
@@ -160,6 +182,7 @@ impl LabSpec {
             dir: dir.into(),
             server: ServerKind::default(),
             user: None,
+            password_user: None,
         }
     }
 }
@@ -201,6 +224,8 @@ pub struct Lab {
     pub server: ServerKind,
     /// The hosts, in order.
     pub hosts: Vec<LabHost>,
+    /// `DIR/password`, when `up` chose the password of a password lab.
+    pub password_file: Option<PathBuf>,
 }
 
 /// What [`down`] did. Each list holds host names.
@@ -217,6 +242,8 @@ pub struct DownReport {
     /// For a Dropbear lab: the authorized_keys file the lab's line was
     /// removed from (`None` if there was no line to remove).
     pub authorized_key_removed: Option<PathBuf>,
+    /// For a password lab: the user removed (`None`: none was created).
+    pub user_removed: Option<String>,
 }
 
 /// What [`status`] found.
@@ -416,6 +443,30 @@ pub enum LabError {
     /// The runtime dropped the task that was bringing the lab up.
     #[error("the lab start-up was cancelled")]
     Cancelled,
+    /// A password lab was asked for without root.
+    #[error(
+        "a lab with --password-user needs root: it creates a local user and its sshd checks passwords through PAM; run it as root (in a VM or container you can throw away)"
+    )]
+    NeedsRoot,
+    /// A password lab was asked for with Dropbear.
+    #[error("--password-user works with OpenSSH labs only (leave out --server dropbear)")]
+    PasswordNeedsOpenSsh,
+    /// The password user exists and is not this lab's.
+    #[error(
+        "user `{user}` already exists and was not created by this lab; pick another --password-user name (remex never sets the password of an existing account)"
+    )]
+    UserExists {
+        /// The name.
+        user: String,
+    },
+    /// Creating the user or setting its password failed.
+    #[error("cannot set up the password user `{user}`: {reason}")]
+    PasswordUser {
+        /// The name.
+        user: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl LabError {
@@ -460,7 +511,19 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
     let layout = prepare_dir(&spec.dir)?;
     let euid = account::effective_uid()
         .map_err(|source| LabError::io("read", Path::new("/proc/self"), source))?;
-    let account = login_account(spec.user.as_deref(), euid)?;
+    if spec.password_user.is_some() {
+        if spec.server != ServerKind::OpenSsh {
+            return Err(LabError::PasswordNeedsOpenSsh);
+        }
+        if euid != 0 {
+            return Err(LabError::NeedsRoot);
+        }
+    }
+    let (account, password_state, password_file) = match &spec.password_user {
+        Some(user) => password_account(&layout, user)?,
+        None => (login_account(spec.user.as_deref(), euid)?, None, None),
+    };
+    let password_auth = password_state.is_some();
     server::prepare_runtime(spec.server, euid)?;
 
     let names: Vec<String> = (0..spec.hosts)
@@ -474,11 +537,14 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
 
     let client_line = write_client_key(&layout)?;
     let lab_line = format!("{client_line} {KEY_COMMENT}:{}", layout.dir.display());
-    server::write_file(
-        &layout.authorized_keys(),
-        format!("{lab_line}\n").as_bytes(),
-        0o644,
-    )?;
+    // A password lab starts with no key authorized: first contact is by
+    // password, as with a freshly installed machine.
+    let shared_keys = if password_auth {
+        String::new()
+    } else {
+        format!("{lab_line}\n")
+    };
+    server::write_file(&layout.authorized_keys(), shared_keys.as_bytes(), 0o644)?;
     let host_keys = server::write_host_keys(spec.server, &binaries, &layout, &names)?;
     let authorized_key = match spec.server {
         ServerKind::OpenSsh => None,
@@ -495,6 +561,9 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         addresses: &addresses,
         user: &account.name,
         authorized_key: authorized_key.as_ref(),
+        password_auth,
+        password_user: password_state.as_ref(),
+        home_owner: (euid == 0 && account.uid != 0).then_some((account.uid, account.gid)),
     };
     let (port, children) = start_all(&plan)?;
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
@@ -540,6 +609,7 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         known_hosts_path: layout.known_hosts(),
         user: account.name,
         server: spec.server,
+        password_file,
         hosts: names
             .into_iter()
             .zip(addresses)
@@ -590,6 +660,7 @@ pub fn down(dir: &Path) -> Result<DownReport, LabError> {
         killed: names(&outcome.killed),
         not_running: names(&outcome.not_running),
         authorized_key_removed: None,
+        user_removed: None,
     };
     if let Some(entry) = &state.authorized_key {
         let removed = account::remove_authorized_key(&entry.path, &entry.line)
@@ -597,6 +668,21 @@ pub fn down(dir: &Path) -> Result<DownReport, LabError> {
         if removed {
             report.authorized_key_removed = Some(entry.path.clone());
         }
+    }
+    if let Some(user) = state.password_user.as_ref().filter(|u| u.created) {
+        // Only a user that still carries this lab's mark.
+        let ours = account::comment(&user.name)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c == user_comment(&layout));
+        if ours {
+            account::remove_user(&user.name).map_err(|e| LabError::PasswordUser {
+                user: user.name.clone(),
+                reason: e.to_string(),
+            })?;
+            report.user_removed = Some(user.name.clone());
+        }
+        let _ = fs::remove_file(layout.password_file());
     }
     state::remove(&layout.state())?;
     Ok(report)
@@ -741,6 +827,12 @@ struct Plan<'a> {
     addresses: &'a [Ipv4Addr],
     user: &'a str,
     authorized_key: Option<&'a AuthorizedKey>,
+    /// sshd accepts passwords (a password lab).
+    password_auth: bool,
+    /// The password lab's user, recorded in `lab.json` for `down`.
+    password_user: Option<&'a state::PasswordUserState>,
+    /// Who owns the hosts' `$HOME`s when the lab logs in as another user.
+    home_owner: Option<(u32, u32)>,
 }
 
 /// Picks a port, starts every server on it and waits until all are
@@ -774,7 +866,14 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
             })
             .collect();
         for host in &pending {
-            server::write_config(plan.kind, plan.layout, host.name, host.listen)?;
+            server::write_config(
+                plan.kind,
+                plan.layout,
+                host.name,
+                host.listen,
+                plan.password_auth,
+                plan.home_owner,
+            )?;
         }
         if let Some(first) = pending.first() {
             server::validate(plan.kind, plan.server, plan.layout, first.name)?;
@@ -806,6 +905,7 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
                 })
                 .collect(),
             authorized_key: plan.authorized_key.cloned(),
+            password_user: plan.password_user.cloned(),
         };
         if let Err(error) = state::write(&plan.layout.state(), &state) {
             server::kill_all(&mut children);
@@ -914,6 +1014,85 @@ fn login_account(user: Option<&str>, euid: u32) -> Result<account::Account, LabE
         });
     }
     Ok(account)
+}
+
+/// The comment (GECOS) that marks a password lab's user as this lab's:
+/// `remex-lab-` and a digest of the lab directory (a path may hold the
+/// `:` and `,` that GECOS cannot).
+fn user_comment(layout: &Layout) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(layout.dir.as_os_str().as_encoded_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("remex-lab-{hex}")
+}
+
+/// Creates (or finds, left by this lab) the password lab's user and sets
+/// its password; returns the account, the state to record, and the
+/// password file when remex chose the password.
+fn password_account(
+    layout: &Layout,
+    user: &PasswordUser,
+) -> Result<
+    (
+        account::Account,
+        Option<state::PasswordUserState>,
+        Option<PathBuf>,
+    ),
+    LabError,
+> {
+    let failed = |reason: String| LabError::PasswordUser {
+        user: user.name.clone(),
+        reason,
+    };
+    if user.name.is_empty()
+        || user.name.starts_with('-')
+        || !user
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+    {
+        return Err(failed(
+            "use lower-case letters, digits, `_` and `-`, not starting with `-`".to_owned(),
+        ));
+    }
+    let mark = user_comment(layout);
+    let existing = account::comment(&user.name).map_err(|e| failed(e.to_string()))?;
+    let (account, created) = match existing {
+        Some(comment) if comment == mark => (
+            account::lookup(&user.name)
+                .map_err(|e| failed(e.to_string()))?
+                .ok_or_else(|| failed("it vanished".to_owned()))?,
+            true,
+        ),
+        Some(_) => {
+            return Err(LabError::UserExists {
+                user: user.name.clone(),
+            });
+        }
+        None => (
+            account::create_user(&user.name, &mark).map_err(|e| failed(e.to_string()))?,
+            true,
+        ),
+    };
+    let (password, file) = match &user.password {
+        Some(password) => (password.clone(), None),
+        None => {
+            use rand::distr::{Alphanumeric, SampleString as _};
+            let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
+            let path = layout.password_file();
+            server::write_file(&path, format!("{password}\n").as_bytes(), 0o600)?;
+            (password, Some(path))
+        }
+    };
+    account::set_password(&user.name, &password).map_err(|e| failed(e.to_string()))?;
+    Ok((
+        account,
+        Some(state::PasswordUserState {
+            name: user.name.clone(),
+            created,
+        }),
+        file,
+    ))
 }
 
 /// Writes a new client key pair to `DIR/keys` and returns its public line.

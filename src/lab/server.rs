@@ -179,25 +179,33 @@ pub fn write_host_keys(
 }
 
 /// Writes a host's server configuration for `listen` (OpenSSH only;
-/// Dropbear takes everything as arguments).
+/// Dropbear takes everything as arguments), and creates the host's `$HOME`
+/// (owned by `home_owner` when given: a lab for another login user).
 pub fn write_config(
     kind: ServerKind,
     layout: &Layout,
     name: &str,
     listen: SocketAddrV4,
+    password_auth: bool,
+    home_owner: Option<(u32, u32)>,
 ) -> Result<(), LabError> {
     if kind != ServerKind::OpenSsh {
         return Ok(());
     }
+    let home = layout.host_home(name);
     let text = layout::sshd_config(
         listen,
         &layout.host_key(name),
         &layout.pid_file(name),
         &layout.authorized_keys(),
-        &layout.home(),
+        &home,
+        password_auth,
     );
-    let home = layout.home();
     fs::create_dir_all(&home).map_err(|source| LabError::io("create", &home, source))?;
+    if let Some((uid, gid)) = home_owner {
+        std::os::unix::fs::chown(&home, Some(uid), Some(gid))
+            .map_err(|source| LabError::io("chown", &home, source))?;
+    }
     write_file(&layout.sshd_config(name), text.as_bytes(), 0o644)
 }
 

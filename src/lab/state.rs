@@ -9,7 +9,8 @@
 //!   "port": 40123,
 //!   "user": "root",
 //!   "hosts": [{ "name": "vm01", "address": "127.0.0.2", "pid": 4242 }],
-//!   "authorized_key": null
+//!   "authorized_key": null,
+//!   "password_user": { "name": "remex-demo", "created": true }
 //! }
 //! ```
 //!
@@ -48,6 +49,19 @@ pub struct LabState {
     pub hosts: Vec<HostState>,
     /// The line `up` added to a user's authorized_keys (Dropbear only).
     pub authorized_key: Option<AuthorizedKey>,
+    /// The `--password-user` of the lab, which `down` removes when `up`
+    /// created it.
+    #[serde(default)]
+    pub password_user: Option<PasswordUserState>,
+}
+
+/// The throwaway login user of a password lab.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordUserState {
+    /// Its name.
+    pub name: String,
+    /// Whether `up` created it (then `down` removes it, home included).
+    pub created: bool,
 }
 
 /// One host of `lab.json`.

@@ -10,6 +10,8 @@
 
 mod audit;
 mod exec;
+mod hosts;
+mod keys;
 mod lab;
 mod script;
 mod util;

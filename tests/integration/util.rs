@@ -23,21 +23,27 @@ impl TestLab {
     }
 
     pub fn with(hosts: usize, server: ServerKind, user: Option<String>) -> TestLab {
+        let other_user = user.is_some();
+        TestLab::start(other_user, |dir| LabSpec {
+            server,
+            user,
+            ..LabSpec::new(hosts, dir)
+        })
+    }
+
+    /// Starts the lab `spec` describes for a fresh temp dir. `other_user`:
+    /// the lab logs in as another user, who must be able to read inside.
+    fn start(other_user: bool, spec: impl FnOnce(&Path) -> LabSpec) -> TestLab {
         let dir = tempfile::Builder::new()
             .prefix("remex-test-lab-")
             .tempdir()
             .unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
-        if user.is_some() {
+        if other_user {
             // sshd reads authorized_keys as the login user.
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        let spec = LabSpec {
-            hosts,
-            dir: dir.path().to_path_buf(),
-            server,
-            user,
-        };
+        let spec = spec(dir.path());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -65,8 +71,97 @@ impl TestLab {
         (lab, user, parent)
     }
 
+    /// An OpenSSH lab whose hosts accept `password` for a throwaway user
+    /// the lab creates (and `down` removes), and no key at first. Needs
+    /// root; fails loudly otherwise.
+    pub fn password(hosts: usize, password: &str) -> TestLab {
+        assert!(
+            running_as_root(),
+            "THIS TEST NEEDS ROOT: the password lab creates a throwaway user with a password \
+             and its sshd checks it through PAM. Run the suite as root (CI does)."
+        );
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("remex-pw-{:x}{:x}", std::process::id(), nanos);
+        TestLab::start(true, |dir| LabSpec {
+            password_user: Some(lab::PasswordUser {
+                name,
+                password: Some(password.to_owned()),
+            }),
+            ..LabSpec::new(hosts, dir)
+        })
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A host's own `~/.ssh/authorized_keys` (its sshd reads it besides the
+    /// lab's shared file).
+    pub fn host_authorized_keys(&self, host: &str) -> PathBuf {
+        self.path()
+            .join("hosts")
+            .join(host)
+            .join("home/.ssh/authorized_keys")
+    }
+
+    /// Empties the lab's shared authorized_keys, so that only the keys in
+    /// each host's own file log in.
+    pub fn drop_lab_key(&self) {
+        std::fs::write(self.path().join("authorized_keys"), "")
+            .unwrap_or_else(|e| panic!("emptying the lab's authorized_keys: {e}"));
+    }
+
+    /// Whether OpenSSH's own client logs in to `host` with the private key
+    /// at `key` and nothing else.
+    pub fn ssh_logs_in(&self, host: &str, key: &Path) -> bool {
+        let h = self
+            .lab
+            .host(host)
+            .unwrap_or_else(|| panic!("no lab host {host}"));
+        let output = Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
+            .args([
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "KbdInteractiveAuthentication=no",
+            ])
+            .args(["-o", "StrictHostKeyChecking=yes"])
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.lab.known_hosts_path.display()
+            ))
+            .arg("-i")
+            .arg(key)
+            .arg("-p")
+            .arg(h.port.to_string())
+            .arg(format!("{}@{}", self.lab.user, h.address))
+            .arg("true")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running ssh: {e}"));
+        output.status.success()
+    }
+
+    /// Replaces a line of a host's sshd_config and restarts the host.
+    pub fn reconfigure(&mut self, host: &str, from: &str, to: &str) {
+        let path = self.path().join("hosts").join(host).join("sshd_config");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{} has no `{from}`", path.display());
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        self.lab.stop_host(host).unwrap_or_else(|e| panic!("{e}"));
+        self.lab.start_host(host).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn config(&self) -> PathBuf {

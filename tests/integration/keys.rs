@@ -1,0 +1,586 @@
+//! `remex keys …` against labs of real OpenSSH sshd hosts, checked with
+//! OpenSSH's own `ssh` and `ssh-keygen`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{Remex, Run, TestLab};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn keys_dir(lab: &TestLab) -> PathBuf {
+    lab.path().join("keys")
+}
+
+fn results(json: &Value) -> &Vec<Value> {
+    json["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {json}"))
+}
+
+/// The `action`s of one host's changes.
+fn actions(result: &Value) -> Vec<String> {
+    result["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no changes in {result}"))
+        .iter()
+        .map(|c| c["action"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn generate(lab: &TestLab, name: &str) -> Value {
+    lab.remex()
+        .args(["--json", "keys", "generate", "--name", name])
+        .run()
+        .expect_code(0)
+        .json()
+}
+
+fn ssh_keygen(args: &[&str], key: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(args)
+        .arg(key)
+        .output()
+        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+    assert!(
+        out.status.success(),
+        "ssh-keygen {args:?} {} failed: {}",
+        key.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `remex --json keys deploy all --name NAME`, to add options to.
+fn deploy_all(lab: &TestLab, name: &str) -> Remex {
+    lab.remex()
+        .args(["--json", "keys", "deploy", "all", "--name", name])
+}
+
+/// The key files are the state the tests check; the state file says which
+/// key each host uses.
+fn uses(lab: &TestLab, host: &str) -> String {
+    let run = lab
+        .remex()
+        .args(["--json", "keys", "list"])
+        .run()
+        .expect_code(0);
+    let json = run.json();
+    json["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .map(|h| h["key"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no host {host} in {json}"))
+}
+
+#[test]
+fn generate_writes_private_openssh_keys_and_never_overwrites() {
+    let lab = TestLab::new(1);
+    let json = generate(&lab, "deploy");
+    let dir = keys_dir(&lab);
+    let private = dir.join("deploy");
+    assert_eq!(json["operation"], "keys_generate");
+    assert_eq!(json["type"], "ssh-ed25519");
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&private), 0o600);
+    assert_eq!(mode(&dir.join("deploy.pub")), 0o644);
+    assert!(
+        json["comment"].as_str().unwrap().starts_with("remex@"),
+        "{json}"
+    );
+    // OpenSSH reads both halves, and agrees on the fingerprint.
+    let listed = ssh_keygen(&["-l", "-f"], &private);
+    let fingerprint = json["fingerprint"].as_str().unwrap();
+    assert!(listed.contains(fingerprint), "{listed} vs {json}");
+    assert!(listed.contains("(ED25519)"), "{listed}");
+    let public = ssh_keygen(&["-y", "-f"], &private);
+    let pub_file = std::fs::read_to_string(dir.join("deploy.pub")).unwrap();
+    assert!(
+        pub_file.starts_with(public.trim()),
+        "{public} vs {pub_file}"
+    );
+
+    // Never overwritten, even by the same command.
+    let before = std::fs::read(&private).unwrap();
+    let run = lab
+        .remex()
+        .args(["keys", "generate", "--name", "deploy"])
+        .run()
+        .expect_code(2);
+    assert!(run.stderr().contains("already exists"), "{}", run.stderr());
+    assert_eq!(std::fs::read(&private).unwrap(), before);
+
+    // RSA: at least 3072 bits, and smaller is refused with the fix.
+    let run = lab
+        .remex()
+        .args([
+            "keys", "generate", "--name", "small", "--type", "rsa", "--bits", "2048",
+        ])
+        .run()
+        .expect_code(2);
+    assert!(run.stderr().contains("--bits 3072"), "{}", run.stderr());
+    assert!(!dir.join("small").exists());
+    lab.remex()
+        .args(["keys", "generate", "--name", "rsa", "--type", "rsa"])
+        .run()
+        .expect_code(0);
+    let listed = ssh_keygen(&["-l", "-f"], &dir.join("rsa"));
+    assert!(
+        listed.starts_with("3072 SHA256:") && listed.contains("(RSA)"),
+        "{listed}"
+    );
+
+    // A passphrase encrypts it the way ssh-keygen can open.
+    lab.remex()
+        .args([
+            "keys",
+            "generate",
+            "--name",
+            "locked",
+            "--passphrase-env",
+            "KEY_PASS",
+        ])
+        .env("KEY_PASS", "correct horse")
+        .run()
+        .expect_code(0);
+    let locked = dir.join("locked");
+    assert_eq!(mode(&locked), 0o600);
+    ssh_keygen(&["-y", "-P", "correct horse", "-f"], &locked);
+    let wrong = Command::new("ssh-keygen")
+        .args(["-y", "-P", "wrong", "-f"])
+        .arg(&locked)
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "the key is not encrypted");
+}
+
+#[test]
+fn deploy_with_a_bootstrap_key_keeps_other_lines_and_is_idempotent() {
+    let lab = TestLab::new(2);
+    generate(&lab, "deploy");
+    // remex's usual key for the hosts is the one being deployed, so only
+    // the bootstrap key gets in at first.
+    let config = lab.config_variant(
+        "deploy.yml",
+        &[("default_key: id_ed25519", "default_key: deploy")],
+    );
+    let remex = || Remex::new().arg("--config").arg(&config);
+
+    // vm01 already has a file with options, comments, CRLF and no final
+    // newline; vm02 has no ~/.ssh at all.
+    let other_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBFJ0gRTGH2WmjCkmCF1AI0WHX5ahmgmu4fHJiRLwKyl other@laptop";
+    let existing = format!(
+        "# managed by hand\r\ncommand=\"echo a b\",from=\"127.0.0.1\" {other_key}\r\n\n   {other_key}"
+    );
+    let vm01_file = lab.host_authorized_keys("vm01");
+    std::fs::create_dir_all(vm01_file.parent().unwrap()).unwrap();
+    std::fs::write(&vm01_file, &existing).unwrap();
+    let vm02_file = lab.host_authorized_keys("vm02");
+    assert!(!vm02_file.parent().unwrap().exists());
+
+    // Without the bootstrap key nothing gets in, and it says how.
+    let run = remex()
+        .args(["--json", "keys", "deploy", "all", "--name", "deploy"])
+        .run()
+        .expect_code(1);
+    let json = run.json();
+    for result in results(&json) {
+        assert_eq!(result["ok"], false, "{result}");
+        assert_eq!(result["error"]["kind"], "auth", "{result}");
+    }
+    assert_eq!(std::fs::read_to_string(&vm01_file).unwrap(), existing);
+
+    let bootstrap = lab.lab.key_path.clone();
+    let deploy = || {
+        remex()
+            .args([
+                "--json",
+                "keys",
+                "deploy",
+                "all",
+                "--name",
+                "deploy",
+                "--bootstrap-key",
+            ])
+            .arg(&bootstrap)
+            .run()
+    };
+    let json = deploy().expect_code(0).json();
+    assert_eq!(json["operation"], "keys_deploy");
+    assert_eq!(json["key"]["name"], "deploy");
+    for result in results(&json) {
+        assert_eq!(
+            actions(result),
+            ["added", "verified", "now_used"],
+            "{result}"
+        );
+        assert_eq!(result["uses"], "deploy");
+        assert_eq!(
+            result["changes"][0]["fingerprint"],
+            json["key"]["fingerprint"]
+        );
+    }
+    let public = std::fs::read_to_string(keys_dir(&lab).join("deploy.pub")).unwrap();
+    let after = std::fs::read_to_string(&vm01_file).unwrap();
+    // Every byte kept; a line break added before the new line (LF, as the
+    // file's last line break), then the key.
+    assert_eq!(after, format!("{existing}\n{}\n", public.trim()));
+    assert_eq!(mode(&vm01_file), 0o600);
+    let vm02_text = std::fs::read_to_string(&vm02_file).unwrap();
+    assert_eq!(vm02_text, format!("{}\n", public.trim()));
+    assert_eq!(mode(vm02_file.parent().unwrap()), 0o700);
+    assert_eq!(mode(&vm02_file), 0o600);
+
+    // Twice: nothing written, still one line.
+    let json = deploy().expect_code(0).json();
+    for result in results(&json) {
+        assert_eq!(actions(result), ["already_present", "verified"], "{result}");
+    }
+    assert_eq!(std::fs::read_to_string(&vm01_file).unwrap(), after);
+    assert_eq!(std::fs::read_to_string(&vm02_file).unwrap(), vm02_text);
+
+    // OpenSSH's client logs in with it, and remex now does too without the
+    // lab's key.
+    for host in ["vm01", "vm02"] {
+        assert!(
+            lab.ssh_logs_in(host, &keys_dir(&lab).join("deploy")),
+            "{host}"
+        );
+    }
+    lab.drop_lab_key();
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    assert!(run.stderr().contains("2 hosts: 2 ok"), "{}", run.stderr());
+    assert_eq!(uses(&lab, "vm01"), "deploy");
+}
+
+#[test]
+fn deploy_with_a_password_and_keyboard_interactive() {
+    let password = "pw-Lab-4711-not-a-secret";
+    let mut lab = TestLab::password(2, password);
+    // vm02 offers keyboard-interactive (PAM) only, not `password`.
+    lab.reconfigure(
+        "vm02",
+        "PasswordAuthentication yes",
+        "PasswordAuthentication no",
+    );
+    // The lab authorizes no key: remex cannot get in yet.
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
+    generate(&lab, "first");
+
+    // A wrong password: refused, and the password is nowhere in the output.
+    let run = deploy_all(&lab, "first")
+        .args(["--password-env", "PW"])
+        .env("PW", "wrong-password-123")
+        .run()
+        .expect_code(1);
+    assert!(!run.stdout().contains("wrong-password-123"));
+    assert!(!run.stderr().contains("wrong-password-123"));
+    for result in results(&run.json()) {
+        assert_eq!(result["error"]["kind"], "auth", "{result}");
+        let message = result["error"]["message"].as_str().unwrap();
+        assert!(message.contains("the password"), "{message}");
+    }
+
+    let run = deploy_all(&lab, "first")
+        .args(["--password-env", "PW"])
+        .env("PW", password)
+        .run()
+        .expect_code(0);
+    for result in results(&run.json()) {
+        assert_eq!(
+            actions(result),
+            ["added", "verified", "now_used"],
+            "{result}"
+        );
+    }
+    assert!(
+        lab.sshd_log("vm01").contains("Accepted password for"),
+        "{}",
+        lab.sshd_log("vm01")
+    );
+    assert!(
+        lab.sshd_log("vm02")
+            .contains("Accepted keyboard-interactive/pam for"),
+        "{}",
+        lab.sshd_log("vm02")
+    );
+    // From now on the deployed key is what remex logs in with.
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "id", "-un"])
+        .run()
+        .expect_code(0);
+    assert!(
+        run.stdout().contains(&format!("vm01: {}\n", lab.lab.user)),
+        "{}",
+        run.stdout()
+    );
+    for host in ["vm01", "vm02"] {
+        assert!(
+            lab.ssh_logs_in(host, &keys_dir(&lab).join("first")),
+            "{host}"
+        );
+    }
+}
+
+/// Runs `keys rotate` with `args`, returning the run.
+fn rotate(lab: &TestLab, args: &[&str]) -> Run {
+    lab.remex()
+        .args(["--json", "keys", "rotate", "all"])
+        .args(args)
+        .run()
+}
+
+#[test]
+fn rotate_switches_to_a_new_key_and_the_old_one_is_refused() {
+    let lab = TestLab::new(2);
+    generate(&lab, "old");
+    lab.remex()
+        .args(["keys", "deploy", "all", "--name", "old"])
+        .run()
+        .expect_code(0);
+    lab.drop_lab_key();
+
+    let json = rotate(&lab, &["--name", "new"]).expect_code(0).json();
+    assert_eq!(json["operation"], "keys_rotate");
+    assert_eq!(json["key"]["name"], "new");
+    for result in results(&json) {
+        assert_eq!(
+            actions(result),
+            ["added", "verified", "now_used", "removed"],
+            "{result}"
+        );
+        assert_eq!(result["uses"], "new");
+        assert_eq!(result["rotation_step"], Value::Null);
+    }
+    let dir = keys_dir(&lab);
+    for host in ["vm01", "vm02"] {
+        assert!(
+            lab.ssh_logs_in(host, &dir.join("new")),
+            "{host}: new key refused"
+        );
+        assert!(
+            !lab.ssh_logs_in(host, &archived(&json, "old")),
+            "{host}: old key still logs in"
+        );
+        assert_eq!(uses(&lab, host), "new");
+    }
+    // The old private key is archived, not deleted, until prune.
+    assert!(!dir.join("old").exists());
+    let old = archived(&json, "old");
+    assert_eq!(mode(&old), 0o600);
+    lab.remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    let run = lab
+        .remex()
+        .args(["--json", "keys", "prune"])
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        run.json()["removed"].as_array().unwrap().len(),
+        1,
+        "{}",
+        run.stdout()
+    );
+    assert!(!old.exists());
+}
+
+/// The archived private key of `name` from a rotate report.
+fn archived(json: &Value, name: &str) -> PathBuf {
+    json["archived"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .map(|a| PathBuf::from(a["private_path"].as_str().unwrap()))
+        .unwrap_or_else(|| panic!("`{name}` not archived: {json}"))
+}
+
+#[test]
+fn rotate_interrupted_on_some_hosts_keeps_their_old_key_and_a_rerun_finishes() {
+    let mut lab = TestLab::new(3);
+    generate(&lab, "k1");
+    lab.remex()
+        .args(["keys", "deploy", "all", "--name", "k1"])
+        .run()
+        .expect_code(0);
+    lab.drop_lab_key();
+    let k1 = keys_dir(&lab).join("k1");
+
+    // vm02 takes the new key into authorized_keys but refuses to log in
+    // with it (its sshd accepts ed25519 keys only; the new key is ECDSA):
+    // the rotation fails there after it changed the host. vm03 is down.
+    lab.reconfigure(
+        "vm02",
+        "PubkeyAuthentication yes\n",
+        "PubkeyAuthentication yes\nPubkeyAcceptedAlgorithms ssh-ed25519\n",
+    );
+    lab.lab.stop_host("vm03").unwrap();
+
+    let run = rotate(&lab, &["--name", "k2", "--type", "ecdsa"]).expect_code(1);
+    let json = run.json();
+    let [vm01, vm02, vm03] = results(&json).as_slice() else {
+        panic!("three results expected: {json}");
+    };
+    assert_eq!(vm01["ok"], true, "{vm01}");
+    assert_eq!(vm01["uses"], "k2");
+    assert_eq!(vm02["ok"], false);
+    assert_eq!(actions(vm02), ["added"], "{vm02}");
+    assert_eq!(vm02["uses"], "k1");
+    let message = vm02["error"]["message"].as_str().unwrap();
+    for needle in [
+        "refused the new key `k2`",
+        "still uses key `k1`",
+        "run `remex keys rotate vm02` again",
+    ] {
+        assert!(message.contains(needle), "no {needle:?} in {message}");
+    }
+    assert_eq!(vm03["ok"], false);
+    assert_eq!(vm03["uses"], "k1");
+    assert_eq!(vm03["rotation_step"], "generated");
+    // The old key still works where the rotation did not finish, and remex
+    // keeps using it there.
+    assert!(lab.ssh_logs_in("vm02", &k1));
+    assert!(!lab.ssh_logs_in("vm01", &k1));
+    assert_eq!(uses(&lab, "vm02"), "k1");
+    lab.remex()
+        .args(["exec", "vm01,vm02", "--", "true"])
+        .run()
+        .expect_code(0);
+    assert!(k1.exists(), "k1 is archived while hosts still use it");
+
+    // Fix vm02, bring vm03 back: the same command finishes the job, with
+    // the same new key (not another one).
+    lab.reconfigure("vm02", "PubkeyAcceptedAlgorithms ssh-ed25519\n", "");
+    lab.lab.start_host("vm03").unwrap();
+    lab.remex()
+        .args(["exec", "vm03", "--", "true"])
+        .run()
+        .expect_code(0);
+    let json = rotate(&lab, &[]).expect_code(0).json();
+    assert_eq!(json["key"]["name"], "k2");
+    let actions_of = |i: usize| actions(&results(&json)[i]);
+    assert_eq!(actions_of(0), Vec::<String>::new(), "vm01 was done");
+    assert_eq!(
+        actions_of(1),
+        ["already_present", "verified", "now_used", "removed"]
+    );
+    assert_eq!(actions_of(2), ["added", "verified", "now_used", "removed"]);
+    let k1_archived = archived(&json, "k1");
+    for host in ["vm01", "vm02", "vm03"] {
+        assert!(lab.ssh_logs_in(host, &keys_dir(&lab).join("k2")), "{host}");
+        assert!(
+            !lab.ssh_logs_in(host, &k1_archived),
+            "{host}: k1 still logs in"
+        );
+        assert_eq!(uses(&lab, host), "k2");
+    }
+}
+
+#[test]
+fn revoke_refuses_the_only_usable_key_unless_forced() {
+    let lab = TestLab::new(1);
+    generate(&lab, "a");
+    generate(&lab, "b");
+    lab.remex()
+        .args(["keys", "deploy", "vm01", "--name", "a"])
+        .run()
+        .expect_code(0);
+    let shared = lab.path().join("authorized_keys");
+    let lab_key_line = std::fs::read(&shared).unwrap();
+    lab.drop_lab_key();
+    let (a, b) = (keys_dir(&lab).join("a"), keys_dir(&lab).join("b"));
+
+    let revoke = |name: &str, force: bool| {
+        let mut remex = lab
+            .remex()
+            .args(["--json", "keys", "revoke", "vm01", "--name", name]);
+        if force {
+            remex = remex.arg("--force");
+        }
+        remex.run()
+    };
+    let run = revoke("a", false).expect_code(1);
+    let message = run.json()["results"][0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("only key remex can use for vm01"),
+        "{message}"
+    );
+    assert!(message.contains("--force"), "{message}");
+    assert!(
+        lab.ssh_logs_in("vm01", &a),
+        "a refused revoke must not touch the host"
+    );
+
+    // With a second key deployed, the first can go (remex logs in with b).
+    lab.remex()
+        .args(["keys", "deploy", "vm01", "--name", "b"])
+        .run()
+        .expect_code(0);
+    let json = revoke("a", false).expect_code(0).json();
+    assert_eq!(actions(&results(&json)[0]), ["removed"]);
+    assert_eq!(results(&json)[0]["uses"], "b");
+    assert!(!lab.ssh_logs_in("vm01", &a));
+    assert!(lab.ssh_logs_in("vm01", &b));
+
+    revoke("b", false).expect_code(1);
+    assert!(lab.ssh_logs_in("vm01", &b));
+    let json = revoke("b", true).expect_code(0).json();
+    assert_eq!(actions(&results(&json)[0]), ["removed"]);
+    assert_eq!(results(&json)[0]["uses"], Value::Null);
+    assert!(!lab.ssh_logs_in("vm01", &b));
+    // Revoking what is not there changes nothing (remex gets in with the
+    // configured key again).
+    std::fs::write(&shared, lab_key_line).unwrap();
+    let json = revoke("b", true).expect_code(0).json();
+    assert_eq!(actions(&results(&json)[0]), ["not_present"]);
+}
+
+#[test]
+fn a_private_key_readable_by_others_is_refused() {
+    let lab = TestLab::new(1);
+    let key = lab.lab.key_path.clone();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fix = format!("chmod 600 {}", key.display());
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
+    let error = run.json()["results"][0]["error"].clone();
+    assert_eq!(error["kind"], "auth", "{error}");
+    assert!(error["message"].as_str().unwrap().contains(&fix), "{error}");
+
+    generate(&lab, "next");
+    let run = deploy_all(&lab, "next")
+        .args(["--bootstrap-key"])
+        .arg(&key)
+        .run()
+        .expect_code(1);
+    let error = run.json()["results"][0]["error"].clone();
+    assert!(error["message"].as_str().unwrap().contains(&fix), "{error}");
+    assert!(!lab.host_authorized_keys("vm01").exists());
+}
