@@ -141,6 +141,9 @@ pub struct HostKeyCheck {
     /// What the check concluded: the accepted key's fingerprint, or the
     /// refusal.
     verdict: Arc<Mutex<Option<Result<String, Failure>>>>,
+    /// Set when the key was unknown and pinned now (accept-new): a trust
+    /// change, which the audit log records.
+    pinned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl client::Handler for HostKeyCheck {
@@ -204,6 +207,8 @@ impl HostKeyCheck {
                         )
                     })?;
                     tracing::info!(host = %name, %offered, "pinned new host key (accept-new)");
+                    self.pinned
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     Ok(offered)
                 }
                 HostKeyPolicy::Strict => Err(Failure::host_key(
@@ -230,6 +235,9 @@ pub struct Connection {
     sessions: Arc<Semaphore>,
     /// SHA256 fingerprint of the host key that was verified.
     host_key: String,
+    /// Whether this connection pinned the host key (accept-new), until
+    /// someone takes the news.
+    pinned_now: std::sync::atomic::AtomicBool,
     /// Who we connected to.
     endpoint: Endpoint,
 }
@@ -280,12 +288,14 @@ impl Connection {
             None => None,
         };
         let verdict = Arc::new(Mutex::new(None));
+        let pinned = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let check = HostKeyCheck {
             endpoint: endpoint.clone(),
             known,
             policy: options.host_key_policy,
             known_hosts_path: options.known_hosts_path.clone(),
             verdict: verdict.clone(),
+            pinned: pinned.clone(),
         };
         let agent = login.agent && agent_available();
         let password_possible = login.password.is_some();
@@ -336,6 +346,9 @@ impl Connection {
             handle,
             sessions: Arc::new(Semaphore::new(options.max_sessions.max(1))),
             host_key,
+            pinned_now: std::sync::atomic::AtomicBool::new(
+                pinned.load(std::sync::atomic::Ordering::Relaxed),
+            ),
             endpoint: endpoint.clone(),
         })
     }
@@ -374,6 +387,14 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Whether opening this connection pinned the host's key (accept-new
+    /// policy, key unknown until now); true once, for the first caller, so
+    /// the pin is reported (and audited) once.
+    pub fn take_pinned_host_key(&self) -> bool {
+        self.pinned_now
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// SHA256 fingerprint of the verified host key.

@@ -221,6 +221,7 @@ impl Executor {
                     match connection {
                         Ok(conn) => {
                             outcome.host_key = Some(conn.host_key_fingerprint().to_owned());
+                            outcome.pinned_host_key = conn.take_pinned_host_key();
                             let ran = exec::run(&conn, &exec, &name, timeout).await;
                             outcome.exit_code = ran.exit_code;
                             outcome.signal = ran.signal;
@@ -366,7 +367,24 @@ impl Executor {
         secrets: Vec<String>,
         details: impl Fn(Record) -> Record,
     ) -> Result<Arc<Trail>, Error> {
-        let run = audit::new_run_id();
+        self.begin_run(audit::new_run_id(), op, hosts, secrets, details)
+    }
+
+    /// [`Executor::begin`] with a run id chosen beforehand (for an
+    /// operation that records local steps, such as generating a key,
+    /// before it contacts hosts).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Audit`]: nothing was recorded; contact no host.
+    pub fn begin_run(
+        &self,
+        run: String,
+        op: Op,
+        hosts: &[String],
+        secrets: Vec<String>,
+        details: impl Fn(Record) -> Record,
+    ) -> Result<Arc<Trail>, Error> {
         let redactor = self.inner.redactor.with_secrets(secrets)?;
         let starts = hosts
             .iter()
@@ -374,6 +392,18 @@ impl Executor {
             .collect();
         let trail = Trail::begin(&self.inner.audit, redactor, run, op, starts)?;
         Ok(Arc::new(trail))
+    }
+
+    /// Appends one record of a local step (a key generated, archived or
+    /// pruned; a pin removed), redacted with the config's patterns and on
+    /// disk when this returns (under `fsync: always`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Audit`] when it cannot be written.
+    pub fn record(&self, record: Record) -> Result<(), Error> {
+        self.inner.audit.append(record)?;
+        Ok(())
     }
 
     /// `record` with `name`'s inventory name, address, port and user.
@@ -384,6 +414,36 @@ impl Executor {
             .address(endpoint.host)
             .port(endpoint.port)
             .user(endpoint.user)
+    }
+
+    /// An audited fan-out in one call: [`Executor::begin`], then
+    /// [`Executor::fan_out_audited`]. Returns the results, the run id, and
+    /// why some `end` records are missing, if they are.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Audit`] when the `start` records could not be written: no
+    /// host was contacted.
+    pub async fn audited<T, F, Fut>(
+        &self,
+        op: Op,
+        hosts: Vec<String>,
+        secrets: Vec<String>,
+        details: impl Fn(Record) -> Record,
+        work: F,
+    ) -> Result<Audited<T>, Error>
+    where
+        T: AuditEnd + Send + 'static,
+        F: Fn(Executor, String, Arc<Trail>) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
+        let trail = self.begin(op, &hosts, secrets, details)?;
+        let (results, audit_error) = self.fan_out_audited(&trail, hosts, work).await;
+        Ok(Audited {
+            results,
+            run: trail.run().to_owned(),
+            audit_error,
+        })
     }
 
     /// [`Executor::fan_out`] inside an audited run: each host's result
@@ -406,22 +466,34 @@ impl Executor {
                 let job = work(this.clone(), name.clone(), trail.clone());
                 async move {
                     let result = job.await;
-                    let end = this.host_record(trail.record(Event::End), &name);
-                    trail.write(result.end_record(end));
+                    this.end_host(&trail, &name, &result);
                     result
                 }
             })
             .await;
-        let audit_error = trail.finish().err().map(|err| {
-            let error = anyhow::Error::from(err);
-            let message = format!("{error:#}");
+        (results, self.finish(trail))
+    }
+
+    /// Writes host `name`'s change records and `end` record for `result`.
+    pub fn end_host(&self, trail: &Trail, name: &str, result: &impl AuditEnd) {
+        let end = self.host_record(trail.record(Event::End), name);
+        for change in result.changes(&end) {
+            trail.write(change);
+        }
+        trail.write(result.end_record(end));
+    }
+
+    /// Waits until the run's records are written; why some are missing,
+    /// if they are (also logged).
+    pub fn finish(&self, trail: &Trail) -> Option<String> {
+        trail.finish().err().map(|err| {
+            let message = format!("{:#}", anyhow::Error::from(err));
             tracing::error!(
                 "{message}; some `end` records of run {} are missing",
                 trail.run()
             );
             message
-        });
-        (results, audit_error)
+        })
     }
 
     /// Runs `work` for every host, at most `parallel` at once, and returns
@@ -581,6 +653,7 @@ impl Executor {
             duration: Duration::ZERO,
             error: None,
             host_key: None,
+            pinned_host_key: false,
         }
     }
 
@@ -595,15 +668,52 @@ impl Executor {
     }
 }
 
+/// The outcome of [`Executor::audited`].
+#[derive(Debug)]
+pub struct Audited<T> {
+    /// One per host, in selection order.
+    pub results: Vec<T>,
+    /// The run id of the records.
+    pub run: String,
+    /// Set when some `end` records could not be written.
+    pub audit_error: Option<String>,
+}
+
 /// What a host's result adds to its `end` audit record (which already
 /// names the host).
 pub trait AuditEnd {
     /// `record` with this result's outcome filled in.
     fn end_record(&self, record: Record) -> Record;
+
+    /// The `key`/`host_key` records of what this host's run changed (keys
+    /// added or removed, host keys pinned), written before its `end`
+    /// record. `host` is the `end` record before [`AuditEnd::end_record`]:
+    /// a change record is a copy with its own `event`, `fingerprint`,
+    /// `key` and `action`.
+    fn changes(&self, _host: &Record) -> Vec<Record> {
+        Vec::new()
+    }
 }
 
-/// The outcome fields every end record shares.
-fn with_failure(mut record: Record, failure: Option<&Failure>) -> Record {
+/// A `key` or `host_key` record for `host`: `action` on the key with
+/// `fingerprint` (and, for client keys, `key` name).
+pub fn change_record(
+    host: &Record,
+    event: Event,
+    action: &str,
+    fingerprint: &str,
+    key: Option<&str>,
+) -> Record {
+    let mut record = host.clone().action(action).fingerprint(fingerprint);
+    record.event = event;
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    record
+}
+
+/// `record` with `failure`'s kind and message, if there is one.
+pub fn with_failure(mut record: Record, failure: Option<&Failure>) -> Record {
     if let Some(failure) = failure {
         record = record
             .error_kind(failure.kind.as_str())
@@ -613,6 +723,19 @@ fn with_failure(mut record: Record, failure: Option<&Failure>) -> Record {
 }
 
 impl AuditEnd for HostOutcome {
+    fn changes(&self, host: &Record) -> Vec<Record> {
+        match (&self.host_key, self.pinned_host_key) {
+            (Some(fingerprint), true) => vec![change_record(
+                host,
+                Event::HostKey,
+                "pinned",
+                fingerprint,
+                None,
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     fn end_record(&self, mut record: Record) -> Record {
         record = record.duration_ms(millis(self.duration));
         if let Some(key) = &self.host_key {

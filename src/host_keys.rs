@@ -36,12 +36,12 @@ use russh::client;
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
 use serde::Serialize;
 
+use crate::audit::{Event, Op, Record, Trail};
 use crate::connection::{Endpoint, ssh_config};
-use crate::executor::Executor;
+use crate::executor::{self, AuditEnd, Executor, change_record, with_failure};
 use crate::identity::fingerprint;
 use crate::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
 use crate::report::{ErrorKind, Failure, SCHEMA_VERSION, millis};
-use crate::targets::TargetError;
 
 /// What happened to a host's pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -102,6 +102,55 @@ impl HostTrust {
     }
 }
 
+impl TrustAction {
+    /// The name used in JSON and audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustAction::Pinned => "pinned",
+            TrustAction::Replaced => "replaced",
+            TrustAction::AlreadyPinned => "already_pinned",
+            TrustAction::Declined => "declined",
+            TrustAction::Removed => "removed",
+            TrustAction::NotPinned => "not_pinned",
+        }
+    }
+}
+
+impl AuditEnd for HostTrust {
+    /// `host_key` records: the key pinned (`pinned`, or `replaced` after a
+    /// record per old pin `unpinned`), or each pin `removed` by `forget`.
+    fn changes(&self, host: &Record) -> Vec<Record> {
+        let record = |action: &str, fingerprint: &str| {
+            change_record(host, Event::HostKey, action, fingerprint, None)
+        };
+        match (self.action, &self.fingerprint) {
+            (Some(TrustAction::Pinned), Some(new)) => vec![record("pinned", new)],
+            (Some(TrustAction::Replaced), Some(new)) => self
+                .previous
+                .iter()
+                .map(|old| record("unpinned", old))
+                .chain([record("replaced", new)])
+                .collect(),
+            (Some(TrustAction::Removed), _) => self
+                .previous
+                .iter()
+                .map(|old| record("removed", old))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn end_record(&self, mut record: Record) -> Record {
+        if let Some(fingerprint) = &self.fingerprint {
+            record = record.host_key(fingerprint.clone());
+        }
+        if let Some(action) = self.action {
+            record = record.action(action.as_str());
+        }
+        with_failure(record, self.error.as_ref())
+    }
+}
+
 /// Counts over a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrustSummary {
@@ -122,18 +171,31 @@ pub struct TrustReport {
     pub version: u32,
     /// `hosts_trust` or `hosts_forget`.
     pub operation: &'static str,
+    /// The run id of the run's audit records.
+    pub run: String,
     /// One per host, in inventory order.
     pub results: Vec<HostTrust>,
     /// Counts.
     pub summary: TrustSummary,
+    /// Set when some of the run's audit records could not be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
 }
 
 impl TrustReport {
-    fn new(operation: &'static str, results: Vec<HostTrust>, started: Instant) -> Self {
+    fn new(
+        operation: &'static str,
+        results: Vec<HostTrust>,
+        started: Instant,
+        run: &Trail,
+        audit_error: Option<String>,
+    ) -> Self {
         let ok = results.iter().filter(|r| r.ok).count();
         Self {
             version: SCHEMA_VERSION,
             operation,
+            run: run.run().to_owned(),
+            audit_error,
             summary: TrustSummary {
                 total: results.len(),
                 ok,
@@ -185,8 +247,9 @@ pub async fn trust(
     selector: &str,
     request: &TrustRequest,
     confirm: &mut dyn FnMut(&Offer) -> bool,
-) -> Result<TrustReport, TargetError> {
+) -> Result<TrustReport, executor::Error> {
     let hosts = executor.select(selector)?;
+    let trail = executor.begin(Op::HostsTrust, &hosts, Vec::new(), |r| r)?;
     let started = Instant::now();
     let scanned = executor
         .fan_out(hosts, |executor, host| async move {
@@ -208,9 +271,17 @@ pub async fn trust(
             }
             Err(failure) => outcome.error = Some(failure),
         }
+        executor.end_host(&trail, &outcome.host, &outcome);
         results.push(outcome);
     }
-    Ok(TrustReport::new("hosts_trust", results, started))
+    let audit_error = executor.finish(&trail);
+    Ok(TrustReport::new(
+        "hosts_trust",
+        results,
+        started,
+        &trail,
+        audit_error,
+    ))
 }
 
 fn decide(
@@ -303,8 +374,9 @@ fn decide(
 }
 
 /// Removes the pins of every selected host from remex's known_hosts.
-pub async fn forget(executor: &Executor, selector: &str) -> Result<TrustReport, TargetError> {
+pub async fn forget(executor: &Executor, selector: &str) -> Result<TrustReport, executor::Error> {
     let hosts = executor.select(selector)?;
+    let trail = executor.begin(Op::HostsForget, &hosts, Vec::new(), |r| r)?;
     let started = Instant::now();
     let path = executor.connect_options().known_hosts_path.clone();
     let mut results = Vec::new();
@@ -345,9 +417,17 @@ pub async fn forget(executor: &Executor, selector: &str) -> Result<TrustReport, 
             Ok(Err(e)) => outcome.error = Some(Failure::new(ErrorKind::Io, error_chain(&e))),
             Err(e) => outcome.error = Some(Failure::new(ErrorKind::Io, e.to_string())),
         }
+        executor.end_host(&trail, &outcome.host, &outcome);
         results.push(outcome);
     }
-    Ok(TrustReport::new("hosts_forget", results, started))
+    let audit_error = executor.finish(&trail);
+    Ok(TrustReport::new(
+        "hosts_forget",
+        results,
+        started,
+        &trail,
+        audit_error,
+    ))
 }
 
 /// Connects far enough to see the host key, then breaks off (nothing is

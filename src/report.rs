@@ -234,6 +234,9 @@ pub struct HostOutcome {
     pub error: Option<Failure>,
     /// The host key's SHA256 fingerprint, once the host was reached.
     pub host_key: Option<String>,
+    /// Whether this run pinned the host key (accept-new): recorded in the
+    /// audit log as a trust change.
+    pub pinned_host_key: bool,
 }
 
 impl HostOutcome {
@@ -416,6 +419,7 @@ mod tests {
             duration: Duration::from_millis(7),
             error,
             host_key: None,
+            pinned_host_key: false,
         }
     }
 

@@ -41,6 +41,7 @@
 //! | `error_kind`? `error`? | | failure class (`connect`, `auth`, `timeout`, …) and message, redacted |
 //! | `duration_ms`? | integer | how long the action took on the host |
 //! | `fingerprint`? | string | key operations: the key's fingerprint |
+//! | `key`? `action`? | string | `key`/`host_key` records: the key's name, what changed (`added`, `removed`, `pinned`, …) |
 //! | `prev` | hex | `hash` of the previous record; 64 zeros for the first |
 //! | `hash` | hex | this record's hash, always the last member |
 //!

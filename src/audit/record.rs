@@ -224,6 +224,14 @@ pub struct Record {
     /// For key operations: the key's fingerprint (`SHA256:…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// `key` and `host_key` records: the key's name (client keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `key` and `host_key` records: what changed (`generated`, `added`,
+    /// `verified`, `now_used`, `removed`, `archived`, `pruned`, `pinned`,
+    /// `replaced`, `forgotten`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     /// `hash` of the previous record in the chain; 64 zeros for the first.
     /// Set by `append`.
     pub prev: String,
@@ -279,6 +287,8 @@ impl Record {
             error: None,
             duration_ms: None,
             fingerprint: None,
+            key: None,
+            action: None,
             prev: String::new(),
             hash: String::new(),
         }
@@ -319,6 +329,10 @@ impl Record {
         duration_ms: u64;
         /// Sets `fingerprint`.
         fingerprint: String;
+        /// Sets `key`.
+        key: String;
+        /// Sets `action`.
+        action: String;
     }
 
     /// Sets `actor` (default: the local user name).

@@ -117,11 +117,11 @@ fn finish(report: &TrustReport, json: bool) -> Result<Status> {
         let s = &report.summary;
         eprintln!("{}", counts(s.total, s.ok, s.failed));
     }
-    Ok(if report.all_ok() {
-        Status::Success
-    } else {
-        Status::HostFailed
-    })
+    Ok(super::run_status(
+        report.audit_error.as_deref(),
+        false,
+        report.all_ok(),
+    ))
 }
 
 /// `3 hosts: 2 ok, 1 failed`.

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{Global, Status, load_config, print_json, render};
+use crate::audit::{self, Event, Op, Record};
 use crate::config::Config;
 use crate::keys::resolve::{KeySource, host_key};
 use crate::keys::{self, KeyKind, KeysReport};
@@ -144,12 +145,12 @@ pub(super) async fn run(global: &Global<'_>, command: KeysCommand) -> Result<Sta
     let config = load_config(global.config)?;
     let json = global.json;
     match command {
-        KeysCommand::Generate(args) => generate(&config, json, args).await,
+        KeysCommand::Generate(args) => generate(global, &config, args).await,
         KeysCommand::List => list(&config, json),
         KeysCommand::Deploy(args) => deploy(global, config, args).await,
         KeysCommand::Rotate(args) => rotate(global, config, args).await,
         KeysCommand::Revoke(args) => revoke(global, config, args).await,
-        KeysCommand::Prune { force } => prune(&config, json, force),
+        KeysCommand::Prune { force } => prune(global, &config, force),
     }
 }
 
@@ -180,17 +181,40 @@ fn passphrase(kind: &KindArgs) -> Result<Option<String>> {
         .transpose()
 }
 
-async fn generate(config: &Config, json: bool, args: GenerateArgs) -> Result<Status> {
+async fn generate(global: &Global<'_>, config: &Config, args: GenerateArgs) -> Result<Status> {
+    let json = global.json;
     let name = name_or_default(config, args.name)?;
     let kind = KeyKind::from_parts(&args.kind.key_type, args.kind.bits)?;
     let passphrase = passphrase(&args.kind)?;
     let dir = config.remote_execution.key_storage_path.clone();
     let comment = keys::default_comment();
+    let log = global.audit_log(config)?;
+    let run = audit::new_run_id();
+    log.append(Record::new(Event::Start, Op::KeysGenerate, run.clone()).key(name.clone()))?;
     let key = tokio::task::spawn_blocking(move || {
         keys::generate(&dir, &name, kind, passphrase.as_deref(), &comment)
     })
     .await
-    .context("key generation")??;
+    .context("key generation")?;
+    let key = match key {
+        Ok(key) => key,
+        Err(err) => {
+            let err = anyhow::Error::from(err);
+            log.append(
+                Record::new(Event::End, Op::KeysGenerate, run)
+                    .error_kind("keys")
+                    .error(format!("{err:#}")),
+            )?;
+            return Err(err);
+        }
+    };
+    log.append(
+        Record::new(Event::Key, Op::KeysGenerate, run)
+            .action("generated")
+            .key(key.name.clone())
+            .fingerprint(key.fingerprint.clone())
+            .paths([key.private_path.display().to_string()]),
+    )?;
     if json {
         print_json(&serde_json::json!({
             "version": crate::report::SCHEMA_VERSION,
@@ -427,15 +451,36 @@ fn finish(report: &KeysReport, json: bool) -> Result<Status> {
             eprintln!("failed: {}", failed.join(","));
         }
     }
-    Ok(if report.all_ok() {
-        Status::Success
-    } else {
-        Status::HostFailed
-    })
+    Ok(super::run_status(
+        report.audit_error.as_deref(),
+        false,
+        report.all_ok(),
+    ))
 }
 
-fn prune(config: &Config, json: bool, force: bool) -> Result<Status> {
-    let report = keys::prune(&config.remote_execution.key_storage_path, force)?;
+fn prune(global: &Global<'_>, config: &Config, force: bool) -> Result<Status> {
+    let json = global.json;
+    let dir = &config.remote_execution.key_storage_path;
+    let log = global.audit_log(config)?;
+    let run = audit::new_run_id();
+    log.append(Record::new(Event::Start, Op::KeysPrune, run.clone()))?;
+    // Fingerprints, by archived name, for the records of what is deleted.
+    let before = keys::load_state(dir)?;
+    let report = keys::prune(dir, force)?;
+    for key in &report.removed {
+        let fingerprint = before
+            .keys
+            .get(&key.name)
+            .map(|k| k.fingerprint.clone())
+            .unwrap_or_default();
+        log.append(
+            Record::new(Event::Key, Op::KeysPrune, run.clone())
+                .action("pruned")
+                .key(key.name.clone())
+                .fingerprint(fingerprint)
+                .paths(key.files.iter().map(|f| f.display().to_string())),
+        )?;
+    }
     if json {
         print_json(&serde_json::json!({
             "version": crate::report::SCHEMA_VERSION,

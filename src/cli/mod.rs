@@ -117,6 +117,15 @@ struct Global<'a> {
 }
 
 impl Global<'_> {
+    /// The audit log of `config`, for operations that contact no host
+    /// (local key changes), recording `--actor`.
+    fn audit_log(&self, config: &Config) -> Result<crate::audit::AuditLog> {
+        let log = crate::audit::AuditLog::open(&config.audit)
+            .context("the audit log cannot record this operation, so nothing was done")?;
+        log.set_workflow(self.actor.map(str::to_owned));
+        Ok(log)
+    }
+
     /// An executor for `config`, recording `--actor` in the audit log.
     fn executor(&self, config: Config) -> Result<Executor> {
         let executor = Executor::new(config)?;

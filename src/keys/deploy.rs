@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::report::{ChangeAction, KeysReport};
-use super::run::{LoadedKey, RunError, blank_outcome, key_dir, update};
+use super::run::{LoadedKey, RunError, blank_outcome, key_details, key_dir, update};
 use super::session::{self, Edited};
+use crate::audit::Op;
 use crate::executor::Executor;
 use crate::login::{Login, PasswordSource};
 use crate::report::{ErrorKind, Failure};
@@ -44,29 +45,37 @@ pub async fn deploy(
     let loaded = LoadedKey::load(&dir, &request.name, false)?;
     let key_ref = loaded.key_ref.clone();
     let key = Arc::new(loaded);
+    let secrets = match &request.password {
+        Some(PasswordSource::Given(password)) => vec![password.expose().to_owned()],
+        _ => Vec::new(),
+    };
     let request = Arc::new(request.clone());
     let started = Instant::now();
-    let results = executor
-        .fan_out(hosts, move |executor, host| {
-            let key = key.clone();
-            let request = request.clone();
-            let dir = dir.clone();
-            async move {
-                let mut outcome = blank_outcome(&executor, &host);
-                match deploy_one(&executor, &host, &key, &request, &dir, &mut outcome).await {
-                    Ok(()) => outcome.ok = true,
-                    Err(failure) => outcome.error = Some(failure),
+    let audited = executor
+        .audited(
+            Op::KeysDeploy,
+            hosts,
+            secrets,
+            key_details(&key_ref),
+            move |executor, host, _trail| {
+                let key = key.clone();
+                let request = request.clone();
+                let dir = dir.clone();
+                async move {
+                    let mut outcome = blank_outcome(&executor, &host);
+                    match deploy_one(&executor, &host, &key, &request, &dir, &mut outcome).await {
+                        Ok(()) => outcome.ok = true,
+                        Err(failure) => outcome.error = Some(failure),
+                    }
+                    outcome
                 }
-                outcome
-            }
-        })
-        .await;
-    Ok(KeysReport::new(
-        "keys_deploy",
-        key_ref,
-        results,
-        started.elapsed(),
-    ))
+            },
+        )
+        .await?;
+    Ok(
+        KeysReport::new("keys_deploy", key_ref, audited.results, started.elapsed())
+            .audited(audited.run, audited.audit_error),
+    )
 }
 
 async fn deploy_one(

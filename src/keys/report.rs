@@ -94,6 +94,41 @@ pub struct KeyHostOutcome {
     pub error: Option<Failure>,
 }
 
+impl ChangeAction {
+    /// The name used in JSON and audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeAction::Added => "added",
+            ChangeAction::AlreadyPresent => "already_present",
+            ChangeAction::Verified => "verified",
+            ChangeAction::NowUsed => "now_used",
+            ChangeAction::Removed => "removed",
+            ChangeAction::NotPresent => "not_present",
+        }
+    }
+}
+
+impl crate::executor::AuditEnd for KeyHostOutcome {
+    fn changes(&self, host: &crate::audit::Record) -> Vec<crate::audit::Record> {
+        self.changes
+            .iter()
+            .map(|change| {
+                crate::executor::change_record(
+                    host,
+                    crate::audit::Event::Key,
+                    change.action.as_str(),
+                    &change.fingerprint,
+                    Some(&change.key),
+                )
+            })
+            .collect()
+    }
+
+    fn end_record(&self, record: crate::audit::Record) -> crate::audit::Record {
+        crate::executor::with_failure(record, self.error.as_ref())
+    }
+}
+
 impl KeyHostOutcome {
     /// Records a change.
     pub(crate) fn push(&mut self, action: ChangeAction, key: &KeyRef) {
@@ -125,6 +160,8 @@ pub struct KeysReport {
     pub version: u32,
     /// `keys_deploy`, `keys_rotate` or `keys_revoke`.
     pub operation: &'static str,
+    /// The run id of the run's audit records.
+    pub run: String,
     /// The key deployed, rotated to, or revoked.
     pub key: KeyRef,
     /// One per host, in inventory order.
@@ -134,6 +171,9 @@ pub struct KeysReport {
     pub archived: Vec<ArchivedKey>,
     /// Counts.
     pub summary: KeysSummary,
+    /// Set when some of the run's audit records could not be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
 }
 
 impl KeysReport {
@@ -157,7 +197,16 @@ impl KeysReport {
             },
             results,
             archived: Vec::new(),
+            run: String::new(),
+            audit_error: None,
         }
+    }
+
+    /// This report with the run id and audit error of `audited`'s run.
+    pub(crate) fn audited(mut self, run: String, audit_error: Option<String>) -> Self {
+        self.run = run;
+        self.audit_error = audit_error;
+        self
     }
 
     /// Whether every host succeeded.

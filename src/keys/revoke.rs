@@ -15,9 +15,12 @@ use std::time::Instant;
 
 use super::generate::private_key_path;
 use super::report::{ChangeAction, KeyHostOutcome, KeysReport};
-use super::run::{LoadedKey, RunError, blank_outcome, key_dir, load, update, used_key};
+use super::run::{
+    LoadedKey, RunError, blank_outcome, key_details, key_dir, load, update, used_key,
+};
 use super::session::{self, Edited};
 use super::state::KeyState;
+use crate::audit::Op;
 use crate::executor::Executor;
 use crate::login::Login;
 use crate::report::{ErrorKind, Failure};
@@ -44,28 +47,37 @@ pub async fn revoke(
     let force = request.force;
     let started = Instant::now();
     let shared_key = key.clone();
-    let results = executor
-        .fan_out(hosts, move |executor, host| {
-            let key = shared_key.clone();
-            let state = state.clone();
-            let dir = key_dir(&executor);
-            async move {
-                let mut outcome = blank_outcome(&executor, &host);
-                outcome.uses = used_key(&state, &executor, &host);
-                match revoke_one(&executor, &host, &key, &state, &dir, force, &mut outcome).await {
-                    Ok(()) => outcome.ok = true,
-                    Err(failure) => outcome.error = Some(failure),
+    let audited = executor
+        .audited(
+            Op::KeysRevoke,
+            hosts,
+            Vec::new(),
+            key_details(&key.key_ref),
+            move |executor, host, _trail| {
+                let key = shared_key.clone();
+                let state = state.clone();
+                let dir = key_dir(&executor);
+                async move {
+                    let mut outcome = blank_outcome(&executor, &host);
+                    outcome.uses = used_key(&state, &executor, &host);
+                    match revoke_one(&executor, &host, &key, &state, &dir, force, &mut outcome)
+                        .await
+                    {
+                        Ok(()) => outcome.ok = true,
+                        Err(failure) => outcome.error = Some(failure),
+                    }
+                    outcome
                 }
-                outcome
-            }
-        })
-        .await;
+            },
+        )
+        .await?;
     Ok(KeysReport::new(
         "keys_revoke",
         key.key_ref.clone(),
-        results,
+        audited.results,
         started.elapsed(),
-    ))
+    )
+    .audited(audited.run, audited.audit_error))
 }
 
 async fn revoke_one(

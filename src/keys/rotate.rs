@@ -27,10 +27,11 @@ use super::archive::{ArchivedKey, archive};
 use super::generate::{KeyKind, default_comment, generate, private_key_path};
 use super::report::{ChangeAction, KeyHostOutcome, KeysReport};
 use super::rotation::{HostPlan, HostRotation, RotationAction, RotationEvent, plan_rotation};
-use super::run::{LoadedKey, RunError, blank_outcome, key_dir, load, update};
+use super::run::{LoadedKey, RunError, blank_outcome, key_details, key_dir, load, update};
 use super::session::{self, Edited};
 use super::{KeysError, now_rfc3339, timestamp};
-use crate::executor::Executor;
+use crate::audit::{Event, Op, Record};
+use crate::executor::{AuditEnd, Executor};
 use crate::login::Login;
 use crate::report::{ErrorKind, Failure};
 
@@ -79,7 +80,9 @@ pub async fn rotate(
         .hosts
         .iter()
         .any(|(_, p)| matches!(p, HostPlan::Start { .. }));
-    if starting && !private_key_path(&dir, &target).exists() {
+    let run = crate::audit::new_run_id();
+    let generating = starting && !private_key_path(&dir, &target).exists();
+    if generating {
         let (dir, name, kind, passphrase) = (
             dir.clone(),
             target.clone(),
@@ -93,6 +96,15 @@ pub async fn rotate(
         .map_err(|e| RunError::Invalid(format!("key generation failed: {e}")))??;
     }
     let target_key = LoadedKey::load(&dir, &target, false)?;
+    if generating {
+        executor.record(
+            Record::new(Event::Key, Op::KeysRotate, run.clone())
+                .action("generated")
+                .key(target.clone())
+                .fingerprint(target_key.key_ref.fingerprint.clone())
+                .paths([target_key.private_path.display().to_string()]),
+        )?;
+    }
 
     // Every host's rotation is recorded before any host is contacted, so
     // an interrupted run always leaves something to resume.
@@ -154,8 +166,15 @@ pub async fn rotate(
     let names: Vec<String> = rotations.iter().map(|(h, _)| h.clone()).collect();
     let shared = rotations.clone();
     let run_dir = dir.clone();
-    let worked = executor
-        .fan_out(names, move |executor, host| {
+    let trail = executor.begin_run(
+        run,
+        Op::KeysRotate,
+        &names,
+        Vec::new(),
+        key_details(&target_key.key_ref),
+    )?;
+    let (worked, mut audit_error) = executor
+        .fan_out_audited(&trail, names, move |executor, host, _trail| {
             let rotation = shared
                 .iter()
                 .find(|(h, _)| *h == host)
@@ -169,15 +188,15 @@ pub async fn rotate(
                         Ok(()) => outcome.ok = true,
                         Err(failure) => outcome.error = Some(failure),
                     }
-                    (outcome, old)
+                    Rotated { outcome, old }
                 } else {
-                    (outcome, None)
+                    Rotated { outcome, old: None }
                 }
             }
         })
         .await;
     let mut retired = BTreeSet::new();
-    for (outcome, old) in worked {
+    for Rotated { outcome, old } in worked {
         if outcome.ok
             && let Some(old) = old
         {
@@ -189,14 +208,47 @@ pub async fn rotate(
     outcomes.sort_by_key(|o| order.iter().position(|h| **h == o.host));
 
     let archived = archive_retired(executor, &dir, retired).await;
+    let state = load(&dir).await.unwrap_or_default();
+    for key in &archived {
+        let fingerprint = state
+            .keys
+            .get(&key.archived_name)
+            .map(|k| k.fingerprint.clone())
+            .unwrap_or_default();
+        let record = Record::new(Event::Key, Op::KeysRotate, trail.run())
+            .action("archived")
+            .key(key.name.clone())
+            .fingerprint(fingerprint)
+            .paths([key.private_path.display().to_string()]);
+        if let Err(err) = executor.record(record) {
+            audit_error.get_or_insert_with(|| format!("{:#}", anyhow::Error::from(err)));
+        }
+    }
     let mut report = KeysReport::new(
         "keys_rotate",
         target_key.key_ref,
         outcomes,
         started.elapsed(),
-    );
+    )
+    .audited(trail.run().to_owned(), audit_error);
     report.archived = archived;
     Ok(report)
+}
+
+/// One host's rotation and the key it retired there (if it finished).
+struct Rotated {
+    outcome: KeyHostOutcome,
+    old: Option<String>,
+}
+
+impl AuditEnd for Rotated {
+    fn changes(&self, host: &Record) -> Vec<Record> {
+        self.outcome.changes(host)
+    }
+
+    fn end_record(&self, record: Record) -> Record {
+        self.outcome.end_record(record)
+    }
 }
 
 /// Drives one host's rotation to the end, persisting each step.

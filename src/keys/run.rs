@@ -12,6 +12,7 @@ use super::generate::{private_key_path, public_key_path, validate_name};
 use super::list::read_public_key;
 use super::report::{KeyHostOutcome, KeyRef};
 use super::state::{KeyState, load_state, update_state};
+use crate::audit::Record;
 use crate::executor::Executor;
 use crate::identity::fingerprint;
 use crate::targets::TargetError;
@@ -30,6 +31,16 @@ pub enum RunError {
     /// The request cannot be carried out as given.
     #[error("{0}")]
     Invalid(String),
+    /// The audit log cannot record the run: no host was contacted.
+    #[error(transparent)]
+    Audit(#[from] crate::executor::Error),
+}
+
+/// What a key operation's `start` records say: the key's name and
+/// fingerprint.
+pub(crate) fn key_details(key: &KeyRef) -> impl Fn(Record) -> Record + use<> {
+    let (name, fingerprint) = (key.name.clone(), key.fingerprint.clone());
+    move |record| record.key(name.clone()).fingerprint(fingerprint.clone())
 }
 
 /// A key of the key directory, loaded for an operation.

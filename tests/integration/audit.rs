@@ -695,3 +695,122 @@ fn a_rotated_log_verifies_as_one_chain() {
         .json();
     assert_eq!(shown["records"].as_array().unwrap().len(), 48);
 }
+
+/// The records of operation `op` with `event`, as (host, action,
+/// fingerprint) triples.
+fn changes(all: &[Value], op: &str, event: &str) -> Vec<(String, String, String)> {
+    all.iter()
+        .filter(|r| r["op"] == op && r["event"] == event)
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (text("host"), text("action"), text("fingerprint"))
+        })
+        .collect()
+}
+
+#[test]
+fn key_operations_and_host_key_changes_are_recorded_with_fingerprints() {
+    let lab = TestLab::new(2);
+    let generated = lab
+        .remex()
+        .args([
+            "--json",
+            "--actor",
+            "rotation-job",
+            "keys",
+            "generate",
+            "--name",
+            "ops2",
+        ])
+        .run()
+        .expect_code(0)
+        .json();
+    let fingerprint = generated["fingerprint"].as_str().unwrap().to_owned();
+    let deployed = lab
+        .remex()
+        .args(["--json", "keys", "deploy", "all", "--name", "ops2"])
+        .run()
+        .expect_code(0)
+        .json();
+    let run = deployed["run"].as_str().unwrap().to_owned();
+
+    let all = records(&lab);
+    let generate = changes(&all, "keys.generate", "key");
+    assert_eq!(
+        generate,
+        [(String::new(), "generated".to_owned(), fingerprint.clone())]
+    );
+    assert!(
+        all.iter()
+            .any(|r| r["op"] == "keys.generate" && r["workflow"] == "rotation-job")
+    );
+    let mine = of_run(&all, &run);
+    let starts: Vec<_> = mine.iter().filter(|r| r["event"] == "start").collect();
+    assert_eq!(starts.len(), 2);
+    for start in &starts {
+        assert_eq!(start["fingerprint"], fingerprint.as_str(), "{start}");
+        assert_eq!(start["key"], "ops2");
+    }
+    for host in ["vm01", "vm02"] {
+        let actions: Vec<String> = changes(&all, "keys.deploy", "key")
+            .into_iter()
+            .filter(|(h, _, fp)| h == host && *fp == fingerprint)
+            .map(|(_, action, _)| action)
+            .collect();
+        assert_eq!(actions, ["added", "verified", "now_used"], "{host}");
+    }
+
+    // Host keys: forget a pin, trust it again, and pin on first use.
+    let pinned = host_key_of(&lab, "vm01");
+    lab.remex()
+        .args(["hosts", "forget", "vm01"])
+        .run()
+        .expect_code(0);
+    lab.remex()
+        .args(["hosts", "trust", "vm01", "--yes"])
+        .run()
+        .expect_code(0);
+    lab.remex()
+        .args(["hosts", "forget", "vm02"])
+        .run()
+        .expect_code(0);
+    let accept_new = lab.config_variant(
+        "accept-new.yml",
+        &[("host_key_policy: strict", "host_key_policy: accept-new")],
+    );
+    Remex::new()
+        .arg("--config")
+        .arg(&accept_new)
+        .args(["exec", "vm02", "--", "true"])
+        .run()
+        .expect_code(0);
+    let all = records(&lab);
+    assert_eq!(
+        changes(&all, "hosts.forget", "host_key")[0],
+        ("vm01".to_owned(), "removed".to_owned(), pinned.clone())
+    );
+    assert_eq!(
+        changes(&all, "hosts.trust", "host_key"),
+        [("vm01".to_owned(), "pinned".to_owned(), pinned)]
+    );
+    let vm02 = host_key_of(&lab, "vm02");
+    assert_eq!(
+        changes(&all, "exec", "host_key"),
+        [("vm02".to_owned(), "pinned".to_owned(), vm02)]
+    );
+    assert_verifies(&lab);
+}
+
+/// A lab host's key fingerprint, as `remex hosts check` reports it.
+fn host_key_of(lab: &TestLab, host: &str) -> String {
+    let check = lab
+        .remex()
+        .args(["--json", "hosts", "check", host])
+        .run()
+        .expect_code(0)
+        .json();
+    check["results"][0]["host_key_fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
