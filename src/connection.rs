@@ -327,6 +327,20 @@ impl Connection {
         }
     }
 
+    /// A session channel if a slot is free right now and the server grants
+    /// the channel; `None` otherwise (for optional extra channels, such as
+    /// the additional SFTP channels of a large upload).
+    pub async fn try_session(&self) -> Option<Session> {
+        let slot = self.sessions.clone().try_acquire_owned().ok()?;
+        let channel = self.handle.channel_open_session().await.ok()?;
+        Some(Session { channel, slot })
+    }
+
+    /// Session slots free right now.
+    pub fn free_sessions(&self) -> usize {
+        self.sessions.available_permits()
+    }
+
     /// SHA256 fingerprint of the verified host key.
     pub fn host_key_fingerprint(&self) -> &str {
         &self.host_key

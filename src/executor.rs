@@ -276,7 +276,7 @@ impl Executor {
 
     /// Runs `work` for every host, at most `parallel` at once, and returns
     /// the results in the order of `hosts`.
-    async fn fan_out<T, F, Fut>(&self, hosts: Vec<String>, work: F) -> Vec<T>
+    pub(crate) async fn fan_out<T, F, Fut>(&self, hosts: Vec<String>, work: F) -> Vec<T>
     where
         T: Send + 'static,
         F: Fn(Executor, String) -> Fut,
@@ -340,7 +340,7 @@ impl Executor {
     }
 
     /// Drops a host's connection so the next use reconnects.
-    fn forget(&self, name: &str) {
+    pub(crate) fn forget(&self, name: &str) {
         if let Ok(mut pool) = self.inner.pool.lock() {
             pool.remove(name);
         }

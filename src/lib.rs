@@ -17,3 +17,4 @@ pub mod script;
 pub mod sudo;
 pub mod targets;
 pub mod tcp;
+pub mod transfer;

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod render;
+pub mod transfer;
 
 use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
@@ -84,6 +85,8 @@ pub async fn run(cli: Cli) -> Result<Status> {
     match cli.command {
         Command::Exec(args) => exec(cli.config.as_deref(), cli.json, args).await,
         Command::Script(args) => script(cli.config.as_deref(), cli.json, args).await,
+        Command::Upload(args) => transfer::upload(cli.config.as_deref(), cli.json, args).await,
+        Command::Download(args) => transfer::download(cli.config.as_deref(), cli.json, args).await,
         Command::Hosts(HostsCommand::List) => hosts_list(cli.config.as_deref(), cli.json),
         Command::Hosts(HostsCommand::Check { targets }) => {
             hosts_check(cli.config.as_deref(), cli.json, &targets).await

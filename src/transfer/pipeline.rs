@@ -1,0 +1,339 @@
+//! Moving a file's bytes with many SFTP requests in flight.
+//!
+//! Upload: one blocking thread reads the local file in chunks and hashes
+//! them in order; each SFTP channel has a worker that takes the next chunk
+//! and sends it as a write at its offset, keeping up to `depth` writes
+//! unacknowledged. Several channels multiply the server's per-channel
+//! receive window (2 MiB on OpenSSH), which is what limits one channel at
+//! high round-trip times.
+//!
+//! Download: up to `depth` reads in flight on one channel (remex's own
+//! receive window is large); replies are taken in offset order and handed
+//! to a blocking thread that writes and hashes them.
+//!
+//! **Invariant:** memory is bounded by `channels × depth × chunk` plus a
+//! queue of `depth` chunks, whatever the file's size.
+
+use std::collections::VecDeque;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::StatusCode;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::exec::Cancel;
+
+use super::sftp::is_status;
+
+/// Reports bytes acknowledged (upload) or received (download).
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Why a pipeline stopped.
+#[derive(Debug)]
+pub enum PipeError {
+    /// Reading or writing the local file failed.
+    Local(std::io::Error),
+    /// An SFTP request failed.
+    Remote(SftpError),
+    /// The run was cancelled.
+    Cancelled,
+}
+
+/// An open remote file on one SFTP channel.
+#[derive(Clone)]
+pub struct Target {
+    /// The channel's session.
+    pub raw: Arc<RawSftpSession>,
+    /// The file's handle on that session.
+    pub handle: String,
+}
+
+/// What an upload sent.
+pub struct Sent {
+    /// The hasher after the last byte (covering any resumed prefix too).
+    pub hasher: Sha256,
+    /// The file's length as sent (offset after the last byte).
+    pub end: u64,
+}
+
+/// Sends `path` from offset `start` to the remote file open on every
+/// target, continuing `hasher` (which covers `..start`).
+#[allow(clippy::too_many_arguments)]
+pub async fn upload(
+    path: &Path,
+    start: u64,
+    hasher: Sha256,
+    targets: &[Target],
+    chunk: usize,
+    depth: usize,
+    progress: Progress,
+    cancel: Option<&Cancel>,
+) -> Result<Sent, PipeError> {
+    let (tx, rx) = mpsc::channel::<(u64, Vec<u8>)>(depth.max(4));
+    let reader = spawn_reader(path.to_owned(), start, hasher, chunk, tx);
+    let rx = Arc::new(Mutex::new(rx));
+    let mut workers = JoinSet::new();
+    for target in targets {
+        workers.spawn(write_worker(
+            target.clone(),
+            rx.clone(),
+            depth.max(1),
+            progress.clone(),
+        ));
+    }
+    drop(rx);
+    let all = async {
+        while let Some(joined) = workers.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(PipeError::Remote(e)),
+                Err(e) => {
+                    return Err(PipeError::Remote(SftpError::UnexpectedBehavior(
+                        e.to_string(),
+                    )));
+                }
+            }
+        }
+        Ok(())
+    };
+    let outcome = match cancel {
+        Some(cancel) => tokio::select! {
+            r = all => r,
+            () = cancel.cancelled() => Err(PipeError::Cancelled),
+        },
+        None => all.await,
+    };
+    if let Err(e) = outcome {
+        // Workers stop with the set; the reader stops at its next send.
+        workers.abort_all();
+        return Err(e);
+    }
+    match reader.await {
+        Ok(Ok((hasher, end))) => Ok(Sent { hasher, end }),
+        Ok(Err(e)) => Err(PipeError::Local(e)),
+        Err(e) => Err(PipeError::Local(std::io::Error::other(e.to_string()))),
+    }
+}
+
+fn spawn_reader(
+    path: PathBuf,
+    start: u64,
+    mut hasher: Sha256,
+    chunk: usize,
+    tx: mpsc::Sender<(u64, Vec<u8>)>,
+) -> JoinHandle<std::io::Result<(Sha256, u64)>> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        file.seek(SeekFrom::Start(start))?;
+        let mut offset = start;
+        loop {
+            let mut buf = vec![0u8; chunk];
+            let n = read_full(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            hasher.update(&buf);
+            if tx.blocking_send((offset, buf)).is_err() {
+                return Err(std::io::Error::other("upload stopped"));
+            }
+            offset += n as u64;
+            if n < chunk {
+                break;
+            }
+        }
+        Ok((hasher, offset))
+    })
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..) {
+        if rest.is_empty() {
+            break;
+        }
+        match file.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+async fn write_worker(
+    target: Target,
+    rx: Arc<Mutex<mpsc::Receiver<(u64, Vec<u8>)>>>,
+    depth: usize,
+    progress: Progress,
+) -> Result<(), SftpError> {
+    type Ack = JoinHandle<Result<russh_sftp::protocol::Status, SftpError>>;
+    let mut in_flight: VecDeque<(u64, Ack)> = VecDeque::with_capacity(depth);
+    loop {
+        let next = rx.lock().await.recv().await;
+        let Some((offset, data)) = next else { break };
+        if in_flight.len() >= depth
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            settle(oldest, &progress).await?;
+        }
+        let len = data.len() as u64;
+        let raw = target.raw.clone();
+        let handle = target.handle.clone();
+        in_flight.push_back((
+            len,
+            tokio::spawn(async move { raw.write(handle, offset, data).await }),
+        ));
+    }
+    while let Some(oldest) = in_flight.pop_front() {
+        settle(oldest, &progress).await?;
+    }
+    Ok(())
+}
+
+/// Waits for a write's acknowledgement and reports its bytes.
+async fn settle(
+    (len, ack): (
+        u64,
+        JoinHandle<Result<russh_sftp::protocol::Status, SftpError>>,
+    ),
+    progress: &Progress,
+) -> Result<(), SftpError> {
+    match ack.await {
+        Ok(Ok(_)) => {
+            progress(len);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(SftpError::UnexpectedBehavior(e.to_string())),
+    }
+}
+
+/// What a download received.
+pub struct Received {
+    /// The hasher after the last byte (covering any resumed prefix too).
+    pub hasher: Sha256,
+    /// Offset after the last byte received.
+    pub end: u64,
+    /// The local file, when there was one.
+    pub file: Option<std::fs::File>,
+}
+
+/// Reads the remote file open as `target` from `start` to its end
+/// (expected at `size`; a file that grew or shrank is read to its real
+/// end), writing to `sink` (positioned at `start`) when given and
+/// continuing `hasher`.
+#[allow(clippy::too_many_arguments)]
+pub async fn download(
+    target: &Target,
+    start: u64,
+    size: u64,
+    sink: Option<std::fs::File>,
+    hasher: Sha256,
+    chunk: usize,
+    depth: usize,
+    progress: Progress,
+    cancel: Option<&Cancel>,
+) -> Result<Received, PipeError> {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(depth.max(4));
+    let writer = spawn_writer(sink, hasher, rx);
+    let fetch = fetch(target, start, size, chunk, depth.max(1), tx, progress);
+    let fetched = match cancel {
+        Some(cancel) => tokio::select! {
+            r = fetch => r,
+            () = cancel.cancelled() => Err(PipeError::Cancelled),
+        },
+        None => fetch.await,
+    };
+    let written = writer.await;
+    let end = fetched?;
+    match written {
+        Ok(Ok((hasher, file))) => Ok(Received { hasher, end, file }),
+        Ok(Err(e)) => Err(PipeError::Local(e)),
+        Err(e) => Err(PipeError::Local(std::io::Error::other(e.to_string()))),
+    }
+}
+
+fn spawn_writer(
+    mut sink: Option<std::fs::File>,
+    mut hasher: Sha256,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) -> JoinHandle<std::io::Result<(Sha256, Option<std::fs::File>)>> {
+    tokio::task::spawn_blocking(move || {
+        while let Some(data) = rx.blocking_recv() {
+            if let Some(file) = sink.as_mut() {
+                file.write_all(&data)?;
+            }
+            hasher.update(&data);
+        }
+        Ok((hasher, sink))
+    })
+}
+
+async fn fetch(
+    target: &Target,
+    start: u64,
+    size: u64,
+    chunk: usize,
+    depth: usize,
+    tx: mpsc::Sender<Vec<u8>>,
+    progress: Progress,
+) -> Result<u64, PipeError> {
+    type Reply = JoinHandle<Result<russh_sftp::protocol::Data, SftpError>>;
+    let chunk_len = u32::try_from(chunk).unwrap_or(u32::MAX);
+    let mut pending: VecDeque<(u64, Reply)> = VecDeque::with_capacity(depth);
+    let mut next = start;
+    let mut received = start;
+    loop {
+        // Request up to the expected end, plus one read there that should
+        // answer EOF (or data, if the file grew).
+        let limit = size.max(received);
+        while pending.len() < depth && next <= limit {
+            let raw = target.raw.clone();
+            let handle = target.handle.clone();
+            let offset = next;
+            pending.push_back((
+                offset,
+                tokio::spawn(async move { raw.read(handle, offset, chunk_len).await }),
+            ));
+            next += u64::from(chunk_len);
+        }
+        let Some((offset, reply)) = pending.pop_front() else {
+            return Ok(received);
+        };
+        let data = match reply.await {
+            Ok(Ok(data)) => data.data,
+            Ok(Err(e)) if is_status(&e, StatusCode::Eof) => return Ok(received),
+            Ok(Err(e)) => return Err(PipeError::Remote(e)),
+            Err(e) => {
+                return Err(PipeError::Remote(SftpError::UnexpectedBehavior(
+                    e.to_string(),
+                )));
+            }
+        };
+        let n = data.len() as u64;
+        if n == 0 {
+            return Ok(received);
+        }
+        debug_assert_eq!(offset, received);
+        received = offset + n;
+        if tx.send(data).await.is_err() {
+            // The writer failed; its error is what the caller reports.
+            return Ok(received);
+        }
+        progress(n);
+        if n < u64::from(chunk_len) {
+            // A short read: what was requested after it may start at the
+            // wrong offset. Drop it and continue from here.
+            pending.clear();
+            next = received;
+        }
+    }
+}
