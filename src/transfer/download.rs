@@ -460,7 +460,7 @@ impl HostDownload<'_> {
             Some(file),
             hasher,
             self.sftp.chunk,
-            self.options.requests_in_flight,
+            self.options.reads_in_flight,
             self.progress(),
             self.options.cancel.as_ref(),
         );

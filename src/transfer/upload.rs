@@ -261,7 +261,14 @@ impl HostUpload<'_> {
         if start == 0 {
             flags |= OpenFlags::TRUNCATE;
         }
-        let handle = self.sftp.open_file(&temp, flags, 0o600).await?;
+        let handle = self
+            .sftp
+            .open_file(&temp, flags, 0o600)
+            .await
+            .map_err(|mut failure| {
+                failure.message = format!("{remote}: {}", failure.message);
+                failure
+            })?;
         let sent = match self.send(e, remote, &temp, &handle, start, hasher).await {
             Ok(sent) => sent,
             Err(failure) => {
@@ -370,7 +377,11 @@ impl HostUpload<'_> {
             handle: handle.to_owned(),
         }];
         let mut extra_handles = Vec::new();
-        if e.size.saturating_sub(start) > self.options.multi_channel_threshold {
+        // With --resume, one channel: its writes land in order, so a cut
+        // leaves a temp file that is a clean prefix to continue from.
+        if !self.options.resume
+            && e.size.saturating_sub(start) > self.options.multi_channel_threshold
+        {
             self.open_extra().await;
             for sftp in &self.extra {
                 if let Ok(h) = sftp.open_file(temp, OpenFlags::WRITE, 0o600).await {
@@ -392,7 +403,7 @@ impl HostUpload<'_> {
             hasher,
             &targets,
             chunk,
-            self.options.requests_in_flight,
+            self.options.writes_in_flight,
             self.progress(),
             self.options.cancel.as_ref(),
         )
@@ -639,7 +650,7 @@ pub(super) async fn read_back(
         None,
         Sha256::new(),
         sftp.chunk,
-        options.requests_in_flight,
+        options.reads_in_flight,
         Arc::new(|_| {}),
         options.cancel.as_ref(),
     )

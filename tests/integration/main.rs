@@ -10,5 +10,7 @@
 
 mod exec;
 mod lab;
+mod proxy;
 mod script;
+mod transfer;
 mod util;
