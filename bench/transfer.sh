@@ -50,7 +50,7 @@ cleanup() {
 trap cleanup EXIT
 "$REMEX" lab up --hosts "$HOSTS" --dir "$LAB" >/dev/null 2>&1
 mkdir -p "$MNT"
-mount -t tmpfs -o size=$(( SIZE_MIB * 4 + MULTI_MIB * (HOSTS + 2) + 512 ))m remex-bench "$MNT"
+mount -t tmpfs -o size=$(( SIZE_MIB * 6 + MULTI_MIB * (HOSTS * 2 + 2) + 512 ))m remex-bench "$MNT"
 CONFIG=$LAB/config.yml
 PORT=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="port:") print $(i+1)}' "$CONFIG")
 USER_=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="user:") print $(i+1)}' "$CONFIG")
@@ -136,6 +136,7 @@ kill "$PROXY_PID"; PROXY_PID=
 # in parallel (aes128-gcm, OpenSSH's fastest here). All lab hosts share this
 # tmpfs: remex's hosts replace one file (each through its own temp file),
 # scp's write one file each; the checked file is the last host's.
+rm -rf "$MNT/remote/up.bin" "$MNT/local"
 echo "scenario $HOSTS hosts x ${MULTI_MIB} MiB"
 MB=$(( (MULTI_MIB << 20) * HOSTS ))
 measure "${HOSTS}hosts" up remex "$MB" "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload all "$MNT/multi.bin" "$MNT/remote/multi.bin"

@@ -555,7 +555,7 @@ impl HostDownload<'_> {
             .await
             .map_err(|e| Failure::new(ErrorKind::Transfer, e.to_string()))?
             .map_err(|e| local_failure(temp, &e))?;
-        match hash::remote(self.conn, remote, Some(held)).await? {
+        match hash::remote(self.conn, remote, Some((0, held))).await? {
             Some(theirs) if theirs == hash::finish(ours.clone()) => {
                 tracing::info!(host = self.host, remote, held, "resuming");
                 Ok((held, ours))

@@ -13,14 +13,19 @@ use crate::report::{ErrorKind, Failure};
 /// What the remote command prints when the host has no hash tool.
 const NO_HASHER: &str = "remex-no-hasher";
 
-/// The shell command that prints the SHA-256 of `path` (of its first
-/// `prefix` bytes, when given) on the remote host: `openssl dgst -sha256`,
-/// else `sha256sum`, else `shasum -a 256`, reading the file on stdin (so no
-/// file name reaches an option parser or the output). Prints
+/// The shell command that prints the SHA-256 of `path` (of `len` bytes
+/// from `offset`, when a range is given) on the remote host: `openssl dgst
+/// -sha256`, else `sha256sum`, else `shasum -a 256`, reading the file on
+/// stdin (so no file name reaches an option parser or the output). Prints
 /// `remex-no-hasher` when none exists.
-pub fn command(path: &str, prefix: Option<u64>) -> String {
-    let source = match prefix {
-        Some(n) => format!("head -c {n} < {} | $h", quote(path)),
+pub fn command(path: &str, range: Option<(u64, u64)>) -> String {
+    let source = match range {
+        Some((0, len)) => format!("head -c {len} < {} | $h", quote(path)),
+        Some((offset, len)) => format!(
+            "tail -c +{} < {} | head -c {len} | $h",
+            offset + 1,
+            quote(path)
+        ),
         None => format!("$h < {}", quote(path)),
     };
     format!(
@@ -44,9 +49,9 @@ pub fn parse(output: &str) -> Option<String> {
 pub async fn remote(
     conn: &Connection,
     path: &str,
-    prefix: Option<u64>,
+    range: Option<(u64, u64)>,
 ) -> Result<Option<String>, Failure> {
-    let (status, output) = conn.run_helper(&command(path, prefix), None).await?;
+    let (status, output) = conn.run_helper(&command(path, range), None).await?;
     let text = String::from_utf8_lossy(&output);
     if text.trim() == NO_HASHER {
         return Ok(None);
@@ -111,19 +116,24 @@ mod tests {
         let path = dir.path().join("it's $(x) a file");
         std::fs::write(&path, b"test").unwrap_or_else(|e| panic!("{e}"));
         let p = path.to_string_lossy().into_owned();
-        for (prefix, expect) in [
+        for (range, expect) in [
             (
                 None,
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             ),
             (
-                Some(1),
+                Some((0, 1)),
                 "e3b98a4da31a127d4bde6e43033f66ba274cab0eb7eb1c70ec41402bf6273dd8",
+            ),
+            // "es"
+            (
+                Some((1, 2)),
+                "c0bc1e08f9743b2d50d5f1607503bf4e849af0e729fca896515bea955d70a33e",
             ),
         ] {
             let out = std::process::Command::new("sh")
                 .arg("-c")
-                .arg(command(&p, prefix))
+                .arg(command(&p, range))
                 .output()
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(out.status.success(), "{out:?}");

@@ -14,7 +14,7 @@
 //! **Invariant:** memory is bounded by `channels × depth × chunk` plus a
 //! queue of `depth` chunks, whatever the file's size.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,8 +30,84 @@ use crate::exec::Cancel;
 
 use super::sftp::is_status;
 
-/// Reports bytes acknowledged (upload) or received (download).
+/// Reports bytes received (download).
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Reports an acknowledged write: its offset and length (upload).
+pub type OnAck = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// A stretch of an upload that is both hashed locally and acknowledged by
+/// the server, so the host can check it while the rest is still moving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Where it starts.
+    pub offset: u64,
+    /// Its length.
+    pub len: u64,
+    /// Hex SHA-256 of its bytes as read and sent.
+    pub sha256: String,
+}
+
+/// Tracks an upload in fixed-size segments: a segment is ready when the
+/// reader has hashed it and every write in it is acknowledged.
+pub struct Segments {
+    /// Segment length (a multiple of the chunk, so no write spans two).
+    len: u64,
+    /// The file's size.
+    size: u64,
+    /// Per segment index: bytes acknowledged, and the local digest.
+    state: std::sync::Mutex<(HashMap<u64, u64>, HashMap<u64, String>)>,
+    /// Where ready segments go.
+    ready: mpsc::UnboundedSender<Segment>,
+}
+
+impl Segments {
+    /// Segments of `len` bytes over a file of `size`; ready ones arrive on
+    /// the receiver, which ends when the upload's pipeline is done.
+    pub fn new(len: u64, size: u64) -> (Arc<Segments>, mpsc::UnboundedReceiver<Segment>) {
+        let (ready, rx) = mpsc::unbounded_channel();
+        let segments = Segments {
+            len: len.max(1),
+            size,
+            state: std::sync::Mutex::new((HashMap::new(), HashMap::new())),
+            ready,
+        };
+        (Arc::new(segments), rx)
+    }
+
+    fn seg_len(&self, index: u64) -> u64 {
+        self.len.min(self.size.saturating_sub(index * self.len))
+    }
+
+    fn hashed(&self, index: u64, digest: String) {
+        if let Ok(mut state) = self.state.lock() {
+            state.1.insert(index, digest);
+            self.emit(index, &mut state);
+        }
+    }
+
+    fn acked(&self, offset: u64, len: u64) {
+        let index = offset / self.len;
+        if let Ok(mut state) = self.state.lock() {
+            *state.0.entry(index).or_default() += len;
+            self.emit(index, &mut state);
+        }
+    }
+
+    fn emit(&self, index: u64, state: &mut (HashMap<u64, u64>, HashMap<u64, String>)) {
+        let len = self.seg_len(index);
+        if state.0.get(&index) == Some(&len)
+            && let Some(sha256) = state.1.remove(&index)
+        {
+            state.0.remove(&index);
+            let _ = self.ready.send(Segment {
+                offset: index * self.len,
+                len,
+                sha256,
+            });
+        }
+    }
+}
 
 /// Why a pipeline stopped.
 #[derive(Debug)]
@@ -43,6 +119,12 @@ pub enum PipeError {
     /// The run was cancelled.
     Cancelled,
 }
+
+/// A chunk of the file and its offset.
+type Chunk = (u64, Vec<u8>);
+
+/// The queue of chunks the channels' workers take from.
+type SharedQueue = Arc<Mutex<mpsc::Receiver<Chunk>>>;
 
 /// An open remote file on one SFTP channel.
 #[derive(Clone)]
@@ -62,7 +144,9 @@ pub struct Sent {
 }
 
 /// Sends `path` from offset `start` to the remote file open on every
-/// target, continuing `hasher` (which covers `..start`).
+/// target, continuing `hasher` (which covers `..start`). With `segments`
+/// (only from offset 0), each segment is reported once hashed and
+/// acknowledged.
 #[allow(clippy::too_many_arguments)]
 pub async fn upload(
     path: &Path,
@@ -71,11 +155,22 @@ pub async fn upload(
     targets: &[Target],
     chunk: usize,
     depth: usize,
-    progress: Progress,
+    on_ack: OnAck,
+    segments: Option<Arc<Segments>>,
     cancel: Option<&Cancel>,
 ) -> Result<Sent, PipeError> {
-    let (tx, rx) = mpsc::channel::<(u64, Vec<u8>)>(depth.max(4));
-    let reader = spawn_reader(path.to_owned(), start, hasher, chunk, tx);
+    let (tx, rx) = mpsc::channel::<Chunk>(depth.max(4));
+    let on_ack: OnAck = match &segments {
+        Some(segments) => {
+            let segments = segments.clone();
+            Arc::new(move |offset, len| {
+                segments.acked(offset, len);
+                on_ack(offset, len);
+            })
+        }
+        None => on_ack,
+    };
+    let reader = spawn_reader(path.to_owned(), start, hasher, chunk, segments, tx);
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = JoinSet::new();
     for target in targets {
@@ -83,10 +178,11 @@ pub async fn upload(
             target.clone(),
             rx.clone(),
             depth.max(1),
-            progress.clone(),
+            on_ack.clone(),
         ));
     }
     drop(rx);
+    drop(on_ack);
     let all = async {
         while let Some(joined) = workers.join_next().await {
             match joined {
@@ -125,20 +221,35 @@ fn spawn_reader(
     start: u64,
     mut hasher: Sha256,
     chunk: usize,
-    tx: mpsc::Sender<(u64, Vec<u8>)>,
+    segments: Option<Arc<Segments>>,
+    tx: mpsc::Sender<Chunk>,
 ) -> JoinHandle<std::io::Result<(Sha256, u64)>> {
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
         file.seek(SeekFrom::Start(start))?;
         let mut offset = start;
+        let mut segment = Sha256::new();
+        let mut in_segment = 0u64;
         loop {
-            let mut buf = vec![0u8; chunk];
-            let n = read_full(&mut file, &mut buf)?;
+            // Read into fresh capacity: no zeroing, no intermediate copy.
+            let mut buf = Vec::with_capacity(chunk);
+            let n = std::io::Read::by_ref(&mut file)
+                .take(chunk as u64)
+                .read_to_end(&mut buf)?;
             if n == 0 {
                 break;
             }
-            buf.truncate(n);
             hasher.update(&buf);
+            if let Some(segments) = &segments {
+                segment.update(&buf);
+                in_segment += n as u64;
+                let end = offset + n as u64;
+                if in_segment == segments.len || end >= segments.size {
+                    let done = std::mem::replace(&mut segment, Sha256::new());
+                    segments.hashed((end - 1) / segments.len, super::hash::finish(done));
+                    in_segment = 0;
+                }
+            }
             if tx.blocking_send((offset, buf)).is_err() {
                 return Err(std::io::Error::other("upload stopped"));
             }
@@ -151,64 +262,48 @@ fn spawn_reader(
     })
 }
 
-/// Reads until `buf` is full or the file ends.
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while let Some(rest) = buf.get_mut(filled..) {
-        if rest.is_empty() {
-            break;
-        }
-        match file.read(rest) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
+/// A write in flight: its offset, length and acknowledgement.
+type InFlight = (
+    u64,
+    u64,
+    JoinHandle<Result<russh_sftp::protocol::Status, SftpError>>,
+);
 
 async fn write_worker(
     target: Target,
-    rx: Arc<Mutex<mpsc::Receiver<(u64, Vec<u8>)>>>,
+    rx: SharedQueue,
     depth: usize,
-    progress: Progress,
+    on_ack: OnAck,
 ) -> Result<(), SftpError> {
-    type Ack = JoinHandle<Result<russh_sftp::protocol::Status, SftpError>>;
-    let mut in_flight: VecDeque<(u64, Ack)> = VecDeque::with_capacity(depth);
+    let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
     loop {
         let next = rx.lock().await.recv().await;
         let Some((offset, data)) = next else { break };
         if in_flight.len() >= depth
             && let Some(oldest) = in_flight.pop_front()
         {
-            settle(oldest, &progress).await?;
+            settle(oldest, &on_ack).await?;
         }
         let len = data.len() as u64;
         let raw = target.raw.clone();
         let handle = target.handle.clone();
         in_flight.push_back((
+            offset,
             len,
             tokio::spawn(async move { raw.write(handle, offset, data).await }),
         ));
     }
     while let Some(oldest) = in_flight.pop_front() {
-        settle(oldest, &progress).await?;
+        settle(oldest, &on_ack).await?;
     }
     Ok(())
 }
 
-/// Waits for a write's acknowledgement and reports its bytes.
-async fn settle(
-    (len, ack): (
-        u64,
-        JoinHandle<Result<russh_sftp::protocol::Status, SftpError>>,
-    ),
-    progress: &Progress,
-) -> Result<(), SftpError> {
+/// Waits for a write's acknowledgement and reports it.
+async fn settle((offset, len, ack): InFlight, on_ack: &OnAck) -> Result<(), SftpError> {
     match ack.await {
         Ok(Ok(_)) => {
-            progress(len);
+            on_ack(offset, len);
             Ok(())
         }
         Ok(Err(e)) => Err(e),

@@ -18,6 +18,9 @@ use super::{
     Upload, VerifyBy, hash, names,
 };
 
+/// Chunks per verification segment (255 KiB × 256 ≈ 64 MiB).
+const SEGMENT_CHUNKS: u64 = 256;
+
 /// An upload ready to run on hosts: the request and what the local side
 /// holds, walked once for all hosts.
 #[derive(Debug)]
@@ -278,7 +281,7 @@ impl HostUpload<'_> {
         };
         out.bytes = sent.1;
         let digest = sent.0;
-        if self.options.verify {
+        if self.options.verify && !sent.2 {
             match self.remote_digest(&temp, e.size).await {
                 Ok(theirs) if theirs == digest => {}
                 Ok(theirs) => {
@@ -362,7 +365,8 @@ impl HostUpload<'_> {
 
     /// Streams the file into the open temp file, then flushes it, sets its
     /// mode (and mtime) and closes it, checking every step. Returns the
-    /// digest and the bytes sent.
+    /// digest, the bytes sent, and whether the host already verified every
+    /// byte (segment by segment).
     async fn send(
         &mut self,
         e: &LocalEntry,
@@ -371,7 +375,7 @@ impl HostUpload<'_> {
         handle: &str,
         start: u64,
         hasher: Sha256,
-    ) -> Result<(String, u64), Failure> {
+    ) -> Result<(String, u64, bool), Failure> {
         let mut targets = vec![Target {
             raw: self.sftp.raw.clone(),
             handle: handle.to_owned(),
@@ -397,17 +401,38 @@ impl HostUpload<'_> {
             .iter()
             .map(|(s, _)| s.chunk)
             .fold(self.sftp.chunk, usize::min);
-        let sent = pipeline::upload(
+        // A large file is checked on the host segment by segment while the
+        // rest is still being sent, so verifying costs little extra time.
+        let segment_len = chunk as u64 * SEGMENT_CHUNKS;
+        let (segments, ready) = if self.options.verify
+            && self.options.verify_by == VerifyBy::Auto
+            && start == 0
+            && e.size > segment_len
+        {
+            let (segments, ready) = pipeline::Segments::new(segment_len, e.size);
+            (Some(segments), Some(ready))
+        } else {
+            (None, None)
+        };
+        let progress = self.progress();
+        let sending = pipeline::upload(
             &e.path,
             start,
             hasher,
             &targets,
             chunk,
             self.options.writes_in_flight,
-            self.progress(),
+            Arc::new(move |_, n| progress(n)),
+            segments,
             self.options.cancel.as_ref(),
-        )
-        .await;
+        );
+        let (sent, checked) = match ready {
+            Some(ready) => {
+                let (sent, checked) = tokio::join!(sending, self.check_segments(temp, ready));
+                (sent, Some(checked))
+            }
+            None => (sending.await, None),
+        };
         let mut closed = Ok(());
         for (sftp, h) in extra_handles {
             closed = closed.and(sftp.close(&h, temp).await);
@@ -425,10 +450,16 @@ impl HostUpload<'_> {
                     sent.end
                 ),
             )),
-            (Ok(sent), Ok(())) => self
-                .finish(e, remote, temp, handle)
-                .await
-                .map(|()| (hash::finish(sent.hasher), sent.end - start)),
+            (Ok(_), Ok(())) if matches!(checked, Some(Err(_))) => match checked {
+                Some(Err(failure)) => Err(failure),
+                _ => Err(Failure::new(ErrorKind::Transfer, "verification failed")),
+            },
+            (Ok(sent), Ok(())) => {
+                let verified = matches!(checked, Some(Ok(covered)) if covered == e.size);
+                self.finish(e, remote, temp, handle)
+                    .await
+                    .map(|()| (hash::finish(sent.hasher), sent.end - start, verified))
+            }
         };
         if finished.is_err() {
             let _ = self.sftp.close(handle, temp).await;
@@ -540,6 +571,49 @@ impl HostUpload<'_> {
             return Err(failure);
         }
         Ok(out)
+    }
+
+    /// Hashes each ready segment of the temp file on the host and compares
+    /// it with the local digest, one at a time, until the upload's pipeline
+    /// ends. Returns the bytes verified (all of them, or fewer when the host
+    /// has no hash tool: then the caller verifies the whole file), or the
+    /// first mismatch.
+    async fn check_segments(
+        &self,
+        temp: &str,
+        mut ready: tokio::sync::mpsc::UnboundedReceiver<pipeline::Segment>,
+    ) -> Result<u64, Failure> {
+        let mut covered = 0;
+        let mut outcome = Ok(());
+        let mut give_up = false;
+        while let Some(segment) = ready.recv().await {
+            if give_up {
+                continue;
+            }
+            let range = Some((segment.offset, segment.len));
+            match hash::remote(self.conn, temp, range).await {
+                Ok(Some(theirs)) if theirs == segment.sha256 => covered += segment.len,
+                Ok(Some(theirs)) => {
+                    outcome = Err(Failure::new(
+                        ErrorKind::Transfer,
+                        format!(
+                            "{temp}: checksum mismatch in bytes {}..{} (sent {}, the host has \
+                             {theirs}); the destination was not replaced",
+                            segment.offset,
+                            segment.offset + segment.len,
+                            segment.sha256
+                        ),
+                    ));
+                    give_up = true;
+                }
+                Ok(None) => give_up = true,
+                Err(failure) => {
+                    outcome = Err(failure);
+                    give_up = true;
+                }
+            }
+        }
+        outcome.map(|()| covered)
     }
 
     /// Opens the extra SFTP channels for large files, once per host,
