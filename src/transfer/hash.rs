@@ -36,6 +36,85 @@ pub fn command(path: &str, range: Option<(u64, u64)>) -> String {
     )
 }
 
+/// The shell command behind [`Streaming`]: it opens `path` once and, for
+/// each `LEN` line on stdin, feeds the next LEN bytes to one hash process,
+/// so the host hashes a file while it is still being written, each stretch
+/// once the writer says it is complete. (`head -c` reads exactly LEN bytes
+/// from a file in GNU coreutils; a `head` that reads ahead would give a
+/// wrong digest, which the caller double-checks with [`command`].)
+pub fn streaming_command(path: &str) -> String {
+    format!(
+        "if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; \
+         elif command -v sha256sum >/dev/null 2>&1; then h=sha256sum; \
+         elif command -v shasum >/dev/null 2>&1; then h='shasum -a 256'; \
+         else echo {NO_HASHER}; cat >/dev/null; exit 0; fi; \
+         exec 3< {path} || exit 1; \
+         while read -r len; do head -c \"$len\" <&3; done | $h",
+        path = quote(path)
+    )
+}
+
+/// A hash of a file computed on the host while the file is being written:
+/// [`Streaming::feed`] each completed stretch in order, then
+/// [`Streaming::finish`] for the digest of all of them.
+pub struct Streaming {
+    session: crate::connection::Session,
+    path: String,
+}
+
+impl Streaming {
+    /// Starts the hashing command for `path` on a channel of its own.
+    pub async fn start(conn: &Connection, path: &str) -> Result<Streaming, Failure> {
+        let session = conn.session().await?;
+        session
+            .channel
+            .exec(true, streaming_command(path))
+            .await
+            .map_err(|e| Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {e}")))?;
+        Ok(Streaming {
+            session,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The next `len` bytes are written: hash them.
+    pub async fn feed(&mut self, len: u64) -> Result<(), Failure> {
+        let line = format!("{len}\n");
+        self.session
+            .channel
+            .data(line.as_bytes())
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    ErrorKind::Io,
+                    format!("hashing {} on the host: {e}", self.path),
+                )
+            })
+    }
+
+    /// Ends the input and returns the digest; `Ok(None)`: no hash tool.
+    pub async fn finish(mut self) -> Result<Option<String>, Failure> {
+        let path = self.path;
+        let io = |e: russh::Error| {
+            Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {e}"))
+        };
+        self.session.channel.eof().await.map_err(io)?;
+        let mut status = None;
+        let mut out = Vec::new();
+        while let Some(msg) = self.session.channel.wait().await {
+            match msg {
+                russh::ChannelMsg::Data { data } | russh::ChannelMsg::ExtendedData { data, .. } => {
+                    out.extend_from_slice(&data);
+                }
+                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                russh::ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        interpret(&path, status, &out)
+    }
+}
+
 /// The digest in a hash tool's output: the first word of 64 hex digits.
 pub fn parse(output: &str) -> Option<String> {
     output
@@ -52,7 +131,12 @@ pub async fn remote(
     range: Option<(u64, u64)>,
 ) -> Result<Option<String>, Failure> {
     let (status, output) = conn.run_helper(&command(path, range), None).await?;
-    let text = String::from_utf8_lossy(&output);
+    interpret(path, status, &output)
+}
+
+/// What a hash command's exit status and output say.
+fn interpret(path: &str, status: Option<u32>, output: &[u8]) -> Result<Option<String>, Failure> {
+    let text = String::from_utf8_lossy(output);
     if text.trim() == NO_HASHER {
         return Ok(None);
     }
@@ -142,6 +226,29 @@ mod tests {
                 Some(expect)
             );
         }
+    }
+
+    #[test]
+    fn the_streaming_command_hashes_stretches_in_order() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("a 'b'");
+        std::fs::write(&path, b"test").unwrap_or_else(|e| panic!("{e}"));
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(streaming_command(&path.to_string_lossy()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(b"3\n1\n").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            parse(&String::from_utf8_lossy(&out.stdout)).as_deref(),
+            Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+        );
     }
 
     #[test]

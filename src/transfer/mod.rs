@@ -51,6 +51,13 @@
 //! that is cheaper than starting a remote process. A mismatch is a
 //! `transfer` error and the destination is not replaced.
 //!
+//! A large upload (over one 64 MiB segment) is hashed on the host *while it
+//! is written*: one remote command opens the temp file and, each time the
+//! server has acknowledged every write of the next segment, hashes those
+//! bytes into one running SHA-256. The check then costs little wall time
+//! (only the last segment is hashed after the data). A download's remote
+//! hash runs on a second channel while the bytes flow.
+//!
 //! # Symlinks
 //!
 //! In recursive transfers a symlink is copied as a symlink with the same

@@ -36,40 +36,38 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 /// Reports an acknowledged write: its offset and length (upload).
 pub type OnAck = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
-/// A stretch of an upload that is both hashed locally and acknowledged by
-/// the server, so the host can check it while the rest is still moving.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stretch at the start of an upload that the server has acknowledged
+/// in full: from here on the host can hash it while the rest moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     /// Where it starts.
     pub offset: u64,
     /// Its length.
     pub len: u64,
-    /// Hex SHA-256 of its bytes as read and sent.
-    pub sha256: String,
 }
 
-/// Tracks an upload in fixed-size segments: a segment is ready when the
-/// reader has hashed it and every write in it is acknowledged.
+/// Tracks an upload in fixed-size segments and reports them in order, each
+/// once every write in it (and before it) is acknowledged.
 pub struct Segments {
     /// Segment length (a multiple of the chunk, so no write spans two).
     len: u64,
     /// The file's size.
     size: u64,
-    /// Per segment index: bytes acknowledged, and the local digest.
-    state: std::sync::Mutex<(HashMap<u64, u64>, HashMap<u64, String>)>,
+    /// Bytes acknowledged per segment index, and the next index to report.
+    state: std::sync::Mutex<(HashMap<u64, u64>, u64)>,
     /// Where ready segments go.
     ready: mpsc::UnboundedSender<Segment>,
 }
 
 impl Segments {
     /// Segments of `len` bytes over a file of `size`; ready ones arrive on
-    /// the receiver, which ends when the upload's pipeline is done.
+    /// the receiver, in order, which ends when the upload's pipeline is done.
     pub fn new(len: u64, size: u64) -> (Arc<Segments>, mpsc::UnboundedReceiver<Segment>) {
         let (ready, rx) = mpsc::unbounded_channel();
         let segments = Segments {
             len: len.max(1),
             size,
-            state: std::sync::Mutex::new((HashMap::new(), HashMap::new())),
+            state: std::sync::Mutex::new((HashMap::new(), 0)),
             ready,
         };
         (Arc::new(segments), rx)
@@ -79,31 +77,22 @@ impl Segments {
         self.len.min(self.size.saturating_sub(index * self.len))
     }
 
-    fn hashed(&self, index: u64, digest: String) {
-        if let Ok(mut state) = self.state.lock() {
-            state.1.insert(index, digest);
-            self.emit(index, &mut state);
-        }
-    }
-
     fn acked(&self, offset: u64, len: u64) {
-        let index = offset / self.len;
-        if let Ok(mut state) = self.state.lock() {
-            *state.0.entry(index).or_default() += len;
-            self.emit(index, &mut state);
-        }
-    }
-
-    fn emit(&self, index: u64, state: &mut (HashMap<u64, u64>, HashMap<u64, String>)) {
-        let len = self.seg_len(index);
-        if state.0.get(&index) == Some(&len)
-            && let Some(sha256) = state.1.remove(&index)
-        {
-            state.0.remove(&index);
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        *state.0.entry(offset / self.len).or_default() += len;
+        loop {
+            let next = state.1;
+            let want = self.seg_len(next);
+            if want == 0 || state.0.get(&next) != Some(&want) {
+                break;
+            }
+            state.0.remove(&next);
+            state.1 += 1;
             let _ = self.ready.send(Segment {
-                offset: index * self.len,
-                len,
-                sha256,
+                offset: next * self.len,
+                len: want,
             });
         }
     }
@@ -145,7 +134,7 @@ pub struct Sent {
 
 /// Sends `path` from offset `start` to the remote file open on every
 /// target, continuing `hasher` (which covers `..start`). With `segments`
-/// (only from offset 0), each segment is reported once hashed and
+/// (only from offset 0), each segment is reported, in order, once it is
 /// acknowledged.
 #[allow(clippy::too_many_arguments)]
 pub async fn upload(
@@ -160,17 +149,14 @@ pub async fn upload(
     cancel: Option<&Cancel>,
 ) -> Result<Sent, PipeError> {
     let (tx, rx) = mpsc::channel::<Chunk>(depth.max(4));
-    let on_ack: OnAck = match &segments {
-        Some(segments) => {
-            let segments = segments.clone();
-            Arc::new(move |offset, len| {
-                segments.acked(offset, len);
-                on_ack(offset, len);
-            })
-        }
+    let on_ack: OnAck = match segments {
+        Some(segments) => Arc::new(move |offset, len| {
+            segments.acked(offset, len);
+            on_ack(offset, len);
+        }),
         None => on_ack,
     };
-    let reader = spawn_reader(path.to_owned(), start, hasher, chunk, segments, tx);
+    let reader = spawn_reader(path.to_owned(), start, hasher, chunk, tx);
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = JoinSet::new();
     for target in targets {
@@ -221,15 +207,12 @@ fn spawn_reader(
     start: u64,
     mut hasher: Sha256,
     chunk: usize,
-    segments: Option<Arc<Segments>>,
     tx: mpsc::Sender<Chunk>,
 ) -> JoinHandle<std::io::Result<(Sha256, u64)>> {
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
         file.seek(SeekFrom::Start(start))?;
         let mut offset = start;
-        let mut segment = Sha256::new();
-        let mut in_segment = 0u64;
         loop {
             // Read into fresh capacity: no zeroing, no intermediate copy.
             let mut buf = Vec::with_capacity(chunk);
@@ -240,16 +223,6 @@ fn spawn_reader(
                 break;
             }
             hasher.update(&buf);
-            if let Some(segments) = &segments {
-                segment.update(&buf);
-                in_segment += n as u64;
-                let end = offset + n as u64;
-                if in_segment == segments.len || end >= segments.size {
-                    let done = std::mem::replace(&mut segment, Sha256::new());
-                    segments.hashed((end - 1) / segments.len, super::hash::finish(done));
-                    in_segment = 0;
-                }
-            }
             if tx.blocking_send((offset, buf)).is_err() {
                 return Err(std::io::Error::other("upload stopped"));
             }

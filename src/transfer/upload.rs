@@ -287,13 +287,7 @@ impl HostUpload<'_> {
                 Ok(theirs) => {
                     // The temp file is wrong: resuming from it is pointless.
                     let _ = self.sftp.remove(&temp).await;
-                    return Err(Failure::new(
-                        ErrorKind::Transfer,
-                        format!(
-                            "{remote}: checksum mismatch after writing (sent {digest}, \
-                             the host has {theirs}); the destination was not replaced"
-                        ),
-                    ));
+                    return Err(mismatch(remote, &digest, &theirs));
                 }
                 Err(failure) => {
                     self.discard(&temp).await;
@@ -401,18 +395,27 @@ impl HostUpload<'_> {
             .iter()
             .map(|(s, _)| s.chunk)
             .fold(self.sftp.chunk, usize::min);
-        // A large file is checked on the host segment by segment while the
-        // rest is still being sent, so verifying costs little extra time.
+        // A large file is hashed on the host while it is being written (each
+        // stretch once acknowledged), so verifying costs little extra time.
         let segment_len = chunk as u64 * SEGMENT_CHUNKS;
-        let (segments, ready) = if self.options.verify
+        let mut streaming = None;
+        if self.options.verify
             && self.options.verify_by == VerifyBy::Auto
             && start == 0
             && e.size > segment_len
+            && self.conn.free_sessions() > 0
         {
-            let (segments, ready) = pipeline::Segments::new(segment_len, e.size);
-            (Some(segments), Some(ready))
-        } else {
-            (None, None)
+            match hash::Streaming::start(self.conn, temp).await {
+                Ok(hasher) => streaming = Some(hasher),
+                Err(failure) => tracing::debug!("no streaming hash: {}", failure.message),
+            }
+        }
+        let (segments, ready) = match streaming {
+            Some(_) => {
+                let (segments, ready) = pipeline::Segments::new(segment_len, e.size);
+                (Some(segments), Some(ready))
+            }
+            None => (None, None),
         };
         let progress = self.progress();
         let sending = pipeline::upload(
@@ -426,12 +429,26 @@ impl HostUpload<'_> {
             segments,
             self.options.cancel.as_ref(),
         );
-        let (sent, checked) = match ready {
-            Some(ready) => {
-                let (sent, checked) = tokio::join!(sending, self.check_segments(temp, ready));
-                (sent, Some(checked))
+        let (sent, theirs) = match (streaming, ready) {
+            (Some(mut streaming), Some(mut ready)) => {
+                let follow = async {
+                    let mut fed = Ok(());
+                    while let Some(segment) = ready.recv().await {
+                        if fed.is_ok() {
+                            fed = streaming.feed(segment.len).await;
+                        }
+                    }
+                    fed
+                };
+                let (sent, fed) = tokio::join!(sending, follow);
+                let theirs = match (&sent, fed) {
+                    (Ok(_), Ok(())) => Some(streaming.finish().await),
+                    (Ok(_), Err(failure)) => Some(Err(failure)),
+                    (Err(_), _) => None,
+                };
+                (sent, theirs)
             }
-            None => (sending.await, None),
+            _ => (sending.await, None),
         };
         let mut closed = Ok(());
         for (sftp, h) in extra_handles {
@@ -450,15 +467,28 @@ impl HostUpload<'_> {
                     sent.end
                 ),
             )),
-            (Ok(_), Ok(())) if matches!(checked, Some(Err(_))) => match checked {
+            (Ok(_), Ok(())) if matches!(theirs, Some(Err(_))) => match theirs {
                 Some(Err(failure)) => Err(failure),
                 _ => Err(Failure::new(ErrorKind::Transfer, "verification failed")),
             },
             (Ok(sent), Ok(())) => {
-                let verified = matches!(checked, Some(Ok(covered)) if covered == e.size);
-                self.finish(e, remote, temp, handle)
-                    .await
-                    .map(|()| (hash::finish(sent.hasher), sent.end - start, verified))
+                let digest = hash::finish(sent.hasher);
+                match theirs {
+                    Some(Ok(Some(theirs))) if theirs != digest => {
+                        // Double-checked below with a plain hash of the file
+                        // (a `head` that reads ahead would cause this).
+                        tracing::warn!(temp, %theirs, "the streaming hash differs; checking the whole file");
+                        self.finish(e, remote, temp, handle)
+                            .await
+                            .map(|()| (digest, sent.end - start, false))
+                    }
+                    _ => {
+                        let verified = matches!(theirs, Some(Ok(Some(_))));
+                        self.finish(e, remote, temp, handle)
+                            .await
+                            .map(|()| (digest, sent.end - start, verified))
+                    }
+                }
             }
         };
         if finished.is_err() {
@@ -571,49 +601,6 @@ impl HostUpload<'_> {
             return Err(failure);
         }
         Ok(out)
-    }
-
-    /// Hashes each ready segment of the temp file on the host and compares
-    /// it with the local digest, one at a time, until the upload's pipeline
-    /// ends. Returns the bytes verified (all of them, or fewer when the host
-    /// has no hash tool: then the caller verifies the whole file), or the
-    /// first mismatch.
-    async fn check_segments(
-        &self,
-        temp: &str,
-        mut ready: tokio::sync::mpsc::UnboundedReceiver<pipeline::Segment>,
-    ) -> Result<u64, Failure> {
-        let mut covered = 0;
-        let mut outcome = Ok(());
-        let mut give_up = false;
-        while let Some(segment) = ready.recv().await {
-            if give_up {
-                continue;
-            }
-            let range = Some((segment.offset, segment.len));
-            match hash::remote(self.conn, temp, range).await {
-                Ok(Some(theirs)) if theirs == segment.sha256 => covered += segment.len,
-                Ok(Some(theirs)) => {
-                    outcome = Err(Failure::new(
-                        ErrorKind::Transfer,
-                        format!(
-                            "{temp}: checksum mismatch in bytes {}..{} (sent {}, the host has \
-                             {theirs}); the destination was not replaced",
-                            segment.offset,
-                            segment.offset + segment.len,
-                            segment.sha256
-                        ),
-                    ));
-                    give_up = true;
-                }
-                Ok(None) => give_up = true,
-                Err(failure) => {
-                    outcome = Err(failure);
-                    give_up = true;
-                }
-            }
-        }
-        outcome.map(|()| covered)
     }
 
     /// Opens the extra SFTP channels for large files, once per host,
@@ -739,6 +726,16 @@ pub(super) async fn read_back(
         )),
         Err(PipeError::Local(err)) => Err(Failure::new(ErrorKind::Transfer, err.to_string())),
     }
+}
+
+fn mismatch(remote: &str, ours: &str, theirs: &str) -> Failure {
+    Failure::new(
+        ErrorKind::Transfer,
+        format!(
+            "{remote}: checksum mismatch after writing (sent {ours}, the host has {theirs}); \
+             the destination was not replaced"
+        ),
+    )
 }
 
 fn local_failure(path: &std::path::Path, err: &std::io::Error) -> Failure {

@@ -174,6 +174,16 @@ fn a_file_over_100_mb_round_trips_over_several_channels() {
         "one SFTP channel only:\n{}",
         lab.sshd_log("vm01")
     );
+    // It was hashed on the host (by one command following the writes).
+    let commands = lab
+        .sshd_log("vm01")
+        .matches("Starting session: command")
+        .count();
+    assert!(
+        commands >= 1,
+        "no hash command ran:\n{}",
+        lab.sshd_log("vm01")
+    );
     let uploaded = std::fs::read(&remote).unwrap();
     assert_eq!(uploaded.len(), size);
     assert_eq!(sha256(&uploaded), digest);
