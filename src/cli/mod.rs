@@ -33,6 +33,19 @@ pub enum Status {
     Interrupted,
 }
 
+impl Status {
+    /// How a fan-out ended: interrupted, all hosts ok, or some failed.
+    pub fn of_run(cancelled: bool, all_ok: bool) -> Status {
+        if cancelled {
+            Status::Interrupted
+        } else if all_ok {
+            Status::Success
+        } else {
+            Status::HostFailed
+        }
+    }
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -165,19 +178,8 @@ async fn run_on_hosts(
     }
     // Ctrl-C stops the remote commands (and cleans up scripts) instead of
     // leaving them running; a second Ctrl-C exits at once.
-    let (cancel_handle, cancel) = Cancel::new();
+    let (cancel, interrupt) = cancel_on_ctrl_c("stopping remote commands");
     exec.cancel = Some(cancel);
-    let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "remex: interrupted; stopping remote commands (Ctrl-C again to quit at once)"
-            );
-            cancel_handle.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
     let report = executor.exec(targets, &exec).await;
     interrupt.abort();
     let report = report?;
@@ -187,13 +189,24 @@ async fn run_on_hosts(
     } else {
         eprintln!("{}", render::summary(&report));
     }
-    Ok(if report.cancelled() {
-        Status::Interrupted
-    } else if report.all_ok() {
-        Status::Success
-    } else {
-        Status::HostFailed
-    })
+    Ok(Status::of_run(report.cancelled(), report.all_ok()))
+}
+
+/// A cancel signal that the first Ctrl-C fires (saying it is `stopping`
+/// what), and the task watching for it (abort it when the run is over); a
+/// second Ctrl-C exits at once with status 130.
+fn cancel_on_ctrl_c(stopping: &'static str) -> (Cancel, tokio::task::JoinHandle<()>) {
+    let (handle, cancel) = Cancel::new();
+    let watch = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("remex: interrupted; {stopping} (Ctrl-C again to quit at once)");
+            handle.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    (cancel, watch)
 }
 
 fn read_stdin_arg(path: &std::path::Path) -> Result<Vec<u8>> {

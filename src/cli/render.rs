@@ -126,16 +126,24 @@ pub fn summary(report: &Report) -> String {
             slowest.duration.as_secs_f64()
         ));
     }
-    let failed: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| !r.ok())
-        .map(|r| r.host.as_str())
-        .collect();
-    if !failed.is_empty() {
-        line.push_str(&format!("\nfailed: {}", failed.join(",")));
-    }
+    line.push_str(&failed_line(
+        report
+            .results
+            .iter()
+            .filter(|r| !r.ok())
+            .map(|r| r.host.as_str()),
+    ));
     line
+}
+
+/// `\nfailed: a,b` naming the failed hosts, or nothing when none failed.
+pub fn failed_line<'a>(failed: impl Iterator<Item = &'a str>) -> String {
+    let failed: Vec<&str> = failed.collect();
+    if failed.is_empty() {
+        String::new()
+    } else {
+        format!("\nfailed: {}", failed.join(","))
+    }
 }
 
 /// A plain table: columns padded to their widest cell.

@@ -12,7 +12,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::args::{DownloadArgs, TransferArgs, UploadArgs};
 use super::{Status, load_config, print_json};
-use crate::exec::Cancel;
 use crate::executor::Executor;
 use crate::transfer::{
     Download, Options, TransferObserver, TransferOutcome, TransferReport, TransferStatus, Upload,
@@ -112,18 +111,9 @@ impl Run {
             options.observer = Some(bars.clone());
         }
         // Ctrl-C stops the transfers (temp files are removed) instead of
-        // leaving them half done; a second Ctrl-C exits at once.
-        let (cancel_handle, cancel) = Cancel::new();
+        // leaving them half done.
+        let (cancel, interrupt) = super::cancel_on_ctrl_c("stopping transfers");
         options.cancel = Some(cancel);
-        let interrupt = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("remex: interrupted; stopping transfers (Ctrl-C again to quit at once)");
-                cancel_handle.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
         Ok(Run {
             executor,
             options,
@@ -152,13 +142,7 @@ impl Run {
             }
             eprintln!("{}", summary(&report));
         }
-        Ok(if report.cancelled() {
-            Status::Interrupted
-        } else if report.all_ok() {
-            Status::Success
-        } else {
-            Status::HostFailed
-        })
+        Ok(Status::of_run(report.cancelled(), report.all_ok()))
     }
 }
 
@@ -216,15 +200,13 @@ fn summary(report: &TransferReport) -> String {
         },
         s.duration_ms as f64 / 1000.0
     );
-    let failed: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| !r.ok())
-        .map(|r| r.host.as_str())
-        .collect();
-    if !failed.is_empty() {
-        line.push_str(&format!("\nfailed: {}", failed.join(",")));
-    }
+    line.push_str(&super::render::failed_line(
+        report
+            .results
+            .iter()
+            .filter(|r| !r.ok())
+            .map(|r| r.host.as_str()),
+    ));
     line
 }
 

@@ -274,6 +274,47 @@ pub trait TransferObserver: Send + Sync {
     fn done(&self, _outcome: &TransferOutcome) {}
 }
 
+/// One host's transfer, start to end: connect (or reuse the connection),
+/// run `work` on it, and settle the outcome (status, bytes, error,
+/// duration); a lost connection is dropped from the pool. Never fails as a
+/// whole: a failure is in the outcome.
+async fn on_host<F, Fut>(
+    executor: &crate::executor::Executor,
+    name: &str,
+    options: &Options,
+    work: F,
+) -> TransferOutcome
+where
+    F: FnOnce(Arc<crate::connection::Connection>) -> Fut,
+    Fut: std::future::Future<Output = (Vec<FileOutcome>, Result<(), crate::report::Failure>)>,
+{
+    let begun = std::time::Instant::now();
+    let mut outcome = blank_outcome(executor, name);
+    if is_cancelled(options) {
+        outcome.error = Some(not_started());
+    } else {
+        match executor.connection(name).await {
+            Ok(conn) => {
+                let (files, result) = work(conn).await;
+                outcome.files = files;
+                if let Err(failure) = result {
+                    if failure.kind == crate::report::ErrorKind::Io {
+                        executor.forget(name);
+                    }
+                    outcome.error = Some(failure);
+                }
+            }
+            Err(failure) => outcome.error = Some(failure),
+        }
+    }
+    outcome.settle();
+    outcome.duration = begun.elapsed();
+    if let Some(observer) = &options.observer {
+        observer.done(&outcome);
+    }
+    outcome
+}
+
 /// An outcome for `name` with nothing done yet.
 fn blank_outcome(executor: &crate::executor::Executor, name: &str) -> TransferOutcome {
     let endpoint = executor.endpoint(name).unwrap_or_default();

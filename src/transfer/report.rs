@@ -208,25 +208,7 @@ pub struct TransferReport {
 impl TransferReport {
     /// Builds a report, computing the summary.
     pub fn new(operation: &'static str, results: Vec<TransferOutcome>, elapsed: Duration) -> Self {
-        let mut summary = Summary {
-            total: results.len(),
-            duration_ms: millis(elapsed),
-            ..Summary::default()
-        };
-        for outcome in &results {
-            match &outcome.error {
-                None => summary.ok += 1,
-                Some(failure) => {
-                    summary.failed += 1;
-                    if failure.kind == ErrorKind::Timeout {
-                        summary.timed_out += 1;
-                    }
-                    if failure.kind.is_unreachable() {
-                        summary.unreachable += 1;
-                    }
-                }
-            }
-        }
+        let summary = Summary::tally(results.iter().map(|r| r.error.as_ref()), elapsed);
         TransferReport {
             version: SCHEMA_VERSION,
             operation,

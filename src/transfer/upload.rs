@@ -79,33 +79,16 @@ impl Executor {
     /// send every entry, and report. Never fails as a whole: a failure is in
     /// the outcome.
     pub async fn upload_host(&self, name: &str, plan: &UploadPlan) -> TransferOutcome {
-        let begun = Instant::now();
         let options = &plan.upload.options;
-        let mut outcome = super::blank_outcome(self, name);
         if let Some(observer) = &options.observer {
             observer.expect(name, plan.total);
         }
-        if super::is_cancelled(options) {
-            outcome.error = Some(super::not_started());
-        } else {
-            match self.connection(name).await {
-                Ok(conn) => {
-                    if let Err(failure) = run(&conn, plan, name, &mut outcome.files).await {
-                        if failure.kind == ErrorKind::Io {
-                            self.forget(name);
-                        }
-                        outcome.error = Some(failure);
-                    }
-                }
-                Err(failure) => outcome.error = Some(failure),
-            }
-        }
-        outcome.settle();
-        outcome.duration = begun.elapsed();
-        if let Some(observer) = &options.observer {
-            observer.done(&outcome);
-        }
-        outcome
+        super::on_host(self, name, options, |conn| async move {
+            let mut files = Vec::new();
+            let result = run(&conn, plan, name, &mut files).await;
+            (files, result)
+        })
+        .await
     }
 }
 

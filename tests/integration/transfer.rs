@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::proxy::CutProxy;
-use crate::util::{Run, TestLab, ThrowawayUser, running_as_root};
+use crate::util::{Remex, Run, TestLab, ThrowawayUser, running_as_root};
 
 /// remex's default bytes per SFTP request (`remex::transfer::DEFAULT_CHUNK`).
 const CHUNK: usize = remex::transfer::DEFAULT_CHUNK;
@@ -50,6 +50,33 @@ fn results(run: &Run) -> Vec<Value> {
         .as_array()
         .unwrap_or_else(|| panic!("no results in {json}"))
         .clone()
+}
+
+/// `remex --config LAB --json WORDS… PATHS…`, expecting exit `code`.
+fn run_json(
+    lab: &TestLab,
+    words: &[&str],
+    paths: &[&dyn AsRef<std::ffi::OsStr>],
+    code: i32,
+) -> Run {
+    run_json_with(&lab.config(), words, paths, code)
+}
+
+/// [`run_json`] with another config (such as one through a proxy).
+fn run_json_with(
+    config: &Path,
+    words: &[&str],
+    paths: &[&dyn AsRef<std::ffi::OsStr>],
+    code: i32,
+) -> Run {
+    Remex::new()
+        .arg("--config")
+        .arg(config)
+        .arg("--json")
+        .args(words)
+        .args(paths.iter().map(|p| p.as_ref()))
+        .run()
+        .expect_code(code)
 }
 
 /// Names in `dir` that are remex temp files.
@@ -153,13 +180,7 @@ fn a_file_over_100_mb_round_trips_over_several_channels() {
     std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
     // An old file at the destination is replaced as a whole.
     write(&remote, b"old contents");
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "vm01"])
-        .arg(&local)
-        .arg(&remote)
-        .run()
-        .expect_code(0);
+    let run = run_json(&lab, &["upload", "vm01"], &[&local, &remote], 0);
     let r = &results(&run)[0];
     assert_eq!(r["sha256"], digest.as_str());
     assert_eq!(r["bytes"], size);
@@ -190,13 +211,7 @@ fn a_file_over_100_mb_round_trips_over_several_channels() {
     drop(uploaded);
 
     let back = lab.path().join("back");
-    let run = lab
-        .remex()
-        .args(["--json", "download", "vm01"])
-        .arg(&remote)
-        .arg(&back)
-        .run()
-        .expect_code(0);
+    let run = run_json(&lab, &["download", "vm01"], &[&remote, &back], 0);
     assert_eq!(results(&run)[0]["sha256"], digest.as_str());
     let got = std::fs::read(back.join("vm01/big.copy")).unwrap();
     assert_eq!(sha256(&got), digest);
@@ -212,13 +227,12 @@ fn many_hosts_at_once_each_write_their_own_temp_file() {
     // eight hosts replace the same file at once and it ends up whole.
     let remote_dir = lab.path().join("shared");
     std::fs::create_dir_all(&remote_dir).unwrap();
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "all", "--parallel", "8"])
-        .arg(&local)
-        .arg(format!("{}/", remote_dir.display()))
-        .run()
-        .expect_code(0);
+    let run = run_json(
+        &lab,
+        &["upload", "all", "--parallel", "8"],
+        &[&local, &format!("{}/", remote_dir.display())],
+        0,
+    );
     let res = results(&run);
     assert_eq!(res.len(), 8);
     for r in &res {
@@ -233,12 +247,12 @@ fn many_hosts_at_once_each_write_their_own_temp_file() {
     );
 
     let back = lab.path().join("back");
-    lab.remex()
-        .args(["--json", "download", "all"])
-        .arg(remote_dir.join("conf.bin"))
-        .arg(&back)
-        .run()
-        .expect_code(0);
+    run_json(
+        &lab,
+        &["download", "all"],
+        &[&remote_dir.join("conf.bin"), &back],
+        0,
+    );
     for host in &lab.lab.hosts {
         let got = std::fs::read(back.join(&host.name).join("conf.bin")).unwrap();
         assert!(got == data, "{} got other bytes", host.name);
@@ -270,14 +284,12 @@ fn directories_round_trip_with_empty_dirs_symlinks_and_modes() {
     std::fs::set_permissions(tree.join("private"), std::fs::Permissions::from_mode(0o700)).unwrap();
 
     let dest = lab.path().join("dest");
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "vm01", "-r"])
-        .arg(&tree)
-        .arg(format!("{}/", dest.display()))
-        .arg("--mkdir")
-        .run()
-        .expect_code(0);
+    let run = run_json(
+        &lab,
+        &["upload", "vm01", "-r"],
+        &[&tree, &format!("{}/", dest.display()), &"--mkdir"],
+        0,
+    );
     let files = results(&run)[0]["files"].as_array().unwrap().clone();
     let kinds: Vec<&str> = files.iter().map(|f| f["kind"].as_str().unwrap()).collect();
     assert!(
@@ -302,25 +314,24 @@ fn directories_round_trip_with_empty_dirs_symlinks_and_modes() {
 
     // Again: every file and link is there, so with --skip-identical
     // nothing is written.
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "vm01", "-r", "--skip-identical"])
-        .arg(&tree)
-        .arg(format!("{}/", dest.display()))
-        .run()
-        .expect_code(0);
+    let run = run_json(
+        &lab,
+        &["upload", "vm01", "-r", "--skip-identical"],
+        &[&tree, &format!("{}/", dest.display())],
+        0,
+    );
     let r = &results(&run)[0];
     assert_eq!(r["status"], "unchanged", "{r}");
     assert_eq!(r["bytes"], 0);
 
     // And back down: the same tree under LOCAL_DIR/vm01/.
     let back = lab.path().join("back");
-    lab.remex()
-        .args(["--json", "download", "vm01", "-r", "--preserve"])
-        .arg(&up)
-        .arg(&back)
-        .run()
-        .expect_code(0);
+    run_json(
+        &lab,
+        &["download", "vm01", "-r", "--preserve"],
+        &[&up, &back],
+        0,
+    );
     let down = back.join("vm01/tree");
     assert!(std::fs::read(down.join("a/b/deep.bin")).unwrap() == bytes(CHUNK + 5, 9));
     assert!(down.join("empty").is_dir());
@@ -341,12 +352,12 @@ fn skip_identical_leaves_an_equal_file_alone_and_rewrites_a_different_one() {
     let remote = lab.path().join("etc/app.conf");
     std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
     let upload = || {
-        lab.remex()
-            .args(["--json", "upload", "vm01", "--skip-identical"])
-            .arg(&local)
-            .arg(&remote)
-            .run()
-            .expect_code(0)
+        run_json(
+            &lab,
+            &["upload", "vm01", "--skip-identical"],
+            &[&local, &remote],
+            0,
+        )
     };
     assert_eq!(results(&upload())[0]["status"], "written");
     let inode = std::fs::metadata(&remote).unwrap().ino();
@@ -368,12 +379,12 @@ fn skip_identical_leaves_an_equal_file_alone_and_rewrites_a_different_one() {
     // Downloads too.
     let back = lab.path().join("back");
     let download = || {
-        lab.remex()
-            .args(["--json", "download", "vm01", "--skip-identical"])
-            .arg(&remote)
-            .arg(&back)
-            .run()
-            .expect_code(0)
+        run_json(
+            &lab,
+            &["download", "vm01", "--skip-identical"],
+            &[&remote, &back],
+            0,
+        )
     };
     assert_eq!(results(&download())[0]["status"], "written");
     assert_eq!(results(&download())[0]["status"], "unchanged");
@@ -394,14 +405,7 @@ fn a_cut_connection_leaves_the_destination_as_it_was_and_no_temp_file_after_the_
         4 * 1024 * 1024,
     );
     let config = proxy.config_for(&lab, "via-proxy.yml");
-    let run = crate::util::Remex::new()
-        .args(["--config"])
-        .arg(&config)
-        .args(["--json", "upload", "vm01"])
-        .arg(&local)
-        .arg(&remote)
-        .run()
-        .expect_code(1);
+    let run = run_json_with(&config, &["upload", "vm01"], &[&local, &remote], 1);
     assert!(
         proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
         "the proxy never cut"
@@ -416,14 +420,7 @@ fn a_cut_connection_leaves_the_destination_as_it_was_and_no_temp_file_after_the_
 
     // Downloads through the cut leave nothing behind locally either.
     let back = lab.path().join("back");
-    let run = crate::util::Remex::new()
-        .args(["--config"])
-        .arg(&config)
-        .args(["--json", "download", "vm01"])
-        .arg(&local)
-        .arg(&back)
-        .run()
-        .expect_code(1);
+    let run = run_json_with(&config, &["download", "vm01"], &[&local, &back], 1);
     assert_eq!(results(&run)[0]["ok"], false);
     assert!(!back.join("vm01/release.bin").exists());
     assert!(
@@ -433,12 +430,7 @@ fn a_cut_connection_leaves_the_destination_as_it_was_and_no_temp_file_after_the_
     );
 
     // The next successful run replaces the file and leaves no temp file.
-    lab.remex()
-        .args(["--json", "upload", "vm01"])
-        .arg(&local)
-        .arg(&remote)
-        .run()
-        .expect_code(0);
+    run_json(&lab, &["upload", "vm01"], &[&local, &remote], 0);
     assert!(std::fs::read(&remote).unwrap() == data);
     assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
 }
@@ -459,27 +451,19 @@ fn resume_continues_from_what_the_cut_transfer_left() {
         10 * 1024 * 1024,
     );
     let config = proxy.config_for(&lab, "via-proxy.yml");
-    crate::util::Remex::new()
-        .args(["--config"])
-        .arg(&config)
-        .args(["--json", "upload", "vm01", "--resume"])
-        .arg(&local)
-        .arg(&remote)
-        .run()
-        .expect_code(1);
+    run_json_with(
+        &config,
+        &["upload", "vm01", "--resume"],
+        &[&local, &remote],
+        1,
+    );
     assert!(!remote.exists());
     let temps = temp_files(&dir);
     assert_eq!(temps.len(), 1, "--resume keeps the temp file: {temps:?}");
     let held = std::fs::metadata(dir.join(&temps[0])).unwrap().len();
     assert!(held > 0, "nothing arrived before the cut");
 
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "vm01", "--resume"])
-        .arg(&local)
-        .arg(&remote)
-        .run()
-        .expect_code(0);
+    let run = run_json(&lab, &["upload", "vm01", "--resume"], &[&local, &remote], 0);
     let r = &results(&run)[0];
     assert_eq!(r["sha256"], sha256(&data));
     assert_eq!(
@@ -497,13 +481,12 @@ fn resume_continues_from_what_the_cut_transfer_left() {
     let temp = dir.join(temps[0].replacen("image.bin", "other.bin", 1));
     write(&temp, &bytes(1024 * 1024, 2));
     let remote_other = dir.join("other.bin");
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "vm01", "--resume"])
-        .arg(&other)
-        .arg(&remote_other)
-        .run()
-        .expect_code(0);
+    let run = run_json(
+        &lab,
+        &["upload", "vm01", "--resume"],
+        &[&other, &remote_other],
+        0,
+    );
     assert_eq!(results(&run)[0]["bytes"], size as u64);
     assert!(std::fs::read(&remote_other).unwrap() == bytes(size, 1));
 }
@@ -547,13 +530,7 @@ fn a_full_remote_disk_is_a_clear_error_and_the_old_file_stays() {
     write(&remote, &bytes(100 * 1024, 3));
     let local = lab.path().join("data.bin");
     write(&local, &bytes(3 * 1024 * 1024, 4));
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "vm01"])
-        .arg(&local)
-        .arg(&remote)
-        .run()
-        .expect_code(1);
+    let run = run_json(&lab, &["upload", "vm01"], &[&local, &remote], 1);
     let r = &results(&run)[0];
     assert_eq!(r["error"]["kind"], "transfer", "{r}");
     let message = r["error"]["message"].as_str().unwrap();
@@ -575,13 +552,7 @@ fn downloads_never_write_outside_the_local_dir() {
     std::os::unix::fs::symlink("sub/../..", remote.join("sneaky-link")).unwrap();
     std::os::unix::fs::symlink("fine.txt", remote.join("good-link")).unwrap();
     let local = lab.path().join("collected");
-    let run = lab
-        .remex()
-        .args(["--json", "download", "vm01", "-r"])
-        .arg(&remote)
-        .arg(&local)
-        .run()
-        .expect_code(1);
+    let run = run_json(&lab, &["download", "vm01", "-r"], &[&remote, &local], 1);
     let r = &results(&run)[0];
     assert_eq!(r["error"]["kind"], "transfer");
     let files = r["files"].as_array().unwrap();
@@ -616,13 +587,7 @@ fn downloads_never_write_outside_the_local_dir() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::fs::remove_dir_all(root.join("sub")).unwrap();
     std::os::unix::fs::symlink(&elsewhere, root.join("sub")).unwrap();
-    let run = lab
-        .remex()
-        .args(["--json", "download", "vm01", "-r"])
-        .arg(&remote)
-        .arg(&local)
-        .run()
-        .expect_code(1);
+    let run = run_json(&lab, &["download", "vm01", "-r"], &[&remote, &local], 1);
     let r = &results(&run)[0];
     let through = r["files"]
         .as_array()
@@ -681,13 +646,12 @@ fn permission_denied_names_the_path_and_other_hosts_carry_on() {
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     let local = lab.path().join("x.conf");
     write(&local, b"x");
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "all"])
-        .arg(&local)
-        .arg(format!("{}/", locked.display()))
-        .run()
-        .expect_code(1);
+    let run = run_json(
+        &lab,
+        &["upload", "all"],
+        &[&local, &format!("{}/", locked.display())],
+        1,
+    );
     for r in results(&run) {
         assert_eq!(r["error"]["kind"], "transfer", "{r}");
         let message = r["error"]["message"].as_str().unwrap();
@@ -707,14 +671,7 @@ fn permission_denied_names_the_path_and_other_hosts_carry_on() {
     write(&open, b"o");
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
     let back = lab.path().join("back");
-    let run = lab
-        .remex()
-        .args(["--json", "download", "vm01"])
-        .arg(&secret)
-        .arg(&open)
-        .arg(&back)
-        .run()
-        .expect_code(1);
+    let run = run_json(&lab, &["download", "vm01"], &[&secret, &open, &back], 1);
     let r = &results(&run)[0];
     let message = r["error"]["message"].as_str().unwrap();
     assert!(
@@ -765,13 +722,12 @@ fn usage_errors_exit_2_and_remote_errors_name_what_is_missing() {
     );
     // A missing remote directory, without --mkdir.
     let missing = lab.path().join("no/such/dir");
-    let run = lab
-        .remex()
-        .args(["--json", "upload", "vm01"])
-        .arg(&local)
-        .arg(format!("{}/", missing.display()))
-        .run()
-        .expect_code(1);
+    let run = run_json(
+        &lab,
+        &["upload", "vm01"],
+        &[&local, &format!("{}/", missing.display())],
+        1,
+    );
     let message = results(&run)[0]["error"]["message"]
         .as_str()
         .unwrap()
@@ -781,13 +737,12 @@ fn usage_errors_exit_2_and_remote_errors_name_what_is_missing() {
         "{message}"
     );
     // A missing remote file on download.
-    let run = lab
-        .remex()
-        .args(["--json", "download", "vm01"])
-        .arg(lab.path().join("nope.txt"))
-        .arg(lab.path().join("out"))
-        .run()
-        .expect_code(1);
+    let run = run_json(
+        &lab,
+        &["download", "vm01"],
+        &[&lab.path().join("nope.txt"), &lab.path().join("out")],
+        1,
+    );
     let r = &results(&run)[0];
     assert_eq!(r["error"]["kind"], "transfer");
     assert!(
