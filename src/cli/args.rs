@@ -18,6 +18,8 @@ Examples:
   remex exec 'web,!vm03' --timeout 30s -- systemctl is-active nginx
   remex --json exec all -- df -h /             one JSON document on stdout
   remex hosts check all                         reachability, host keys, auth
+  remex upload all ./app.conf /etc/app/         atomic, verified copy to every host
+  remex download all /var/log/syslog ./logs     into ./logs/<host>/syslog
 
 Config: --config, else $REMEX_CONFIG, else ./configs/config.yml, else ~/.config/remex/config.yml.
 Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error."
@@ -72,12 +74,14 @@ Examples:
   remex --json script all ./check.sh --sudo --sudo-password-env SUDO_PASS")]
     Script(ScriptArgs),
     /// Copy local files (or, with -r, directories) to the selected hosts.
-    #[command(after_help = "\
+    #[command(
+        override_usage = "remex upload [OPTIONS] <TARGETS> <LOCAL>... <REMOTE>",
+        after_help = "\
 The last path is REMOTE. Ending in `/`, naming an existing directory, or with
 several LOCAL paths, it is a directory to copy into (as with cp); otherwise it is
 the new file's name. A relative REMOTE (or ~/...) starts in the login directory.
 
-Every file is written to .NAME.remex-part next to its destination, flushed
+Every file is written to .NAME.TAG.remex-part next to its destination, flushed
 (fsync), checked by SHA-256 against the host's own copy, and renamed over the
 destination in one step: the destination is never half written. On failure the
 temp file is removed (kept with --resume, which continues from it next time).
@@ -89,11 +93,14 @@ Examples:
   remex --json upload all ./big.iso /data/ --resume
 
 Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error,
-130 interrupted.")]
+130 interrupted."
+    )]
     Upload(UploadArgs),
     /// Copy remote files (or, with -r, directories) from the selected hosts
     /// into LOCAL_DIR/<host>/.
-    #[command(after_help = "\
+    #[command(
+        override_usage = "remex download [OPTIONS] <TARGETS> <REMOTE>... <LOCAL_DIR>",
+        after_help = "\
 The last path is LOCAL_DIR. Each host's files land in LOCAL_DIR/<host>/<name>, so
 hosts never overwrite each other; --flat writes to LOCAL_DIR/<name> and needs
 exactly one host. Files are written to a temp file, flushed, checked by SHA-256
@@ -109,7 +116,8 @@ Examples:
   remex download vm01 --flat /etc/os-release .
 
 Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error,
-130 interrupted.")]
+130 interrupted."
+    )]
     Download(DownloadArgs),
     /// Inspect the inventory: list hosts, check that they are usable.
     #[command(subcommand)]
@@ -203,7 +211,7 @@ pub struct UploadArgs {
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Local files or directories, then the remote destination.
-    #[arg(value_name = "LOCAL... REMOTE", num_args = 2.., required = true)]
+    #[arg(value_name = "PATH", num_args = 2.., required = true)]
     pub paths: Vec<std::ffi::OsString>,
     /// Copy directories (recursively).
     #[arg(short = 'r', long)]
@@ -231,7 +239,7 @@ pub struct DownloadArgs {
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Remote files or directories, then the local directory.
-    #[arg(value_name = "REMOTE... LOCAL_DIR", num_args = 2.., required = true)]
+    #[arg(value_name = "PATH", num_args = 2.., required = true)]
     pub paths: Vec<std::ffi::OsString>,
     /// Copy directories (recursively).
     #[arg(short = 'r', long)]

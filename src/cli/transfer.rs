@@ -252,7 +252,14 @@ impl Bars {
         }
     }
 
+    /// Removes the bars before the results are printed.
     fn clear(&self) {
+        if let Ok(map) = self.hosts.lock() {
+            for bar in map.values() {
+                bar.finish_and_clear();
+            }
+        }
+        self.total.finish_and_clear();
         let _ = self.multi.clear();
     }
 }
