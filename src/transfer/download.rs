@@ -30,6 +30,8 @@ use super::{
 pub struct DownloadPlan {
     /// The request.
     pub download: Download,
+    /// The memory budget shared by every host of the run.
+    budget: pipeline::Budget,
 }
 
 impl DownloadPlan {
@@ -50,6 +52,7 @@ impl DownloadPlan {
         }
         Ok(DownloadPlan {
             download: download.clone(),
+            budget: pipeline::budget(download.options.memory_budget, download.options.chunk),
         })
     }
 }
@@ -124,6 +127,7 @@ async fn run(
     let sftp = Sftp::open(conn, options).await?;
     let me = HostDownload {
         conn,
+        budget: plan.budget.clone(),
         options,
         host,
         preserve: download.preserve,
@@ -177,6 +181,7 @@ async fn run(
 /// One host's download in progress.
 struct HostDownload<'a> {
     conn: &'a Connection,
+    budget: pipeline::Budget,
     options: &'a Options,
     host: &'a str,
     preserve: bool,
@@ -431,6 +436,7 @@ impl HostDownload<'_> {
         let target = Target {
             raw: self.sftp.raw.clone(),
             handle: handle.clone(),
+            budget: self.budget.clone(),
         };
         let remote_hash = self.options.verify
             && self.options.verify_by == VerifyBy::Auto
@@ -475,7 +481,7 @@ impl HostDownload<'_> {
                 Some(Err(failure)) => return Err(failure),
                 Some(Ok(Some(theirs))) => theirs,
                 Some(Ok(None)) | None => {
-                    read_back(&self.sftp, remote, received.end, self.options).await?
+                    read_back(&self.sftp, remote, received.end, self.options, &self.budget).await?
                 }
             };
             if theirs != digest {
@@ -555,7 +561,7 @@ impl HostDownload<'_> {
         {
             return Ok(digest);
         }
-        read_back(&self.sftp, path, size, self.options).await
+        read_back(&self.sftp, path, size, self.options, &self.budget).await
     }
 
     /// Removes the temp file after a failure, unless `--resume` keeps it.

@@ -92,6 +92,13 @@ impl Streaming {
             })
     }
 
+    /// Stops the command (the upload failed): ends its input and closes the
+    /// channel, so no remote process is left waiting.
+    pub async fn abort(self) {
+        let _ = self.session.channel.eof().await;
+        let _ = self.session.channel.close().await;
+    }
+
     /// Ends the input and returns the digest; `Ok(None)`: no hash tool.
     pub async fn finish(mut self) -> Result<Option<String>, Failure> {
         let path = self.path;

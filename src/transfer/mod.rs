@@ -131,6 +131,10 @@ pub struct Options {
     /// Bytes per request (default [`DEFAULT_CHUNK`]; capped by the server's
     /// limits).
     pub chunk: usize,
+    /// Bytes of file data in flight at once across all hosts of a run
+    /// (default 64 MiB): bounds memory however many hosts run in parallel;
+    /// one host alone stays well under it (4 channels × 16 × 255 KiB).
+    pub memory_budget: usize,
     /// Files larger than this are spread over `channels` (default 32 MiB).
     pub multi_channel_threshold: u64,
     /// How to verify when verifying.
@@ -152,6 +156,7 @@ impl Default for Options {
             reads_in_flight: 64,
             writes_in_flight: 16,
             chunk: DEFAULT_CHUNK,
+            memory_budget: 64 * 1024 * 1024,
             multi_channel_threshold: 32 * 1024 * 1024,
             verify_by: VerifyBy::Auto,
             observer: None,

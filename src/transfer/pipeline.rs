@@ -122,6 +122,25 @@ pub struct Target {
     pub raw: Arc<RawSftpSession>,
     /// The file's handle on that session.
     pub handle: String,
+    /// The run's memory budget (see [`Budget`]).
+    pub budget: Budget,
+}
+
+/// Bytes of file data in flight (sent and not yet acknowledged, or
+/// requested and not yet written) across every host of a run, in KiB
+/// permits: each request takes its share before it is issued and gives it
+/// back when done, so memory stays bounded however many hosts run at once.
+pub type Budget = Arc<tokio::sync::Semaphore>;
+
+/// A budget of `bytes` (at least one request of `chunk` bytes).
+pub fn budget(bytes: usize, chunk: usize) -> Budget {
+    Arc::new(tokio::sync::Semaphore::new(bytes.max(chunk).div_ceil(1024)))
+}
+
+/// Takes `len` bytes' worth of `budget`.
+async fn reserve(budget: &Budget, len: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
+    budget.clone().acquire_many_owned(kib).await.ok()
 }
 
 /// What an upload sent.
@@ -148,7 +167,8 @@ pub async fn upload(
     segments: Option<Arc<Segments>>,
     cancel: Option<&Cancel>,
 ) -> Result<Sent, PipeError> {
-    let (tx, rx) = mpsc::channel::<Chunk>(depth.max(4));
+    // A short queue: the budget, not the queue, bounds what is in flight.
+    let (tx, rx) = mpsc::channel::<Chunk>(4);
     let on_ack: OnAck = match segments {
         Some(segments) => Arc::new(move |offset, len| {
             segments.acked(offset, len);
@@ -260,10 +280,15 @@ async fn write_worker(
         let len = data.len() as u64;
         let raw = target.raw.clone();
         let handle = target.handle.clone();
+        let share = reserve(&target.budget, len).await;
         in_flight.push_back((
             offset,
             len,
-            tokio::spawn(async move { raw.write(handle, offset, data).await }),
+            tokio::spawn(async move {
+                let written = raw.write(handle, offset, data).await;
+                drop(share);
+                written
+            }),
         ));
     }
     while let Some(oldest) = in_flight.pop_front() {
@@ -310,7 +335,7 @@ pub async fn download(
     progress: Progress,
     cancel: Option<&Cancel>,
 ) -> Result<Received, PipeError> {
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(depth.max(4));
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(8);
     let writer = spawn_writer(sink, hasher, rx);
     let fetch = fetch(target, start, size, chunk, depth.max(1), tx, progress);
     let fetched = match cancel {
@@ -355,8 +380,9 @@ async fn fetch(
     progress: Progress,
 ) -> Result<u64, PipeError> {
     type Reply = JoinHandle<Result<russh_sftp::protocol::Data, SftpError>>;
+    type Share = Option<tokio::sync::OwnedSemaphorePermit>;
     let chunk_len = u32::try_from(chunk).unwrap_or(u32::MAX);
-    let mut pending: VecDeque<(u64, Reply)> = VecDeque::with_capacity(depth);
+    let mut pending: VecDeque<(u64, Reply, Share)> = VecDeque::with_capacity(depth);
     let mut next = start;
     let mut received = start;
     loop {
@@ -364,16 +390,29 @@ async fn fetch(
         // answer EOF (or data, if the file grew).
         let limit = size.max(received);
         while pending.len() < depth && next <= limit {
+            // Wait for budget only with nothing of our own in flight (so no
+            // two hosts ever wait on each other); otherwise take what is free
+            // and go on with the replies.
+            let share = if pending.is_empty() {
+                reserve(&target.budget, u64::from(chunk_len)).await
+            } else {
+                let kib = chunk_len.div_ceil(1024);
+                match target.budget.clone().try_acquire_many_owned(kib) {
+                    Ok(share) => Some(share),
+                    Err(_) => break,
+                }
+            };
             let raw = target.raw.clone();
             let handle = target.handle.clone();
             let offset = next;
             pending.push_back((
                 offset,
                 tokio::spawn(async move { raw.read(handle, offset, chunk_len).await }),
+                share,
             ));
             next += u64::from(chunk_len);
         }
-        let Some((offset, reply)) = pending.pop_front() else {
+        let Some((offset, reply, _share)) = pending.pop_front() else {
             return Ok(received);
         };
         let data = match reply.await {

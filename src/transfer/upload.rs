@@ -31,6 +31,8 @@ pub struct UploadPlan {
     entries: Vec<LocalEntry>,
     /// Bytes of all files.
     total: u64,
+    /// The memory budget shared by every host of the run.
+    budget: pipeline::Budget,
 }
 
 impl UploadPlan {
@@ -54,6 +56,7 @@ impl UploadPlan {
             upload: upload.clone(),
             entries,
             total,
+            budget: pipeline::budget(upload.options.memory_budget, upload.options.chunk),
         })
     }
 }
@@ -356,6 +359,7 @@ impl HostUpload<'_> {
         let mut targets = vec![Target {
             raw: self.sftp.raw.clone(),
             handle: handle.to_owned(),
+            budget: self.plan.budget.clone(),
         }];
         let mut extra_handles = Vec::new();
         // With --resume, one channel: its writes land in order, so a cut
@@ -369,6 +373,7 @@ impl HostUpload<'_> {
                     targets.push(Target {
                         raw: sftp.raw.clone(),
                         handle: h.clone(),
+                        budget: self.plan.budget.clone(),
                     });
                     extra_handles.push((sftp, h));
                 }
@@ -426,8 +431,14 @@ impl HostUpload<'_> {
                 let (sent, fed) = tokio::join!(sending, follow);
                 let theirs = match (&sent, fed) {
                     (Ok(_), Ok(())) => Some(streaming.finish().await),
-                    (Ok(_), Err(failure)) => Some(Err(failure)),
-                    (Err(_), _) => None,
+                    (Ok(_), Err(failure)) => {
+                        streaming.abort().await;
+                        Some(Err(failure))
+                    }
+                    (Err(_), _) => {
+                        streaming.abort().await;
+                        None
+                    }
                 };
                 (sent, theirs)
             }
@@ -620,7 +631,7 @@ impl HostUpload<'_> {
         {
             return Ok(digest);
         }
-        read_back(&self.sftp, path, size, self.options).await
+        read_back(&self.sftp, path, size, self.options, &self.plan.budget).await
     }
 
     /// Removes the temp file after a failure, unless `--resume` keeps it
@@ -681,11 +692,13 @@ pub(super) async fn read_back(
     path: &str,
     size: u64,
     options: &Options,
+    budget: &pipeline::Budget,
 ) -> Result<String, Failure> {
     let handle = sftp.open_file(path, OpenFlags::READ, 0).await?;
     let target = Target {
         raw: sftp.raw.clone(),
         handle: handle.clone(),
+        budget: budget.clone(),
     };
     let read = pipeline::download(
         &target,

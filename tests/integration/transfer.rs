@@ -808,3 +808,39 @@ fn the_read_back_fallback_verifies_too() {
     assert!(log.contains("Starting session: subsystem"), "{log}");
     assert_eq!(log.matches("Starting session: command").count(), 0, "{log}");
 }
+
+#[test]
+fn a_tiny_memory_budget_shared_by_many_hosts_still_moves_everything() {
+    // One request's worth of budget for four hosts at once: every host
+    // waits its turn for each chunk, none waits on another forever.
+    let lab = TestLab::new(4);
+    let data = bytes(6 * CHUNK + 3, 21);
+    let local = lab.path().join("budget.bin");
+    write(&local, &data);
+    let remote = lab.path().join("budget.copy");
+    let back = lab.path().join("back");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (up, down) = runtime.block_on(async {
+        let config = remex::config::Config::load(&lab.config()).unwrap();
+        let executor = remex::executor::Executor::new(config).unwrap();
+        let mut upload =
+            remex::transfer::Upload::new(vec![local.clone()], remote.display().to_string());
+        upload.options.memory_budget = 1;
+        let up = executor.upload("all", &upload).await.unwrap();
+        let mut download =
+            remex::transfer::Download::new(vec![remote.display().to_string()], back.clone());
+        download.options.memory_budget = 1;
+        let down = executor.download("all", &download).await.unwrap();
+        executor.close().await;
+        (up, down)
+    });
+    assert!(up.all_ok(), "{:?}", up.results);
+    assert!(down.all_ok(), "{:?}", down.results);
+    assert!(std::fs::read(&remote).unwrap() == data);
+    for host in &lab.lab.hosts {
+        assert!(std::fs::read(back.join(&host.name).join("budget.copy")).unwrap() == data);
+    }
+}
