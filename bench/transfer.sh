@@ -10,7 +10,8 @@
 # (examples/delay_proxy.rs; this kernel has no tc netem); MULTI_MIB to
 # HOSTS hosts at once. Every file lives on a tmpfs (so the disk does not
 # decide), and its SHA-256 is checked after every run of every tool.
-# remex runs with verification on (its default).
+# remex runs with verification on (its default); rows `remex-noverify`
+# show the same without it, for reference.
 #
 # Prints MB/s (10^6 bytes per second of wall time), client CPU (user+sys of
 # the client and its children), peak RSS (GNU time), and remex / the best
@@ -106,6 +107,9 @@ run_scenario() {
   echo "scenario $scenario ($HOST:$port)"
   measure "$scenario" up remex "$bytes" "$up" "$BIG_SHA" -- "$REMEX" --config "$config" upload vm01 "$MNT/big.bin" "$up"
   measure "$scenario" down remex "$bytes" "$MNT/local/vm01/src.bin" "$BIG_SHA" -- "$REMEX" --config "$config" download vm01 "$MNT/remote/src.bin" "$MNT/local"
+  # For reference (not a target): the same without remex's verification.
+  measure "$scenario" up remex-noverify "$bytes" "$up" "$BIG_SHA" -- "$REMEX" --config "$config" upload vm01 "$MNT/big.bin" "$up" --no-verify
+  measure "$scenario" down remex-noverify "$bytes" "$MNT/local/vm01/src.bin" "$BIG_SHA" -- "$REMEX" --config "$config" download vm01 "$MNT/remote/src.bin" "$MNT/local" --no-verify
   for cipher in "" aes128-gcm@openssh.com; do
     local tag=${cipher:+-gcm} opts; opts=$(ssh_opts "$port" "$cipher")
     measure "$scenario" up "scp$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "scp -q -P $port $opts '$MNT/big.bin' $USER_@$HOST:'$up'"
@@ -163,7 +167,7 @@ awk '
     printf "%-12s %-5s %-12s %8s %8s %8s %10s %s\n", "scenario", "dir", "client", "MB/s", "wall_s", "cpu_s", "rss_kb", "remex/best-OpenSSH"
     for (i = 1; i <= NR; i++) {
       key=scen[i]" "dir[i]; r="-"
-      if (name[i] == "remex" && best[key] > 0) r=sprintf("%.2fx (vs %s %.1f MB/s)", mbps[i]/best[key], bestname[key], best[key])
+      if (name[i] ~ /^remex(-noverify)?$/ && best[key] > 0) r=sprintf("%.2fx (vs %s %.1f MB/s)", mbps[i]/best[key], bestname[key], best[key])
       printf "%-12s %-5s %-12s %8.1f %8.2f %8.2f %10d %s\n", scen[i], dir[i], name[i], mbps[i], wall[i], cpu[i], rss[i], r
     }
   }' "$RESULTS"
