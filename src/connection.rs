@@ -124,6 +124,9 @@ pub fn ssh_config(options: &ConnectOptions) -> Result<client::Config, String> {
         nodelay: true,
         // A large window keeps bulk output flowing at high RTT.
         window_size: 16 * 1024 * 1024,
+        // Larger packets from the server (sshd honours what we advertise):
+        // fewer packets, MACs and wakeups per byte on bulk downloads.
+        maximum_packet_size: 256 * 1024,
         keepalive_interval: Some(Duration::from_secs(30)),
         ..client::Config::default()
     };
@@ -395,6 +398,20 @@ impl Connection {
     pub fn take_pinned_host_key(&self) -> bool {
         self.pinned_now
             .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A session channel if a slot is free right now and the server grants
+    /// the channel; `None` otherwise (for optional extra channels, such as
+    /// the additional SFTP channels of a large upload).
+    pub async fn try_session(&self) -> Option<Session> {
+        let slot = self.sessions.clone().try_acquire_owned().ok()?;
+        let channel = self.handle.channel_open_session().await.ok()?;
+        Some(Session { channel, slot })
+    }
+
+    /// Session slots free right now.
+    pub fn free_sessions(&self) -> usize {
+        self.sessions.available_permits()
     }
 
     /// SHA256 fingerprint of the verified host key.

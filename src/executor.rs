@@ -562,7 +562,7 @@ impl Executor {
     }
 
     /// Drops a host's connection so the next use reconnects.
-    fn forget(&self, name: &str) {
+    pub(crate) fn forget(&self, name: &str) {
         if let Ok(mut pool) = self.inner.pool.lock() {
             pool.remove(name);
         }
@@ -706,6 +706,9 @@ pub fn change_record(
 ) -> Record {
     let mut record = host.clone().action(action).fingerprint(fingerprint);
     record.event = event;
+    if event == Event::HostKey {
+        record = record.host_key(fingerprint);
+    }
     if let Some(key) = key {
         record = record.key(key);
     }

@@ -19,3 +19,4 @@ pub mod script;
 pub mod sudo;
 pub mod targets;
 pub mod tcp;
+pub mod transfer;

@@ -312,6 +312,36 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
+impl Summary {
+    /// Counts over the hosts of a run, given each host's failure (`None`:
+    /// it succeeded).
+    pub fn tally<'a>(
+        failures: impl IntoIterator<Item = Option<&'a Failure>>,
+        elapsed: Duration,
+    ) -> Summary {
+        let mut summary = Summary {
+            duration_ms: millis(elapsed),
+            ..Summary::default()
+        };
+        for failure in failures {
+            summary.total += 1;
+            match failure {
+                None => summary.ok += 1,
+                Some(failure) => {
+                    summary.failed += 1;
+                    if failure.kind == ErrorKind::Timeout {
+                        summary.timed_out += 1;
+                    }
+                    if failure.kind.is_unreachable() {
+                        summary.unreachable += 1;
+                    }
+                }
+            }
+        }
+        summary
+    }
+}
+
 /// The script a `script` run sent to every host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScriptInfo {
@@ -349,25 +379,7 @@ pub struct Report {
 impl Report {
     /// Builds a report, computing the summary.
     pub fn new(operation: &'static str, results: Vec<HostOutcome>, elapsed: Duration) -> Self {
-        let mut summary = Summary {
-            total: results.len(),
-            duration_ms: millis(elapsed),
-            ..Summary::default()
-        };
-        for outcome in &results {
-            match &outcome.error {
-                None => summary.ok += 1,
-                Some(failure) => {
-                    summary.failed += 1;
-                    if failure.kind == ErrorKind::Timeout {
-                        summary.timed_out += 1;
-                    }
-                    if failure.kind.is_unreachable() {
-                        summary.unreachable += 1;
-                    }
-                }
-            }
-        }
+        let summary = Summary::tally(results.iter().map(|r| r.error.as_ref()), elapsed);
         Report {
             version: SCHEMA_VERSION,
             operation,

@@ -125,7 +125,8 @@ pub fn run_argv(script: &Script, dir: &str, args: &[String]) -> Vec<String> {
     argv
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (digests in results and file names).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

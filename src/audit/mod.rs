@@ -29,7 +29,7 @@
 //! | `actor` | string | local OS user |
 //! | `workflow`? | string | name a workflow gave itself (`--actor`, `REMEX_ACTOR`) |
 //! | `orchestrator` | string | host name of the machine running remex |
-//! | `event` | `start` \| `end` \| `key` \| `host_key` | what happened |
+//! | `event` | `start` \| `end` \| `key` \| `host_key` \| `file` | what happened |
 //! | `op` | `exec` \| `script` \| `upload` \| `download` \| `check` \| `keys.generate` \| `keys.deploy` \| `keys.rotate` \| `keys.revoke` \| `keys.prune` \| `hosts.trust` \| `hosts.forget` | in which operation |
 //! | `host`? `address`? `port`? `user`? | | inventory name, address, SSH port, remote user |
 //! | `sudo`? | string | the user a command ran as through sudo (`--sudo`: `root`) |

@@ -22,13 +22,19 @@ pub enum Event {
     Start,
     /// An action ended on a host, with its outcome.
     End,
-    /// A local key operation (`keys.generate`, `keys.prune`, …) took
-    /// effect; `fingerprint` names the key.
+    /// A client key changed: generated, archived or pruned locally, or
+    /// added to, verified on or removed from a host; `action` says which,
+    /// `key` and `fingerprint` name the key.
     Key,
-    /// A host key was trusted or forgotten (`hosts.trust`, `hosts.forget`,
-    /// or pinned on first use under `accept-new`); `host_key` holds its
+    /// A host key was pinned, replaced or forgotten (`hosts.trust`,
+    /// `hosts.forget`, or pinned on first use under `accept-new`);
+    /// `action` says which, `fingerprint` (and `host_key`) hold its
     /// fingerprint.
     HostKey,
+    /// One file, directory or symlink of a transfer: `paths` [source,
+    /// destination], `bytes` moved, `sha256`, and `action` (`written`,
+    /// `unchanged`, `failed`).
+    File,
 }
 
 impl Event {
@@ -39,6 +45,7 @@ impl Event {
             Event::End => "end",
             Event::Key => "key",
             Event::HostKey => "host_key",
+            Event::File => "file",
         }
     }
 }

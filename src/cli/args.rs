@@ -18,6 +18,8 @@ Examples:
   remex exec 'web,!vm03' --timeout 30s -- systemctl is-active nginx
   remex --json exec all -- df -h /             one JSON document on stdout
   remex hosts check all                         reachability, host keys, auth
+  remex upload all ./app.conf /etc/app/         atomic, verified copy to every host
+  remex download all /var/log/syslog ./logs     into ./logs/<host>/syslog
   remex audit verify                            check the audit log's hash chain
 
 Config: --config, else $REMEX_CONFIG, else ./configs/config.yml, else ~/.config/remex/config.yml.
@@ -80,6 +82,52 @@ Examples:
   remex script db ./report.py --interpreter /usr/bin/python3 --sudo-user postgres
   remex --json script all ./check.sh --sudo --sudo-password-env SUDO_PASS")]
     Script(ScriptArgs),
+    /// Copy local files (or, with -r, directories) to the selected hosts.
+    #[command(
+        override_usage = "remex upload [OPTIONS] <TARGETS> <LOCAL>... <REMOTE>",
+        after_help = "\
+The last path is REMOTE. Ending in `/`, naming an existing directory, or with
+several LOCAL paths, it is a directory to copy into (as with cp); otherwise it is
+the new file's name. A relative REMOTE (or ~/...) starts in the login directory.
+
+Every file is written to .NAME.TAG.remex-part next to its destination, flushed
+(fsync), checked by SHA-256 against the host's own copy, and renamed over the
+destination in one step: the destination is never half written. On failure the
+temp file is removed (kept with --resume, which continues from it next time).
+
+Examples:
+  remex upload all ./app.conf /etc/app/
+  remex upload web ./release.tar.gz /srv/releases/ --mkdir --mode 0640
+  remex upload 'db,!db03' -r ./migrations /srv/app/ --skip-identical
+  remex --json upload all ./big.iso /data/ --resume
+
+Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error,
+130 interrupted."
+    )]
+    Upload(UploadArgs),
+    /// Copy remote files (or, with -r, directories) from the selected hosts
+    /// into LOCAL_DIR/<host>/.
+    #[command(
+        override_usage = "remex download [OPTIONS] <TARGETS> <REMOTE>... <LOCAL_DIR>",
+        after_help = "\
+The last path is LOCAL_DIR. Each host's files land in LOCAL_DIR/<host>/<name>, so
+hosts never overwrite each other; --flat writes to LOCAL_DIR/<name> and needs
+exactly one host. Files are written to a temp file, flushed, checked by SHA-256
+against the host's copy, and renamed into place.
+
+Nothing is written outside LOCAL_DIR: remote names such as `..`, symlinks whose
+target is absolute or climbs out with `..`, and writes through local symlinks are
+refused per entry. Symlinks inside the tree are copied as symlinks.
+
+Examples:
+  remex download all /var/log/syslog ./logs
+  remex download web -r /etc/nginx ./configs
+  remex download vm01 --flat /etc/os-release .
+
+Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error,
+130 interrupted."
+    )]
+    Download(DownloadArgs),
     /// Inspect the inventory: list hosts, check them, pin or forget their host keys.
     #[command(subcommand)]
     Hosts(HostsCommand),
@@ -176,6 +224,80 @@ pub struct RunArgs {
     /// stdin only, never on a command line or in output.
     #[arg(long, value_name = "VAR")]
     pub sudo_password_env: Option<String>,
+}
+
+/// `remex upload`.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
+    pub targets: String,
+    /// Local files or directories, then the remote destination.
+    #[arg(value_name = "PATH", num_args = 2.., required = true)]
+    pub paths: Vec<std::ffi::OsString>,
+    /// Copy directories (recursively).
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    /// Copy what symlinks point to instead of the links themselves.
+    #[arg(short = 'L', long)]
+    pub follow_symlinks: bool,
+    /// Mode of the uploaded files, in octal (default: the local file's mode).
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    pub mode: Option<u32>,
+    /// Also keep the local modification time (the mode is kept by default).
+    #[arg(long)]
+    pub preserve: bool,
+    /// Create missing parent directories of REMOTE.
+    #[arg(long)]
+    pub mkdir: bool,
+    /// How to transfer.
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+/// `remex download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
+    pub targets: String,
+    /// Remote files or directories, then the local directory.
+    #[arg(value_name = "PATH", num_args = 2.., required = true)]
+    pub paths: Vec<std::ffi::OsString>,
+    /// Copy directories (recursively).
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    /// Write into LOCAL_DIR itself instead of LOCAL_DIR/<host>/ (one host only).
+    #[arg(long)]
+    pub flat: bool,
+    /// Keep the remote mode and modification time (default: the remote mode
+    /// without group/other write and set-id bits, and the current time).
+    #[arg(long)]
+    pub preserve: bool,
+    /// How to transfer.
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+/// Options shared by `upload` and `download`.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Hosts worked on at once (default: remote_execution.max_parallel).
+    #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// Do not compare SHA-256 with the copy on the other side.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Leave destinations that already have the same size and SHA-256
+    /// untouched (reported as `unchanged`).
+    #[arg(long)]
+    pub skip_identical: bool,
+    /// Continue an interrupted transfer from its temp file (checked by hash
+    /// first); keep the temp file if this run fails too.
+    #[arg(long)]
+    pub resume: bool,
+    /// How long one SFTP request may wait for the server's reply before the
+    /// host's transfer fails as stalled (default 60s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub request_timeout: Option<Duration>,
 }
 
 /// `remex hosts …`.
@@ -315,6 +437,15 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     crate::config::parse_duration(s)
 }
 
+/// Parses an octal file mode: `0640`, `640`, `0o640`.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("`{s}` is not an octal file mode (such as 0640)"))
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     let (key, value) = s
         .split_once('=')
@@ -405,6 +536,31 @@ mod tests {
         };
         assert_eq!(args.args, ["--flag", "", "a b"]);
         assert_eq!(args.run.sudo_user.as_deref(), Some("nobody"));
+    }
+
+    #[test]
+    fn upload_and_download_take_their_paths() {
+        let cli = Cli::try_parse_from([
+            "remex", "upload", "all", "a", "b", "/srv/", "--mode", "0640", "-r", "--resume",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Upload(args) = cli.command else {
+            panic!("not upload");
+        };
+        assert_eq!(args.paths.len(), 3);
+        assert_eq!(args.mode, Some(0o640));
+        assert!(args.recursive && args.transfer.resume);
+        assert!(Cli::try_parse_from(["remex", "upload", "all", "only-one"]).is_err());
+        assert!(
+            Cli::try_parse_from(["remex", "upload", "all", "a", "b", "--mode", "999"]).is_err()
+        );
+        let cli = Cli::try_parse_from(["remex", "download", "vm01", "/etc/hosts", "out", "--flat"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Download(args) = cli.command else {
+            panic!("not download");
+        };
+        assert!(args.flat);
+        assert_eq!(args.paths, ["/etc/hosts", "out"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod audit;
 pub mod hosts;
 pub mod keys;
 pub mod render;
+pub mod transfer;
 
 use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
@@ -36,6 +37,19 @@ pub enum Status {
     /// The run happened but some of its audit records could not be written
     /// (exit 2; the error was printed).
     AuditIncomplete,
+}
+
+impl Status {
+    /// How a fan-out ended: interrupted, all hosts ok, or some failed.
+    pub fn of_run(cancelled: bool, all_ok: bool) -> Status {
+        if cancelled {
+            Status::Interrupted
+        } else if all_ok {
+            Status::Success
+        } else {
+            Status::HostFailed
+        }
+    }
 }
 
 /// Entry point of the binary.
@@ -96,6 +110,8 @@ pub async fn run(cli: Cli) -> Result<Status> {
     match cli.command {
         Command::Exec(args) => exec(&global, args).await,
         Command::Script(args) => script(&global, args).await,
+        Command::Upload(args) => transfer::upload(&global, args).await,
+        Command::Download(args) => transfer::download(&global, args).await,
         Command::Hosts(HostsCommand::List) => hosts_list(global.config, global.json),
         Command::Hosts(HostsCommand::Check { targets }) => hosts_check(&global, &targets).await,
         Command::Hosts(HostsCommand::Trust(args)) => hosts::trust(&global, args).await,
@@ -144,12 +160,8 @@ fn run_status(audit_error: Option<&str>, cancelled: bool, all_ok: bool) -> Statu
     if let Some(error) = audit_error {
         eprintln!("remex: error: {error}: the run's `end` records are incomplete");
         Status::AuditIncomplete
-    } else if cancelled {
-        Status::Interrupted
-    } else if all_ok {
-        Status::Success
     } else {
-        Status::HostFailed
+        Status::of_run(cancelled, all_ok)
     }
 }
 
@@ -220,19 +232,8 @@ async fn run_on_hosts(
     }
     // Ctrl-C stops the remote commands (and cleans up scripts) instead of
     // leaving them running; a second Ctrl-C exits at once.
-    let (cancel_handle, cancel) = Cancel::new();
+    let (cancel, interrupt) = cancel_on_ctrl_c("stopping remote commands");
     exec.cancel = Some(cancel);
-    let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "remex: interrupted; stopping remote commands (Ctrl-C again to quit at once)"
-            );
-            cancel_handle.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
     let report = executor.exec(targets, &exec).await;
     interrupt.abort();
     let report = report?;
@@ -247,6 +248,23 @@ async fn run_on_hosts(
         report.cancelled(),
         report.all_ok(),
     ))
+}
+
+/// A cancel signal that the first Ctrl-C fires (saying it is `stopping`
+/// what), and the task watching for it (abort it when the run is over); a
+/// second Ctrl-C exits at once with status 130.
+fn cancel_on_ctrl_c(stopping: &'static str) -> (Cancel, tokio::task::JoinHandle<()>) {
+    let (handle, cancel) = Cancel::new();
+    let watch = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("remex: interrupted; {stopping} (Ctrl-C again to quit at once)");
+            handle.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    (cancel, watch)
 }
 
 fn read_stdin_arg(path: &std::path::Path) -> Result<Vec<u8>> {

@@ -126,21 +126,29 @@ pub fn summary(report: &Report) -> String {
             slowest.duration.as_secs_f64()
         ));
     }
-    let failed: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| !r.ok())
-        .map(|r| r.host.as_str())
-        .collect();
-    if !failed.is_empty() {
-        line.push_str(&format!("\nfailed: {}", failed.join(",")));
-    }
+    line.push_str(&failed_line(
+        report
+            .results
+            .iter()
+            .filter(|r| !r.ok())
+            .map(|r| r.host.as_str()),
+    ));
     line
 }
 
 /// The width host names are padded to: the longest name's.
 pub fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
     names.map(|n| n.chars().count()).max().unwrap_or(0)
+}
+
+/// `\nfailed: a,b` naming the failed hosts, or nothing when none failed.
+pub fn failed_line<'a>(failed: impl Iterator<Item = &'a str>) -> String {
+    let failed: Vec<&str> = failed.collect();
+    if failed.is_empty() {
+        String::new()
+    } else {
+        format!("\nfailed: {}", failed.join(","))
+    }
 }
 
 /// A plain table: columns padded to their widest cell.

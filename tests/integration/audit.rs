@@ -814,3 +814,68 @@ fn host_key_of(lab: &TestLab, host: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[test]
+fn transfers_are_recorded_per_file_with_their_digest() {
+    let lab = TestLab::new(2);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("app.conf");
+    std::fs::write(&local, "listen 8080\n").unwrap();
+    let sha = {
+        use sha2::Digest as _;
+        hex(&sha2::Sha256::digest(b"listen 8080\n"))
+    };
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote = remote_dir.path().join("app.conf");
+    let up = lab
+        .remex()
+        .args(["--json", "upload", "all"])
+        .arg(&local)
+        .arg(&remote)
+        .run()
+        .expect_code(0)
+        .json();
+    let back = dir.path().join("back");
+    let down = lab
+        .remex()
+        .args(["--json", "download", "vm01"])
+        .arg(&remote)
+        .arg(&back)
+        .run()
+        .expect_code(0)
+        .json();
+    let all = records(&lab);
+    for (report, op, hosts) in [(&up, "upload", 2), (&down, "download", 1)] {
+        let mine = of_run(&all, report["run"].as_str().unwrap());
+        let count = |event: &str| mine.iter().filter(|r| r["event"] == event).count();
+        assert_eq!(
+            (count("start"), count("file"), count("end")),
+            (hosts, hosts, hosts),
+            "{op}"
+        );
+        for record in &mine {
+            assert_eq!(record["op"], op);
+        }
+        for file in mine.iter().filter(|r| r["event"] == "file") {
+            assert_eq!(file["sha256"], sha.as_str(), "{file}");
+            assert_eq!(file["bytes"], 12);
+            assert_eq!(file["action"], "written");
+            let paths = file["paths"].as_array().unwrap();
+            let (source, destination) = (paths[0].as_str().unwrap(), paths[1].as_str().unwrap());
+            if op == "upload" {
+                assert_eq!(source, local.display().to_string());
+                assert_eq!(destination, remote.display().to_string());
+            } else {
+                assert_eq!(source, remote.display().to_string());
+                assert!(
+                    destination.starts_with(&back.display().to_string()),
+                    "{destination}"
+                );
+            }
+        }
+        for end in mine.iter().filter(|r| r["event"] == "end") {
+            assert_eq!(end["sha256"], sha.as_str(), "{end}");
+        }
+    }
+    assert_verifies(&lab);
+}

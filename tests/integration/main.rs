@@ -13,5 +13,7 @@ mod exec;
 mod hosts;
 mod keys;
 mod lab;
+mod proxy;
 mod script;
+mod transfer;
 mod util;

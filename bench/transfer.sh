@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# remex upload/download benchmark: remex side by side with scp, sftp and
+# rsync over ssh (OpenSSH's default cipher and aes128-gcm@openssh.com), in
+# one run, against a local lab of real sshd hosts. Run by hand, not in CI
+# (needs root for the tmpfs):
+#
+#   bench/transfer.sh            SIZE_MIB=1024 MULTI_MIB=256 HOSTS=8 REPEAT=3
+#
+# Scenarios: loopback; loopback through a user-space 20 ms RTT proxy
+# (examples/delay_proxy.rs; this kernel has no tc netem); MULTI_MIB to
+# HOSTS hosts at once. Every file lives on a tmpfs (so the disk does not
+# decide), and its SHA-256 is checked after every run of every tool.
+# remex runs with verification on (its default); rows `remex-noverify`
+# show the same without it, for reference.
+#
+# Prints MB/s (10^6 bytes per second of wall time), client CPU (user+sys of
+# the client and its children), peak RSS (GNU time), and remex / the best
+# OpenSSH figure of the same scenario and direction. Targets (issue 3):
+#   loopback    >= 1.0x the best OpenSSH figure, verification on
+#   20 ms RTT   >= 2.0x OpenSSH
+#   peak RSS    independent of the file size
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MIB=${SIZE_MIB:-1024}
+MULTI_MIB=${MULTI_MIB:-256}
+HOSTS=${HOSTS:-8}
+REPEAT=${REPEAT:-3}
+DELAY_REPEAT=${DELAY_REPEAT:-1}
+RTT_MS=${RTT_MS:-20}
+
+[ "$(id -u)" -eq 0 ] || { echo "bench/transfer.sh needs root (it mounts a tmpfs)"; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2 for $1"; apt-get install -y -qq "$2" >/dev/null; }; }
+need sshd openssh-server
+need rsync rsync
+need openssl openssl
+[ -x /usr/bin/time ] || { echo "installing GNU time"; apt-get install -y -qq time >/dev/null; }
+
+cargo build --release --quiet --bin remex --example delay_proxy
+REMEX=$PWD/target/release/remex
+DELAY=$PWD/target/release/examples/delay_proxy
+
+LAB=$(mktemp -d /tmp/remex-bench-transfer.XXXXXX)
+MNT=$LAB/mnt
+PROXY_PID=
+cleanup() {
+  [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null || true
+  "$REMEX" lab down --dir "$LAB" >/dev/null 2>&1 || true
+  umount "$MNT" 2>/dev/null || true
+  rm -rf "$LAB"
+}
+trap cleanup EXIT
+"$REMEX" lab up --hosts "$HOSTS" --dir "$LAB" >/dev/null 2>&1
+mkdir -p "$MNT"
+mount -t tmpfs -o size=$(( SIZE_MIB * 6 + MULTI_MIB * (HOSTS * 2 + 2) + 512 ))m remex-bench "$MNT"
+CONFIG=$LAB/config.yml
+PORT=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="port:") print $(i+1)}' "$CONFIG")
+USER_=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="user:") print $(i+1)}' "$CONFIG")
+KEY=$LAB/keys/id_ed25519
+KNOWN=$LAB/known_hosts
+HOST=127.0.0.2
+
+echo "creating ${SIZE_MIB} MiB and ${MULTI_MIB} MiB test files on tmpfs"
+head -c $(( SIZE_MIB << 20 )) /dev/urandom > "$MNT/big.bin"
+head -c $(( MULTI_MIB << 20 )) /dev/urandom > "$MNT/multi.bin"
+head -c $(( 64 << 20 )) /dev/urandom > "$MNT/small.bin"
+digest() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
+BIG_SHA=$(digest "$MNT/big.bin")
+MULTI_SHA=$(digest "$MNT/multi.bin")
+SMALL_SHA=$(digest "$MNT/small.bin")
+mkdir -p "$MNT/remote" "$MNT/local"
+# The remote copy that downloads read.
+cp "$MNT/big.bin" "$MNT/remote/src.bin"
+
+RESULTS=$LAB/results
+: > "$RESULTS"
+# measure SCENARIO DIRECTION NAME BYTES CHECK_FILE SHA -- COMMAND...
+# Runs COMMAND (after removing CHECK_FILE) REPEAT times, checks the SHA-256
+# of CHECK_FILE after each run, keeps the run with the median wall time.
+measure() {
+  local scenario=$1 dir=$2 name=$3 bytes=$4 check=$5 sha=$6; shift 7
+  local runs=() reps=$REPEAT
+  [ "$scenario" = "rtt${RTT_MS}ms" ] && reps=$DELAY_REPEAT
+  for _ in $(seq 1 "$reps"); do
+    rm -f "$check"
+    sync
+    /usr/bin/time -f '%e %U %S %M' -o "$LAB/t" "$@" >/dev/null 2>"$LAB/err" || { echo "FAILED: $scenario $dir $name"; cat "$LAB/err"; exit 1; }
+    local got; got=$(digest "$check")
+    [ "$got" = "$sha" ] || { echo "SHA-256 MISMATCH: $scenario $dir $name: $got != $sha"; exit 1; }
+    runs+=("$(awk -v b="$bytes" '{printf "%.3f %.2f %d %.1f\n", $1, $2+$3, $4, b/1e6/$1}' "$LAB/t")")
+  done
+  printf '%s\n' "${runs[@]}" | sort -n | awk -v s="$scenario" -v d="$dir" -v n="$name" -v r="$reps" \
+    'NR==int((r+1)/2) {print s, d, n, $0}' >> "$RESULTS"
+  printf '  %-12s %-5s %-14s %s\n' "$scenario" "$dir" "$name" "$(tail -n1 "$RESULTS" | awk '{print $7 " MB/s"}')"
+}
+
+ssh_opts() { # PORT [CIPHER]
+  local o=(-i "$KEY" -o UserKnownHostsFile="$KNOWN" -o StrictHostKeyChecking=yes -o BatchMode=yes)
+  [ -n "${2:-}" ] && o+=(-c "$2")
+  printf '%q ' "${o[@]}"
+}
+
+# One scenario: remex and every OpenSSH peer, up then down, against
+# $HOST:$1 with remex config $2.
+run_scenario() {
+  local scenario=$1 port=$2 config=$3 bytes=$(( SIZE_MIB << 20 ))
+  local up=$MNT/remote/up.bin down=$MNT/local/down.bin
+  echo "scenario $scenario ($HOST:$port)"
+  measure "$scenario" up remex "$bytes" "$up" "$BIG_SHA" -- "$REMEX" --config "$config" upload vm01 "$MNT/big.bin" "$up"
+  measure "$scenario" down remex "$bytes" "$MNT/local/vm01/src.bin" "$BIG_SHA" -- "$REMEX" --config "$config" download vm01 "$MNT/remote/src.bin" "$MNT/local"
+  # For reference (not a target): the same without remex's verification.
+  measure "$scenario" up remex-noverify "$bytes" "$up" "$BIG_SHA" -- "$REMEX" --config "$config" upload vm01 "$MNT/big.bin" "$up" --no-verify
+  measure "$scenario" down remex-noverify "$bytes" "$MNT/local/vm01/src.bin" "$BIG_SHA" -- "$REMEX" --config "$config" download vm01 "$MNT/remote/src.bin" "$MNT/local" --no-verify
+  for cipher in "" aes128-gcm@openssh.com; do
+    local tag=${cipher:+-gcm} opts; opts=$(ssh_opts "$port" "$cipher")
+    measure "$scenario" up "scp$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "scp -q -P $port $opts '$MNT/big.bin' $USER_@$HOST:'$up'"
+    measure "$scenario" down "scp$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "scp -q -P $port $opts $USER_@$HOST:'$MNT/remote/src.bin' '$down'"
+    measure "$scenario" up "sftp$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "echo 'put $MNT/big.bin $up' | sftp -q -b - -P $port $opts $USER_@$HOST"
+    measure "$scenario" down "sftp$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "echo 'get $MNT/remote/src.bin $down' | sftp -q -b - -P $port $opts $USER_@$HOST"
+    measure "$scenario" up "rsync$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "rsync -q -e 'ssh -p $port $opts' '$MNT/big.bin' $USER_@$HOST:'$up'"
+    measure "$scenario" down "rsync$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "rsync -q -e 'ssh -p $port $opts' $USER_@$HOST:'$MNT/remote/src.bin' '$down'"
+  done
+}
+
+run_scenario loopback "$PORT" "$CONFIG"
+# Memory: the same upload with 64 MiB and MULTI_MIB files; peak RSS must not
+# grow with the size (compare with the 1 GiB row).
+measure loopback up remex-64MiB $(( 64 << 20 )) "$MNT/remote/small.bin" "$SMALL_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/small.bin" "$MNT/remote/small.bin"
+measure loopback up "remex-${MULTI_MIB}MiB" $(( MULTI_MIB << 20 )) "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/multi.bin" "$MNT/remote/multi.bin"
+
+# The same through a 20 ms RTT proxy: remex's config and OpenSSH's
+# known_hosts learn the proxy's port.
+"$DELAY" "$HOST:0" "$HOST:$PORT" "$RTT_MS" > "$LAB/proxy.out" &
+PROXY_PID=$!
+for _ in $(seq 50); do [ -s "$LAB/proxy.out" ] && break; sleep 0.1; done
+PPORT=$(head -n1 "$LAB/proxy.out" | sed 's/.*://')
+grep "^\[$HOST\]:$PORT " "$KNOWN" | sed "s/^\[$HOST\]:$PORT /[$HOST]:$PPORT /" >> "$KNOWN"
+sed "s/host: $HOST, port: $PORT/host: $HOST, port: $PPORT/" "$CONFIG" > "$LAB/config-delay.yml"
+run_scenario "rtt${RTT_MS}ms" "$PPORT" "$LAB/config-delay.yml"
+kill "$PROXY_PID"; PROXY_PID=
+
+# MULTI_MIB to HOSTS hosts at once: remex's fan-out vs HOSTS scp processes
+# in parallel (aes128-gcm, OpenSSH's fastest here). All lab hosts share this
+# tmpfs: remex's hosts replace one file (each through its own temp file),
+# scp's write one file each; the checked file is the last host's.
+rm -rf "$MNT/remote/up.bin" "$MNT/local"
+echo "scenario $HOSTS hosts x ${MULTI_MIB} MiB"
+MB=$(( (MULTI_MIB << 20) * HOSTS ))
+measure "${HOSTS}hosts" up remex "$MB" "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload all "$MNT/multi.bin" "$MNT/remote/multi.bin"
+scp_all() {
+  local i pids=() opts; opts=$(ssh_opts "$PORT" aes128-gcm@openssh.com)
+  for i in $(seq 1 "$HOSTS"); do
+    local addr="127.0.$(( (i + 1) / 256 )).$(( (i + 1) % 256 ))"
+    local dest="$MNT/remote/multi.bin"; [ "$i" -lt "$HOSTS" ] && dest="$MNT/remote/multi-$i.bin"
+    bash -c "scp -q -P $PORT $opts '$MNT/multi.bin' $USER_@$addr:'$dest'" & pids+=($!)
+  done
+  local rc=0; for p in "${pids[@]}"; do wait "$p" || rc=1; done; return $rc
+}
+export -f scp_all ssh_opts
+export MNT HOSTS PORT USER_ KEY KNOWN
+measure "${HOSTS}hosts" up scp-gcm "$MB" "$MNT/remote/multi.bin" "$MULTI_SHA" -- bash -c scp_all
+
+echo
+awk '
+  { key=$1" "$2; name[NR]=$3; scen[NR]=$1; dir[NR]=$2; wall[NR]=$4; cpu[NR]=$5; rss[NR]=$6; mbps[NR]=$7
+    if ($3 !~ /^remex/ && mbps[NR] > best[key]) { best[key]=mbps[NR]; bestname[key]=$3 } }
+  END {
+    printf "%-12s %-5s %-12s %8s %8s %8s %10s %s\n", "scenario", "dir", "client", "MB/s", "wall_s", "cpu_s", "rss_kb", "remex/best-OpenSSH"
+    for (i = 1; i <= NR; i++) {
+      key=scen[i]" "dir[i]; r="-"
+      if (name[i] ~ /^remex(-noverify)?$/ && best[key] > 0) r=sprintf("%.2fx (vs %s %.1f MB/s)", mbps[i]/best[key], bestname[key], best[key])
+      printf "%-12s %-5s %-12s %8.1f %8.2f %8.2f %10d %s\n", scen[i], dir[i], name[i], mbps[i], wall[i], cpu[i], rss[i], r
+    }
+  }' "$RESULTS"
+echo
+echo "targets: loopback >= 1.0x, rtt${RTT_MS}ms >= 2.0x the best OpenSSH figure; remex rss of the ${SIZE_MIB} MiB, ${MULTI_MIB} MiB and 64 MiB uploads about equal"

@@ -1,0 +1,275 @@
+//! `remex upload` and `remex download`: options, Ctrl-C, progress bars,
+//! and output.
+
+use std::collections::HashMap;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, Result, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::args::{DownloadArgs, TransferArgs, UploadArgs};
+use super::{Global, Status, load_config, print_json};
+use crate::executor::Executor;
+use crate::transfer::{
+    Download, Options, TransferObserver, TransferOutcome, TransferReport, TransferStatus, Upload,
+};
+
+/// `remex upload TARGETS LOCAL... REMOTE`.
+pub(super) async fn upload(global: &Global<'_>, args: UploadArgs) -> Result<Status> {
+    let (remote, locals) = args
+        .paths
+        .split_last()
+        .context("name at least one LOCAL path and the REMOTE destination")?;
+    let remote = remote
+        .to_str()
+        .with_context(|| format!("REMOTE {remote:?} is not UTF-8, which SFTP cannot carry"))?;
+    let mut upload = Upload::new(locals.iter().map(PathBuf::from).collect(), remote);
+    upload.recursive = args.recursive;
+    upload.follow_symlinks = args.follow_symlinks;
+    upload.mode = args.mode;
+    upload.preserve_times = args.preserve;
+    upload.mkdir = args.mkdir;
+    let run = Run::prepare(global, &args.targets, &args.transfer)?;
+    upload.options = run.options.clone();
+    let report = run.executor.upload(&args.targets, &upload).await;
+    run.finish(report, global.json).await
+}
+
+/// `remex download TARGETS REMOTE... LOCAL_DIR`.
+pub(super) async fn download(global: &Global<'_>, args: DownloadArgs) -> Result<Status> {
+    let (local, remotes) = args
+        .paths
+        .split_last()
+        .context("name at least one REMOTE path and the LOCAL_DIR")?;
+    let remotes = remotes
+        .iter()
+        .map(|r| {
+            r.to_str()
+                .map(str::to_owned)
+                .with_context(|| format!("REMOTE {r:?} is not UTF-8, which SFTP cannot carry"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut download = Download::new(remotes, PathBuf::from(local));
+    download.recursive = args.recursive;
+    download.flat = args.flat;
+    download.preserve = args.preserve;
+    let run = Run::prepare(global, &args.targets, &args.transfer)?;
+    download.options = run.options.clone();
+    let report = run.executor.download(&args.targets, &download).await;
+    run.finish(report, global.json).await
+}
+
+/// What upload and download share: the executor, options, Ctrl-C and bars.
+struct Run {
+    executor: Executor,
+    options: Options,
+    bars: Option<Arc<Bars>>,
+    interrupt: tokio::task::JoinHandle<()>,
+    width: usize,
+}
+
+impl Run {
+    fn prepare(global: &Global<'_>, targets: &str, args: &TransferArgs) -> Result<Run> {
+        let json = global.json;
+        let mut config = load_config(global.config)?;
+        if let Some(parallel) = args.parallel {
+            config.remote_execution.max_parallel = parallel as usize;
+        }
+        let executor = global.executor(config)?;
+        let hosts = executor.select(targets)?;
+        let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+        let mut options = Options {
+            verify: !args.no_verify,
+            skip_identical: args.skip_identical,
+            resume: args.resume,
+            ..Options::default()
+        };
+        if let Some(timeout) = args.request_timeout {
+            if timeout.as_secs() == 0 {
+                bail!("--request-timeout must be at least 1s");
+            }
+            options.request_timeout = timeout;
+        }
+        let bars =
+            (!json && std::io::stderr().is_terminal()).then(|| Arc::new(Bars::new(&hosts, width)));
+        if let Some(bars) = &bars {
+            options.observer = Some(bars.clone());
+        }
+        // Ctrl-C stops the transfers (temp files are removed) instead of
+        // leaving them half done.
+        let (cancel, interrupt) = super::cancel_on_ctrl_c("stopping transfers");
+        options.cancel = Some(cancel);
+        Ok(Run {
+            executor,
+            options,
+            bars,
+            interrupt,
+            width,
+        })
+    }
+
+    async fn finish(
+        self,
+        report: Result<TransferReport, crate::executor::Error>,
+        json: bool,
+    ) -> Result<Status> {
+        self.interrupt.abort();
+        if let Some(bars) = &self.bars {
+            bars.clear();
+        }
+        let report = report?;
+        self.executor.close().await;
+        if json {
+            print_json(&report)?;
+        } else {
+            for outcome in &report.results {
+                print_outcome(outcome, self.width);
+            }
+            eprintln!("{}", summary(&report));
+        }
+        Ok(super::run_status(
+            report.audit_error.as_deref(),
+            report.cancelled(),
+            report.all_ok(),
+        ))
+    }
+}
+
+/// One line per host (stdout), and one per failed entry (stderr).
+fn print_outcome(outcome: &TransferOutcome, width: usize) {
+    let host = &outcome.host;
+    let secs = outcome.duration.as_secs_f64();
+    match (&outcome.error, outcome.status) {
+        (None, Some(status)) => {
+            let what = match status {
+                TransferStatus::Unchanged => "unchanged",
+                _ => "written",
+            };
+            let files = outcome.files.len();
+            let mut line = format!(
+                "{host:<width$}: {what} {} {}, {} in {secs:.2}s ({}/s)",
+                files,
+                if files == 1 { "entry" } else { "entries" },
+                human_bytes(outcome.bytes),
+                human_bytes((outcome.bytes as f64 / secs.max(0.001)) as u64),
+            );
+            if let Some(digest) = &outcome.sha256 {
+                line.push_str(&format!(" sha256 {digest}"));
+            }
+            println!("{line}");
+        }
+        (Some(failure), _) => {
+            for file in &outcome.files {
+                if let Some(error) = &file.error
+                    && error.message != failure.message
+                {
+                    eprintln!("{host:<width$}: [{}] {}", error.kind, error.message);
+                }
+            }
+            eprintln!("{host:<width$}: [{}] {}", failure.kind, failure.message);
+        }
+        (None, None) => {}
+    }
+}
+
+fn summary(report: &TransferReport) -> String {
+    let s = &report.summary;
+    let bytes: u64 = report.results.iter().map(|r| r.bytes).sum();
+    let hosts = if s.total == 1 { "host" } else { "hosts" };
+    let mut line = format!(
+        "{} {hosts}: {} ok, {} failed; {} {} in {:.2}s",
+        s.total,
+        s.ok,
+        s.failed,
+        human_bytes(bytes),
+        if report.operation == "upload" {
+            "sent"
+        } else {
+            "received"
+        },
+        s.duration_ms as f64 / 1000.0
+    );
+    line.push_str(&super::render::failed_line(
+        report
+            .results
+            .iter()
+            .filter(|r| !r.ok())
+            .map(|r| r.host.as_str()),
+    ));
+    line
+}
+
+fn human_bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+/// Progress on a terminal: one bar per host and a total.
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+    hosts: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new(hosts: &[String], width: usize) -> Bars {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(&format!(
+            "{{prefix:<{width}}} [{{bar:30}}] {{bytes:>10}}/{{total_bytes:<10}} {{bytes_per_sec:>12}} eta {{eta}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let mut map = HashMap::new();
+        for host in hosts {
+            let bar = multi.add(ProgressBar::new(0).with_style(style.clone()));
+            bar.set_prefix(host.clone());
+            map.insert(host.clone(), bar);
+        }
+        let total = multi.add(ProgressBar::new(0).with_style(style));
+        total.set_prefix("total");
+        Bars {
+            multi,
+            total,
+            hosts: Mutex::new(map),
+        }
+    }
+
+    fn with_bar(&self, host: &str, f: impl FnOnce(&ProgressBar)) {
+        if let Ok(map) = self.hosts.lock()
+            && let Some(bar) = map.get(host)
+        {
+            f(bar);
+        }
+    }
+
+    /// Removes the bars before the results are printed.
+    fn clear(&self) {
+        if let Ok(map) = self.hosts.lock() {
+            for bar in map.values() {
+                bar.finish_and_clear();
+            }
+        }
+        self.total.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+}
+
+impl TransferObserver for Bars {
+    fn expect(&self, host: &str, bytes: u64) {
+        self.with_bar(host, |bar| bar.inc_length(bytes));
+        self.total.inc_length(bytes);
+    }
+
+    fn advance(&self, host: &str, bytes: u64) {
+        self.with_bar(host, |bar| bar.inc(bytes));
+        self.total.inc(bytes);
+    }
+
+    fn done(&self, outcome: &TransferOutcome) {
+        self.with_bar(&outcome.host, |bar| {
+            bar.finish_with_message(if outcome.ok() { "done" } else { "FAILED" });
+        });
+    }
+}

@@ -1,0 +1,273 @@
+//! SHA-256 on the remote side: the command that computes it there, and
+//! local hashing of files.
+
+use std::io::Read as _;
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::connection::Connection;
+use crate::quote::quote;
+use crate::report::{ErrorKind, Failure};
+
+/// What the remote command prints when the host has no hash tool.
+const NO_HASHER: &str = "remex-no-hasher";
+
+/// The shell command that prints the SHA-256 of `path` (of `len` bytes
+/// from `offset`, when a range is given) on the remote host: `openssl dgst
+/// -sha256`, else `sha256sum`, else `shasum -a 256`, reading the file on
+/// stdin (so no file name reaches an option parser or the output). Prints
+/// `remex-no-hasher` when none exists.
+pub fn command(path: &str, range: Option<(u64, u64)>) -> String {
+    let source = match range {
+        Some((0, len)) => format!("head -c {len} < {} | $h", quote(path)),
+        Some((offset, len)) => format!(
+            "tail -c +{} < {} | head -c {len} | $h",
+            offset + 1,
+            quote(path)
+        ),
+        None => format!("$h < {}", quote(path)),
+    };
+    format!(
+        "if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; \
+         elif command -v sha256sum >/dev/null 2>&1; then h=sha256sum; \
+         elif command -v shasum >/dev/null 2>&1; then h='shasum -a 256'; \
+         else echo {NO_HASHER}; exit 0; fi; {source}"
+    )
+}
+
+/// The shell command behind [`Streaming`]: it opens `path` once and, for
+/// each `LEN` line on stdin, feeds the next LEN bytes to one hash process,
+/// so the host hashes a file while it is still being written, each stretch
+/// once the writer says it is complete. (`head -c` reads exactly LEN bytes
+/// from a file in GNU coreutils; a `head` that reads ahead would give a
+/// wrong digest, which the caller double-checks with [`command`].)
+pub fn streaming_command(path: &str) -> String {
+    format!(
+        "if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; \
+         elif command -v sha256sum >/dev/null 2>&1; then h=sha256sum; \
+         elif command -v shasum >/dev/null 2>&1; then h='shasum -a 256'; \
+         else echo {NO_HASHER}; cat >/dev/null; exit 0; fi; \
+         exec 3< {path} || exit 1; \
+         while read -r len; do head -c \"$len\" <&3; done | $h",
+        path = quote(path)
+    )
+}
+
+/// A hash of a file computed on the host while the file is being written:
+/// [`Streaming::feed`] each completed stretch in order, then
+/// [`Streaming::finish`] for the digest of all of them.
+pub struct Streaming {
+    session: crate::connection::Session,
+    path: String,
+}
+
+impl Streaming {
+    /// Starts the hashing command for `path` on a channel of its own.
+    pub async fn start(conn: &Connection, path: &str) -> Result<Streaming, Failure> {
+        let session = conn.session().await?;
+        session
+            .channel
+            .exec(true, streaming_command(path))
+            .await
+            .map_err(|e| Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {e}")))?;
+        Ok(Streaming {
+            session,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The next `len` bytes are written: hash them.
+    pub async fn feed(&mut self, len: u64) -> Result<(), Failure> {
+        let line = format!("{len}\n");
+        self.session
+            .channel
+            .data(line.as_bytes())
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    ErrorKind::Io,
+                    format!("hashing {} on the host: {e}", self.path),
+                )
+            })
+    }
+
+    /// Stops the command (the upload failed): ends its input and closes the
+    /// channel, so no remote process is left waiting.
+    pub async fn abort(self) {
+        let _ = self.session.channel.eof().await;
+        let _ = self.session.channel.close().await;
+    }
+
+    /// Ends the input and returns the digest; `Ok(None)`: no hash tool.
+    pub async fn finish(mut self) -> Result<Option<String>, Failure> {
+        let path = self.path;
+        let io = |e: russh::Error| {
+            Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {e}"))
+        };
+        self.session.channel.eof().await.map_err(io)?;
+        let mut status = None;
+        let mut out = Vec::new();
+        while let Some(msg) = self.session.channel.wait().await {
+            match msg {
+                russh::ChannelMsg::Data { data } | russh::ChannelMsg::ExtendedData { data, .. } => {
+                    out.extend_from_slice(&data);
+                }
+                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                russh::ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        interpret(&path, status, &out)
+    }
+}
+
+/// The digest in a hash tool's output: the first word of 64 hex digits.
+pub fn parse(output: &str) -> Option<String> {
+    output
+        .split_whitespace()
+        .map(|w| w.trim_start_matches('\\'))
+        .find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+}
+
+/// Runs [`command`] on the host. `Ok(None)`: the host has no hash tool.
+pub async fn remote(
+    conn: &Connection,
+    path: &str,
+    range: Option<(u64, u64)>,
+) -> Result<Option<String>, Failure> {
+    let (status, output) = conn.run_helper(&command(path, range), None).await?;
+    interpret(path, status, &output)
+}
+
+/// What a hash command's exit status and output say.
+fn interpret(path: &str, status: Option<u32>, output: &[u8]) -> Result<Option<String>, Failure> {
+    let text = String::from_utf8_lossy(output);
+    if text.trim() == NO_HASHER {
+        return Ok(None);
+    }
+    match (status, parse(&text)) {
+        (Some(0), Some(digest)) => Ok(Some(digest)),
+        _ => Err(Failure::new(
+            ErrorKind::Transfer,
+            format!(
+                "hashing {path} on the host failed (exit {}): {}",
+                status.map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
+                text.trim()
+            ),
+        )),
+    }
+}
+
+/// SHA-256 of the first `limit` bytes of a local file (all of it when
+/// `None`), with the hasher state, so a resumed upload can go on hashing.
+/// Blocking: call it on a blocking thread.
+pub fn local(path: &Path, limit: Option<u64>) -> std::io::Result<(Sha256, u64)> {
+    let file = std::fs::File::open(path)?;
+    let mut reader: Box<dyn std::io::Read> = match limit {
+        Some(n) => Box::new(file.take(n)),
+        None => Box::new(file),
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+        total += n as u64;
+    }
+    Ok((hasher, total))
+}
+
+/// Hex of a finished hasher.
+pub fn finish(hasher: Sha256) -> String {
+    crate::script::hex(&hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_tool() {
+        let d = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert_eq!(parse(&format!("{d}  -\n")).as_deref(), Some(d));
+        assert_eq!(parse(&format!("{d} *stdin\n")).as_deref(), Some(d));
+        assert_eq!(parse(&format!("\\{d}  -\n")).as_deref(), Some(d));
+        assert_eq!(parse("SHA2-256(stdin)= nothing"), None);
+    }
+
+    #[test]
+    fn the_command_quotes_the_path_and_runs_in_sh() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("it's $(x) a file");
+        std::fs::write(&path, b"test").unwrap_or_else(|e| panic!("{e}"));
+        let p = path.to_string_lossy().into_owned();
+        for (range, expect) in [
+            (
+                None,
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            ),
+            (
+                Some((0, 1)),
+                "e3b98a4da31a127d4bde6e43033f66ba274cab0eb7eb1c70ec41402bf6273dd8",
+            ),
+            // "es"
+            (
+                Some((1, 2)),
+                "c0bc1e08f9743b2d50d5f1607503bf4e849af0e729fca896515bea955d70a33e",
+            ),
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command(&p, range))
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(
+                parse(&String::from_utf8_lossy(&out.stdout)).as_deref(),
+                Some(expect)
+            );
+        }
+    }
+
+    #[test]
+    fn the_streaming_command_hashes_stretches_in_order() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("a 'b'");
+        std::fs::write(&path, b"test").unwrap_or_else(|e| panic!("{e}"));
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(streaming_command(&path.to_string_lossy()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(b"3\n1\n").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            parse(&String::from_utf8_lossy(&out.stdout)).as_deref(),
+            Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+        );
+    }
+
+    #[test]
+    fn local_hash_of_a_prefix() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"test").unwrap_or_else(|e| panic!("{e}"));
+        let (h, n) = local(&path, Some(1)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 1);
+        assert_eq!(
+            finish(h),
+            "e3b98a4da31a127d4bde6e43033f66ba274cab0eb7eb1c70ec41402bf6273dd8"
+        );
+    }
+}
