@@ -11,8 +11,10 @@
 //! receive window is large); replies are taken in offset order and handed
 //! to a blocking thread that writes and hashes them.
 //!
-//! **Invariant:** memory is bounded by `channels × depth × chunk` plus a
-//! queue of `depth` chunks, whatever the file's size.
+//! **Invariant:** memory is bounded whatever the file's size: per host by
+//! `channels × depth × chunk` plus a queue of a few chunks, and across the
+//! hosts of a run by one [`Budget`] that every request draws on before it
+//! is issued.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
