@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
@@ -82,29 +81,17 @@ impl Executor {
                 download.local_dir.display()
             ))
         })?;
-        let started = Instant::now();
         let paths: Vec<String> = download
             .sources
             .iter()
             .cloned()
             .chain([download.local_dir.display().to_string()])
             .collect();
-        let audited = self
-            .audited(
-                Op::Download,
-                hosts,
-                Vec::new(),
-                |record| record.paths(paths.iter().cloned()),
-                move |this, name, _trail| {
-                    let plan = plan.clone();
-                    async move { this.download_host(&name, &plan).await }
-                },
-            )
-            .await?;
-        Ok(
-            TransferReport::new("download", audited.results, started.elapsed())
-                .audited(audited.run, audited.audit_error),
-        )
+        super::audited_transfer(self, Op::Download, hosts, paths, move |this, name| {
+            let plan = plan.clone();
+            async move { this.download_host(&name, &plan).await }
+        })
+        .await
     }
 
     /// One host's download, start to end. Never fails as a whole: a failure

@@ -279,6 +279,37 @@ pub trait TransferObserver: Send + Sync {
     fn done(&self, _outcome: &TransferOutcome) {}
 }
 
+/// Runs `work` (one host's upload or download) on every host, audited: a
+/// `start` record per host naming `paths` (sources, then the
+/// destination) before any host is contacted, then each host's `file` and
+/// `end` records as it finishes.
+async fn audited_transfer<F, Fut>(
+    executor: &crate::executor::Executor,
+    op: crate::audit::Op,
+    hosts: Vec<String>,
+    paths: Vec<String>,
+    work: F,
+) -> Result<TransferReport, crate::executor::Error>
+where
+    F: Fn(crate::executor::Executor, String) -> Fut,
+    Fut: std::future::Future<Output = TransferOutcome> + Send + 'static,
+{
+    let started = std::time::Instant::now();
+    let audited = executor
+        .audited(
+            op,
+            hosts,
+            Vec::new(),
+            |record| record.paths(paths.iter().cloned()),
+            move |this, name, _trail| work(this, name),
+        )
+        .await?;
+    Ok(
+        TransferReport::new(op.as_str(), audited.results, started.elapsed())
+            .audited(audited.run, audited.audit_error),
+    )
+}
+
 /// One host's transfer, start to end: connect (or reuse the connection),
 /// run `work` on it, and settle the outcome (status, bytes, error,
 /// duration); a lost connection is dropped from the pool. Never fails as a

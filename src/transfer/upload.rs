@@ -1,7 +1,6 @@
 //! `upload`: local files to every selected host, one host per task.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
@@ -69,29 +68,17 @@ impl Executor {
     pub async fn upload(&self, selector: &str, upload: &Upload) -> Result<TransferReport, Error> {
         let plan = Arc::new(UploadPlan::new(upload).map_err(Error::Invalid)?);
         let hosts = self.select(selector)?;
-        let started = Instant::now();
         let paths: Vec<String> = upload
             .sources
             .iter()
             .map(|p| p.display().to_string())
             .chain([upload.destination.clone()])
             .collect();
-        let audited = self
-            .audited(
-                Op::Upload,
-                hosts,
-                Vec::new(),
-                |record| record.paths(paths.iter().cloned()),
-                move |this, name, _trail| {
-                    let plan = plan.clone();
-                    async move { this.upload_host(&name, &plan).await }
-                },
-            )
-            .await?;
-        Ok(
-            TransferReport::new("upload", audited.results, started.elapsed())
-                .audited(audited.run, audited.audit_error),
-        )
+        super::audited_transfer(self, Op::Upload, hosts, paths, move |this, name| {
+            let plan = plan.clone();
+            async move { this.upload_host(&name, &plan).await }
+        })
+        .await
     }
 
     /// One host's upload, start to end: connect (or reuse the connection),
