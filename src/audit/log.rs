@@ -376,15 +376,7 @@ impl Writer {
         if record.workflow.is_none() {
             record.workflow.clone_from(&state.workflow);
         }
-        if let Some(argv) = &record.argv {
-            record.argv = Some(self.redactor.redact_argv(argv));
-        }
-        for text in [&mut record.command, &mut record.error]
-            .into_iter()
-            .flatten()
-        {
-            *text = self.redactor.redact(text).into_owned();
-        }
+        self.redactor.redact_record(&mut record);
         let canonical = record
             .canonical()
             .map_err(|err| self.write_error(io::Error::other(err)))?;

@@ -205,6 +205,20 @@ impl Redactor {
         text
     }
 
+    /// Redacts the members of `record` that can hold secrets: `argv`
+    /// ([`Redactor::redact_argv`]), `command` and `error`.
+    pub fn redact_record(&self, record: &mut super::Record) {
+        if let Some(argv) = &record.argv {
+            record.argv = Some(self.redact_argv(argv));
+        }
+        for text in [&mut record.command, &mut record.error]
+            .into_iter()
+            .flatten()
+        {
+            *text = self.redact(text).into_owned();
+        }
+    }
+
     /// `argv` with every secret replaced in each word, and the word after a
     /// secret-naming flag (`--password`, `--api-key`, …) replaced whole.
     pub fn redact_argv(&self, argv: &[String]) -> Vec<String> {

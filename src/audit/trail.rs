@@ -67,7 +67,13 @@ impl Trail {
         op: Op,
         starts: Vec<Record>,
     ) -> Result<Trail, AuditError> {
-        let starts = starts.into_iter().map(|r| redact(&redactor, r)).collect();
+        let starts = starts
+            .into_iter()
+            .map(|mut record| {
+                redactor.redact_record(&mut record);
+                record
+            })
+            .collect();
         log.append_all(starts)?;
         let (sender, writer) = if log.is_enabled() {
             let (sender, receiver) = mpsc::channel();
@@ -111,8 +117,10 @@ impl Trail {
 
     /// Queues a record (an `end` record, as a host finishes) for the
     /// writer. Errors surface in [`Trail::finish`].
-    pub fn write(&self, record: Record) {
-        let record = redact(&self.redactor, record);
+    pub fn write(&self, mut record: Record) {
+        // The run's secrets; the log redacts again with the config's
+        // patterns, which is harmless.
+        self.redactor.redact_record(&mut record);
         if let Some(sender) = self
             .sender
             .lock()
@@ -180,21 +188,6 @@ fn write_batches(log: &AuditLog, receiver: &Receiver<Record>) -> Result<(), Audi
         log.append_all(batch)?;
     }
     Ok(())
-}
-
-/// `record` with its `argv`, `command` and `error` redacted by `redactor`
-/// (the log redacts again with the config's patterns; that is harmless).
-fn redact(redactor: &Redactor, mut record: Record) -> Record {
-    if let Some(argv) = &record.argv {
-        record.argv = Some(redactor.redact_argv(argv));
-    }
-    for text in [&mut record.command, &mut record.error]
-        .into_iter()
-        .flatten()
-    {
-        *text = redactor.redact(text).into_owned();
-    }
-    record
 }
 
 fn log_path(log: &AuditLog) -> std::path::PathBuf {
