@@ -4,7 +4,11 @@
 # one run, against a local lab of real sshd hosts. Run by hand, not in CI
 # (needs root for the tmpfs):
 #
-#   bench/transfer.sh            SIZE_MIB=1024 MULTI_MIB=256 HOSTS=8 REPEAT=3
+#   bench/transfer.sh            SIZE_MIB=1024 MULTI_MIB=256 HOSTS=8 REPEAT=5
+#                                SCENARIOS="loopback rtt hosts" PEERS=all
+#
+# SCENARIOS picks a subset (e.g. SCENARIOS=loopback for a quick look);
+# PEERS=gcm runs only the aes128-gcm OpenSSH rows (the fastest here).
 #
 # Scenarios: loopback; loopback through a user-space 20 ms RTT proxy
 # (examples/delay_proxy.rs; this kernel has no tc netem); MULTI_MIB to
@@ -24,9 +28,12 @@ cd "$(dirname "$0")/.."
 SIZE_MIB=${SIZE_MIB:-1024}
 MULTI_MIB=${MULTI_MIB:-256}
 HOSTS=${HOSTS:-8}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
 DELAY_REPEAT=${DELAY_REPEAT:-1}
 RTT_MS=${RTT_MS:-20}
+SCENARIOS=${SCENARIOS:-loopback rtt hosts}
+PEERS=${PEERS:-all}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 [ "$(id -u)" -eq 0 ] || { echo "bench/transfer.sh needs root (it mounts a tmpfs)"; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2 for $1"; apt-get install -y -qq "$2" >/dev/null; }; }
@@ -73,24 +80,40 @@ cp "$MNT/big.bin" "$MNT/remote/src.bin"
 
 RESULTS=$LAB/results
 : > "$RESULTS"
-# measure SCENARIO DIRECTION NAME BYTES CHECK_FILE SHA -- COMMAND...
-# Runs COMMAND (after removing CHECK_FILE) REPEAT times, checks the SHA-256
-# of CHECK_FILE after each run, keeps the run with the median wall time.
-measure() {
-  local scenario=$1 dir=$2 name=$3 bytes=$4 check=$5 sha=$6; shift 7
-  local runs=() reps=$REPEAT
-  [ "$scenario" = "rtt${RTT_MS}ms" ] && reps=$DELAY_REPEAT
-  for _ in $(seq 1 "$reps"); do
-    rm -f "$check"
-    sync
-    /usr/bin/time -f '%e %U %S %M' -o "$LAB/t" "$@" >/dev/null 2>"$LAB/err" || { echo "FAILED: $scenario $dir $name"; cat "$LAB/err"; exit 1; }
-    local got; got=$(digest "$check")
-    [ "$got" = "$sha" ] || { echo "SHA-256 MISMATCH: $scenario $dir $name: $got != $sha"; exit 1; }
-    runs+=("$(awk -v b="$bytes" '{printf "%.3f %.2f %d %.1f\n", $1, $2+$3, $4, b/1e6/$1}' "$LAB/t")")
+JOBS=()
+# job SCENARIO DIRECTION NAME BYTES CHECK_FILE SHA -- COMMAND...
+# Queues COMMAND for run_jobs.
+job() {
+  local spec; spec=$(printf '%q ' "$@")
+  JOBS+=("$spec")
+}
+# Runs the queued jobs REPEAT times (DELAY_REPEAT for the RTT scenario),
+# interleaved: round 1 runs every job once, then round 2, ... so a change in
+# the machine's load hits every tool alike. Before each run the job's
+# CHECK_FILE is removed; after it, its SHA-256 is checked. Keeps each job's
+# run with the median wall time.
+run_jobs() {
+  local reps=$REPEAT i r
+  [[ "${JOBS[0]:-}" == rtt* ]] && reps=$DELAY_REPEAT
+  local raw=$LAB/raw; : > "$raw"
+  for r in $(seq 1 "$reps"); do
+    for i in "${!JOBS[@]}"; do
+      eval "set -- ${JOBS[$i]}"
+      local scenario=$1 dir=$2 name=$3 bytes=$4 check=$5 sha=$6; shift 7
+      rm -f "$check"
+      sync
+      /usr/bin/time -f '%e %U %S %M' -o "$LAB/t" "$@" >/dev/null 2>"$LAB/err" || { echo "FAILED: $scenario $dir $name"; cat "$LAB/err"; exit 1; }
+      local got; got=$(digest "$check")
+      [ "$got" = "$sha" ] || { echo "SHA-256 MISMATCH: $scenario $dir $name: $got != $sha"; exit 1; }
+      awk -v j="$i" -v s="$scenario" -v d="$dir" -v n="$name" -v b="$bytes" \
+        '{printf "%d %s %s %s %.3f %.2f %d %.1f\n", j, s, d, n, $1, $2+$3, $4, b/1e6/$1}' "$LAB/t" >> "$raw"
+      printf '  round %d/%d  %-12s %-5s %-14s %s\n' "$r" "$reps" "$scenario" "$dir" "$name" "$(tail -n1 "$raw" | awk '{print $8 " MB/s"}')"
+    done
   done
-  printf '%s\n' "${runs[@]}" | sort -n | awk -v s="$scenario" -v d="$dir" -v n="$name" -v r="$reps" \
-    'NR==int((r+1)/2) {print s, d, n, $0}' >> "$RESULTS"
-  printf '  %-12s %-5s %-14s %s\n' "$scenario" "$dir" "$name" "$(tail -n1 "$RESULTS" | awk '{print $7 " MB/s"}')"
+  for i in "${!JOBS[@]}"; do
+    awk -v j="$i" '$1 == j' "$raw" | sort -k5,5n | awk -v r="$reps" 'NR==int((r+1)/2) {print $2, $3, $4, $5, $6, $7, $8}' >> "$RESULTS"
+  done
+  JOBS=()
 }
 
 ssh_opts() { # PORT [CIPHER]
@@ -105,30 +128,36 @@ run_scenario() {
   local scenario=$1 port=$2 config=$3 bytes=$(( SIZE_MIB << 20 ))
   local up=$MNT/remote/up.bin down=$MNT/local/down.bin
   echo "scenario $scenario ($HOST:$port)"
-  measure "$scenario" up remex "$bytes" "$up" "$BIG_SHA" -- "$REMEX" --config "$config" upload vm01 "$MNT/big.bin" "$up"
-  measure "$scenario" down remex "$bytes" "$MNT/local/vm01/src.bin" "$BIG_SHA" -- "$REMEX" --config "$config" download vm01 "$MNT/remote/src.bin" "$MNT/local"
+  job "$scenario" up remex "$bytes" "$up" "$BIG_SHA" -- "$REMEX" --config "$config" upload vm01 "$MNT/big.bin" "$up"
+  job "$scenario" down remex "$bytes" "$MNT/local/vm01/src.bin" "$BIG_SHA" -- "$REMEX" --config "$config" download vm01 "$MNT/remote/src.bin" "$MNT/local"
   # For reference (not a target): the same without remex's verification.
-  measure "$scenario" up remex-noverify "$bytes" "$up" "$BIG_SHA" -- "$REMEX" --config "$config" upload vm01 "$MNT/big.bin" "$up" --no-verify
-  measure "$scenario" down remex-noverify "$bytes" "$MNT/local/vm01/src.bin" "$BIG_SHA" -- "$REMEX" --config "$config" download vm01 "$MNT/remote/src.bin" "$MNT/local" --no-verify
-  for cipher in "" aes128-gcm@openssh.com; do
+  job "$scenario" up remex-noverify "$bytes" "$up" "$BIG_SHA" -- "$REMEX" --config "$config" upload vm01 "$MNT/big.bin" "$up" --no-verify
+  job "$scenario" down remex-noverify "$bytes" "$MNT/local/vm01/src.bin" "$BIG_SHA" -- "$REMEX" --config "$config" download vm01 "$MNT/remote/src.bin" "$MNT/local" --no-verify
+  local ciphers=("" aes128-gcm@openssh.com)
+  [ "$PEERS" = gcm ] && ciphers=(aes128-gcm@openssh.com)
+  for cipher in "${ciphers[@]}"; do
     local tag=${cipher:+-gcm} opts; opts=$(ssh_opts "$port" "$cipher")
-    measure "$scenario" up "scp$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "scp -q -P $port $opts '$MNT/big.bin' $USER_@$HOST:'$up'"
-    measure "$scenario" down "scp$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "scp -q -P $port $opts $USER_@$HOST:'$MNT/remote/src.bin' '$down'"
-    measure "$scenario" up "sftp$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "echo 'put $MNT/big.bin $up' | sftp -q -b - -P $port $opts $USER_@$HOST"
-    measure "$scenario" down "sftp$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "echo 'get $MNT/remote/src.bin $down' | sftp -q -b - -P $port $opts $USER_@$HOST"
-    measure "$scenario" up "rsync$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "rsync -q -e 'ssh -p $port $opts' '$MNT/big.bin' $USER_@$HOST:'$up'"
-    measure "$scenario" down "rsync$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "rsync -q -e 'ssh -p $port $opts' $USER_@$HOST:'$MNT/remote/src.bin' '$down'"
+    job "$scenario" up "scp$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "scp -q -P $port $opts '$MNT/big.bin' $USER_@$HOST:'$up'"
+    job "$scenario" down "scp$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "scp -q -P $port $opts $USER_@$HOST:'$MNT/remote/src.bin' '$down'"
+    job "$scenario" up "sftp$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "echo 'put $MNT/big.bin $up' | sftp -q -b - -P $port $opts $USER_@$HOST"
+    job "$scenario" down "sftp$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "echo 'get $MNT/remote/src.bin $down' | sftp -q -b - -P $port $opts $USER_@$HOST"
+    job "$scenario" up "rsync$tag" "$bytes" "$up" "$BIG_SHA" -- bash -c "rsync -q -e 'ssh -p $port $opts' '$MNT/big.bin' $USER_@$HOST:'$up'"
+    job "$scenario" down "rsync$tag" "$bytes" "$down" "$BIG_SHA" -- bash -c "rsync -q -e 'ssh -p $port $opts' $USER_@$HOST:'$MNT/remote/src.bin' '$down'"
   done
 }
 
+if want loopback; then
 run_scenario loopback "$PORT" "$CONFIG"
 # Memory: the same upload with 64 MiB and MULTI_MIB files; peak RSS must not
 # grow with the size (compare with the 1 GiB row).
-measure loopback up remex-64MiB $(( 64 << 20 )) "$MNT/remote/small.bin" "$SMALL_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/small.bin" "$MNT/remote/small.bin"
-measure loopback up "remex-${MULTI_MIB}MiB" $(( MULTI_MIB << 20 )) "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/multi.bin" "$MNT/remote/multi.bin"
+job loopback up remex-64MiB $(( 64 << 20 )) "$MNT/remote/small.bin" "$SMALL_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/small.bin" "$MNT/remote/small.bin"
+job loopback up "remex-${MULTI_MIB}MiB" $(( MULTI_MIB << 20 )) "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/multi.bin" "$MNT/remote/multi.bin"
+run_jobs
+fi
 
 # The same through a 20 ms RTT proxy: remex's config and OpenSSH's
 # known_hosts learn the proxy's port.
+if want rtt; then
 "$DELAY" "$HOST:0" "$HOST:$PORT" "$RTT_MS" > "$LAB/proxy.out" &
 PROXY_PID=$!
 for _ in $(seq 50); do [ -s "$LAB/proxy.out" ] && break; sleep 0.1; done
@@ -136,16 +165,19 @@ PPORT=$(head -n1 "$LAB/proxy.out" | sed 's/.*://')
 grep "^\[$HOST\]:$PORT " "$KNOWN" | sed "s/^\[$HOST\]:$PORT /[$HOST]:$PPORT /" >> "$KNOWN"
 sed "s/host: $HOST, port: $PORT/host: $HOST, port: $PPORT/" "$CONFIG" > "$LAB/config-delay.yml"
 run_scenario "rtt${RTT_MS}ms" "$PPORT" "$LAB/config-delay.yml"
+run_jobs
 kill "$PROXY_PID"; PROXY_PID=
+fi
 
 # MULTI_MIB to HOSTS hosts at once: remex's fan-out vs HOSTS scp processes
 # in parallel (aes128-gcm, OpenSSH's fastest here). All lab hosts share this
 # tmpfs: remex's hosts replace one file (each through its own temp file),
 # scp's write one file each; the checked file is the last host's.
+if want hosts; then
 rm -rf "$MNT/remote/up.bin" "$MNT/local"
 echo "scenario $HOSTS hosts x ${MULTI_MIB} MiB"
 MB=$(( (MULTI_MIB << 20) * HOSTS ))
-measure "${HOSTS}hosts" up remex "$MB" "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload all "$MNT/multi.bin" "$MNT/remote/multi.bin"
+job "${HOSTS}hosts" up remex "$MB" "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload all "$MNT/multi.bin" "$MNT/remote/multi.bin"
 scp_all() {
   local i pids=() opts; opts=$(ssh_opts "$PORT" aes128-gcm@openssh.com)
   for i in $(seq 1 "$HOSTS"); do
@@ -157,7 +189,9 @@ scp_all() {
 }
 export -f scp_all ssh_opts
 export MNT HOSTS PORT USER_ KEY KNOWN
-measure "${HOSTS}hosts" up scp-gcm "$MB" "$MNT/remote/multi.bin" "$MULTI_SHA" -- bash -c scp_all
+job "${HOSTS}hosts" up scp-gcm "$MB" "$MNT/remote/multi.bin" "$MULTI_SHA" -- bash -c scp_all
+run_jobs
+fi
 
 echo
 awk '

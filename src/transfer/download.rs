@@ -409,6 +409,11 @@ impl HostDownload<'_> {
                 return Err(failure);
             }
         };
+        // The last moment a Ctrl-C can still leave nothing written.
+        if super::is_cancelled(self.options) {
+            self.discard(&temp);
+            return Err(interrupted(remote));
+        }
         let (temp2, dest2) = (temp.clone(), dest.clone());
         let committed =
             tokio::task::spawn_blocking(move || local::commit(file, &temp2, &dest2, mode, mtime))
@@ -457,7 +462,12 @@ impl HostDownload<'_> {
             self.options.cancel.as_ref(),
         );
         let (received, theirs) = if remote_hash {
-            let (received, theirs) = tokio::join!(stream, hash::remote(self.conn, remote, None));
+            let hashed = super::unless_cancelled(
+                self.options,
+                || interrupted(remote),
+                hash::remote(self.conn, remote, None),
+            );
+            let (received, theirs) = tokio::join!(stream, hashed);
             (received, Some(theirs))
         } else {
             (stream.await, None)
@@ -465,12 +475,7 @@ impl HostDownload<'_> {
         let closed = self.sftp.close(&handle, remote).await;
         let received = match received {
             Ok(received) => received,
-            Err(PipeError::Cancelled) => {
-                return Err(Failure::new(
-                    ErrorKind::Cancelled,
-                    format!("{remote}: interrupted; nothing was written"),
-                ));
-            }
+            Err(PipeError::Cancelled) => return Err(interrupted(remote)),
             Err(PipeError::Local(e)) => return Err(local_failure(&self.root, &e)),
             Err(PipeError::Remote(e)) => return Err(self.sftp.failure("reading", remote, &e)),
         };
@@ -606,5 +611,13 @@ fn local_failure(path: &Path, err: &std::io::Error) -> Failure {
     Failure::new(
         ErrorKind::Transfer,
         format!("writing {}: {err}", path.display()),
+    )
+}
+
+/// The failure of a file the run was interrupted during.
+fn interrupted(remote: &str) -> Failure {
+    Failure::new(
+        ErrorKind::Cancelled,
+        format!("{remote}: interrupted; nothing was written"),
     )
 }

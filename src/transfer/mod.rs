@@ -29,11 +29,13 @@
 //! failure the temp file is removed, so the destination is exactly as before;
 //! only `--resume` keeps it (deliberately: it is what the next `--resume` run
 //! continues from). The temp name is fixed per host and destination, so a run
-//! after a lost connection (which could not clean up) reuses and then renames
-//! or removes the leftover: nothing accumulates. Two remex processes
-//! uploading to the same path of the same host at the same time would share
-//! that temp file; this is not supported (verification catches a mixed file
-//! before the rename).
+//! after a lost connection (which could not clean up) finds the leftover
+//! and, when no process on the host has it open (`/proc/PID/fd`), replaces
+//! it: nothing accumulates. The temp file is created exclusively; when
+//! another upload to the same path of the same host has it open, this run
+//! writes `.NAME.TAG.RANDOM.remex-part` of its own instead, so two runs never
+//! write one temp file (each renames a complete, verified file; the last one
+//! wins). `--resume` always uses the fixed name, which is what it resumes.
 //!
 //! **Invariant:** the destination is replaced only by a complete file whose
 //! SHA-256 matched (unless `--no-verify`), and only by a rename.
@@ -54,8 +56,11 @@
 //! A large upload (over one 64 MiB segment) is hashed on the host *while it
 //! is written*: one remote command opens the temp file and, each time the
 //! server has acknowledged every write of the next segment, hashes those
-//! bytes into one running SHA-256. The check then costs little wall time
-//! (only the last segment is hashed after the data). A download's remote
+//! bytes into one running SHA-256 (`python3`'s hashlib reading the file
+//! itself when the host has it; else `head -c` piped into the tools above,
+//! which costs two more copies of every byte). The check then costs little
+//! wall time (only the last segment is hashed after the data); a failed or
+//! differing streaming hash is checked again with a plain hash of the file. A download's remote
 //! hash runs on a second channel while the bytes flow.
 //!
 //! # Symlinks
@@ -370,6 +375,25 @@ fn blank_outcome(executor: &crate::executor::Executor, name: &str) -> TransferOu
 
 fn is_cancelled(options: &Options) -> bool {
     options.cancel.as_ref().is_some_and(Cancel::is_cancelled)
+}
+
+/// Runs `work` (a remote hash, a read-back) unless the run is cancelled
+/// first: then the `cancelled` failure, at once, without waiting for the
+/// host. So Ctrl-C during verification never waits for a long hash, and the
+/// caller never goes on to replace the destination.
+async fn unless_cancelled<T>(
+    options: &Options,
+    cancelled: impl FnOnce() -> crate::report::Failure,
+    work: impl std::future::Future<Output = Result<T, crate::report::Failure>>,
+) -> Result<T, crate::report::Failure> {
+    match &options.cancel {
+        Some(cancel) => tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(cancelled()),
+            done = work => done,
+        },
+        None => work.await,
+    }
 }
 
 fn not_started() -> crate::report::Failure {

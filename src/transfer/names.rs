@@ -19,6 +19,15 @@ pub fn temp_name(name: &str, host: &str) -> String {
     }
 }
 
+/// A temp name of this run's own, `.NAME.TAG.RANDOM.remex-part`: used when
+/// [`temp_name`] is in use by another upload to the same destination.
+pub fn unique_temp_name(name: &str, host: &str) -> String {
+    let random: u32 = rand::random();
+    let usual = temp_name(name, host);
+    let stem = usual.strip_suffix(".remex-part").unwrap_or(&usual);
+    format!("{stem}.{random:08x}.remex-part")
+}
+
 fn short_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(4).map(|b| format!("{b:02x}")).collect()

@@ -244,23 +244,25 @@ impl HostUpload<'_> {
             return Ok(out);
         }
         let (dir, name) = names::split(remote);
-        let temp = names::join(&dir, &names::temp_name(&name, self.host));
-        let (start, hasher) = self.resume_point(e, &temp).await?;
+        let usual = names::join(&dir, &names::temp_name(&name, self.host));
+        let (start, hasher) = self.resume_point(e, &usual).await?;
         if start > 0 {
             self.advance(start);
         }
-        let mut flags = OpenFlags::WRITE | OpenFlags::CREATE;
-        if start == 0 {
-            flags |= OpenFlags::TRUNCATE;
-        }
-        let handle = self
-            .sftp
-            .open_file(&temp, flags, 0o600)
-            .await
-            .map_err(|mut failure| {
-                failure.message = format!("{remote}: {}", failure.message);
-                failure
-            })?;
+        let claimed = if self.options.resume {
+            let mut flags = OpenFlags::WRITE | OpenFlags::CREATE;
+            if start == 0 {
+                flags |= OpenFlags::TRUNCATE;
+            }
+            let handle = self.sftp.open_file(&usual, flags, 0o600).await;
+            handle.map(|h| (usual, h))
+        } else {
+            self.claim_temp(&dir, &name, usual).await
+        };
+        let (temp, handle) = claimed.map_err(|mut failure| {
+            failure.message = format!("{remote}: {}", failure.message);
+            failure
+        })?;
         let sent = match self.send(e, remote, &temp, &handle, start, hasher).await {
             Ok(sent) => sent,
             Err(failure) => {
@@ -271,7 +273,12 @@ impl HostUpload<'_> {
         out.bytes = sent.1;
         let digest = sent.0;
         if self.options.verify && !sent.2 {
-            match self.remote_digest(&temp, e.size).await {
+            let checked = super::unless_cancelled(
+                self.options,
+                || interrupted(remote),
+                self.remote_digest(&temp, e.size),
+            );
+            match checked.await {
                 Ok(theirs) if theirs == digest => {}
                 Ok(theirs) => {
                     // The temp file is wrong: resuming from it is pointless.
@@ -284,12 +291,70 @@ impl HostUpload<'_> {
                 }
             }
         }
+        // The last moment a Ctrl-C can still keep the old file.
+        if super::is_cancelled(self.options) {
+            self.discard(&temp).await;
+            return Err(interrupted(remote));
+        }
         if let Err(failure) = self.sftp.posix_rename(&temp, remote).await {
             self.discard(&temp).await;
             return Err(failure);
         }
         out.sha256 = Some(digest);
         Ok(out)
+    }
+
+    /// Creates this upload's temp file, exclusively, and opens it: under
+    /// the usual name (`usual`) when that is free, or is a leftover no
+    /// process on the host has open (a lost connection's; it is replaced);
+    /// under a name of this run's own when another upload to the same
+    /// destination is writing it. So two runs never write one temp file.
+    async fn claim_temp(
+        &self,
+        dir: &str,
+        name: &str,
+        usual: String,
+    ) -> Result<(String, String), Failure> {
+        let exclusive = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
+        let first = match self.sftp.open_file(&usual, exclusive, 0o600).await {
+            Ok(handle) => return Ok((usual, handle)),
+            Err(failure) => failure,
+        };
+        if self.sftp.lstat(&usual).await?.is_none() {
+            return Err(first);
+        }
+        if !self.open_on_host(&usual).await {
+            self.sftp.remove(&usual).await?;
+            if let Ok(handle) = self.sftp.open_file(&usual, exclusive, 0o600).await {
+                return Ok((usual, handle));
+            }
+        }
+        let own = names::join(dir, &names::unique_temp_name(name, self.host));
+        tracing::info!(
+            host = self.host,
+            temp = usual,
+            own,
+            "another upload to the same destination is under way; using a temp file of our own"
+        );
+        let handle = self.sftp.open_file(&own, exclusive, 0o600).await?;
+        Ok((own, handle))
+    }
+
+    /// Whether some process on the host has `path` open (Linux: one of the
+    /// `/proc/PID/fd` links the user can see is that file). When that
+    /// cannot be told, the answer is yes: the caller then stays clear.
+    async fn open_on_host(&self, path: &str) -> bool {
+        if self.conn.free_sessions() == 0 {
+            return true;
+        }
+        let command = format!(
+            "t={}; for f in /proc/[0-9]*/fd/*; do [ \"$f\" -ef \"$t\" ] && {{ echo open; exit 0; }}; done; echo closed",
+            crate::quote::quote(path)
+        );
+        match self.conn.run_helper(&command, None).await {
+            Ok((_, out)) => String::from_utf8_lossy(&out).trim() != "closed",
+            Err(_) => true,
+        }
     }
 
     /// The file's digest when the destination already has the same size
@@ -464,28 +529,31 @@ impl HostUpload<'_> {
                     sent.end
                 ),
             )),
-            (Ok(_), Ok(())) if matches!(theirs, Some(Err(_))) => match theirs {
-                Some(Err(failure)) => Err(failure),
-                _ => Err(Failure::new(ErrorKind::Transfer, "verification failed")),
-            },
             (Ok(sent), Ok(())) => {
                 let digest = hash::finish(sent.hasher);
-                match theirs {
-                    Some(Ok(Some(theirs))) if theirs != digest => {
-                        // Double-checked below with a plain hash of the file
-                        // (a `head` that reads ahead would cause this).
+                // Only a streaming digest that matches counts; a differing
+                // one (a `head` that reads ahead would cause this) or a
+                // failed hashing command is double-checked by the caller
+                // with a plain hash of the whole file.
+                let verified = match theirs {
+                    Some(Ok(Some(theirs))) if theirs == digest => true,
+                    Some(Ok(Some(theirs))) => {
                         tracing::warn!(temp, %theirs, "the streaming hash differs; checking the whole file");
-                        self.finish(e, remote, temp, handle)
-                            .await
-                            .map(|()| (digest, sent.end - start, false))
+                        false
                     }
-                    _ => {
-                        let verified = matches!(theirs, Some(Ok(Some(_))));
-                        self.finish(e, remote, temp, handle)
-                            .await
-                            .map(|()| (digest, sent.end - start, verified))
+                    Some(Err(failure)) => {
+                        tracing::warn!(
+                            temp,
+                            "the streaming hash failed ({}); checking the whole file",
+                            failure.message
+                        );
+                        false
                     }
-                }
+                    Some(Ok(None)) | None => false,
+                };
+                self.finish(e, remote, temp, handle)
+                    .await
+                    .map(|()| (digest, sent.end - start, verified))
             }
         };
         if finished.is_err() {
@@ -675,10 +743,7 @@ impl HostUpload<'_> {
         temp: &str,
     ) -> Failure {
         match err {
-            PipeError::Cancelled => Failure::new(
-                ErrorKind::Cancelled,
-                format!("{remote}: interrupted; the destination was not replaced"),
-            ),
+            PipeError::Cancelled => interrupted(remote),
             PipeError::Local(err) => local_failure(&e.path, &err),
             PipeError::Remote(err) => {
                 let failure = self.sftp.failure("writing", remote, &err);
@@ -725,6 +790,14 @@ pub(super) async fn read_back(
         )),
         Err(PipeError::Local(err)) => Err(Failure::new(ErrorKind::Transfer, err.to_string())),
     }
+}
+
+/// The failure of a file the run was interrupted during.
+fn interrupted(remote: &str) -> Failure {
+    Failure::new(
+        ErrorKind::Cancelled,
+        format!("{remote}: interrupted; the destination was not replaced"),
+    )
 }
 
 fn mismatch(remote: &str, ours: &str, theirs: &str) -> Failure {

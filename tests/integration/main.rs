@@ -16,4 +16,5 @@ mod lab;
 mod proxy;
 mod script;
 mod transfer;
+mod transfer_edge;
 mod util;

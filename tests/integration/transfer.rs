@@ -844,3 +844,67 @@ fn a_tiny_memory_budget_shared_by_many_hosts_still_moves_everything() {
         assert!(std::fs::read(back.join(&host.name).join("budget.copy")).unwrap() == data);
     }
 }
+
+/// `.NAME.TAG.remex-part`: the temp name remex uses for `name` on `host`
+/// (TAG: 8 hex digits of the SHA-256 of the host's name).
+fn usual_temp_name(name: &str, host: &str) -> String {
+    format!(".{name}.{}.remex-part", &sha256(host.as_bytes())[..8])
+}
+
+/// A process that holds a file open until dropped.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_upload_never_writes_a_temp_file_another_upload_has_open() {
+    let lab = TestLab::new(1);
+    let data = bytes(3 * 1024 * 1024 + 5, 91);
+    let local = lab.path().join("app.bin");
+    write(&local, &data);
+    let dir = lab.path().join("srv");
+    let remote = dir.join("app.bin");
+    write(&remote, b"old");
+    // Another upload to the same destination is under way: its temp file
+    // is open on the host (here: by a process holding it).
+    let theirs = dir.join(usual_temp_name("app.bin", "vm01"));
+    write(&theirs, b"another upload's bytes");
+    let mut holder = Holder(
+        Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$1\"; echo held; exec sleep 60")
+            .arg("holder")
+            .arg(&theirs)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut held = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.0.stdout.take().unwrap()),
+        &mut held,
+    )
+    .unwrap();
+    assert_eq!(held.trim(), "held");
+
+    let run = run_json(&lab, &["upload", "vm01"], &[&local, &remote], 0);
+    let r = &results(&run)[0];
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(std::fs::read(&remote).unwrap() == data);
+    // The other upload's temp file is untouched; ours is gone.
+    assert_eq!(std::fs::read(&theirs).unwrap(), b"another upload's bytes");
+    assert_eq!(temp_files(&dir), vec![usual_temp_name("app.bin", "vm01")]);
+    drop(holder);
+
+    // Nobody has it open any more: a leftover, which the next run replaces
+    // (and so removes).
+    write(&remote, b"old");
+    run_json(&lab, &["upload", "vm01"], &[&local, &remote], 0);
+    assert!(std::fs::read(&remote).unwrap() == data);
+    assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
+}

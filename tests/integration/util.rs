@@ -475,3 +475,84 @@ impl Drop for SudoersDropIn {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+impl TestLab {
+    /// Puts `dir` first in the `PATH` of every session on the OpenSSH lab
+    /// host `host` (an `sshd_config` `SetEnv`, which overrides sshd's
+    /// default `PATH`; the login shell runs with `-c`, so no profile resets
+    /// it), and restarts the host. A test's fake tools there shadow the
+    /// real ones for remex's remote commands.
+    pub fn put_first_in_path(&mut self, host: &str, dir: &Path) {
+        let config = self.path().join("hosts").join(host).join("sshd_config");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("SetEnv HOME="))
+            .unwrap_or_else(|| panic!("{} sets no HOME:\n{text}", config.display()))
+            .to_owned();
+        let path = format!(
+            "{line} PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            dir.display()
+        );
+        self.reconfigure(host, &line, &path);
+    }
+}
+
+impl Remex {
+    /// Starts remex without waiting (stdin empty, stdout and stderr
+    /// piped), for tests that act while it runs, such as sending SIGINT.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running remex: {e}"))
+    }
+}
+
+/// Local processes (pid, command line) that name `dir` on their command
+/// line or hold a file below it open: what a lab host may still run for a
+/// transfer there (a hash command, an SFTP session's open handle).
+pub fn processes_using(dir: &Path) -> Vec<(u32, String)> {
+    let mut found = processes_matching(&dir.display().to_string());
+    let holders = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|proc| {
+            std::fs::read_dir(proc.path().join("fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to.starts_with(dir)))
+        });
+    for proc in holders {
+        let Ok(pid) = proc.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && found.iter().all(|(p, _)| *p != pid) {
+            let cmdline = std::fs::read(proc.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+/// Asserts that no process uses `dir` (see [`processes_using`]), allowing
+/// sshd up to 3 s to end the sessions of a client that just exited.
+pub fn assert_no_process_uses(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = processes_using(dir);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes still use {}: {left:?}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
