@@ -518,7 +518,7 @@ impl HostDownload<'_> {
             _ => return Ok(None),
         }
         let path = dest.to_owned();
-        let ours = tokio::task::spawn_blocking(move || hash::local(&path, None))
+        let ours = tokio::task::spawn_blocking(move || hash::local(&path, None, None))
             .await
             .map_err(|e| Failure::new(ErrorKind::Transfer, e.to_string()))?
             .map_err(|e| local_failure(dest, &e))?;
@@ -548,7 +548,7 @@ impl HostDownload<'_> {
             return Ok((0, Sha256::new()));
         }
         let path = temp.to_owned();
-        let (ours, _) = tokio::task::spawn_blocking(move || hash::local(&path, None))
+        let (ours, _) = tokio::task::spawn_blocking(move || hash::local(&path, None, None))
             .await
             .map_err(|e| Failure::new(ErrorKind::Transfer, e.to_string()))?
             .map_err(|e| local_failure(temp, &e))?;

@@ -201,8 +201,13 @@ fn interpret(path: &str, status: Option<u32>, output: &[u8]) -> Result<Option<St
 
 /// SHA-256 of the first `limit` bytes of a local file (all of it when
 /// `None`), with the hasher state, so a resumed upload can go on hashing.
-/// Blocking: call it on a blocking thread.
-pub fn local(path: &Path, limit: Option<u64>) -> std::io::Result<(Sha256, u64)> {
+/// Stops with an `Interrupted` error once `cancel` fires. Blocking: call it
+/// on a blocking thread.
+pub fn local(
+    path: &Path,
+    limit: Option<u64>,
+    cancel: Option<&crate::exec::Cancel>,
+) -> std::io::Result<(Sha256, u64)> {
     let file = std::fs::File::open(path)?;
     let mut reader: Box<dyn std::io::Read> = match limit {
         Some(n) => Box::new(file.take(n)),
@@ -212,6 +217,12 @@ pub fn local(path: &Path, limit: Option<u64>) -> std::io::Result<(Sha256, u64)> 
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
+        if cancel.is_some_and(crate::exec::Cancel::is_cancelled) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted",
+            ));
+        }
         let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
@@ -334,7 +345,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("f");
         std::fs::write(&path, b"test").unwrap_or_else(|e| panic!("{e}"));
-        let (h, n) = local(&path, Some(1)).unwrap_or_else(|e| panic!("{e}"));
+        let (h, n) = local(&path, Some(1), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n, 1);
         assert_eq!(
             finish(h),

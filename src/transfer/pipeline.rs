@@ -147,21 +147,23 @@ async fn reserve(budget: &Budget, len: u64) -> Option<tokio::sync::OwnedSemaphor
 
 /// What an upload sent.
 pub struct Sent {
-    /// The hasher after the last byte (covering any resumed prefix too).
-    pub hasher: Sha256,
+    /// The hasher after the last byte (covering any resumed prefix too);
+    /// `None` when the caller hashes the file elsewhere.
+    pub hasher: Option<Sha256>,
     /// The file's length as sent (offset after the last byte).
     pub end: u64,
 }
 
 /// Sends `path` from offset `start` to the remote file open on every
-/// target, continuing `hasher` (which covers `..start`). With `segments`
+/// target, continuing `hasher` (which covers `..start`; `None`: no hashing
+/// here, the caller has the file hashed once for all hosts). With `segments`
 /// (only from offset 0), each segment is reported, in order, once it is
 /// acknowledged.
 #[allow(clippy::too_many_arguments)]
 pub async fn upload(
     path: &Path,
     start: u64,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     targets: &[Target],
     chunk: usize,
     depth: usize,
@@ -227,10 +229,10 @@ pub async fn upload(
 fn spawn_reader(
     path: PathBuf,
     start: u64,
-    mut hasher: Sha256,
+    mut hasher: Option<Sha256>,
     chunk: usize,
     tx: mpsc::Sender<Chunk>,
-) -> JoinHandle<std::io::Result<(Sha256, u64)>> {
+) -> JoinHandle<std::io::Result<(Option<Sha256>, u64)>> {
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
         file.seek(SeekFrom::Start(start))?;
@@ -244,7 +246,9 @@ fn spawn_reader(
             if n == 0 {
                 break;
             }
-            hasher.update(&buf);
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&buf);
+            }
             if tx.blocking_send((offset, buf)).is_err() {
                 return Err(std::io::Error::other("upload stopped"));
             }

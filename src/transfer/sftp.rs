@@ -385,7 +385,15 @@ pub(crate) fn failure(what: &str, path: &str, e: &SftpError, timeout: Duration) 
         SftpError::UnexpectedPacket => ErrorKind::Protocol,
         SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => ErrorKind::Io,
     };
-    Failure::new(kind, format!("{what} {path}: {}", reason(e, timeout)))
+    let mut message = format!("{what} {path}: {}", reason(e, timeout));
+    if is_status(e, StatusCode::NoSuchFile) && path.contains(char::REPLACEMENT_CHARACTER) {
+        // The SFTP library decodes names as UTF-8, replacing what is not:
+        // such a name cannot be asked for again.
+        message.push_str(
+            " (the host's name for it is not valid UTF-8, which remex's SFTP cannot carry)",
+        );
+    }
+    Failure::new(kind, message)
 }
 
 /// The server's reason, in words.

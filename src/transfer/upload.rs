@@ -1,12 +1,16 @@
 //! `upload`: local files to every selected host, one host per task.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
 
 use crate::audit::Op;
 use crate::connection::Connection;
+use crate::exec::Cancel;
 use crate::executor::{Error, Executor};
 use crate::report::{ErrorKind, Failure};
 
@@ -33,6 +37,55 @@ pub struct UploadPlan {
     total: u64,
     /// The memory budget shared by every host of the run.
     budget: pipeline::Budget,
+    /// With several hosts, each local file is hashed once for all of them
+    /// (not once per host: that would cost the orchestrator a SHA-256 of
+    /// every file per host).
+    shared: Option<SharedDigests>,
+}
+
+/// The SHA-256 of a local file as one hashing thread will report it.
+type DigestCell = watch::Receiver<Option<Result<String, String>>>;
+
+/// Local files hashed once per run, each by one blocking thread started by
+/// the first host that needs it; every host waits for the same digest.
+///
+/// A host sends the bytes it reads itself, so if the file changes during
+/// the run, the host's copy and this digest differ and verification fails:
+/// a host that passes holds exactly the bytes this digest names.
+#[derive(Debug, Default)]
+struct SharedDigests(std::sync::Mutex<HashMap<PathBuf, DigestCell>>);
+
+impl SharedDigests {
+    /// The digest of `path`, hashing it now if no host has started yet.
+    async fn of(&self, path: &Path, cancel: Option<&Cancel>) -> Result<String, String> {
+        let cell = {
+            let mut cells = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cells
+                .entry(path.to_owned())
+                .or_insert_with(|| {
+                    let (tx, rx) = watch::channel(None);
+                    let (path, cancel) = (path.to_owned(), cancel.cloned());
+                    tokio::task::spawn_blocking(move || {
+                        let digest = hash::local(&path, None, cancel.as_ref())
+                            .map(|(hasher, _)| hash::finish(hasher))
+                            .map_err(|e| e.to_string());
+                        let _ = tx.send(Some(digest));
+                    });
+                    rx
+                })
+                .clone()
+        };
+        let mut cell = cell;
+        match cell.wait_for(Option::is_some).await {
+            Ok(digest) => digest
+                .clone()
+                .unwrap_or_else(|| Err("no digest".to_owned())),
+            Err(_) => Err("the hashing thread stopped".to_owned()),
+        }
+    }
 }
 
 impl UploadPlan {
@@ -57,6 +110,32 @@ impl UploadPlan {
             entries,
             total,
             budget: pipeline::budget(upload.options.memory_budget, upload.options.chunk),
+            shared: None,
+        })
+    }
+
+    /// Hash each local file once for all hosts (worth it with more than
+    /// one host; [`Executor::upload`] decides).
+    pub fn hash_once(&mut self) {
+        self.shared = Some(SharedDigests::default());
+    }
+
+    /// The SHA-256 of a local file: the run's shared digest, or hashed now.
+    async fn local_digest(&self, e: &LocalEntry) -> Result<String, Failure> {
+        let cancel = self.upload.options.cancel.as_ref();
+        let digest = match &self.shared {
+            Some(shared) => shared.of(&e.path, cancel).await,
+            None => {
+                let (path, cancel) = (e.path.clone(), cancel.cloned());
+                tokio::task::spawn_blocking(move || hash::local(&path, None, cancel.as_ref()))
+                    .await
+                    .map_err(|err| err.to_string())
+                    .and_then(|r| r.map_err(|err| err.to_string()))
+                    .map(|(hasher, _)| hash::finish(hasher))
+            }
+        };
+        digest.map_err(|err| {
+            Failure::new(ErrorKind::Transfer, format!("{}: {err}", e.path.display()))
         })
     }
 }
@@ -66,8 +145,12 @@ impl Executor {
     /// `selector` selects (at most `max_parallel` hosts at once); one
     /// outcome per host. See [`crate::transfer`] for the guarantees.
     pub async fn upload(&self, selector: &str, upload: &Upload) -> Result<TransferReport, Error> {
-        let plan = Arc::new(UploadPlan::new(upload).map_err(Error::Invalid)?);
+        let mut plan = UploadPlan::new(upload).map_err(Error::Invalid)?;
         let hosts = self.select(selector)?;
+        if hosts.len() > 1 {
+            plan.hash_once();
+        }
+        let plan = Arc::new(plan);
         let paths: Vec<String> = upload
             .sources
             .iter()
@@ -366,16 +449,11 @@ impl HostUpload<'_> {
         if attrs.permissions.unwrap_or(0) & S_IFMT != S_IFREG || attrs.size != Some(e.size) {
             return Ok(None);
         }
-        let path = e.path.clone();
         let (ours, theirs) = tokio::join!(
-            tokio::task::spawn_blocking(move || hash::local(&path, None)),
+            self.plan.local_digest(e),
             self.remote_digest(remote, e.size)
         );
-        let ours = match ours {
-            Ok(Ok((hasher, _))) => hash::finish(hasher),
-            Ok(Err(err)) => return Err(local_failure(&e.path, &err)),
-            Err(err) => return Err(Failure::new(ErrorKind::Transfer, err.to_string())),
-        };
+        let ours = ours?;
         Ok((ours == theirs?).then_some(ours))
     }
 
@@ -393,7 +471,7 @@ impl HostUpload<'_> {
             return Ok((0, Sha256::new()));
         }
         let path = e.path.clone();
-        let ours = tokio::task::spawn_blocking(move || hash::local(&path, Some(held)))
+        let ours = tokio::task::spawn_blocking(move || hash::local(&path, Some(held), None))
             .await
             .map_err(|err| Failure::new(ErrorKind::Transfer, err.to_string()))?
             .map_err(|err| local_failure(&e.path, &err))?;
@@ -473,6 +551,9 @@ impl HostUpload<'_> {
             }
             None => (None, None),
         };
+        // With several hosts, the file is hashed once for all of them
+        // (not while sending); a resumed upload goes on with its own hasher.
+        let hasher = (self.plan.shared.is_none() || start > 0).then_some(hasher);
         let progress = self.progress();
         let sending = pipeline::upload(
             &e.path,
@@ -530,7 +611,16 @@ impl HostUpload<'_> {
                 ),
             )),
             (Ok(sent), Ok(())) => {
-                let digest = hash::finish(sent.hasher);
+                let digest = match sent.hasher {
+                    Some(hasher) => hash::finish(hasher),
+                    None => match self.plan.local_digest(e).await {
+                        Ok(digest) => digest,
+                        Err(failure) => {
+                            let _ = self.sftp.close(handle, temp).await;
+                            return Err(failure);
+                        }
+                    },
+                };
                 // Only a streaming digest that matches counts; a differing
                 // one (a `head` that reads ahead would cause this) or a
                 // failed hashing command is double-checked by the caller

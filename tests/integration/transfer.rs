@@ -908,3 +908,31 @@ fn an_upload_never_writes_a_temp_file_another_upload_has_open() {
     assert!(std::fs::read(&remote).unwrap() == data);
     assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
 }
+
+#[test]
+fn a_remote_name_that_is_not_utf8_fails_alone_and_says_why() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let lab = TestLab::new(1);
+    let dir = lab.path().join("logs");
+    write(&dir.join("good.txt"), b"good");
+    write(
+        &dir.join(std::ffi::OsStr::from_bytes(b"b\xffd.txt")),
+        b"bad name",
+    );
+    let back = lab.path().join("back");
+    let run = run_json(&lab, &["download", "vm01", "-r"], &[&dir, &back], 1);
+    let r = &results(&run)[0];
+    let failed: Vec<&Value> = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{r}");
+    let message = failed[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not valid UTF-8"), "{message}");
+    assert_eq!(
+        std::fs::read(back.join("vm01/logs/good.txt")).unwrap(),
+        b"good"
+    );
+}
