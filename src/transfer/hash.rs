@@ -285,9 +285,25 @@ mod tests {
         }
     }
 
+    /// Runs `command` in `sh` with `input` on its stdin.
+    fn sh_with_input(command: &str, input: &[u8]) -> std::process::Output {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input).unwrap_or_else(|e| panic!("{e}"));
+        }
+        child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn every_streaming_command_hashes_stretches_in_order() {
-        use std::io::Write as _;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("-a 'b' $(x)");
         std::fs::write(&path, b"test").unwrap_or_else(|e| panic!("{e}"));
@@ -297,18 +313,7 @@ mod tests {
             ("pipe", streaming_pipe(&path)),
             ("either", streaming_command(&path)),
         ] {
-            let mut child = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(command)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{e}"));
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin.write_all(b"3\n1\n").unwrap_or_else(|e| panic!("{e}"));
-            }
-            let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+            let out = sh_with_input(&command, b"3\n1\n");
             assert!(out.status.success(), "{name}: {out:?}");
             assert_eq!(
                 parse(&String::from_utf8_lossy(&out.stdout)).as_deref(),
@@ -320,22 +325,10 @@ mod tests {
 
     #[test]
     fn the_python_hasher_refuses_a_short_file() {
-        use std::io::Write as _;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("f");
         std::fs::write(&path, b"test").unwrap_or_else(|e| panic!("{e}"));
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(streaming_python(&path.to_string_lossy()))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(b"5\n").unwrap_or_else(|e| panic!("{e}"));
-        }
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let out = sh_with_input(&streaming_python(&path.to_string_lossy()), b"5\n");
         assert!(!out.status.success(), "{out:?}");
         assert_eq!(parse(&String::from_utf8_lossy(&out.stdout)), None);
     }

@@ -369,31 +369,45 @@ fn a_streaming_hash_that_disagrees_is_checked_again_before_failing_the_upload() 
     assert_no_leftovers(&case.srv);
 }
 
+/// Starts `remex --json OP vm01 FROM TO` against `lab`, in the background.
+fn spawn_json(lab: &TestLab, op: &str, from: &Path, to: &Path) -> std::process::Child {
+    lab.remex()
+        .args(["--json", op, "vm01"])
+        .arg(from)
+        .arg(to)
+        .spawn()
+}
+
 /// Waits until a remex temp file in `dir` holds at least `bytes`, then
-/// sends SIGINT to `child` and returns its output. Panics (after killing
-/// it) if the transfer never gets that far.
+/// sends SIGINT to `child` and returns its output.
 fn interrupt_once_under_way(
-    mut child: std::process::Child,
+    child: std::process::Child,
     dir: &Path,
     bytes: u64,
 ) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let held = leftovers(dir)
+    let what = format!("{bytes} bytes in a temp file in {}", dir.display());
+    interrupt_when(child, &what, || {
+        leftovers(dir)
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .max();
-        if held.is_some_and(|n| n >= bytes) {
-            break;
-        }
+            .any(|m| m.len() >= bytes)
+    })
+}
+
+/// Waits until `ready` says so, then sends SIGINT to `child` and returns
+/// its output. Panics (after killing it) if that never happens.
+fn interrupt_when(
+    mut child: std::process::Child,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
         if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
             panic!(
-                "the transfer never wrote {bytes} bytes to a temp file in {} ({held:?})\n\
-                 --- stdout\n{}\n--- stderr\n{}",
-                dir.display(),
+                "never saw {what}\n--- stdout\n{}\n--- stderr\n{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -439,12 +453,7 @@ fn ctrl_c_in_the_middle_of_an_upload_leaves_the_old_file() {
     let srv = lab.path().join("srv");
     let remote = srv.join("big.bin");
     old_file(&remote, "the old big.bin\n");
-    let child = lab
-        .remex()
-        .args(["--json", "upload", "vm01"])
-        .arg(&local)
-        .arg(&remote)
-        .spawn();
+    let child = spawn_json(&lab, "upload", &local, &remote);
     let out = interrupt_once_under_way(child, &srv, 8 * MIB);
     let r = interrupted_result(&out);
     assert!(
@@ -466,12 +475,7 @@ fn ctrl_c_in_the_middle_of_a_download_writes_nothing() {
     random_file(&remote, 300 * MIB);
     let before = std::fs::metadata(&remote).unwrap();
     let back = lab.path().join("back");
-    let child = lab
-        .remex()
-        .args(["--json", "download", "vm01"])
-        .arg(&remote)
-        .arg(&back)
-        .spawn();
+    let child = spawn_json(&lab, "download", &remote, &back);
     let out = interrupt_once_under_way(child, &back.join("vm01"), 8 * MIB);
     let r = interrupted_result(&out);
     assert!(message(&r).contains("nothing was written"), "{r}");
@@ -585,29 +589,13 @@ fn upload_download_and_skip_identical_work_against_dropbear() {
 /// Waits until the fake tools' log names `tool`, then sends SIGINT to
 /// `child` and returns its output.
 fn interrupt_once_called(
-    mut child: std::process::Child,
+    child: std::process::Child,
     tools: &LyingTools,
     tool: &str,
 ) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(tools.log_path()).is_ok_and(|calls| calls.contains(tool)) {
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{tool} was never called\n--- stdout\n{}\n--- stderr\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
-    child.wait_with_output().unwrap()
+    interrupt_when(child, &format!("a call of {tool}"), || {
+        std::fs::read_to_string(tools.log_path()).is_ok_and(|calls| calls.contains(tool))
+    })
 }
 
 #[test]
@@ -624,12 +612,7 @@ fn ctrl_c_while_the_host_verifies_keeps_the_old_file_and_writes_nothing() {
     random_file(&local, 3 * MIB);
     let remote = srv.join("release.bin");
     old_file(&remote, "the old release\n");
-    let child = lab
-        .remex()
-        .args(["--json", "upload", "vm01"])
-        .arg(&local)
-        .arg(&remote)
-        .spawn();
+    let child = spawn_json(&lab, "upload", &local, &remote);
     let out = interrupt_once_called(child, &tools, "openssl");
     let r = interrupted_result(&out);
     assert!(
@@ -642,12 +625,7 @@ fn ctrl_c_while_the_host_verifies_keeps_the_old_file_and_writes_nothing() {
 
     // Download: interrupted while the host hashes the source.
     let back = lab.path().join("back");
-    let child = lab
-        .remex()
-        .args(["--json", "download", "vm01"])
-        .arg(&local)
-        .arg(&back)
-        .spawn();
+    let child = spawn_json(&lab, "download", &local, &back);
     let out = interrupt_once_called(child, &tools, "openssl");
     let r = interrupted_result(&out);
     assert!(message(&r).contains("nothing was written"), "{r}");
