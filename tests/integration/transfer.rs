@@ -936,3 +936,50 @@ fn a_remote_name_that_is_not_utf8_fails_alone_and_says_why() {
         b"good"
     );
 }
+
+/// Runs `remex ARGS…` with a pseudo-terminal as its stdout and stderr (via
+/// util-linux `script`): everything it wrote there.
+fn on_a_terminal(args: &[&str]) -> String {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_remex"))
+        .chain(args.iter().copied())
+        .map(|word| format!("'{}'", word.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running script(1) (util-linux): {e}"));
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_bars_show_on_a_terminal_only() {
+    let lab = TestLab::new(2);
+    let local = lab.path().join("big.bin");
+    write(&local, &bytes(32 * 1024 * 1024, 3));
+    let dir = lab.path().join("srv");
+    std::fs::create_dir_all(&dir).unwrap();
+    let remote = format!("{}/", dir.display());
+    let config = lab.config();
+    let config = config.to_str().unwrap();
+    let local = local.to_str().unwrap();
+
+    // A terminal: a bar per host (bytes, rate, ETA) and a total.
+    let shown = on_a_terminal(&["--config", config, "upload", "all", local, &remote]);
+    for needle in ["vm01", "vm02", "total", "eta ", "MiB/s"] {
+        assert!(shown.contains(needle), "no {needle:?} in {shown:?}");
+    }
+    // --json on a terminal, and no terminal at all: no bars.
+    let json = on_a_terminal(&[
+        "--config", config, "--json", "upload", "all", local, &remote,
+    ]);
+    assert!(!json.contains("eta "), "{json:?}");
+    let piped = lab
+        .remex()
+        .args(["upload", "all", local, &remote])
+        .run()
+        .expect_code(0);
+    assert!(!piped.stderr().contains("eta "), "{}", piped.stderr());
+}
