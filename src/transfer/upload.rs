@@ -56,29 +56,32 @@ type DigestCell = watch::Receiver<Option<Result<String, String>>>;
 struct SharedDigests(std::sync::Mutex<HashMap<PathBuf, DigestCell>>);
 
 impl SharedDigests {
-    /// The digest of `path`, hashing it now if no host has started yet.
+    /// Where the digest of `path` will appear: hashing starts now, on a
+    /// blocking thread, unless a host started it already.
+    fn start(&self, path: &Path, cancel: Option<&Cancel>) -> DigestCell {
+        let mut cells = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cells
+            .entry(path.to_owned())
+            .or_insert_with(|| {
+                let (tx, rx) = watch::channel(None);
+                let (path, cancel) = (path.to_owned(), cancel.cloned());
+                tokio::task::spawn_blocking(move || {
+                    let digest = hash::local(&path, None, cancel.as_ref())
+                        .map(|(hasher, _)| hash::finish(hasher))
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send(Some(digest));
+                });
+                rx
+            })
+            .clone()
+    }
+
+    /// The digest of `path` (see [`SharedDigests::start`]).
     async fn of(&self, path: &Path, cancel: Option<&Cancel>) -> Result<String, String> {
-        let cell = {
-            let mut cells = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            cells
-                .entry(path.to_owned())
-                .or_insert_with(|| {
-                    let (tx, rx) = watch::channel(None);
-                    let (path, cancel) = (path.to_owned(), cancel.cloned());
-                    tokio::task::spawn_blocking(move || {
-                        let digest = hash::local(&path, None, cancel.as_ref())
-                            .map(|(hasher, _)| hash::finish(hasher))
-                            .map_err(|e| e.to_string());
-                        let _ = tx.send(Some(digest));
-                    });
-                    rx
-                })
-                .clone()
-        };
-        let mut cell = cell;
+        let mut cell = self.start(path, cancel);
         match cell.wait_for(Option::is_some).await {
             Ok(digest) => digest
                 .clone()
@@ -553,7 +556,15 @@ impl HostUpload<'_> {
         };
         // With several hosts, the file is hashed once for all of them
         // (not while sending); a resumed upload goes on with its own hasher.
-        let hasher = (self.plan.shared.is_none() || start > 0).then_some(hasher);
+        let hasher = match &self.plan.shared {
+            Some(shared) if start == 0 => {
+                // Hashed alongside the sending, ready (or nearly) when the
+                // host's copy is.
+                shared.start(&e.path, self.options.cancel.as_ref());
+                None
+            }
+            _ => Some(hasher),
+        };
         let progress = self.progress();
         let sending = pipeline::upload(
             &e.path,

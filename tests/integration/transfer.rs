@@ -346,7 +346,7 @@ fn directories_round_trip_with_empty_dirs_symlinks_and_modes() {
 
 #[test]
 fn skip_identical_leaves_an_equal_file_alone_and_rewrites_a_different_one() {
-    let lab = TestLab::new(1);
+    let lab = TestLab::new(2);
     let local = lab.path().join("app.conf");
     write(&local, b"setting = 1\n");
     let remote = lab.path().join("etc/app.conf");
@@ -371,6 +371,18 @@ fn skip_identical_leaves_an_equal_file_alone_and_rewrites_a_different_one() {
         inode,
         "the file was rewritten"
     );
+    // Several hosts (the local file is hashed once for all): each finds it
+    // identical.
+    let run = run_json(
+        &lab,
+        &["upload", "all", "--skip-identical"],
+        &[&local, &remote],
+        0,
+    );
+    for r in &results(&run) {
+        assert_eq!(r["status"], "unchanged", "{r}");
+        assert_eq!(r["sha256"], sha256(b"setting = 1\n"), "{r}");
+    }
     // Same size, other bytes: written.
     write(&local, b"setting = 2\n");
     assert_eq!(results(&upload())[0]["status"], "written");
