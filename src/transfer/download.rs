@@ -517,12 +517,10 @@ impl HostDownload<'_> {
             Ok(meta) if meta.is_file() && meta.len() == size => {}
             _ => return Ok(None),
         }
-        let path = dest.to_owned();
-        let ours = tokio::task::spawn_blocking(move || hash::local(&path, None, None))
+        let (ours, _) = hash::local_in_background(dest.to_owned(), None, None)
             .await
-            .map_err(|e| Failure::new(ErrorKind::Transfer, e.to_string()))?
             .map_err(|e| local_failure(dest, &e))?;
-        let ours = hash::finish(ours.0);
+        let ours = hash::finish(ours);
         let theirs = self.remote_digest(remote, size).await?;
         Ok((ours == theirs).then_some(ours))
     }
@@ -547,10 +545,8 @@ impl HostDownload<'_> {
         if held == 0 || held > size || self.conn.free_sessions() == 0 {
             return Ok((0, Sha256::new()));
         }
-        let path = temp.to_owned();
-        let (ours, _) = tokio::task::spawn_blocking(move || hash::local(&path, None, None))
+        let (ours, _) = hash::local_in_background(temp.to_owned(), None, None)
             .await
-            .map_err(|e| Failure::new(ErrorKind::Transfer, e.to_string()))?
             .map_err(|e| local_failure(temp, &e))?;
         match hash::remote(self.conn, remote, Some((0, held))).await? {
             Some(theirs) if theirs == hash::finish(ours.clone()) => {

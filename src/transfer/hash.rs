@@ -28,11 +28,18 @@ pub fn command(path: &str, range: Option<(u64, u64)>) -> String {
         ),
         None => format!("$h < {}", quote(path)),
     };
+    format!("{} {source}", pick_hasher(""))
+}
+
+/// Shell that sets `$h` to the host's best SHA-256 tool (`openssl dgst
+/// -sha256`, else `sha256sum`, else `shasum -a 256`); without one it prints
+/// `remex-no-hasher`, runs `on_none` and exits 0.
+fn pick_hasher(on_none: &str) -> String {
     format!(
         "if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; \
          elif command -v sha256sum >/dev/null 2>&1; then h=sha256sum; \
          elif command -v shasum >/dev/null 2>&1; then h='shasum -a 256'; \
-         else echo {NO_HASHER}; exit 0; fi; {source}"
+         else echo {NO_HASHER}; {on_none}exit 0; fi;"
     )
 }
 
@@ -82,13 +89,12 @@ fn streaming_python(path: &str) -> String {
 
 /// The pipe branch of [`streaming_command`].
 fn streaming_pipe(path: &str) -> String {
+    // Without a tool, stdin (the stretch lengths) is drained first, so the
+    // writer never blocks on it.
     format!(
-        "if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; \
-         elif command -v sha256sum >/dev/null 2>&1; then h=sha256sum; \
-         elif command -v shasum >/dev/null 2>&1; then h='shasum -a 256'; \
-         else echo {NO_HASHER}; cat >/dev/null; exit 0; fi; \
-         exec 3< {path} || exit 1; \
+        "{} exec 3< {path} || exit 1; \
          while read -r len; do head -c \"$len\" <&3; done | $h",
+        pick_hasher("cat >/dev/null; "),
         path = quote(path)
     )
 }
@@ -233,6 +239,17 @@ pub fn local(
     Ok((hasher, total))
 }
 
+/// [`local`] on a blocking thread (for async callers).
+pub async fn local_in_background(
+    path: std::path::PathBuf,
+    limit: Option<u64>,
+    cancel: Option<crate::exec::Cancel>,
+) -> std::io::Result<(Sha256, u64)> {
+    tokio::task::spawn_blocking(move || local(&path, limit, cancel.as_ref()))
+        .await
+        .unwrap_or_else(|err| Err(std::io::Error::other(err.to_string())))
+}
+
 /// Hex of a finished hasher.
 pub fn finish(hasher: Sha256) -> String {
     crate::script::hex(&hasher.finalize())
@@ -320,6 +337,24 @@ mod tests {
                 Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn without_a_hash_tool_the_commands_say_so() {
+        // A PATH with `cat` and `head` but no hash tool.
+        let bin = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for tool in ["cat", "head"] {
+            std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), bin.path().join(tool))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        for command in [
+            command("/etc/hostname", None),
+            streaming_pipe("/etc/hostname"),
+        ] {
+            let out = sh_with_input(&format!("PATH={}; {command}", bin.path().display()), b"3\n");
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), NO_HASHER);
         }
     }
 

@@ -68,8 +68,9 @@ impl SharedDigests {
             .or_insert_with(|| {
                 let (tx, rx) = watch::channel(None);
                 let (path, cancel) = (path.to_owned(), cancel.cloned());
-                tokio::task::spawn_blocking(move || {
-                    let digest = hash::local(&path, None, cancel.as_ref())
+                tokio::spawn(async move {
+                    let digest = hash::local_in_background(path, None, cancel)
+                        .await
                         .map(|(hasher, _)| hash::finish(hasher))
                         .map_err(|e| e.to_string());
                     let _ = tx.send(Some(digest));
@@ -128,14 +129,10 @@ impl UploadPlan {
         let cancel = self.upload.options.cancel.as_ref();
         let digest = match &self.shared {
             Some(shared) => shared.of(&e.path, cancel).await,
-            None => {
-                let (path, cancel) = (e.path.clone(), cancel.cloned());
-                tokio::task::spawn_blocking(move || hash::local(&path, None, cancel.as_ref()))
-                    .await
-                    .map_err(|err| err.to_string())
-                    .and_then(|r| r.map_err(|err| err.to_string()))
-                    .map(|(hasher, _)| hash::finish(hasher))
-            }
+            None => hash::local_in_background(e.path.clone(), None, cancel.cloned())
+                .await
+                .map(|(hasher, _)| hash::finish(hasher))
+                .map_err(|err| err.to_string()),
         };
         digest.map_err(|err| {
             Failure::new(ErrorKind::Transfer, format!("{}: {err}", e.path.display()))
@@ -473,10 +470,8 @@ impl HostUpload<'_> {
         if held == 0 || held > e.size {
             return Ok((0, Sha256::new()));
         }
-        let path = e.path.clone();
-        let ours = tokio::task::spawn_blocking(move || hash::local(&path, Some(held), None))
+        let ours = hash::local_in_background(e.path.clone(), Some(held), None)
             .await
-            .map_err(|err| Failure::new(ErrorKind::Transfer, err.to_string()))?
             .map_err(|err| local_failure(&e.path, &err))?;
         let theirs = self.remote_digest(temp, held).await?;
         if hash::finish(ours.0.clone()) == theirs {
