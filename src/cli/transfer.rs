@@ -23,10 +23,8 @@ pub(super) async fn upload(global: &Global<'_>, args: UploadArgs) -> Result<Stat
         .paths
         .split_last()
         .context("name at least one LOCAL path and the REMOTE destination")?;
-    let remote = remote
-        .to_str()
-        .with_context(|| format!("REMOTE {remote:?} is not UTF-8, which SFTP cannot carry"))?;
-    let mut upload = Upload::new(locals.iter().map(PathBuf::from).collect(), remote);
+    let remote = remote_arg(remote)?;
+    let mut upload = Upload::new(locals.iter().map(PathBuf::from).collect(), &remote);
     upload.recursive = args.recursive;
     upload.follow_symlinks = args.follow_symlinks;
     upload.mode = args.mode;
@@ -46,11 +44,7 @@ pub(super) async fn download(global: &Global<'_>, args: DownloadArgs) -> Result<
         .context("name at least one REMOTE path and the LOCAL_DIR")?;
     let remotes = remotes
         .iter()
-        .map(|r| {
-            r.to_str()
-                .map(str::to_owned)
-                .with_context(|| format!("REMOTE {r:?} is not UTF-8, which SFTP cannot carry"))
-        })
+        .map(|r| remote_arg(r))
         .collect::<Result<Vec<_>>>()?;
     let mut download = Download::new(remotes, PathBuf::from(local));
     download.recursive = args.recursive;
@@ -60,6 +54,14 @@ pub(super) async fn download(global: &Global<'_>, args: DownloadArgs) -> Result<
     download.options = run.options.clone();
     let report = run.executor.download(&args.targets, &download).await;
     run.finish(report, global.json).await
+}
+
+/// A REMOTE argument as SFTP carries it: UTF-8 text.
+fn remote_arg(remote: &std::ffi::OsStr) -> Result<String> {
+    remote
+        .to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("REMOTE {remote:?} is not UTF-8, which SFTP cannot carry"))
 }
 
 /// What upload and download share: the executor, options, Ctrl-C and bars.
