@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::proxy::CutProxy;
-use crate::util::{Remex, Run, TestLab, ThrowawayUser, running_as_root};
+use crate::util::{Remex, Run, TestLab, ThrowawayUser, running_as_root, temp_files, write};
 
 /// remex's default bytes per SFTP request (`remex::transfer::DEFAULT_CHUNK`).
 const CHUNK: usize = remex::transfer::DEFAULT_CHUNK;
@@ -35,13 +35,6 @@ fn sha256(data: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn write(path: &Path, data: &[u8]) {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    std::fs::write(path, data).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 fn results(run: &Run) -> Vec<Value> {
@@ -77,19 +70,6 @@ fn run_json_with(
         .args(paths.iter().map(|p| p.as_ref()))
         .run()
         .expect_code(code)
-}
-
-/// Names in `dir` that are remex temp files.
-fn temp_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".remex-part"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn mode(path: &Path) -> u32 {

@@ -6,7 +6,7 @@
 //! Every lab host is this machine, so the tests look at the "remote" files
 //! directly.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::util::{TestLab, assert_no_process_uses};
+use crate::util::{TestLab, assert_no_process_uses, temp_files, write};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -43,7 +43,7 @@ fn random_file(path: &Path, len: u64) {
 /// Puts an earlier version, `text`, at `path`: what a failed or
 /// interrupted transfer must leave as it is.
 fn old_file(path: &Path, text: &str) {
-    create(path).write_all(text.as_bytes()).unwrap();
+    write(path, text.as_bytes());
 }
 
 /// Asserts that `path` still holds exactly `text` (an [`old_file`]).
@@ -84,15 +84,7 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
 
 /// remex's temp files (`.NAME.TAG.remex-part`) in `dir`.
 fn leftovers(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().ends_with(".remex-part"))
-                .collect()
-        })
-        .unwrap_or_default()
+    temp_files(dir).iter().map(|name| dir.join(name)).collect()
 }
 
 fn assert_no_leftovers(dir: &Path) {

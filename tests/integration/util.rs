@@ -556,3 +556,24 @@ pub fn assert_no_process_uses(dir: &Path) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Writes `data` to `path`, creating its directory.
+pub fn write(path: &Path, data: &[u8]) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, data).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// Names in `dir` that are remex temp files.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".remex-part"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
