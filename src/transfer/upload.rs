@@ -618,38 +618,18 @@ impl HostUpload<'_> {
             )),
             (Ok(sent), Ok(())) => {
                 let digest = match sent.hasher {
-                    Some(hasher) => hash::finish(hasher),
-                    None => match self.plan.local_digest(e).await {
-                        Ok(digest) => digest,
-                        Err(failure) => {
-                            let _ = self.sftp.close(handle, temp).await;
-                            return Err(failure);
-                        }
-                    },
+                    Some(hasher) => Ok(hash::finish(hasher)),
+                    None => self.plan.local_digest(e).await,
                 };
-                // Only a streaming digest that matches counts; a differing
-                // one (a `head` that reads ahead would cause this) or a
-                // failed hashing command is double-checked by the caller
-                // with a plain hash of the whole file.
-                let verified = match theirs {
-                    Some(Ok(Some(theirs))) if theirs == digest => true,
-                    Some(Ok(Some(theirs))) => {
-                        tracing::warn!(temp, %theirs, "the streaming hash differs; checking the whole file");
-                        false
+                match digest {
+                    Ok(digest) => {
+                        let verified = streaming_verified(theirs, &digest, temp);
+                        self.finish(e, remote, temp, handle)
+                            .await
+                            .map(|()| (digest, sent.end - start, verified))
                     }
-                    Some(Err(failure)) => {
-                        tracing::warn!(
-                            temp,
-                            "the streaming hash failed ({}); checking the whole file",
-                            failure.message
-                        );
-                        false
-                    }
-                    Some(Ok(None)) | None => false,
-                };
-                self.finish(e, remote, temp, handle)
-                    .await
-                    .map(|()| (digest, sent.end - start, verified))
+                    Err(failure) => Err(failure),
+                }
             }
         };
         if finished.is_err() {
@@ -885,6 +865,33 @@ pub(super) async fn read_back(
             format!("{path}: interrupted"),
         )),
         Err(PipeError::Local(err)) => Err(Failure::new(ErrorKind::Transfer, err.to_string())),
+    }
+}
+
+/// Whether the host's streaming hash (`theirs`) verified every byte. Only
+/// a digest equal to ours counts; a differing one (a `head` that reads
+/// ahead would cause this) or a failed hashing command is double-checked
+/// by the caller with a plain hash of the whole file.
+fn streaming_verified(
+    theirs: Option<Result<Option<String>, Failure>>,
+    digest: &str,
+    temp: &str,
+) -> bool {
+    match theirs {
+        Some(Ok(Some(theirs))) if theirs == digest => true,
+        Some(Ok(Some(theirs))) => {
+            tracing::warn!(temp, %theirs, "the streaming hash differs; checking the whole file");
+            false
+        }
+        Some(Err(failure)) => {
+            tracing::warn!(
+                temp,
+                "the streaming hash failed ({}); checking the whole file",
+                failure.message
+            );
+            false
+        }
+        Some(Ok(None)) | None => false,
     }
 }
 
