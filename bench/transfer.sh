@@ -18,8 +18,12 @@
 # show the same without it, for reference.
 #
 # Prints MB/s (10^6 bytes per second of wall time), client CPU (user+sys of
-# the client and its children), peak RSS (GNU time), and remex / the best
-# OpenSSH figure of the same scenario and direction. Targets (issue 3):
+# the client and its children), machine CPU (every process, so on loopback
+# both ends: sshd, sftp-server and the host's hash too), peak RSS (GNU time),
+# and remex / the best OpenSSH figure of the same scenario and direction.
+# Then the loopback CPU budget: the best OpenSSH run's machine CPU plus one
+# SHA-256 pass per end, spread over every core, is the fastest a verified
+# transfer with OpenSSH's transport cost could go here. Targets (issue 3):
 #   loopback    >= 1.0x the best OpenSSH figure, verification on
 #   20 ms RTT   >= 2.0x OpenSSH
 #   peak RSS    independent of the file size
@@ -79,6 +83,10 @@ mkdir -p "$MNT/remote" "$MNT/local"
 cp "$MNT/big.bin" "$MNT/remote/src.bin"
 
 RESULTS=$LAB/results
+# CPU time of every process on the machine (both ends of a loopback
+# transfer), in clock ticks: user + nice + system + irq + softirq.
+HZ=$(getconf CLK_TCK)
+busy_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 : > "$RESULTS"
 JOBS=()
 # job SCENARIO DIRECTION NAME BYTES CHECK_FILE SHA -- COMMAND...
@@ -102,16 +110,18 @@ run_jobs() {
       local scenario=$1 dir=$2 name=$3 bytes=$4 check=$5 sha=$6; shift 7
       rm -f "$check"
       sync
+      local busy0; busy0=$(busy_jiffies)
       /usr/bin/time -f '%e %U %S %M' -o "$LAB/t" "$@" >/dev/null 2>"$LAB/err" || { echo "FAILED: $scenario $dir $name"; cat "$LAB/err"; exit 1; }
+      local machine=$(( $(busy_jiffies) - busy0 ))
       local got; got=$(digest "$check")
       [ "$got" = "$sha" ] || { echo "SHA-256 MISMATCH: $scenario $dir $name: $got != $sha"; exit 1; }
-      awk -v j="$i" -v s="$scenario" -v d="$dir" -v n="$name" -v b="$bytes" \
-        '{printf "%d %s %s %s %.3f %.2f %d %.1f\n", j, s, d, n, $1, $2+$3, $4, b/1e6/$1}' "$LAB/t" >> "$raw"
+      awk -v j="$i" -v s="$scenario" -v d="$dir" -v n="$name" -v b="$bytes" -v m="$machine" -v hz="$HZ" \
+        '{printf "%d %s %s %s %.3f %.2f %d %.1f %.2f\n", j, s, d, n, $1, $2+$3, $4, b/1e6/$1, m/hz}' "$LAB/t" >> "$raw"
       printf '  round %d/%d  %-12s %-5s %-14s %s\n' "$r" "$reps" "$scenario" "$dir" "$name" "$(tail -n1 "$raw" | awk '{print $8 " MB/s"}')"
     done
   done
   for i in "${!JOBS[@]}"; do
-    awk -v j="$i" '$1 == j' "$raw" | sort -k5,5n | awk -v r="$reps" 'NR==int((r+1)/2) {print $2, $3, $4, $5, $6, $7, $8}' >> "$RESULTS"
+    awk -v j="$i" '$1 == j' "$raw" | sort -k5,5n | awk -v r="$reps" 'NR==int((r+1)/2) {print $2, $3, $4, $5, $6, $7, $8, $9}' >> "$RESULTS"
   done
   JOBS=()
 }
@@ -153,6 +163,13 @@ run_scenario loopback "$PORT" "$CONFIG"
 job loopback up remex-64MiB $(( 64 << 20 )) "$MNT/remote/small.bin" "$SMALL_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/small.bin" "$MNT/remote/small.bin"
 job loopback up "remex-${MULTI_MIB}MiB" $(( MULTI_MIB << 20 )) "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/multi.bin" "$MNT/remote/multi.bin"
 run_jobs
+# What verification costs here, for the CPU budget printed at the end: one
+# SHA-256 pass over the file by `openssl dgst` (the host's tool; remex's
+# client hashes at about the same speed), least CPU of 3 runs.
+HASH_S=$(for _ in 1 2 3; do
+  /usr/bin/time -f '%U %S' -o "$LAB/t" openssl dgst -sha256 "$MNT/big.bin" >/dev/null
+  awk '{print $1 + $2}' "$LAB/t"
+done | sort -n | head -n1)
 fi
 
 # The same through a 20 ms RTT proxy: remex's config and OpenSSH's
@@ -194,15 +211,26 @@ run_jobs
 fi
 
 echo
-awk '
-  { key=$1" "$2; name[NR]=$3; scen[NR]=$1; dir[NR]=$2; wall[NR]=$4; cpu[NR]=$5; rss[NR]=$6; mbps[NR]=$7
-    if ($3 !~ /^remex/ && mbps[NR] > best[key]) { best[key]=mbps[NR]; bestname[key]=$3 } }
+awk -v hash="${HASH_S:-}" -v ncpu="$(nproc)" '
+  { key=$1" "$2; name[NR]=$3; scen[NR]=$1; dir[NR]=$2; wall[NR]=$4; cpu[NR]=$5; rss[NR]=$6; mbps[NR]=$7; mach[NR]=$8
+    if ($3 !~ /^remex/ && mbps[NR] > best[key]) { best[key]=mbps[NR]; bestname[key]=$3; bestwall[key]=$4; bestmach[key]=$8 } }
   END {
-    printf "%-12s %-5s %-12s %8s %8s %8s %10s %s\n", "scenario", "dir", "client", "MB/s", "wall_s", "cpu_s", "rss_kb", "remex/best-OpenSSH"
+    printf "%-12s %-5s %-14s %8s %8s %8s %10s %10s %s\n", "scenario", "dir", "client", "MB/s", "wall_s", "cpu_s", "machine_s", "rss_kb", "remex/best-OpenSSH"
     for (i = 1; i <= NR; i++) {
       key=scen[i]" "dir[i]; r="-"
       if (name[i] ~ /^remex(-noverify)?$/ && best[key] > 0) r=sprintf("%.2fx (vs %s %.1f MB/s)", mbps[i]/best[key], bestname[key], best[key])
-      printf "%-12s %-5s %-12s %8.1f %8.2f %8.2f %10d %s\n", scen[i], dir[i], name[i], mbps[i], wall[i], cpu[i], rss[i], r
+      printf "%-12s %-5s %-14s %8.1f %8.2f %8.2f %10.2f %10d %s\n", scen[i], dir[i], name[i], mbps[i], wall[i], cpu[i], mach[i], rss[i], r
+    }
+    if (hash == "") exit
+    # On loopback both ends share the CPUs: a verified transfer needs what
+    # the best OpenSSH run used, plus a SHA-256 pass on each end.
+    printf "\nCPU budget on loopback (%d cores shared by both ends; one SHA-256 pass of the file: %.2f core-s):\n", ncpu, hash
+    split("up down", dirs, " ")
+    for (d = 1; d <= 2; d++) {
+      key="loopback "dirs[d]
+      if (!(key in best)) continue
+      need=bestmach[key] + 2 * hash
+      printf "  %-4s %s used %.2f core-s; + 2 hashes = %.2f core-s, >= %.2f s on %d cores: a verified copy as cheap as %s reaches at most %.2fx\n", dirs[d], bestname[key], bestmach[key], need, need / ncpu, ncpu, bestname[key], bestwall[key] / (need / ncpu)
     }
   }' "$RESULTS"
 echo
