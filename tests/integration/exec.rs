@@ -683,28 +683,6 @@ fn a_timeout_stops_an_argv_command_and_its_children() {
     assert_no_process_left(&["sleep 7321", "sleep 7322", "sleep 7323"]);
 }
 
-/// Generates a key with ssh-keygen in the lab's key dir and authorizes it on
-/// every lab host; returns the config that uses it.
-fn authorize_new_key(lab: &TestLab, name: &str, keygen_args: &[&str]) -> std::path::PathBuf {
-    let path = lab.path().join("keys").join(name);
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-C", name, "-f"])
-        .arg(&path)
-        .args(keygen_args)
-        .status()
-        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
-    assert!(status.success(), "ssh-keygen {keygen_args:?} failed");
-    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-    let authorized = lab.path().join("authorized_keys");
-    let mut text = std::fs::read_to_string(&authorized).unwrap();
-    text.push_str(&public);
-    std::fs::write(&authorized, text).unwrap();
-    lab.config_variant(
-        &format!("{name}.yml"),
-        &[("default_key: id_ed25519", &format!("default_key: {name}"))],
-    )
-}
-
 #[test]
 fn rsa_ecdsa_and_encrypted_keys_authenticate() {
     let lab = TestLab::new(1);
@@ -713,7 +691,7 @@ fn rsa_ecdsa_and_encrypted_keys_authenticate() {
         ("ecdsa256", &["-t", "ecdsa", "-b", "256", "-N", ""][..]),
         ("ecdsa384", &["-t", "ecdsa", "-b", "384", "-N", ""][..]),
     ] {
-        let config = authorize_new_key(&lab, name, args);
+        let config = lab.authorize_new_key(name, args);
         Remex::new()
             .arg("--config")
             .arg(&config)
@@ -722,7 +700,7 @@ fn rsa_ecdsa_and_encrypted_keys_authenticate() {
             .expect_code(0);
     }
 
-    let config = authorize_new_key(&lab, "encrypted", &["-t", "ed25519", "-N", "open sesame"]);
+    let config = lab.authorize_new_key("encrypted", &["-t", "ed25519", "-N", "open sesame"]);
     let run = || {
         Remex::new()
             .arg("--config")

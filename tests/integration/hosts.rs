@@ -8,28 +8,6 @@ use serde_json::Value;
 
 use crate::util::TestLab;
 
-/// The fingerprint OpenSSH prints for a host's key (what an operator would
-/// read on the host's console).
-fn host_fingerprint(lab: &TestLab, host: &str) -> String {
-    let key = lab
-        .path()
-        .join("hosts")
-        .join(host)
-        .join("ssh_host_ed25519_key");
-    let out = Command::new("ssh-keygen")
-        .arg("-l")
-        .arg("-f")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ssh-keygen -l: {out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.split_whitespace()
-        .nth(1)
-        .unwrap_or_else(|| panic!("no fingerprint in {text}"))
-        .to_owned()
-}
-
 fn first(json: &Value) -> &Value {
     &json["results"][0]
 }
@@ -64,7 +42,7 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
     let json = run.json();
     assert_eq!(json["operation"], "hosts_forget");
     assert_eq!(first(&json)["action"], "removed");
-    assert_eq!(first(&json)["previous"][0], host_fingerprint(&lab, "vm01"));
+    assert_eq!(first(&json)["previous"][0], lab.host_fingerprint("vm01"));
     assert_eq!(
         read(&known_hosts),
         format!("{other}{vm02_line}\t# tail without newline")
@@ -105,7 +83,7 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
     assert!(run.stderr().contains("--yes"), "{}", run.stderr());
 
     // A fingerprint that does not match pins nothing.
-    let wrong = host_fingerprint(&lab, "vm02");
+    let wrong = lab.host_fingerprint("vm02");
     let run = lab
         .remex()
         .args(["--json", "hosts", "trust", "vm01", "--fingerprint", &wrong])
@@ -125,7 +103,7 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
     );
 
     // The right one pins it (the file's other bytes untouched).
-    let right = host_fingerprint(&lab, "vm01");
+    let right = lab.host_fingerprint("vm01");
     let run = lab
         .remex()
         .args(["--json", "hosts", "trust", "vm01", "--fingerprint", &right])
@@ -161,7 +139,7 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
 fn a_changed_host_key_needs_replace_and_a_revoked_one_is_never_trusted() {
     let mut lab = TestLab::new(2);
     let known_hosts = lab.lab.known_hosts_path.clone();
-    let old = host_fingerprint(&lab, "vm02");
+    let old = lab.host_fingerprint("vm02");
     // vm02 is "reinstalled": a new host key.
     let key = lab.path().join("hosts/vm02/ssh_host_ed25519_key");
     std::fs::remove_file(&key).unwrap();
@@ -173,7 +151,7 @@ fn a_changed_host_key_needs_replace_and_a_revoked_one_is_never_trusted() {
     assert!(status.success());
     lab.lab.stop_host("vm02").unwrap();
     lab.lab.start_host("vm02").unwrap();
-    let new = host_fingerprint(&lab, "vm02");
+    let new = lab.host_fingerprint("vm02");
     assert_ne!(old, new);
 
     let run = lab

@@ -15,6 +15,7 @@ mod keys;
 mod lab;
 mod proxy;
 mod script;
+mod terminal;
 mod transfer;
 mod transfer_edge;
 mod util;

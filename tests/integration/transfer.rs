@@ -929,21 +929,11 @@ fn a_remote_name_that_is_not_utf8_fails_alone_and_says_why() {
     );
 }
 
-/// Runs `remex ARGS…` with a pseudo-terminal as its stdout and stderr (via
-/// util-linux `script`): everything it wrote there.
+/// Runs `remex ARGS…` on a terminal: everything it showed there.
 fn on_a_terminal(args: &[&str]) -> String {
-    let line = std::iter::once(env!("CARGO_BIN_EXE_remex"))
-        .chain(args.iter().copied())
-        .map(|word| format!("'{}'", word.replace('\'', r"'\''")))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running script(1) (util-linux): {e}"));
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (code, shown) = Remex::new().args(args).on_a_terminal().finish();
+    assert_eq!(code, 0, "{shown:?}");
+    shown
 }
 
 #[test]

@@ -16,6 +16,52 @@ pub struct TestLab {
 }
 
 impl TestLab {
+    /// The fingerprint OpenSSH prints for a host's key (what an operator
+    /// would read on the host's console).
+    pub fn host_fingerprint(&self, host: &str) -> String {
+        let key = self
+            .path()
+            .join("hosts")
+            .join(host)
+            .join("ssh_host_ed25519_key");
+        let out = Command::new("ssh-keygen")
+            .arg("-l")
+            .arg("-f")
+            .arg(&key)
+            .output()
+            .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+        assert!(out.status.success(), "ssh-keygen -l: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("no fingerprint in {text}"))
+            .to_owned()
+    }
+
+    /// Generates a key with ssh-keygen in the lab's key dir and authorizes
+    /// it on every lab host; returns the config that uses it.
+    pub fn authorize_new_key(&self, name: &str, keygen_args: &[&str]) -> PathBuf {
+        let path = self.path().join("keys").join(name);
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-C", name, "-f"])
+            .arg(&path)
+            .args(keygen_args)
+            .status()
+            .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+        assert!(status.success(), "ssh-keygen {keygen_args:?} failed");
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        let authorized = self.path().join("authorized_keys");
+        let mut text = std::fs::read_to_string(&authorized).unwrap();
+        text.push_str(&public);
+        std::fs::write(&authorized, text).unwrap();
+        self.config_variant(
+            &format!("{name}.yml"),
+            &[("default_key: id_ed25519", &format!("default_key: {name}"))],
+        )
+    }
+}
+
+impl TestLab {
     /// Starts `hosts` OpenSSH hosts. Fails loudly (with the install hint)
     /// when sshd is missing: tests never skip for lack of a server.
     pub fn new(hosts: usize) -> TestLab {
@@ -582,4 +628,164 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+impl Remex {
+    /// Starts remex with a pseudo-terminal as its stdin, stdout and stderr,
+    /// as when a person runs it (via util-linux `script`), for the paths
+    /// that only a terminal opens: prompts and progress bars.
+    pub fn on_a_terminal(self) -> Terminal {
+        let quote =
+            |word: &std::ffi::OsStr| format!("'{}'", word.to_string_lossy().replace('\'', r"'\''"));
+        let line = std::iter::once(self.cmd.get_program())
+            .chain(self.cmd.get_args())
+            .map(quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = Command::new("script");
+        // `tty` first: the terminal's name, for `Terminal::wait_for_hidden_input`.
+        script.args(["-qec", &format!("tty; exec {line}"), "/dev/null"]);
+        for (key, value) in self.cmd.get_envs() {
+            match value {
+                Some(value) => script.env(key, value),
+                None => script.env_remove(key),
+            };
+        }
+        if let Some(dir) = self.cmd.get_current_dir() {
+            script.current_dir(dir);
+        }
+        let mut child = script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running script(1) (util-linux): {e}"));
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let sink = output.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut buf = [0; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut terminal = Terminal {
+            stdin: child.stdin.take(),
+            child,
+            output,
+            reader: Some(reader),
+            tty: String::new(),
+        };
+        terminal.wait_for("/dev/pts/");
+        terminal.tty = terminal
+            .output()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        terminal
+    }
+}
+
+/// remex running on a pseudo-terminal; see [`Remex::on_a_terminal`].
+pub struct Terminal {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Copies script's output into `output`; ends when script exits.
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// The terminal's device, `/dev/pts/N`.
+    tty: String,
+}
+
+impl Terminal {
+    /// Everything written to the terminal so far (and what was typed, where
+    /// the terminal echoed it).
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (up to 30 s) until `needle` has been written to the terminal.
+    pub fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.output().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} never appeared on the terminal: {:?}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (up to 30 s) until the terminal no longer echoes what is typed,
+    /// as a password prompt must, so that a test can tell whether a secret
+    /// it types would have shown.
+    pub fn wait_for_hidden_input(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("stty")
+                .args(["-a", "-F", &self.tty])
+                .output()
+                .unwrap_or_else(|e| panic!("stty: {e}"));
+            let settings = String::from_utf8_lossy(&out.stdout);
+            if settings.split_whitespace().any(|flag| flag == "-echo") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} kept echoing input: {settings} {:?}",
+                self.tty,
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Types `line` and Enter.
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().expect("typing after finish");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("typing on the terminal: {e}"));
+        stdin.flush().unwrap();
+    }
+
+    /// Waits (up to 60 s) for remex to exit: its exit code and everything
+    /// the terminal showed.
+    pub fn finish(mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("remex did not exit: {:?}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(self.stdin.take());
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (status.code().unwrap_or(-1), self.output())
+    }
+}
+
+impl Drop for Terminal {
+    /// A failed test leaves nothing running: script(1) is killed, and remex
+    /// gets the hangup of its closed terminal.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
