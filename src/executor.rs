@@ -446,7 +446,7 @@ impl Executor {
         })
     }
 
-    /// [`Executor::fan_out`] inside an audited run: each host's result
+    /// `Executor::fan_out` inside an audited run: each host's result
     /// becomes its `end` record as it finishes ([`AuditEnd`]). Returns the
     /// results and, when some `end` records could not be written, why.
     pub async fn fan_out_audited<T, F, Fut>(

@@ -13,11 +13,18 @@ use crate::report::{ErrorKind, Failure};
 /// What the remote command prints when the host has no hash tool.
 const NO_HASHER: &str = "remex-no-hasher";
 
+/// What every hash command prints first. Output without it came from
+/// something other than the command: an SFTP-only account (`ForceCommand
+/// internal-sftp`, which answers "This service allows sftp connections
+/// only.") or a restricted shell. Such a host cannot hash either, so the copy
+/// is read back over SFTP instead.
+const RAN: &str = "remex-hash";
+
 /// The shell command that prints the SHA-256 of `path` (of `len` bytes
 /// from `offset`, when a range is given) on the remote host: `openssl dgst
 /// -sha256`, else `sha256sum`, else `shasum -a 256`, reading the file on
 /// stdin (so no file name reaches an option parser or the output). Prints
-/// `remex-no-hasher` when none exists.
+/// `remex-no-hasher` when none exists. Prints [`RAN`] first.
 pub fn command(path: &str, range: Option<(u64, u64)>) -> String {
     let source = match range {
         Some((0, len)) => format!("head -c {len} < {} | $h", quote(path)),
@@ -28,7 +35,7 @@ pub fn command(path: &str, range: Option<(u64, u64)>) -> String {
         ),
         None => format!("$h < {}", quote(path)),
     };
-    format!("{} {source}", pick_hasher(""))
+    format!("echo {RAN}; {} {source}", pick_hasher(""))
 }
 
 /// Shell that sets `$h` to the host's best SHA-256 tool (`openssl dgst
@@ -76,7 +83,7 @@ print(h.hexdigest())
 /// double-checks with [`command`].)
 pub fn streaming_command(path: &str) -> String {
     format!(
-        "if command -v python3 >/dev/null 2>&1; then {}; fi; {}",
+        "echo {RAN}; if command -v python3 >/dev/null 2>&1; then {}; fi; {}",
         streaming_python(path),
         streaming_pipe(path)
     )
@@ -186,10 +193,16 @@ pub async fn remote(
     interpret(path, status, &output)
 }
 
-/// What a hash command's exit status and output say.
+/// What a hash command's exit status and output say: `Ok(None)` when the
+/// host has no hash tool or did not run the command at all.
 fn interpret(path: &str, status: Option<u32>, output: &[u8]) -> Result<Option<String>, Failure> {
     let text = String::from_utf8_lossy(output);
-    if text.trim() == NO_HASHER {
+    let said = |word: &str| text.lines().any(|line| line.trim() == word);
+    if !said(RAN) {
+        tracing::debug!(path, output = %text.trim(), "the host runs no commands: reading back");
+        return Ok(None);
+    }
+    if said(NO_HASHER) {
         return Ok(None);
     }
     match (status, parse(&text)) {
@@ -343,6 +356,36 @@ mod tests {
                 "{name}"
             );
         }
+        let out = sh_with_input(&streaming_command(&path), b"4\n");
+        assert_eq!(verdict(&out), Ok(Some(TEST_SHA256.to_owned())), "{out:?}");
+        let out = sh_with_input(&command(&path, None), b"");
+        assert_eq!(verdict(&out), Ok(Some(TEST_SHA256.to_owned())), "{out:?}");
+    }
+
+    /// SHA-256 of `test`.
+    const TEST_SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    /// What [`interpret`] makes of a finished command.
+    fn verdict(out: &std::process::Output) -> Result<Option<String>, String> {
+        let status = out.status.code().and_then(|c| u32::try_from(c).ok());
+        interpret("f", status, &out.stdout).map_err(|f| f.message)
+    }
+
+    #[test]
+    fn a_host_that_runs_no_commands_is_read_back_but_a_failing_hash_is_an_error() {
+        // What sshd's `ForceCommand internal-sftp` answers to any command.
+        let sftp_only = b"This service allows sftp connections only.\n";
+        assert_eq!(interpret("f", Some(1), sftp_only).ok(), Some(None));
+        assert_eq!(interpret("f", None, b"").ok(), Some(None));
+        // The command ran and the hash failed: an error that says why.
+        let denied = format!("{RAN}\nsh: 1: cannot open f: Permission denied\n");
+        let error = interpret("f", Some(2), denied.as_bytes())
+            .err()
+            .map(|f| f.message)
+            .unwrap_or_default();
+        assert!(error.contains("Permission denied"), "{error}");
+        let bad = format!("{RAN}\nnot a digest\n");
+        assert!(interpret("f", Some(0), bad.as_bytes()).is_err());
     }
 
     #[test]
@@ -355,11 +398,12 @@ mod tests {
         }
         for command in [
             command("/etc/hostname", None),
-            streaming_pipe("/etc/hostname"),
+            streaming_command("/etc/hostname"),
         ] {
             let out = sh_with_input(&format!("PATH={}; {command}", bin.path().display()), b"3\n");
             assert!(out.status.success(), "{out:?}");
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), NO_HASHER);
+            assert!(String::from_utf8_lossy(&out.stdout).contains(NO_HASHER));
+            assert_eq!(verdict(&out), Ok(None), "{out:?}");
         }
     }
 

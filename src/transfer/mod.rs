@@ -46,7 +46,8 @@
 //! and compared with the SHA-256 of the file on the other side, computed
 //! there: `openssl dgst -sha256` when the host has it (it uses the CPU's SHA
 //! instructions; coreutils' `sha256sum` on Debian 12 does not and is ~4×
-//! slower), else `sha256sum`, else `shasum -a 256`. When none exists, or
+//! slower), else `sha256sum`, else `shasum -a 256`. When none exists, when
+//! the host runs no commands (an SFTP-only account; see `hash::RAN`), or
 //! when `max_sessions` is 1 (no channel is free for the command), remex
 //! reads the file back over SFTP and hashes it locally. Files up to
 //! [`READBACK_MAX`] are always verified by reading them back: for small files

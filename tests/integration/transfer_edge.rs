@@ -624,3 +624,67 @@ fn ctrl_c_while_the_host_verifies_keeps_the_old_file_and_writes_nothing() {
     assert!(!back.join("vm01/release.bin").exists());
     assert_no_leftovers(&back.join("vm01"));
 }
+
+#[test]
+fn an_sftp_only_host_is_verified_by_reading_the_copy_back() {
+    // `ForceCommand internal-sftp`: the host runs no command (remex's hash
+    // commands get "This service allows sftp connections only."), so
+    // remex verifies by reading the file back over SFTP: large files too,
+    // through the streaming path (over 64 MiB) and the whole-file one.
+    let mut lab = TestLab::new(1);
+    lab.reconfigure(
+        "vm01",
+        "PrintMotd no",
+        "PrintMotd no\nForceCommand internal-sftp",
+    );
+    let refused = lab
+        .remex()
+        .args(["exec", "vm01", "--", "true"])
+        .run()
+        .expect_code(1);
+    assert!(
+        refused.stdout().contains("sftp connections only"),
+        "{}",
+        refused.stdout()
+    );
+    let tree = lab.path().join("tree");
+    random_file(&tree.join("big.bin"), 65 * MIB);
+    random_file(&tree.join("mid.bin"), 3 * MIB);
+    let srv = lab.path().join("srv");
+    std::fs::create_dir_all(&srv).unwrap();
+
+    let json = remex_json(&lab, &["upload", "-r", "vm01"], &[&tree, &srv], 0);
+    let r = result_of(&json, "vm01");
+    assert_eq!(r["status"], "written", "{r}");
+    for name in ["big.bin", "mid.bin"] {
+        assert!(
+            same_bytes(&tree.join(name), &srv.join("tree").join(name)),
+            "{name}"
+        );
+    }
+    assert_no_leftovers(&srv.join("tree"));
+
+    // Unchanged when the host's copy is the same, by the same read-back.
+    let json = remex_json(
+        &lab,
+        &["upload", "-r", "--skip-identical", "vm01"],
+        &[&tree, &srv],
+        0,
+    );
+    assert_eq!(result_of(&json, "vm01")["status"], "unchanged", "{json}");
+
+    let back = lab.path().join("back");
+    let json = remex_json(
+        &lab,
+        &["download", "-r", "vm01"],
+        &[&srv.join("tree"), &back],
+        0,
+    );
+    assert_eq!(result_of(&json, "vm01")["status"], "written", "{json}");
+    for name in ["big.bin", "mid.bin"] {
+        assert!(
+            same_bytes(&tree.join(name), &back.join("vm01/tree").join(name)),
+            "{name}"
+        );
+    }
+}
