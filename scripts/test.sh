@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole remex test suite the way CI does: installs what is missing
-# (OpenSSH server and client, Dropbear, sudo), then format check, clippy with
-# warnings as errors, and every test (unit, integration against real sshd
-# labs, doc tests).
+# (OpenSSH server and client, Dropbear, ProFTPD with mod_sftp, sudo), then
+# format check, clippy with warnings as errors, and every test (unit,
+# integration against real servers on loopback, doc tests).
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -13,6 +13,9 @@ missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 [ -x /usr/sbin/dropbear ] || missing+=(dropbear-bin)
+# ProFTPD's mod_sftp: an SFTP-only server that refuses every command.
+[ -x /usr/sbin/proftpd ] || missing+=(proftpd-core)
+[ -f /usr/lib/proftpd/mod_sftp.so ] || missing+=(proftpd-mod-crypto)
 command -v sudo >/dev/null 2>&1 || missing+=(sudo)
 command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -253,6 +253,29 @@ pub struct Session {
     pub(crate) slot: OwnedSemaphorePermit,
 }
 
+impl Session {
+    /// Asks the server to run `command` and waits for its answer: `Ok` with
+    /// whatever output came before it (usually none) once the command runs,
+    /// `Ok(None)` when the server refused it (an SFTP-only server does).
+    /// Use it before sending the command input: a server may drop the
+    /// whole connection for data on a channel whose exec it refused
+    /// (ProFTPD's mod_sftp does).
+    pub async fn exec_confirmed(&mut self, command: &str) -> Result<Option<Vec<u8>>, russh::Error> {
+        self.channel.exec(true, command).await?;
+        let mut early = Vec::new();
+        loop {
+            match self.channel.wait().await {
+                Some(ChannelMsg::Success) => return Ok(Some(early)),
+                Some(ChannelMsg::Failure | ChannelMsg::Close) | None => return Ok(None),
+                Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
+                    early.extend_from_slice(&data);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
 impl Connection {
     /// Connects and authenticates with the endpoint's key file (and the
     /// agent when `options.use_agent`), within `options.connect_timeout`.
@@ -440,20 +463,29 @@ impl Connection {
         let mut session = self.session().await?;
         let io = |e: russh::Error| Failure::new(ErrorKind::Io, e.to_string());
         tracing::debug!(channel = ?session.channel.id(), "helper command");
-        session.channel.exec(true, command).await.map_err(io)?;
+        let mut out = Vec::new();
         if let Some(bytes) = stdin {
+            // Input only once the command runs (see `exec_confirmed`).
+            match session.exec_confirmed(command).await.map_err(io)? {
+                Some(early) => out = early,
+                None => return Ok((None, out)),
+            }
             session.channel.data(bytes).await.map_err(io)?;
+        } else {
+            session.channel.exec(true, command).await.map_err(io)?;
         }
         session.channel.eof().await.map_err(io)?;
         let mut status = None;
-        let mut out = Vec::new();
         while let Some(msg) = session.channel.wait().await {
             match msg {
                 ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
                     out.extend_from_slice(&data);
                 }
                 ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                ChannelMsg::Close => break,
+                // The exec request was refused (the only request here that
+                // wants a reply): nothing will run, and the server need not
+                // close the channel, so stop waiting. No exit status.
+                ChannelMsg::Close | ChannelMsg::Failure => break,
                 _ => {}
             }
         }

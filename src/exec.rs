@@ -545,10 +545,17 @@ async fn run_command(
     }
     let (mut reader, writer) = channel.split();
     let writer = Arc::new(writer);
+    // Input waits for the server to confirm the exec (see
+    // `Session::exec_confirmed`); a bare EOF needs no wait.
+    let (confirm, confirmed) = tokio::sync::oneshot::channel::<()>();
+    let mut confirm = Some(confirm);
     let feeder = {
         let writer = writer.clone();
         let stdin = exec.stdin.clone();
         tokio::spawn(async move {
+            if (!stdin_prefix.is_empty() || stdin.is_some()) && confirmed.await.is_err() {
+                return Ok(());
+            }
             if !stdin_prefix.is_empty() {
                 writer.data(&stdin_prefix[..]).await?;
             }
@@ -611,6 +618,11 @@ async fn run_command(
                 }
             }
             Some(ChannelMsg::ExitStatus { exit_status }) => ran.exit_code = Some(exit_status),
+            Some(ChannelMsg::Success) => {
+                if let Some(confirm) = confirm.take() {
+                    let _ = confirm.send(());
+                }
+            }
             Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
                 ran.signal = Some(signal_text(&signal_name));
             }
@@ -619,6 +631,9 @@ async fn run_command(
                     ErrorKind::Protocol,
                     format!("{host} refused the exec request"),
                 ));
+                // Nothing will run, and the server need not close the
+                // channel: waiting on would last until the timeout.
+                break;
             }
             Some(ChannelMsg::Close) => {
                 closed = true;

@@ -87,19 +87,25 @@ async fn run(
 ) -> Result<(u32, Vec<u8>, Vec<u8>), Failure> {
     let mut session = conn.session().await?;
     let io = |e: russh::Error| Failure::new(ErrorKind::Io, format!("connection broke: {e}"));
-    session.channel.exec(true, command).await.map_err(io)?;
+    let Some(early) = session.exec_confirmed(command).await.map_err(io)? else {
+        return Err(Failure::new(
+            ErrorKind::Protocol,
+            "the host refused to run remex's authorized_keys command (an SFTP-only account?)",
+        ));
+    };
     if let Some(bytes) = stdin {
         session.channel.data(bytes).await.map_err(io)?;
     }
     session.channel.eof().await.map_err(io)?;
     let mut status = None;
-    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let (mut out, mut err) = (early, Vec::new());
     while let Some(msg) = session.channel.wait().await {
         match msg {
             ChannelMsg::Data { data } => out.extend_from_slice(&data),
             ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
             ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-            ChannelMsg::Close => break,
+            // The exec request was refused: nothing will run.
+            ChannelMsg::Close | ChannelMsg::Failure => break,
             _ => {}
         }
     }

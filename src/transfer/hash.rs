@@ -112,20 +112,28 @@ fn streaming_pipe(path: &str) -> String {
 pub struct Streaming {
     session: crate::connection::Session,
     path: String,
+    /// Output that came before the server confirmed the command.
+    early: Vec<u8>,
 }
 
 impl Streaming {
     /// Starts the hashing command for `path` on a channel of its own.
+    /// Fails when the host refuses to run it (an SFTP-only server): the
+    /// caller then verifies another way, and nothing is sent to the refused
+    /// channel.
     pub async fn start(conn: &Connection, path: &str) -> Result<Streaming, Failure> {
-        let session = conn.session().await?;
-        session
-            .channel
-            .exec(true, streaming_command(path))
+        let mut session = conn.session().await?;
+        let failure =
+            |why: String| Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {why}"));
+        let early = session
+            .exec_confirmed(&streaming_command(path))
             .await
-            .map_err(|e| Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {e}")))?;
+            .map_err(|e| failure(e.to_string()))?
+            .ok_or_else(|| failure("the host refused to run the command".to_owned()))?;
         Ok(Streaming {
             session,
             path: path.to_owned(),
+            early,
         })
     }
 
@@ -159,14 +167,15 @@ impl Streaming {
         };
         self.session.channel.eof().await.map_err(io)?;
         let mut status = None;
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.early);
         while let Some(msg) = self.session.channel.wait().await {
             match msg {
                 russh::ChannelMsg::Data { data } | russh::ChannelMsg::ExtendedData { data, .. } => {
                     out.extend_from_slice(&data);
                 }
                 russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                russh::ChannelMsg::Close => break,
+                // The exec request was refused: nothing ran (no marker).
+                russh::ChannelMsg::Close | russh::ChannelMsg::Failure => break,
                 _ => {}
             }
         }

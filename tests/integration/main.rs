@@ -13,6 +13,7 @@ mod exec;
 mod hosts;
 mod keys;
 mod lab;
+mod proftpd;
 mod proxy;
 mod script;
 mod terminal;
