@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{Remex, Run, TestLab};
+use crate::util::{Remex, Run, TestLab, ssh_keygen};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -43,21 +43,6 @@ fn generate(lab: &TestLab, name: &str) -> Value {
         .run()
         .expect_code(0)
         .json()
-}
-
-fn ssh_keygen(args: &[&str], key: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(args)
-        .arg(key)
-        .output()
-        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
-    assert!(
-        out.status.success(),
-        "ssh-keygen {args:?} {} failed: {}",
-        key.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `remex --json keys deploy all --name NAME`, to add options to.

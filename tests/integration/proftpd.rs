@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Remex, TestLab, write};
+use crate::util::{Remex, TestLab, ssh_keygen, write};
 
 const PROFTPD: &str = "/usr/sbin/proftpd";
 const MOD_SFTP: &str = "/usr/lib/proftpd/mod_sftp.so";
@@ -36,11 +36,11 @@ impl SftpOnly {
         );
         let dir = lab.path().join("proftpd");
         std::fs::create_dir_all(dir.join("keys")).unwrap();
-        keygen(
+        ssh_keygen(
             &["-q", "-t", "ed25519", "-N", "", "-f"],
             &dir.join("host_key"),
         );
-        let authorized = keygen(&["-e", "-f"], &lab.path().join("keys/id_ed25519.pub"));
+        let authorized = ssh_keygen(&["-e", "-f"], &lab.path().join("keys/id_ed25519.pub"));
         write(&dir.join("keys/root"), authorized.as_bytes());
         // A port can be taken between picking and binding: try again.
         for _ in 0..5 {
@@ -124,17 +124,6 @@ impl Drop for SftpOnly {
         }
         let _ = self.child.wait();
     }
-}
-
-/// Runs `ssh-keygen ARGS PATH`: its stdout.
-fn keygen(args: &[&str], path: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(args)
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
-    assert!(out.status.success(), "ssh-keygen {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A standalone ProFTPD that serves SFTP only, on 127.0.0.1:`port`, with

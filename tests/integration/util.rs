@@ -789,3 +789,19 @@ impl Drop for Terminal {
         }
     }
 }
+
+/// Runs `ssh-keygen ARGS KEY`, which must succeed: its stdout.
+pub fn ssh_keygen(args: &[&str], key: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(args)
+        .arg(key)
+        .output()
+        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+    assert!(
+        out.status.success(),
+        "ssh-keygen {args:?} {} failed: {}",
+        key.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
