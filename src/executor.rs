@@ -286,18 +286,12 @@ impl Executor {
                 check
             })
             .await;
-        let ok = results.iter().filter(|c| c.error.is_none()).count();
         Ok(CheckReport {
             version: crate::report::SCHEMA_VERSION,
             operation: "check",
             run: trail.run().to_owned(),
             audit_error,
-            summary: CheckSummary {
-                total: results.len(),
-                ok,
-                failed: results.len() - ok,
-                duration_ms: millis(started.elapsed()),
-            },
+            summary: CheckSummary::of(results.iter().map(|c| c.error.is_none()), started.elapsed()),
             results,
         })
     }
@@ -843,18 +837,8 @@ pub struct HostCheck {
     pub error: Option<Failure>,
 }
 
-/// Counts over a check.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckSummary {
-    /// Hosts checked.
-    pub total: usize,
-    /// Hosts fully usable.
-    pub ok: usize,
-    /// Hosts with a problem.
-    pub failed: usize,
-    /// Wall time of the check.
-    pub duration_ms: u64,
-}
+/// Counts over a check (`ok`: hosts fully usable).
+pub type CheckSummary = crate::report::Counts;
 
 /// The result of `hosts check`, in the same envelope as [`Report`].
 #[derive(Debug, Clone, Serialize)]

@@ -41,7 +41,7 @@ use crate::connection::{Endpoint, ssh_config};
 use crate::executor::{self, AuditEnd, Executor, change_record, with_failure};
 use crate::identity::fingerprint;
 use crate::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
-use crate::report::{ErrorKind, Failure, SCHEMA_VERSION, millis};
+use crate::report::{ErrorKind, Failure, SCHEMA_VERSION};
 
 /// What happened to a host's pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,18 +151,8 @@ impl AuditEnd for HostTrust {
     }
 }
 
-/// Counts over a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TrustSummary {
-    /// Hosts.
-    pub total: usize,
-    /// Hosts done as asked.
-    pub ok: usize,
-    /// The others.
-    pub failed: usize,
-    /// Wall time.
-    pub duration_ms: u64,
-}
+/// Counts over a run (`ok`: hosts done as asked).
+pub type TrustSummary = crate::report::Counts;
 
 /// The result of `hosts trust` or `hosts forget`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -190,18 +180,12 @@ impl TrustReport {
         run: &Trail,
         audit_error: Option<String>,
     ) -> Self {
-        let ok = results.iter().filter(|r| r.ok).count();
         Self {
             version: SCHEMA_VERSION,
             operation,
             run: run.run().to_owned(),
             audit_error,
-            summary: TrustSummary {
-                total: results.len(),
-                ok,
-                failed: results.len() - ok,
-                duration_ms: millis(started.elapsed()),
-            },
+            summary: TrustSummary::of(results.iter().map(|r| r.ok), started.elapsed()),
             results,
         }
     }

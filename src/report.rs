@@ -295,6 +295,35 @@ impl Serialize for HostOutcome {
     }
 }
 
+/// Counts over a run whose hosts either succeed or fail, with no command
+/// to time out: `hosts check`, the `keys` operations, `hosts trust/forget`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Hosts worked on.
+    pub total: usize,
+    /// Hosts where everything was done.
+    pub ok: usize,
+    /// Hosts with an error.
+    pub failed: usize,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+}
+
+impl Counts {
+    /// Counts over the hosts of a run, given whether each succeeded.
+    pub fn of(oks: impl IntoIterator<Item = bool>, elapsed: Duration) -> Counts {
+        let (total, ok) = oks.into_iter().fold((0, 0), |(total, ok), host_ok| {
+            (total + 1, ok + usize::from(host_ok))
+        });
+        Counts {
+            total,
+            ok,
+            failed: total - ok,
+            duration_ms: millis(elapsed),
+        }
+    }
+}
+
 /// Counts over a report's outcomes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -414,6 +443,16 @@ pub fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_of_hosts_that_succeed_or_fail() {
+        let counts = Counts::of([true, false, true], Duration::from_millis(1500));
+        assert_eq!(
+            serde_json::to_value(&counts).unwrap_or_default(),
+            serde_json::json!({"total": 3, "ok": 2, "failed": 1, "duration_ms": 1500})
+        );
+        assert_eq!(Counts::of([], Duration::ZERO).failed, 0);
+    }
 
     fn outcome(stdout: &[u8], error: Option<Failure>) -> HostOutcome {
         HostOutcome {

@@ -141,17 +141,7 @@ impl KeyHostOutcome {
 }
 
 /// Counts over a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeysSummary {
-    /// Hosts worked on.
-    pub total: usize,
-    /// Hosts where everything was done.
-    pub ok: usize,
-    /// Hosts with an error.
-    pub failed: usize,
-    /// Wall time of the run.
-    pub duration_ms: u64,
-}
+pub type KeysSummary = crate::report::Counts;
 
 /// The result of `keys deploy`, `keys rotate` or `keys revoke`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -184,17 +174,11 @@ impl KeysReport {
         results: Vec<KeyHostOutcome>,
         elapsed: std::time::Duration,
     ) -> Self {
-        let ok = results.iter().filter(|r| r.ok).count();
         Self {
             version: SCHEMA_VERSION,
             operation,
             key,
-            summary: KeysSummary {
-                total: results.len(),
-                ok,
-                failed: results.len() - ok,
-                duration_ms: crate::report::millis(elapsed),
-            },
+            summary: KeysSummary::of(results.iter().map(|r| r.ok), elapsed),
             results,
             archived: Vec::new(),
             run: String::new(),
