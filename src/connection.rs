@@ -253,26 +253,51 @@ pub struct Session {
     pub(crate) slot: OwnedSemaphorePermit,
 }
 
+/// Where a helper command's output goes, piece by piece (`true`: stderr).
+pub type Output<'a> = dyn FnMut(bool, &[u8]) + Send + 'a;
+
 impl Session {
-    /// Asks the server to run `command` and waits for its answer: `Ok` with
-    /// whatever output came before it (usually none) once the command runs,
-    /// `Ok(None)` when the server refused it (an SFTP-only server does).
-    /// Use it before sending the command input: a server may drop the
-    /// whole connection for data on a channel whose exec it refused
-    /// (ProFTPD's mod_sftp does).
-    pub async fn exec_confirmed(&mut self, command: &str) -> Result<Option<Vec<u8>>, russh::Error> {
+    /// Asks the server to run `command` and waits for its answer: `true`
+    /// once the command runs, `false` when the server refused it (an
+    /// SFTP-only server does). Output that comes before the answer (usually
+    /// none) goes to `output`. Use it before sending the command input: a
+    /// server may drop the whole connection for data on a channel whose exec
+    /// it refused (ProFTPD's mod_sftp does).
+    pub async fn exec_confirmed(
+        &mut self,
+        command: &str,
+        output: &mut Output<'_>,
+    ) -> Result<bool, russh::Error> {
         self.channel.exec(true, command).await?;
-        let mut early = Vec::new();
         loop {
             match self.channel.wait().await {
-                Some(ChannelMsg::Success) => return Ok(Some(early)),
-                Some(ChannelMsg::Failure | ChannelMsg::Close) | None => return Ok(None),
-                Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
-                    early.extend_from_slice(&data);
-                }
+                Some(ChannelMsg::Success) => return Ok(true),
+                Some(ChannelMsg::Failure | ChannelMsg::Close) | None => return Ok(false),
+                Some(ChannelMsg::Data { data }) => output(false, &data),
+                Some(ChannelMsg::ExtendedData { data, .. }) => output(true, &data),
                 Some(_) => {}
             }
         }
+    }
+
+    /// Ends the command's input, then hands its output to `output` until
+    /// the channel closes: the exit status, if the server sent one. A
+    /// refused exec (the only request of a helper that wants a reply) ends
+    /// it at once, without a status: nothing will run, and the server need
+    /// not close the channel.
+    pub async fn finish(&mut self, output: &mut Output<'_>) -> Result<Option<u32>, russh::Error> {
+        self.channel.eof().await?;
+        let mut status = None;
+        while let Some(msg) = self.channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => output(false, &data),
+                ChannelMsg::ExtendedData { data, .. } => output(true, &data),
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                ChannelMsg::Close | ChannelMsg::Failure => break,
+                _ => {}
+            }
+        }
+        Ok(status)
     }
 }
 
@@ -464,31 +489,21 @@ impl Connection {
         let io = |e: russh::Error| Failure::new(ErrorKind::Io, e.to_string());
         tracing::debug!(channel = ?session.channel.id(), "helper command");
         let mut out = Vec::new();
+        let mut collect = |_: bool, data: &[u8]| out.extend_from_slice(data);
         if let Some(bytes) = stdin {
             // Input only once the command runs (see `exec_confirmed`).
-            match session.exec_confirmed(command).await.map_err(io)? {
-                Some(early) => out = early,
-                None => return Ok((None, out)),
+            if !session
+                .exec_confirmed(command, &mut collect)
+                .await
+                .map_err(io)?
+            {
+                return Ok((None, out));
             }
             session.channel.data(bytes).await.map_err(io)?;
         } else {
             session.channel.exec(true, command).await.map_err(io)?;
         }
-        session.channel.eof().await.map_err(io)?;
-        let mut status = None;
-        while let Some(msg) = session.channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
-                    out.extend_from_slice(&data);
-                }
-                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                // The exec request was refused (the only request here that
-                // wants a reply): nothing will run, and the server need not
-                // close the channel, so stop waiting. No exit status.
-                ChannelMsg::Close | ChannelMsg::Failure => break,
-                _ => {}
-            }
-        }
+        let status = session.finish(&mut collect).await.map_err(io)?;
         Ok((status, out))
     }
 

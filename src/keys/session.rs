@@ -3,8 +3,6 @@
 //! stdin, retry when the file changed in between. And the login check that
 //! proves a key works: a fresh connection with that key alone.
 
-use russh::ChannelMsg;
-
 use super::authorized_keys::KeyLine;
 use super::remote::{Edit, RemoteEditError, RemoteFile, check_exit, plan_edit, read_command};
 use crate::connection::Connection;
@@ -87,28 +85,24 @@ async fn run(
 ) -> Result<(u32, Vec<u8>, Vec<u8>), Failure> {
     let mut session = conn.session().await?;
     let io = |e: russh::Error| Failure::new(ErrorKind::Io, format!("connection broke: {e}"));
-    let Some(early) = session.exec_confirmed(command).await.map_err(io)? else {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut collect = |stderr: bool, data: &[u8]| {
+        if stderr { &mut err } else { &mut out }.extend_from_slice(data);
+    };
+    if !session
+        .exec_confirmed(command, &mut collect)
+        .await
+        .map_err(io)?
+    {
         return Err(Failure::new(
             ErrorKind::Protocol,
             "the host refused to run remex's authorized_keys command (an SFTP-only account?)",
         ));
-    };
+    }
     if let Some(bytes) = stdin {
         session.channel.data(bytes).await.map_err(io)?;
     }
-    session.channel.eof().await.map_err(io)?;
-    let mut status = None;
-    let (mut out, mut err) = (early, Vec::new());
-    while let Some(msg) = session.channel.wait().await {
-        match msg {
-            ChannelMsg::Data { data } => out.extend_from_slice(&data),
-            ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
-            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-            // The exec request was refused: nothing will run.
-            ChannelMsg::Close | ChannelMsg::Failure => break,
-            _ => {}
-        }
-    }
+    let status = session.finish(&mut collect).await.map_err(io)?;
     let status = status.ok_or_else(|| {
         Failure::new(
             ErrorKind::Protocol,

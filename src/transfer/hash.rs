@@ -125,11 +125,16 @@ impl Streaming {
         let mut session = conn.session().await?;
         let failure =
             |why: String| Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {why}"));
-        let early = session
-            .exec_confirmed(&streaming_command(path))
+        let mut early = Vec::new();
+        let runs = session
+            .exec_confirmed(&streaming_command(path), &mut |_, data| {
+                early.extend_from_slice(data);
+            })
             .await
-            .map_err(|e| failure(e.to_string()))?
-            .ok_or_else(|| failure("the host refused to run the command".to_owned()))?;
+            .map_err(|e| failure(e.to_string()))?;
+        if !runs {
+            return Err(failure("the host refused to run the command".to_owned()));
+        }
         Ok(Streaming {
             session,
             path: path.to_owned(),
@@ -165,20 +170,12 @@ impl Streaming {
         let io = |e: russh::Error| {
             Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {e}"))
         };
-        self.session.channel.eof().await.map_err(io)?;
-        let mut status = None;
         let mut out = std::mem::take(&mut self.early);
-        while let Some(msg) = self.session.channel.wait().await {
-            match msg {
-                russh::ChannelMsg::Data { data } | russh::ChannelMsg::ExtendedData { data, .. } => {
-                    out.extend_from_slice(&data);
-                }
-                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                // The exec request was refused: nothing ran (no marker).
-                russh::ChannelMsg::Close | russh::ChannelMsg::Failure => break,
-                _ => {}
-            }
-        }
+        let status = self
+            .session
+            .finish(&mut |_, data| out.extend_from_slice(data))
+            .await
+            .map_err(io)?;
         interpret(&path, status, &out)
     }
 }
