@@ -635,13 +635,11 @@ impl Remex {
     /// as when a person runs it (via util-linux `script`), for the paths
     /// that only a terminal opens: prompts and progress bars.
     pub fn on_a_terminal(self) -> Terminal {
-        let quote =
-            |word: &std::ffi::OsStr| format!("'{}'", word.to_string_lossy().replace('\'', r"'\''"));
-        let line = std::iter::once(self.cmd.get_program())
+        let argv: Vec<String> = std::iter::once(self.cmd.get_program())
             .chain(self.cmd.get_args())
-            .map(quote)
-            .collect::<Vec<_>>()
-            .join(" ");
+            .map(|word| word.to_string_lossy().into_owned())
+            .collect();
+        let line = remex::quote::join(&argv);
         let mut script = Command::new("script");
         // `tty` first: the terminal's name, for `Terminal::wait_for_hidden_input`.
         script.args(["-qec", &format!("tty; exec {line}"), "/dev/null"]);
