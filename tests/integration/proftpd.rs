@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::transfer_edge::round_trip_by_read_back;
 use crate::util::{Remex, TestLab, ssh_keygen, write};
 
 const PROFTPD: &str = "/usr/sbin/proftpd";
@@ -156,16 +157,6 @@ SFTPAuthMethods publickey
     )
 }
 
-/// Random bytes, so that no offset mix-up can go unseen.
-fn random_file(path: &Path, len: usize) {
-    let mut bytes = vec![0; len];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut bytes)
-        .unwrap();
-    write(path, &bytes);
-}
-
 #[test]
 fn an_sftp_server_that_refuses_commands_gets_verified_transfers_and_a_clear_exec_error() {
     let lab = TestLab::new(1);
@@ -211,57 +202,5 @@ fn an_sftp_server_that_refuses_commands_gets_verified_transfers_and_a_clear_exec
 
     // Files: one large enough for the streaming hash (over 64 MiB), one for
     // the whole-file hash; both fall back to reading the copy back.
-    let tree = lab.path().join("tree");
-    random_file(&tree.join("big.bin"), 65 << 20);
-    random_file(&tree.join("mid.bin"), 3 << 20);
-    let srv = lab.path().join("srv");
-    std::fs::create_dir_all(&srv).unwrap();
-    let (tree_arg, srv_arg) = (tree.to_str().unwrap(), srv.to_str().unwrap());
-    let run = remex()
-        .args(["upload", "-r", "vm01", tree_arg, srv_arg])
-        .run();
-    assert_eq!(
-        run.code(),
-        0,
-        "{}\n{}",
-        run.stdout(),
-        std::fs::read_to_string(&server.log).unwrap_or_default()
-    );
-    let result = &run.json()["results"][0];
-    assert_eq!(result["status"], "written", "{result}");
-    for name in ["big.bin", "mid.bin"] {
-        assert!(
-            std::fs::read(tree.join(name)).unwrap()
-                == std::fs::read(srv.join("tree").join(name)).unwrap(),
-            "{name} arrived different"
-        );
-    }
-    let run = remex()
-        .args([
-            "upload",
-            "-r",
-            "--skip-identical",
-            "vm01",
-            tree_arg,
-            srv_arg,
-        ])
-        .run()
-        .expect_code(0);
-    assert_eq!(run.json()["results"][0]["status"], "unchanged");
-
-    let back = lab.path().join("back");
-    let run = remex()
-        .args(["download", "-r", "vm01"])
-        .arg(srv.join("tree"))
-        .arg(&back)
-        .run()
-        .expect_code(0);
-    assert_eq!(run.json()["results"][0]["status"], "written");
-    for name in ["big.bin", "mid.bin"] {
-        assert!(
-            std::fs::read(tree.join(name)).unwrap()
-                == std::fs::read(back.join("vm01/tree").join(name)).unwrap(),
-            "{name} came back different"
-        );
-    }
+    round_trip_by_read_back(lab.path(), &remex);
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::util::{TestLab, assert_no_process_uses, temp_files, write};
+use crate::util::{Remex, TestLab, assert_no_process_uses, temp_files, write};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -647,44 +647,50 @@ fn an_sftp_only_host_is_verified_by_reading_the_copy_back() {
         "{}",
         refused.stdout()
     );
-    let tree = lab.path().join("tree");
+    round_trip_by_read_back(lab.path(), &|| lab.remex().arg("--json"));
+}
+
+/// Uploads a tree of a 65 MiB file (the streaming hash's path) and a 3 MiB
+/// one (the whole-file hash's) to vm01 of a host that runs no commands, so
+/// both are verified by reading them back; uploads it again with
+/// `--skip-identical` (`unchanged`) and downloads it: every byte arrives,
+/// both ways. `remex` gives a `--json` invocation for that host; the files
+/// live below `dir`.
+pub fn round_trip_by_read_back(dir: &Path, remex: &dyn Fn() -> Remex) {
+    let tree = dir.join("tree");
     random_file(&tree.join("big.bin"), 65 * MIB);
     random_file(&tree.join("mid.bin"), 3 * MIB);
-    let srv = lab.path().join("srv");
+    let srv = dir.join("srv");
     std::fs::create_dir_all(&srv).unwrap();
+    let run_json = |words: &[&str], paths: &[&Path]| {
+        remex().args(words).args(paths).run().expect_code(0).json()
+    };
 
-    let json = remex_json(&lab, &["upload", "-r", "vm01"], &[&tree, &srv], 0);
+    let json = run_json(&["upload", "-r", "vm01"], &[&tree, &srv]);
     let r = result_of(&json, "vm01");
     assert_eq!(r["status"], "written", "{r}");
     for name in ["big.bin", "mid.bin"] {
         assert!(
             same_bytes(&tree.join(name), &srv.join("tree").join(name)),
-            "{name}"
+            "{name} arrived different"
         );
     }
     assert_no_leftovers(&srv.join("tree"));
 
     // Unchanged when the host's copy is the same, by the same read-back.
-    let json = remex_json(
-        &lab,
+    let json = run_json(
         &["upload", "-r", "--skip-identical", "vm01"],
         &[&tree, &srv],
-        0,
     );
     assert_eq!(result_of(&json, "vm01")["status"], "unchanged", "{json}");
 
-    let back = lab.path().join("back");
-    let json = remex_json(
-        &lab,
-        &["download", "-r", "vm01"],
-        &[&srv.join("tree"), &back],
-        0,
-    );
+    let back = dir.join("back");
+    let json = run_json(&["download", "-r", "vm01"], &[&srv.join("tree"), &back]);
     assert_eq!(result_of(&json, "vm01")["status"], "written", "{json}");
     for name in ["big.bin", "mid.bin"] {
         assert!(
             same_bytes(&tree.join(name), &back.join("vm01/tree").join(name)),
-            "{name}"
+            "{name} came back different"
         );
     }
 }
