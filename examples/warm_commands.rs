@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use remex::config::Config;
-use remex::exec::Exec;
-use remex::executor::Executor;
+use remex::ops::exec::Exec;
+use remex::run::executor::Executor;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -59,7 +59,7 @@ fn verify(config: &AuditConfig, json: bool) -> Result<Status> {
             report: &'a audit::VerifyReport,
         }
         print_json(&Wire {
-            version: crate::report::SCHEMA_VERSION,
+            version: crate::run::report::SCHEMA_VERSION,
             operation: "audit_verify",
             ok: report.ok(),
             report: &report,
@@ -166,7 +166,7 @@ fn print_records(records: &[Record], json: bool, operation: &'static str) -> Res
             records: &'a [Record],
         }
         print_json(&Wire {
-            version: crate::report::SCHEMA_VERSION,
+            version: crate::run::report::SCHEMA_VERSION,
             operation,
             records,
         })?;

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use super::{Global, Status, load_config, print_json, render};
-use crate::host_keys::{self, Offer, TrustAction, TrustReport, TrustRequest};
+use crate::ops::trust::{self, Offer, TrustAction, TrustReport, TrustRequest};
 
 /// `remex hosts trust`.
 #[derive(Debug, Args)]
@@ -50,14 +50,14 @@ pub(super) async fn trust(global: &Global<'_>, args: TrustArgs) -> Result<Status
         replace: args.replace,
     };
     let mut confirm = |offer: &Offer| tokio::task::block_in_place(|| ask(offer));
-    let report = host_keys::trust(&executor, &args.targets, &request, &mut confirm).await?;
+    let report = trust::trust(&executor, &args.targets, &request, &mut confirm).await?;
     finish(&report, global.json)
 }
 
 /// Runs `remex hosts forget`.
 pub(super) async fn forget(global: &Global<'_>, targets: &str) -> Result<Status> {
     let executor = global.executor(load_config(global.config)?)?;
-    let report = host_keys::forget(&executor, targets).await?;
+    let report = trust::forget(&executor, targets).await?;
     finish(&report, global.json)
 }
 

@@ -11,9 +11,9 @@ use serde::Serialize;
 use super::{Global, Status, load_config, print_json, render};
 use crate::audit::{self, Event, Op, Record};
 use crate::config::Config;
-use crate::keys::resolve::{KeySource, host_key};
-use crate::keys::{self, KeyKind, KeysReport};
-use crate::login::{Password, PasswordSource};
+use crate::ops::keys::resolve::{KeySource, host_key};
+use crate::ops::keys::{self, KeyKind, KeysReport};
+use crate::transport::login::{Password, PasswordSource};
 
 /// `remex keys …`.
 #[derive(Debug, Subcommand)]
@@ -217,7 +217,7 @@ async fn generate(global: &Global<'_>, config: &Config, args: GenerateArgs) -> R
     )?;
     if json {
         print_json(&serde_json::json!({
-            "version": crate::report::SCHEMA_VERSION,
+            "version": crate::run::report::SCHEMA_VERSION,
             "operation": "keys_generate",
             "name": key.name,
             "type": key.public_key.algorithm().as_str(),
@@ -277,7 +277,7 @@ fn list(config: &Config, json: bool) -> Result<Status> {
         .collect();
     if json {
         print_json(&serde_json::json!({
-            "version": crate::report::SCHEMA_VERSION,
+            "version": crate::run::report::SCHEMA_VERSION,
             "operation": "keys_list",
             "key_storage_path": dir,
             "keys": keys,
@@ -483,7 +483,7 @@ fn prune(global: &Global<'_>, config: &Config, force: bool) -> Result<Status> {
     }
     if json {
         print_json(&serde_json::json!({
-            "version": crate::report::SCHEMA_VERSION,
+            "version": crate::run::report::SCHEMA_VERSION,
             "operation": "keys_prune",
             "removed": report.removed,
             "kept": report.kept,

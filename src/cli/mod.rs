@@ -22,11 +22,11 @@ use clap::Parser as _;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::exec::{Cancel, Exec};
-use crate::executor::Executor;
 use crate::lab;
-use crate::script::Script;
-use crate::sudo::Sudo;
+use crate::ops::exec::script::Script;
+use crate::ops::exec::sudo::Sudo;
+use crate::ops::exec::{Cancel, Exec};
+use crate::run::executor::Executor;
 use args::{Cli, Command, ExecArgs, HostsCommand, LabCommand, RunArgs, ScriptArgs, Server};
 
 /// How a run ended, as the exit status scripts see.
@@ -317,7 +317,7 @@ fn hosts_list(config: Option<&std::path::Path>, json: bool) -> Result<Status> {
             hosts: Vec<Host<'a>>,
         }
         print_json(&Listing {
-            version: crate::report::SCHEMA_VERSION,
+            version: crate::run::report::SCHEMA_VERSION,
             operation: "hosts_list",
             config: &config.source,
             hosts,
@@ -430,7 +430,7 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
                 .collect();
             if json {
                 print_json(&serde_json::json!({
-                    "version": crate::report::SCHEMA_VERSION,
+                    "version": crate::run::report::SCHEMA_VERSION,
                     "operation": "lab_up",
                     "dir": lab.dir,
                     "config": lab.config_path,
@@ -470,7 +470,7 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
             let report = lab::down(&dir)?;
             if json {
                 print_json(&serde_json::json!({
-                    "version": crate::report::SCHEMA_VERSION,
+                    "version": crate::run::report::SCHEMA_VERSION,
                     "operation": "lab_down",
                     "dir": report.dir,
                     "stopped": report.stopped,
@@ -491,7 +491,7 @@ async fn lab(command: LabCommand, json: bool) -> Result<Status> {
             let status = lab::status(&dir)?;
             if json {
                 print_json(&serde_json::json!({
-                    "version": crate::report::SCHEMA_VERSION,
+                    "version": crate::run::report::SCHEMA_VERSION,
                     "operation": "lab_status",
                     "dir": status.dir,
                     "config": status.config_path,

@@ -1,12 +1,12 @@
 //! Human output: each host's lines prefixed by its name, whole lines only,
 //! and a closing summary. (`--json` output is `serde_json` of the report
-//! types; see [`crate::report`].)
+//! types; see [`crate::run::report`].)
 
 use std::io::Write as _;
 use std::sync::Mutex;
 
-use crate::exec::{Observer, Stream};
-use crate::report::{HostOutcome, Report};
+use crate::ops::exec::{Observer, Stream};
+use crate::run::report::{HostOutcome, Report};
 
 /// Prints host output as `NAME: line`, stdout lines to stdout and stderr
 /// lines to stderr, under one lock so lines of different hosts never mix.

@@ -12,10 +12,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::args::{DownloadArgs, TransferArgs, UploadArgs};
 use super::{Global, Status, load_config, print_json};
-use crate::executor::Executor;
-use crate::transfer::{
+use crate::ops::transfer::{
     Download, Options, TransferObserver, TransferOutcome, TransferReport, TransferStatus, Upload,
 };
+use crate::run::executor::Executor;
 
 /// `remex upload TARGETS LOCAL... REMOTE`.
 pub(super) async fn upload(global: &Global<'_>, args: UploadArgs) -> Result<Status> {
@@ -115,7 +115,7 @@ impl Run {
 
     async fn finish(
         self,
-        report: Result<TransferReport, crate::executor::Error>,
+        report: Result<TransferReport, crate::run::executor::Error>,
         json: bool,
     ) -> Result<Status> {
         self.interrupt.abort();

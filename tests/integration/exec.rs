@@ -602,10 +602,14 @@ fn one_connection_serves_many_commands_in_a_process() {
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     runtime.block_on(async {
         let config = remex::config::Config::load(&lab.config()).unwrap_or_else(|e| panic!("{e}"));
-        let executor = remex::executor::Executor::new(config).unwrap_or_else(|e| panic!("{e}"));
+        let executor =
+            remex::run::executor::Executor::new(config).unwrap_or_else(|e| panic!("{e}"));
         for i in 0..20 {
             let report = executor
-                .exec("vm01", &remex::exec::Exec::argv(["echo", &i.to_string()]))
+                .exec(
+                    "vm01",
+                    &remex::ops::exec::Exec::argv(["echo", &i.to_string()]),
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(report.all_ok(), "{report:?}");
@@ -846,12 +850,12 @@ fn concurrent_commands_on_one_connection_respect_max_sessions() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let config = remex::config::Config::load(&config).unwrap();
-            let executor = remex::executor::Executor::new(config).unwrap();
+            let executor = remex::run::executor::Executor::new(config).unwrap();
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..24 {
                 let executor = executor.clone();
                 tasks.spawn(async move {
-                    let exec = remex::exec::Exec::argv(["sleep", "0.2"]);
+                    let exec = remex::ops::exec::Exec::argv(["sleep", "0.2"]);
                     let report = executor.exec("vm01", &exec).await.unwrap();
                     if let Some(error) = &report.results[0].error {
                         eprintln!("ERR {error:?}");

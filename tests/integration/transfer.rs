@@ -13,8 +13,8 @@ use sha2::{Digest as _, Sha256};
 use crate::proxy::CutProxy;
 use crate::util::{Remex, Run, TestLab, ThrowawayUser, running_as_root, temp_files, write};
 
-/// remex's default bytes per SFTP request (`remex::transfer::DEFAULT_CHUNK`).
-const CHUNK: usize = remex::transfer::DEFAULT_CHUNK;
+/// remex's default bytes per SFTP request (`remex::ops::transfer::DEFAULT_CHUNK`).
+const CHUNK: usize = remex::ops::transfer::DEFAULT_CHUNK;
 
 /// Deterministic pseudo-random bytes (xorshift), fast enough for 100 MB.
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -781,10 +781,10 @@ fn the_read_back_fallback_verifies_too() {
         .unwrap();
     let report = runtime.block_on(async {
         let config = remex::config::Config::load(&lab.config()).unwrap();
-        let executor = remex::executor::Executor::new(config).unwrap();
+        let executor = remex::run::executor::Executor::new(config).unwrap();
         let mut upload =
-            remex::transfer::Upload::new(vec![local.clone()], remote.display().to_string());
-        upload.options.verify_by = remex::transfer::VerifyBy::ReadBack;
+            remex::ops::transfer::Upload::new(vec![local.clone()], remote.display().to_string());
+        upload.options.verify_by = remex::ops::transfer::VerifyBy::ReadBack;
         let report = executor.upload("vm01", &upload).await.unwrap();
         executor.close().await;
         report
@@ -817,13 +817,13 @@ fn a_tiny_memory_budget_shared_by_many_hosts_still_moves_everything() {
         .unwrap();
     let (up, down) = runtime.block_on(async {
         let config = remex::config::Config::load(&lab.config()).unwrap();
-        let executor = remex::executor::Executor::new(config).unwrap();
+        let executor = remex::run::executor::Executor::new(config).unwrap();
         let mut upload =
-            remex::transfer::Upload::new(vec![local.clone()], remote.display().to_string());
+            remex::ops::transfer::Upload::new(vec![local.clone()], remote.display().to_string());
         upload.options.memory_budget = 1;
         let up = executor.upload("all", &upload).await.unwrap();
         let mut download =
-            remex::transfer::Download::new(vec![remote.display().to_string()], back.clone());
+            remex::ops::transfer::Download::new(vec![remote.display().to_string()], back.clone());
         download.options.memory_budget = 1;
         let down = executor.download("all", &download).await.unwrap();
         executor.close().await;

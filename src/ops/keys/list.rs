@@ -15,7 +15,7 @@ use super::archive::archive_dir;
 use super::generate::{private_key_path, public_key_path, validate_name};
 use super::state::{KeyState, load_state};
 use super::{KeysError, timestamp};
-use crate::identity::fingerprint;
+use crate::transport::identity::fingerprint;
 
 /// One key, as `remex keys list` shows it (`--json`: an array of these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,10 +142,10 @@ pub fn read_public_key(dir: &Path, name: &str) -> Result<PublicKey, KeysError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::archive::archive;
-    use crate::keys::generate::{KeyKind, generate};
-    use crate::keys::state::update_state;
-    use crate::keys::test_support::tempdir;
+    use crate::ops::keys::archive::archive;
+    use crate::ops::keys::generate::{KeyKind, generate};
+    use crate::ops::keys::state::update_state;
+    use crate::ops::keys::test_support::tempdir;
 
     #[test]
     fn missing_dir_lists_nothing() {
@@ -172,7 +172,7 @@ mod tests {
                 .map(std::ffi::OsStr::new)
                 .collect();
         args.push(foreign.as_os_str());
-        crate::keys::test_support::ssh_keygen(args);
+        crate::ops::keys::test_support::ssh_keygen(args);
         // Noise that is not a key.
         std::fs::write(dir.join("lonely.pub"), "ssh-ed25519 AAAA")
             .unwrap_or_else(|e| panic!("{e}"));

@@ -5,10 +5,10 @@
 
 use super::authorized_keys::KeyLine;
 use super::remote::{Edit, RemoteEditError, RemoteFile, check_exit, plan_edit, read_command};
-use crate::connection::Connection;
-use crate::executor::Executor;
-use crate::login::Login;
-use crate::report::{ErrorKind, Failure};
+use crate::run::executor::Executor;
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::connection::Connection;
+use crate::transport::login::Login;
 
 /// How often an edit is retried when the file changes between read and
 /// write (another remex, or a person, editing it too).

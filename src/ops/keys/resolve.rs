@@ -80,7 +80,7 @@ pub fn host_key(config: &Config, state: &KeyState, name: &str, vm: &Vm) -> HostK
 }
 
 /// For every host whose key comes from the state file, that key's path
-/// (what [`crate::executor::Executor`] connects with).
+/// (what [`crate::run::executor::Executor`] connects with).
 pub fn state_keys(config: &Config) -> HashMap<String, PathBuf> {
     let state = match load_state(&config.remote_execution.key_storage_path) {
         Ok(state) => state,

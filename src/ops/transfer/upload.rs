@@ -9,10 +9,10 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
 use crate::audit::Op;
-use crate::connection::Connection;
-use crate::exec::Cancel;
-use crate::executor::{Error, Executor};
-use crate::report::{ErrorKind, Failure};
+use crate::ops::exec::Cancel;
+use crate::run::executor::{Error, Executor};
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::connection::Connection;
 
 use super::local::{self, LocalEntry};
 use super::pipeline::{self, PipeError, Progress, Target};
@@ -143,7 +143,7 @@ impl UploadPlan {
 impl Executor {
     /// Uploads `upload.sources` to `upload.destination` on every host
     /// `selector` selects (at most `max_parallel` hosts at once); one
-    /// outcome per host. See [`crate::transfer`] for the guarantees.
+    /// outcome per host. See [`crate::ops::transfer`] for the guarantees.
     pub async fn upload(&self, selector: &str, upload: &Upload) -> Result<TransferReport, Error> {
         let mut plan = UploadPlan::new(upload).map_err(Error::Invalid)?;
         let hosts = self.select(selector)?;

@@ -21,9 +21,9 @@ use super::run::{
 use super::session::{self, Edited};
 use super::state::KeyState;
 use crate::audit::Op;
-use crate::executor::Executor;
-use crate::login::Login;
-use crate::report::{ErrorKind, Failure};
+use crate::run::executor::Executor;
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::login::Login;
 
 /// What to revoke.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use russh::keys::{Algorithm, EcdsaCurve, PrivateKey, PublicKey};
 
 use super::state::{KeyRecord, update_state};
 use super::{KeysError, atomic_file, timestamp};
-use crate::identity::fingerprint;
+use crate::transport::identity::fingerprint;
 
 /// The RSA size used when none is given (`ssh-keygen`'s default too).
 pub const DEFAULT_RSA_BITS: u32 = 3072;
@@ -364,8 +364,8 @@ fn write_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::load_key_with;
-    use crate::keys::test_support::{mode, ssh_keygen, tempdir};
+    use crate::ops::keys::test_support::{mode, ssh_keygen, tempdir};
+    use crate::transport::identity::load_key_with;
     use std::ffi::OsStr;
     use std::os::unix::fs::PermissionsExt as _;
     use std::process::Command;

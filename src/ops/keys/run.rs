@@ -13,9 +13,9 @@ use super::list::read_public_key;
 use super::report::{KeyHostOutcome, KeyRef};
 use super::state::{KeyState, load_state, update_state};
 use crate::audit::Record;
-use crate::executor::Executor;
-use crate::identity::fingerprint;
+use crate::run::executor::Executor;
 use crate::targets::TargetError;
+use crate::transport::identity::fingerprint;
 
 /// Why a key operation could not start (exit status 2). A host's failure
 /// is not one of these: it is in that host's [`KeyHostOutcome`].
@@ -33,7 +33,7 @@ pub enum RunError {
     Invalid(String),
     /// The audit log cannot record the run: no host was contacted.
     #[error(transparent)]
-    Audit(#[from] crate::executor::Error),
+    Audit(#[from] crate::run::executor::Error),
 }
 
 /// What a key operation's `start` records say: the key's name and

@@ -333,7 +333,7 @@ pub fn check_exit(code: u32, stderr: &[u8]) -> Result<(), RemoteEditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::test_support::mode;
+    use crate::ops::keys::test_support::mode;
     use russh::keys::{Algorithm, PrivateKey};
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;

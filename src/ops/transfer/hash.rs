@@ -6,9 +6,9 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::connection::Connection;
 use crate::quote::quote;
-use crate::report::{ErrorKind, Failure};
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::connection::Connection;
 
 /// What the remote command prints when the host has no hash tool.
 const NO_HASHER: &str = "remex-no-hasher";
@@ -110,7 +110,7 @@ fn streaming_pipe(path: &str) -> String {
 /// [`Streaming::feed`] each completed stretch in order, then
 /// [`Streaming::finish`] for the digest of all of them.
 pub struct Streaming {
-    session: crate::connection::Session,
+    session: crate::transport::connection::Session,
     path: String,
     /// Output that came before the server confirmed the command.
     early: Vec<u8>,
@@ -231,7 +231,7 @@ fn interpret(path: &str, status: Option<u32>, output: &[u8]) -> Result<Option<St
 pub fn local(
     path: &Path,
     limit: Option<u64>,
-    cancel: Option<&crate::exec::Cancel>,
+    cancel: Option<&crate::ops::exec::Cancel>,
 ) -> std::io::Result<(Sha256, u64)> {
     let file = std::fs::File::open(path)?;
     let mut reader: Box<dyn std::io::Read> = match limit {
@@ -242,7 +242,7 @@ pub fn local(
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        if cancel.is_some_and(crate::exec::Cancel::is_cancelled) {
+        if cancel.is_some_and(crate::ops::exec::Cancel::is_cancelled) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "interrupted",
@@ -262,7 +262,7 @@ pub fn local(
 pub async fn local_in_background(
     path: std::path::PathBuf,
     limit: Option<u64>,
-    cancel: Option<crate::exec::Cancel>,
+    cancel: Option<crate::ops::exec::Cancel>,
 ) -> std::io::Result<(Sha256, u64)> {
     tokio::task::spawn_blocking(move || local(&path, limit, cancel.as_ref()))
         .await
@@ -271,7 +271,7 @@ pub async fn local_in_background(
 
 /// Hex of a finished hasher.
 pub fn finish(hasher: Sha256) -> String {
-    crate::script::hex(&hasher.finalize())
+    crate::ops::exec::script::hex(&hasher.finalize())
 }
 
 #[cfg(test)]

@@ -493,7 +493,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let path = dir.path().join("authorized_keys");
         std::fs::write(&path, &text).unwrap_or_else(|e| panic!("write: {e}"));
-        let listed = crate::keys::test_support::ssh_keygen([
+        let listed = crate::ops::keys::test_support::ssh_keygen([
             std::ffi::OsStr::new("-l"),
             std::ffi::OsStr::new("-f"),
             path.as_os_str(),
@@ -507,7 +507,7 @@ mod tests {
             .filter_map(|l| parse_entry(l))
             .map(|e| {
                 let key = PublicKey::from_bytes(&e.blob).unwrap_or_else(|e| panic!("{e}"));
-                crate::identity::fingerprint(&key)
+                crate::transport::identity::fingerprint(&key)
             })
             .collect();
         assert_eq!(ours.len(), 5);

@@ -10,7 +10,7 @@
 //! it needs `--replace`, and the report shows both fingerprints. A key on an
 //! `@revoked` line is refused always.
 //!
-//! `forget` removes a host's pins (see [`crate::known_hosts::forget`]).
+//! `forget` removes a host's pins (see [`crate::transport::known_hosts::forget`]).
 //!
 //! Both return one outcome per host with the fingerprints involved, so an
 //! audit record can say what trust changed.
@@ -37,11 +37,11 @@ use russh::keys::{PublicKey, PublicKeyOrCertificate};
 use serde::Serialize;
 
 use crate::audit::{Event, Op, Record, Trail};
-use crate::connection::{Endpoint, ssh_config};
-use crate::executor::{self, AuditEnd, Executor, change_record, with_failure};
-use crate::identity::fingerprint;
-use crate::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
-use crate::report::{ErrorKind, Failure, SCHEMA_VERSION};
+use crate::run::executor::{self, AuditEnd, Executor, change_record, with_failure};
+use crate::run::report::{ErrorKind, Failure, SCHEMA_VERSION};
+use crate::transport::connection::{Endpoint, ssh_config};
+use crate::transport::identity::fingerprint;
+use crate::transport::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
 
 /// What happened to a host's pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -152,7 +152,7 @@ impl AuditEnd for HostTrust {
 }
 
 /// Counts over a run (`ok`: hosts done as asked).
-pub type TrustSummary = crate::report::Counts;
+pub type TrustSummary = crate::run::report::Counts;
 
 /// The result of `hosts trust` or `hosts forget`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -423,7 +423,7 @@ async fn scan(executor: &Executor, endpoint: &Endpoint) -> Result<PublicKey, Fai
     let seen = Arc::new(Mutex::new(None));
     let handler = Recorder { seen: seen.clone() };
     let attempt = async {
-        let stream = crate::tcp::dial(&endpoint.host, endpoint.port, options.retries)
+        let stream = crate::transport::tcp::dial(&endpoint.host, endpoint.port, options.retries)
             .await
             .map_err(|e| Failure::new(ErrorKind::Connect, e.to_string()))?;
         // The handler refuses every key, so this ends in an error once the

@@ -6,7 +6,7 @@
 //! - `mod.rs` (here): the requests ([`Upload`], [`Download`], [`Options`])
 //!   and the progress hook ([`TransferObserver`]).
 //! - [`report`]: the per-host and per-file outcomes and the JSON schema.
-//! - `sftp.rs`: an SFTP session on a channel of a [`crate::connection::Connection`],
+//! - `sftp.rs`: an SFTP session on a channel of a [`crate::transport::connection::Connection`],
 //!   with errors turned into `transfer` failures that name the path.
 //! - `pipeline.rs`: many SFTP reads or writes in flight, over one or more
 //!   channels, with bounded memory, hashing while streaming.
@@ -14,7 +14,7 @@
 //! - `hash.rs`: the remote SHA-256 command and its fallback.
 //! - `local.rs`: the local tree walk (upload) and local atomic files (download).
 //! - `upload.rs`, `download.rs`: one host's transfer, and the fan-outs
-//!   [`crate::executor::Executor::upload`] / [`crate::executor::Executor::download`].
+//!   [`crate::run::executor::Executor::upload`] / [`crate::run::executor::Executor::download`].
 //!
 //! # Atomicity
 //!
@@ -90,7 +90,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::exec::Cancel;
+use crate::ops::exec::Cancel;
 
 pub use report::{EntryKind, FileOutcome, TransferOutcome, TransferReport, TransferStatus};
 
@@ -290,14 +290,14 @@ pub trait TransferObserver: Send + Sync {
 /// destination) before any host is contacted, then each host's `file` and
 /// `end` records as it finishes.
 async fn audited_transfer<F, Fut>(
-    executor: &crate::executor::Executor,
+    executor: &crate::run::executor::Executor,
     op: crate::audit::Op,
     hosts: Vec<String>,
     paths: Vec<String>,
     work: F,
-) -> Result<TransferReport, crate::executor::Error>
+) -> Result<TransferReport, crate::run::executor::Error>
 where
-    F: Fn(crate::executor::Executor, String) -> Fut,
+    F: Fn(crate::run::executor::Executor, String) -> Fut,
     Fut: std::future::Future<Output = TransferOutcome> + Send + 'static,
 {
     let started = std::time::Instant::now();
@@ -321,14 +321,14 @@ where
 /// duration); a lost connection is dropped from the pool. Never fails as a
 /// whole: a failure is in the outcome.
 async fn on_host<F, Fut>(
-    executor: &crate::executor::Executor,
+    executor: &crate::run::executor::Executor,
     name: &str,
     options: &Options,
     work: F,
 ) -> TransferOutcome
 where
-    F: FnOnce(Arc<crate::connection::Connection>) -> Fut,
-    Fut: std::future::Future<Output = (Vec<FileOutcome>, Result<(), crate::report::Failure>)>,
+    F: FnOnce(Arc<crate::transport::connection::Connection>) -> Fut,
+    Fut: std::future::Future<Output = (Vec<FileOutcome>, Result<(), crate::run::report::Failure>)>,
 {
     let begun = std::time::Instant::now();
     let mut outcome = blank_outcome(executor, name);
@@ -340,7 +340,7 @@ where
                 let (files, result) = work(conn).await;
                 outcome.files = files;
                 if let Err(failure) = result {
-                    if failure.kind == crate::report::ErrorKind::Io {
+                    if failure.kind == crate::run::report::ErrorKind::Io {
                         executor.forget(name);
                     }
                     outcome.error = Some(failure);
@@ -358,7 +358,7 @@ where
 }
 
 /// An outcome for `name` with nothing done yet.
-fn blank_outcome(executor: &crate::executor::Executor, name: &str) -> TransferOutcome {
+fn blank_outcome(executor: &crate::run::executor::Executor, name: &str) -> TransferOutcome {
     let endpoint = executor.endpoint(name).unwrap_or_default();
     TransferOutcome {
         host: name.to_owned(),
@@ -384,9 +384,9 @@ fn is_cancelled(options: &Options) -> bool {
 /// caller never goes on to replace the destination.
 async fn unless_cancelled<T>(
     options: &Options,
-    cancelled: impl FnOnce() -> crate::report::Failure,
-    work: impl std::future::Future<Output = Result<T, crate::report::Failure>>,
-) -> Result<T, crate::report::Failure> {
+    cancelled: impl FnOnce() -> crate::run::report::Failure,
+    work: impl std::future::Future<Output = Result<T, crate::run::report::Failure>>,
+) -> Result<T, crate::run::report::Failure> {
     match &options.cancel {
         Some(cancel) => tokio::select! {
             biased;
@@ -397,9 +397,9 @@ async fn unless_cancelled<T>(
     }
 }
 
-fn not_started() -> crate::report::Failure {
-    crate::report::Failure::new(
-        crate::report::ErrorKind::Cancelled,
+fn not_started() -> crate::run::report::Failure {
+    crate::run::report::Failure::new(
+        crate::run::report::ErrorKind::Cancelled,
         "interrupted before this host was contacted",
     )
 }

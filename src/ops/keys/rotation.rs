@@ -357,7 +357,7 @@ impl KeyState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::state::{load_state, save_state};
+    use crate::ops::keys::state::{load_state, save_state};
 
     const NOW: &str = "2026-01-02T03:04:05Z";
 

@@ -18,9 +18,9 @@ use super::report::{ChangeAction, KeysReport};
 use super::run::{LoadedKey, RunError, blank_outcome, key_details, key_dir, update};
 use super::session::{self, Edited};
 use crate::audit::Op;
-use crate::executor::Executor;
-use crate::login::{Login, PasswordSource};
-use crate::report::{ErrorKind, Failure};
+use crate::run::executor::Executor;
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::login::{Login, PasswordSource};
 
 /// What to deploy, and how to get in.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@
 use serde::Serialize;
 
 use super::archive::ArchivedKey;
-use crate::report::{Failure, SCHEMA_VERSION};
+use crate::run::report::{Failure, SCHEMA_VERSION};
 
 use super::rotation::RotationStep;
 
@@ -108,12 +108,12 @@ impl ChangeAction {
     }
 }
 
-impl crate::executor::AuditEnd for KeyHostOutcome {
+impl crate::run::executor::AuditEnd for KeyHostOutcome {
     fn changes(&self, host: &crate::audit::Record) -> Vec<crate::audit::Record> {
         self.changes
             .iter()
             .map(|change| {
-                crate::executor::change_record(
+                crate::run::executor::change_record(
                     host,
                     crate::audit::Event::Key,
                     change.action.as_str(),
@@ -125,7 +125,7 @@ impl crate::executor::AuditEnd for KeyHostOutcome {
     }
 
     fn end_record(&self, record: crate::audit::Record) -> crate::audit::Record {
-        crate::executor::with_failure(record, self.error.as_ref())
+        crate::run::executor::with_failure(record, self.error.as_ref())
     }
 }
 
@@ -141,7 +141,7 @@ impl KeyHostOutcome {
 }
 
 /// Counts over a run.
-pub type KeysSummary = crate::report::Counts;
+pub type KeysSummary = crate::run::report::Counts;
 
 /// The result of `keys deploy`, `keys rotate` or `keys revoke`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -12,9 +12,9 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::Op;
-use crate::connection::Connection;
-use crate::executor::{Error, Executor};
-use crate::report::{ErrorKind, Failure};
+use crate::run::executor::{Error, Executor};
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::connection::Connection;
 
 use super::local;
 use super::pipeline::{self, PipeError, Progress, Target};
@@ -60,7 +60,7 @@ impl DownloadPlan {
 impl Executor {
     /// Downloads `download.sources` from every host `selector` selects
     /// into `download.local_dir/<host>/` (at most `max_parallel` hosts at
-    /// once); one outcome per host. See [`crate::transfer`].
+    /// once); one outcome per host. See [`crate::ops::transfer`].
     pub async fn download(
         &self,
         selector: &str,

@@ -42,11 +42,14 @@ use std::time::Duration;
 use russh::{ChannelMsg, Sig};
 use tokio::time::Instant;
 
-use crate::connection::Connection;
 use crate::quote;
-use crate::report::{Captured, ErrorKind, Failure};
-use crate::script::{self, Script};
-use crate::sudo::{Sudo, SudoMode};
+use crate::run::report::{Captured, ErrorKind, Failure};
+use crate::transport::connection::Connection;
+pub mod script;
+pub mod sudo;
+
+use crate::ops::exec::sudo::{Sudo, SudoMode};
+use script::Script;
 
 /// The environment variable that tags every process of a remex command.
 pub const TAG_VAR: &str = "REMEX_RUN_ID";
@@ -62,7 +65,7 @@ pub enum Command {
     /// One shell string passed as is (`--raw`).
     Raw(String),
     /// A local script, copied to the host, run with these arguments, and
-    /// removed (see [`crate::script`]).
+    /// removed (see [`crate::ops::exec::script`]).
     Script {
         /// The script.
         script: Script,
@@ -124,13 +127,13 @@ pub trait Observer: Send + Sync {
     /// a newline is delivered when the stream ends.
     fn line(&self, _host: &str, _stream: Stream, _line: &[u8]) {}
     /// `host` is finished.
-    fn done(&self, _outcome: &crate::report::HostOutcome) {}
+    fn done(&self, _outcome: &crate::run::report::HostOutcome) {}
 }
 
 /// A command and how to run it, built like `std::process::Command`.
 ///
 /// ```
-/// use remex::exec::Exec;
+/// use remex::ops::exec::Exec;
 /// use std::time::Duration;
 /// let exec = Exec::argv(["systemctl", "restart", "nginx"])
 ///     .env("LC_ALL", "C")
@@ -200,7 +203,7 @@ impl Exec {
         }
     }
 
-    /// Runs a local script with `args` (see [`crate::script`]).
+    /// Runs a local script with `args` (see [`crate::ops::exec::script`]).
     pub fn script<I, S>(script: Script, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -522,7 +525,7 @@ async fn run_command(
     };
     let tag = new_tag();
     // `_slot` keeps the connection's session slot until this command is done.
-    let crate::connection::Session {
+    let crate::transport::connection::Session {
         channel,
         slot: _slot,
     } = session;

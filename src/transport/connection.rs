@@ -1,7 +1,7 @@
 //! One authenticated SSH connection to one host, shared by every operation
 //! on that host in a process (a channel per command).
 //!
-//! Connecting is: resolve and dial ([`crate::tcp`]), the SSH handshake with
+//! Connecting is: resolve and dial ([`crate::transport::tcp`]), the SSH handshake with
 //! the host key checked against remex's known_hosts ([`HostKeyCheck`]), then
 //! public-key authentication with the host's key file, and the ssh-agent's
 //! keys when allowed. The whole is bounded by the connect timeout.
@@ -22,11 +22,11 @@ use russh::{Channel, ChannelMsg};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::HostKeyPolicy;
-use crate::identity::{IdentityError, KeyStore, fingerprint};
-use crate::known_hosts::{self, HostKeyStatus, KnownHosts};
-use crate::login::{Login, Password};
-use crate::report::{ErrorKind, Failure, HostKeyProblem};
-use crate::tcp::{self, DialError};
+use crate::run::report::{ErrorKind, Failure, HostKeyProblem};
+use crate::transport::identity::{IdentityError, KeyStore, fingerprint};
+use crate::transport::known_hosts::{self, HostKeyStatus, KnownHosts};
+use crate::transport::login::{Login, Password};
+use crate::transport::tcp::{self, DialError};
 
 /// Where and as whom to connect: one host of the inventory, resolved.
 #[derive(Debug, Clone, Default)]

@@ -16,9 +16,9 @@
 
 use std::sync::Arc;
 
-use crate::connection::Connection;
 use crate::quote;
-use crate::report::{ErrorKind, Failure};
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::connection::Connection;
 
 /// Run as `user` (root when `None`) through sudo.
 #[derive(Clone, Default)]

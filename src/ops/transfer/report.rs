@@ -1,5 +1,5 @@
 //! What `upload` and `download` return: one outcome per host, one entry per
-//! file, in the same envelope as `exec` (see [`crate::report`]).
+//! file, in the same envelope as `exec` (see [`crate::run::report`]).
 //!
 //! # JSON schema, version 1
 //!
@@ -34,8 +34,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::audit::{Event, Op, Record};
-use crate::executor::{AuditEnd, with_failure};
-use crate::report::{ErrorKind, Failure, SCHEMA_VERSION, Summary, millis};
+use crate::run::executor::{AuditEnd, with_failure};
+use crate::run::report::{ErrorKind, Failure, SCHEMA_VERSION, Summary, millis};
 
 /// What happened to a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -28,7 +28,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::exec::Cancel;
+use crate::ops::exec::Cancel;
 
 use super::sftp::is_status;
 

@@ -208,9 +208,9 @@ fn archived_files(archive: &Path) -> Result<BTreeMap<String, Vec<PathBuf>>, Keys
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::generate::{KeyKind, generate};
-    use crate::keys::state::load_state;
-    use crate::keys::test_support::tempdir;
+    use crate::ops::keys::generate::{KeyKind, generate};
+    use crate::ops::keys::state::load_state;
+    use crate::ops::keys::test_support::tempdir;
     use std::os::unix::fs::PermissionsExt as _;
 
     fn new_key(dir: &Path, name: &str) {

@@ -31,9 +31,9 @@ use super::run::{LoadedKey, RunError, blank_outcome, key_details, key_dir, load,
 use super::session::{self, Edited};
 use super::{KeysError, now_rfc3339, timestamp};
 use crate::audit::{Event, Op, Record};
-use crate::executor::{AuditEnd, Executor};
-use crate::login::Login;
-use crate::report::{ErrorKind, Failure};
+use crate::run::executor::{AuditEnd, Executor};
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::login::Login;
 
 /// What to rotate to.
 #[derive(Debug, Clone, Default)]

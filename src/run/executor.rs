@@ -26,13 +26,13 @@ use tokio::task::JoinSet;
 
 use crate::audit::{self, AuditError, AuditLog, Event, Op, Record, Redactor, Trail};
 use crate::config::{Config, ConfigError, Vm};
-use crate::connection::{ConnectOptions, Connection, Endpoint};
-use crate::exec::{self, Command, Exec, Observer, Stream};
-use crate::identity::KeyStore;
-use crate::known_hosts::{HostKeyStatus, KnownHosts, KnownHostsError};
-use crate::report::{Captured, ErrorKind, Failure, HostOutcome, Report, ScriptInfo, millis};
-use crate::script::Script;
+use crate::ops::exec::script::Script;
+use crate::ops::exec::{self, Command, Exec, Observer, Stream};
+use crate::run::report::{Captured, ErrorKind, Failure, HostOutcome, Report, ScriptInfo, millis};
 use crate::targets::{self, Candidate, TargetError};
+use crate::transport::connection::{ConnectOptions, Connection, Endpoint};
+use crate::transport::identity::KeyStore;
+use crate::transport::known_hosts::{HostKeyStatus, KnownHosts, KnownHostsError};
 
 /// Why a run could not start at all (as opposed to a host failing).
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +110,7 @@ impl Executor {
             max_sessions: re.max_sessions,
             ciphers: re.ciphers.clone(),
         };
-        crate::connection::ssh_config(&options).map_err(Error::Invalid)?;
+        crate::transport::connection::ssh_config(&options).map_err(Error::Invalid)?;
         let known = Arc::new(KnownHosts::load(&re.known_hosts)?);
         let parallel = re.max_parallel;
         let redactor = Redactor::from_config(&config.audit)?;
@@ -122,7 +122,7 @@ impl Executor {
                 config.source.display()
             );
         }
-        let state_keys = crate::keys::resolve::state_keys(&config);
+        let state_keys = crate::ops::keys::resolve::state_keys(&config);
         Ok(Executor {
             inner: Arc::new(Inner {
                 config,
@@ -287,7 +287,7 @@ impl Executor {
             })
             .await;
         Ok(CheckReport {
-            version: crate::report::SCHEMA_VERSION,
+            version: crate::run::report::SCHEMA_VERSION,
             operation: "check",
             run: trail.run().to_owned(),
             audit_error,
@@ -578,7 +578,7 @@ impl Executor {
     /// Where and as whom to connect to `name`. The key is the config's
     /// `key:` for the host when it has one, else the key the key state file
     /// records for the host (after `remex keys deploy`/`rotate`), else
-    /// `default_key` (see [`crate::keys::resolve`]).
+    /// `default_key` (see [`crate::ops::keys::resolve`]).
     pub fn endpoint(&self, name: &str) -> Option<Endpoint> {
         let config = &self.inner.config;
         let vm: &Vm = config.vms.get(name)?;
@@ -601,7 +601,7 @@ impl Executor {
     pub async fn open_with(
         &self,
         name: &str,
-        login: &crate::login::Login,
+        login: &crate::transport::login::Login,
     ) -> Result<Connection, Failure> {
         let endpoint = self.endpoint(name).ok_or_else(|| {
             Failure::new(
@@ -838,7 +838,7 @@ pub struct HostCheck {
 }
 
 /// Counts over a check (`ok`: hosts fully usable).
-pub type CheckSummary = crate::report::Counts;
+pub type CheckSummary = crate::run::report::Counts;
 
 /// The result of `hosts check`, in the same envelope as [`Report`].
 #[derive(Debug, Clone, Serialize)]

@@ -17,8 +17,8 @@ use russh_sftp::client::rawsession::Limits;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::connection::{Connection, Session};
-use crate::report::{ErrorKind, Failure};
+use crate::run::report::{ErrorKind, Failure};
+use crate::transport::connection::{Connection, Session};
 
 use super::Options;
 

@@ -1,0 +1,6 @@
+//! The operations.
+
+pub mod exec;
+pub mod keys;
+pub mod transfer;
+pub mod trust;

@@ -1,0 +1,4 @@
+//! The run layer.
+
+pub mod executor;
+pub mod report;
