@@ -10,36 +10,36 @@
 //! it needs `--replace`, and the report shows both fingerprints. A key on an
 //! `@revoked` line is refused always.
 //!
-//! `forget` removes a host's pins (see [`crate::transport::known_hosts::forget`]).
+//! `forget` removes a host's pins (see `known_hosts::forget`). Both make the
+//! executor see the change at once.
 //!
 //! Both return one outcome per host with the fingerprints involved, so an
 //! audit record can say what trust changed.
 //!
-//! # JSON schema, version 1
+//! # JSON schema, version 2
 //!
 //! ```json
-//! {"version":1,"operation":"hosts_trust",
-//!  "results":[{"host":"vm01","address":"127.0.0.2","port":22,"ok":true,
+//! {"version":2,"operation":"hosts.trust","run_id":"…",
+//!  "results":[{"host":"vm01","address":"127.0.0.2","port":22,"user":"ops",
+//!              "ok":true,"duration_ms":20,"error":null,
 //!              "key_type":"ssh-ed25519","fingerprint":"SHA256:…",
-//!              "previous":[],"action":"pinned","error":null}],
-//!  "summary":{"total":1,"ok":1,"failed":0,"duration_ms":20}}
+//!              "previous":[],"action":"pinned"}],
+//!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,"duration_ms":20}}
 //! ```
 //!
 //! `action` is `pinned`, `replaced`, `already_pinned`, `declined` or `null`
 //! (trust), `removed` or `not_pinned` (forget; then `previous` lists the
 //! removed fingerprints and `fingerprint` is `null`).
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use russh::client;
-use russh::keys::{PublicKey, PublicKeyOrCertificate};
+use russh::keys::PublicKey;
 use serde::Serialize;
 
-use crate::audit::{Event, Op, Record, Trail};
-use crate::run::executor::{self, AuditEnd, Executor, change_record, with_failure};
-use crate::run::report::{ErrorKind, Failure, SCHEMA_VERSION};
-use crate::transport::connection::{Endpoint, ssh_config};
+use crate::audit::{Event, Op, Record};
+use crate::run::context::HostKeyOffer;
+use crate::run::report::{ErrorKind, Failure, HostReport, NoDetails, RunReport};
+use crate::run::runner::{HostDetail, HostRun, Operation, Redact, RunState, change_record};
+use crate::run::{Error, Executor, RunContext};
+use crate::transport::connection::Endpoint;
 use crate::transport::identity::fingerprint;
 use crate::transport::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
 
@@ -61,17 +61,9 @@ pub enum TrustAction {
     NotPinned,
 }
 
-/// One host's outcome of `trust` or `forget`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HostTrust {
-    /// The host's name in the config.
-    pub host: String,
-    /// Address as configured.
-    pub address: String,
-    /// SSH port.
-    pub port: u16,
-    /// Whether the host ends up as asked (pinned, or forgotten).
-    pub ok: bool,
+/// One host's `trust` or `forget`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrustResult {
     /// The offered key's type (`trust`).
     pub key_type: Option<String>,
     /// The offered key's `SHA256:…` fingerprint (`trust`).
@@ -81,26 +73,9 @@ pub struct HostTrust {
     pub previous: Vec<String>,
     /// What was done.
     pub action: Option<TrustAction>,
-    /// Why not, and what to do.
-    pub error: Option<Failure>,
 }
 
-impl HostTrust {
-    /// Nothing done yet for `endpoint`.
-    fn blank(endpoint: &Endpoint) -> Self {
-        Self {
-            host: endpoint.name.clone(),
-            address: endpoint.host.clone(),
-            port: endpoint.port,
-            ok: false,
-            key_type: None,
-            fingerprint: None,
-            previous: Vec::new(),
-            action: None,
-            error: None,
-        }
-    }
-}
+impl Redact for TrustResult {}
 
 impl TrustAction {
     /// The name used in JSON and audit records.
@@ -116,7 +91,7 @@ impl TrustAction {
     }
 }
 
-impl AuditEnd for HostTrust {
+impl HostDetail for TrustResult {
     /// `host_key` records: the key pinned (`pinned`, or `replaced` after a
     /// record per old pin `unpinned`), or each pin `removed` by `forget`.
     fn changes(&self, host: &Record) -> Vec<Record> {
@@ -147,54 +122,12 @@ impl AuditEnd for HostTrust {
         if let Some(action) = self.action {
             record = record.action(action.as_str());
         }
-        with_failure(record, self.error.as_ref())
+        record
     }
 }
 
-/// Counts over a run (`ok`: hosts done as asked).
-pub type TrustSummary = crate::run::report::Counts;
-
-/// The result of `hosts trust` or `hosts forget`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TrustReport {
-    /// Schema version.
-    pub version: u32,
-    /// `hosts_trust` or `hosts_forget`.
-    pub operation: &'static str,
-    /// The run id of the run's audit records.
-    pub run: String,
-    /// One per host, in inventory order.
-    pub results: Vec<HostTrust>,
-    /// Counts.
-    pub summary: TrustSummary,
-    /// Set when some of the run's audit records could not be written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit_error: Option<String>,
-}
-
-impl TrustReport {
-    fn new(
-        operation: &'static str,
-        results: Vec<HostTrust>,
-        started: Instant,
-        run: &Trail,
-        audit_error: Option<String>,
-    ) -> Self {
-        Self {
-            version: SCHEMA_VERSION,
-            operation,
-            run: run.run().to_owned(),
-            audit_error,
-            summary: TrustSummary::of(results.iter().map(|r| r.ok), started.elapsed()),
-            results,
-        }
-    }
-
-    /// Whether every host ended up as asked.
-    pub fn all_ok(&self) -> bool {
-        self.summary.failed == 0
-    }
-}
+/// The report of `hosts trust` and `hosts forget`.
+pub type TrustReport = RunReport<TrustResult>;
 
 /// How `trust` decides.
 #[derive(Debug, Clone, Default)]
@@ -208,74 +141,146 @@ pub struct TrustRequest {
     pub replace: bool,
 }
 
-/// A key a host offered, for the confirmation prompt.
-#[derive(Debug, Clone)]
-pub struct Offer {
-    /// The host's name.
-    pub host: String,
-    /// `address:port`.
-    pub address: String,
-    /// The key's type.
-    pub key_type: String,
-    /// Its fingerprint.
-    pub fingerprint: String,
-    /// The fingerprints pinned now, when the key changed.
-    pub previous: Vec<String>,
-}
-
-/// Connects to each selected host, shows its key to `confirm` (unless
-/// `request` decides), and pins the accepted keys. `confirm` is called
-/// once per host needing a decision, in inventory order.
-pub async fn trust(
-    executor: &Executor,
-    selector: &str,
-    request: &TrustRequest,
-    confirm: &mut dyn FnMut(&Offer) -> bool,
-) -> Result<TrustReport, executor::Error> {
-    let hosts = executor.select(selector)?;
-    let trail = executor.begin(Op::HostsTrust, &hosts, Vec::new(), |r| r)?;
-    let started = Instant::now();
-    let scanned = executor
-        .fan_out(hosts, |executor, host| async move {
-            let endpoint = executor.endpoint(&host).unwrap_or_default();
-            let key = scan(&executor, &endpoint).await;
-            (endpoint, key)
-        })
-        .await;
-    let path = executor.connect_options().known_hosts_path.clone();
-    let mut results = Vec::new();
-    for (endpoint, key) in scanned {
-        let mut outcome = HostTrust::blank(&endpoint);
-        match key {
-            Ok(key) => {
-                if let Err(failure) = decide(&path, &endpoint, &key, request, confirm, &mut outcome)
-                {
-                    outcome.error = Some(failure);
-                }
-            }
-            Err(failure) => outcome.error = Some(failure),
-        }
-        executor.end_host(&trail, &outcome.host, &outcome);
-        results.push(outcome);
+impl Executor {
+    /// Connects to each selected host far enough to see its host key, and
+    /// pins the keys that `request` accepts, or (without `yes` and
+    /// fingerprints) that the run's [`crate::Prompter`] confirms, one host
+    /// at a time.
+    ///
+    /// # Errors
+    ///
+    /// A selector that selects nothing, or an audit log that cannot record
+    /// the run.
+    pub async fn hosts_trust(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+        request: &TrustRequest,
+    ) -> Result<TrustReport, Error> {
+        let hosts = self.select(selector)?;
+        let op = Trust {
+            request: request.clone(),
+            deciding: tokio::sync::Mutex::new(()),
+        };
+        self.run(ctx, hosts, op).await
     }
-    let audit_error = executor.finish(&trail);
-    Ok(TrustReport::new(
-        "hosts_trust",
-        results,
-        started,
-        &trail,
-        audit_error,
-    ))
+
+    /// Removes the pins of every selected host from remex's known_hosts.
+    ///
+    /// # Errors
+    ///
+    /// A selector that selects nothing, or an audit log that cannot record
+    /// the run.
+    pub async fn hosts_forget(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+    ) -> Result<TrustReport, Error> {
+        let hosts = self.select(selector)?;
+        self.run(ctx, hosts, Forget).await
+    }
 }
 
+/// `hosts trust` as an operation of the runner.
+struct Trust {
+    request: TrustRequest,
+    /// One decision (prompt, pin) at a time.
+    deciding: tokio::sync::Mutex<()>,
+}
+
+impl Operation for Trust {
+    type Detail = TrustResult;
+    type Details = NoDetails;
+
+    fn op(&self) -> Op {
+        Op::HostsTrust
+    }
+
+    async fn host(&self, host: &mut HostRun<'_>, outcome: &mut TrustResult) -> Result<(), Failure> {
+        let key = host.scan().await?;
+        let _one_at_a_time = self.deciding.lock().await;
+        let executor = host.executor().clone();
+        let prompter = host.run.prompter().clone();
+        let endpoint = host.endpoint.clone();
+        let request = self.request.clone();
+        let mut decided = outcome.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let confirm = |offer: &HostKeyOffer| prompter.trust(offer);
+            let result = decide(&executor, &endpoint, &key, &request, &confirm, &mut decided);
+            (result, decided)
+        })
+        .await
+        .map_err(|e| Failure::new(ErrorKind::Io, e.to_string()))?;
+        *outcome = result.1;
+        result.0
+    }
+
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<TrustResult>]) -> NoDetails {
+        NoDetails {}
+    }
+}
+
+/// `hosts forget` as an operation of the runner.
+struct Forget;
+
+impl Operation for Forget {
+    type Detail = TrustResult;
+    type Details = NoDetails;
+
+    fn op(&self) -> Op {
+        Op::HostsForget
+    }
+
+    async fn host(&self, host: &mut HostRun<'_>, outcome: &mut TrustResult) -> Result<(), Failure> {
+        let executor = host.executor().clone();
+        let path = executor.connect_options().known_hosts_path.clone();
+        let (p, h, port) = (path.clone(), host.endpoint.host.clone(), host.endpoint.port);
+        let edited = tokio::task::spawn_blocking(move || known_hosts::forget(&p, &h, port))
+            .await
+            .map_err(|e| Failure::new(ErrorKind::Io, e.to_string()))?;
+        executor.known_hosts_changed();
+        let edit = edited.map_err(|e| Failure::new(ErrorKind::Io, error_chain(&e)))?;
+        outcome.previous = edit.removed;
+        outcome.action = Some(if outcome.previous.is_empty() {
+            TrustAction::NotPinned
+        } else {
+            TrustAction::Removed
+        });
+        if edit.wildcard_lines.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = edit
+            .wildcard_lines
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Err(Failure::new(
+            ErrorKind::HostKey,
+            format!(
+                "{} is still pinned by wildcard lines of {} (line {}); they pin other hosts too, so edit them by hand",
+                host.name,
+                path.display(),
+                lines.join(", ")
+            ),
+        ))
+    }
+
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<TrustResult>]) -> NoDetails {
+        NoDetails {}
+    }
+}
+
+/// Decides whether to pin `key` for `endpoint`, and pins it (blocking:
+/// it may prompt, and it takes known_hosts' lock).
 fn decide(
-    path: &std::path::Path,
+    executor: &Executor,
     endpoint: &Endpoint,
     key: &PublicKey,
     request: &TrustRequest,
-    confirm: &mut dyn FnMut(&Offer) -> bool,
-    outcome: &mut HostTrust,
+    confirm: &dyn Fn(&HostKeyOffer) -> bool,
+    outcome: &mut TrustResult,
 ) -> Result<(), Failure> {
+    let path = &executor.connect_options().known_hosts_path;
     let name = &endpoint.name;
     let offered = fingerprint(key);
     outcome.key_type = Some(key.algorithm().as_str().to_owned());
@@ -286,7 +291,6 @@ fn decide(
     let known = KnownHosts::load(path).map_err(io)?;
     let replacing = match known.check(&endpoint.host, endpoint.port, key) {
         HostKeyStatus::Trusted => {
-            outcome.ok = true;
             outcome.action = Some(TrustAction::AlreadyPinned);
             return Ok(());
         }
@@ -316,7 +320,7 @@ fn decide(
         }
         HostKeyStatus::Unknown => false,
     };
-    let offer = Offer {
+    let offer = HostKeyOffer {
         host: name.clone(),
         address: format!("{}:{}", endpoint.host, endpoint.port),
         key_type: key.algorithm().as_str().to_owned(),
@@ -345,144 +349,18 @@ fn decide(
             format!("{name}: host key {offered} not trusted (declined); nothing was written"),
         ));
     }
-    if replacing {
-        known_hosts::pin_replacing(path, &endpoint.host, endpoint.port, key).map_err(io)?;
-        outcome.action = Some(TrustAction::Replaced);
+    let pinned = if replacing {
+        known_hosts::pin_replacing(path, &endpoint.host, endpoint.port, key).map(drop)
     } else {
-        known_hosts::append(path, &endpoint.host, endpoint.port, key).map_err(io)?;
-        outcome.action = Some(TrustAction::Pinned);
-    }
-    tracing::info!(host = %name, fingerprint = %offered, replaced = replacing, "pinned host key");
-    outcome.ok = true;
-    Ok(())
-}
-
-/// Removes the pins of every selected host from remex's known_hosts.
-pub async fn forget(executor: &Executor, selector: &str) -> Result<TrustReport, executor::Error> {
-    let hosts = executor.select(selector)?;
-    let trail = executor.begin(Op::HostsForget, &hosts, Vec::new(), |r| r)?;
-    let started = Instant::now();
-    let path = executor.connect_options().known_hosts_path.clone();
-    let mut results = Vec::new();
-    for host in hosts {
-        let endpoint = Endpoint {
-            name: host.clone(),
-            ..executor.endpoint(&host).unwrap_or_default()
-        };
-        let mut outcome = HostTrust::blank(&endpoint);
-        let (p, h, port) = (path.clone(), endpoint.host.clone(), endpoint.port);
-        let edited = tokio::task::spawn_blocking(move || known_hosts::forget(&p, &h, port)).await;
-        match edited {
-            Ok(Ok(edit)) => {
-                outcome.previous = edit.removed;
-                outcome.action = Some(if outcome.previous.is_empty() {
-                    TrustAction::NotPinned
-                } else {
-                    TrustAction::Removed
-                });
-                if edit.wildcard_lines.is_empty() {
-                    outcome.ok = true;
-                } else {
-                    let lines: Vec<String> = edit
-                        .wildcard_lines
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect();
-                    outcome.error = Some(Failure::new(
-                        ErrorKind::HostKey,
-                        format!(
-                            "{host} is still pinned by wildcard lines of {} (line {}); they pin other hosts too, so edit them by hand",
-                            path.display(),
-                            lines.join(", ")
-                        ),
-                    ));
-                }
-            }
-            Ok(Err(e)) => outcome.error = Some(Failure::new(ErrorKind::Io, error_chain(&e))),
-            Err(e) => outcome.error = Some(Failure::new(ErrorKind::Io, e.to_string())),
-        }
-        executor.end_host(&trail, &outcome.host, &outcome);
-        results.push(outcome);
-    }
-    let audit_error = executor.finish(&trail);
-    Ok(TrustReport::new(
-        "hosts_forget",
-        results,
-        started,
-        &trail,
-        audit_error,
-    ))
-}
-
-/// Connects far enough to see the host key, then breaks off (nothing is
-/// authenticated, nothing pinned).
-async fn scan(executor: &Executor, endpoint: &Endpoint) -> Result<PublicKey, Failure> {
-    let options = executor.connect_options();
-    let config =
-        Arc::new(ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?);
-    let seen = Arc::new(Mutex::new(None));
-    let handler = Recorder { seen: seen.clone() };
-    let attempt = async {
-        let stream = crate::transport::tcp::dial(&endpoint.host, endpoint.port, options.retries)
-            .await
-            .map_err(|e| Failure::new(ErrorKind::Connect, e.to_string()))?;
-        // The handler refuses every key, so this ends in an error once the
-        // key was seen; the key, not the result, is what counts.
-        let _ = client::connect_stream(config, stream, handler).await;
-        Ok::<_, Failure>(())
+        known_hosts::append(path, &endpoint.host, endpoint.port, key)
     };
-    match tokio::time::timeout(options.connect_timeout, attempt).await {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(Failure::new(
-                ErrorKind::ConnectTimeout,
-                format!(
-                    "connecting to {}:{} took longer than {:?} (connect_timeout)",
-                    endpoint.host, endpoint.port, options.connect_timeout
-                ),
-            ));
-        }
-    }
-    let seen = seen.lock().map(|mut s| s.take()).ok().flatten();
-    match seen {
-        Some(Some(key)) => Ok(key),
-        Some(None) => Err(Failure::new(
-            ErrorKind::HostKey,
-            format!(
-                "{} presented a host certificate; remex pins plain host keys only",
-                endpoint.name
-            ),
-        )),
-        None => Err(Failure::new(
-            ErrorKind::Connect,
-            format!(
-                "SSH handshake with {}:{} failed before the host key was offered",
-                endpoint.host, endpoint.port
-            ),
-        )),
-    }
-}
-
-/// A handshake handler that notes the offered key and refuses it.
-struct Recorder {
-    /// `Some(Some(key))`: a plain key; `Some(None)`: a certificate.
-    seen: Arc<Mutex<Option<Option<PublicKey>>>>,
-}
-
-impl client::Handler for Recorder {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        offered: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        let key = match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => Some(key.clone()),
-            PublicKeyOrCertificate::Certificate(_) => None,
-        };
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(key);
-        }
-        Ok(false)
-    }
+    executor.known_hosts_changed();
+    pinned.map_err(io)?;
+    outcome.action = Some(if replacing {
+        TrustAction::Replaced
+    } else {
+        TrustAction::Pinned
+    });
+    tracing::info!(host = %name, fingerprint = %offered, replaced = replacing, "pinned host key");
+    Ok(())
 }

@@ -1,34 +1,48 @@
-//! What a fan-out returns: one outcome per host, and the JSON schema of
-//! `--json`.
+//! What every run returns: one [`RunReport`] envelope with one
+//! [`HostReport`] per host, and the failure classes. These are the boundary
+//! types of the library: they (and the operations' detail types) derive or
+//! implement `Serialize`, and their JSON is the `--json` schema.
 //!
 //! A host's failure is data here, not an `Err`: the run goes on for the other
-//! hosts and the caller decides what a failure means. These are the boundary
-//! types of the library, so they (and only they) derive `Serialize`.
+//! hosts and the caller decides what a failure means.
 //!
-//! # JSON schema, version 1
+//! # JSON schema, version 2
+//!
+//! Every operation prints the same envelope:
 //!
 //! ```json
-//! {"version":1,"operation":"exec",
+//! {"version":2,"operation":"exec","run_id":"20261205T101530Z-3f9a2c1d",
 //!  "results":[{"host":"vm01","address":"127.0.0.2","port":22,"user":"ops",
-//!              "ok":true,"exit_code":0,"signal":null,
-//!              "stdout":"…","stderr":"…","truncated":false,
-//!              "duration_ms":12,"error":null}],
+//!              "ok":true,"duration_ms":12,"error":null,
+//!              "exit_code":0,"signal":null,"stdout":"…","stderr":"…",
+//!              "truncated":false,"host_key":"SHA256:…"}],
 //!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,
 //!             "duration_ms":15}}
 //! ```
 //!
-//! `stdout` and `stderr` are UTF-8 strings. When a stream's bytes are not
-//! valid UTF-8, the string holds them with every invalid sequence replaced by
-//! U+FFFD, and `stdout_base64` / `stderr_base64` carries the exact bytes
-//! (standard base64 with padding); the `_base64` fields are absent otherwise.
+//! - `operation` is the audit log's name of the operation ([`Op`]): `exec`,
+//!   `script`, `check`, `upload`, `download`, `keys.generate`,
+//!   `keys.deploy`, `keys.rotate`, `keys.revoke`, `keys.prune`,
+//!   `hosts.trust`, `hosts.forget`.
+//! - `run_id` is in every audit record of the run (`remex audit show --run`).
+//! - Each result has the common fields `host`, `address`, `port`, `user`,
+//!   `ok`, `duration_ms` and `error` (`null`, or `{"kind","message"}` with
+//!   `kind` one of [`ErrorKind`]'s names), then the operation's own fields.
+//! - An operation may add run-wide fields beside `results` (`script` for
+//!   `script`, `key` and `archived` for the key operations, `key` for
+//!   `keys.generate`, `removed` and `kept` for `keys.prune`).
+//! - `audit_error` is present only when some of the run's audit records
+//!   could not be written.
 
+use std::any::Any;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde::{Serialize, Serializer};
 
+use crate::audit::Op;
+
 /// The version of the JSON schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Why a host did not succeed. Stable names: scripts match on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -62,10 +76,14 @@ pub enum ErrorKind {
     /// sudo refused: the user may not sudo, the password is wrong, or one is
     /// needed and none was given.
     Sudo,
-    /// remex was interrupted (Ctrl-C); the remote command was stopped.
+    /// The run was cancelled (Ctrl-C, SIGTERM, SIGHUP, or a caller's
+    /// cancel); the remote command was stopped.
     Cancelled,
     /// Copying a script (or file) to the host, or cleaning it up, failed.
     Transfer,
+    /// A local step of a key operation failed (key files, the key state
+    /// file).
+    Keys,
 }
 
 impl ErrorKind {
@@ -85,6 +103,7 @@ impl ErrorKind {
             ErrorKind::Sudo => "sudo",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Transfer => "transfer",
+            ErrorKind::Keys => "keys",
         }
     }
 
@@ -139,6 +158,14 @@ impl Failure {
             host_key: Some(problem),
         }
     }
+
+    /// The failure of a host the run never got to: it was cancelled first.
+    pub(crate) fn not_started() -> Self {
+        Failure::new(
+            ErrorKind::Cancelled,
+            "interrupted before this host was contacted",
+        )
+    }
 }
 
 /// Why a host key was refused.
@@ -168,10 +195,13 @@ pub enum HostKeyProblem {
     Certificate,
     /// accept-new could not write the pin.
     PinFailed,
+    /// remex's known_hosts file could not be read.
+    Unreadable,
 }
 
 impl HostKeyProblem {
-    /// `unknown`, `changed`, `revoked`, `certificate` or `pin_failed`.
+    /// `unknown`, `changed`, `revoked`, `certificate`, `pin_failed` or
+    /// `unreadable`.
     pub fn state(&self) -> &'static str {
         match self {
             Self::Unknown { .. } => "unknown",
@@ -179,152 +209,91 @@ impl HostKeyProblem {
             Self::Revoked { .. } => "revoked",
             Self::Certificate => "certificate",
             Self::PinFailed => "pin_failed",
+            Self::Unreadable => "unreadable",
         }
     }
 }
 
-/// The captured bytes of one output stream, capped at `--max-output`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Captured {
-    /// The bytes kept, at most the cap.
-    pub bytes: Vec<u8>,
-    /// Whether bytes beyond the cap were dropped.
-    pub truncated: bool,
+/// The operation-specific part of one host's result, as observers see it
+/// (see [`crate::Observer::done`]): downcast it to the operation's type
+/// (`ExecResult`, `TransferResult`, …) or turn it into JSON.
+pub trait Detail: Any + Send + Sync {
+    /// This detail as [`Any`], to downcast to the operation's type.
+    fn as_any(&self) -> &dyn Any;
+    /// The detail's JSON fields (what `--json` shows beside the common
+    /// fields of a result).
+    fn to_json(&self) -> serde_json::Value;
 }
 
-impl Captured {
-    /// Appends `data`, keeping at most `cap` bytes in all.
-    pub fn push(&mut self, data: &[u8], cap: usize) {
-        let room = cap.saturating_sub(self.bytes.len());
-        if data.len() > room {
-            self.truncated = true;
-        }
-        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
+impl<T: Serialize + Send + Sync + 'static> Detail for T {
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 
-    /// The bytes as text, invalid UTF-8 replaced by U+FFFD.
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.bytes)
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 
-/// The outcome of one operation on one host.
+/// One host's result: the fields every operation has, and the operation's
+/// own `detail` (flattened into the same JSON object).
+///
+/// An observer gets it as `HostReport<dyn Detail>`.
 #[derive(Debug, Clone)]
-pub struct HostOutcome {
+pub struct HostReport<T: ?Sized> {
     /// The host's name in the config.
     pub host: String,
-    /// The address remex connected to, as configured (name or IP).
+    /// The address remex connects to, as configured (name or IP).
     pub address: String,
     /// The SSH port.
     pub port: u16,
     /// The remote user.
     pub user: String,
-    /// Exit status, when the command exited.
-    pub exit_code: Option<u32>,
-    /// Signal name (such as `KILL`), when the command was killed by one.
-    pub signal: Option<String>,
-    /// Standard output.
-    pub stdout: Captured,
-    /// Standard error (empty with `--pty`, where the two are merged).
-    pub stderr: Captured,
     /// Wall time from the start of this host's work to its end, connecting
     /// included.
     pub duration: Duration,
     /// Why the host did not succeed; `None` means success.
     pub error: Option<Failure>,
-    /// The host key's SHA256 fingerprint, once the host was reached.
-    pub host_key: Option<String>,
-    /// Whether this run pinned the host key (accept-new): recorded in the
-    /// audit log as a trust change.
-    pub pinned_host_key: bool,
+    /// What the operation did on the host.
+    pub detail: T,
 }
 
-impl HostOutcome {
+impl<T: ?Sized> HostReport<T> {
     /// Whether the host succeeded.
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
 }
 
-impl Serialize for HostOutcome {
+impl<T: Serialize> Serialize for HostReport<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
-        struct Wire<'a> {
+        struct Wire<'a, T> {
             host: &'a str,
             address: &'a str,
             port: u16,
             user: &'a str,
             ok: bool,
-            exit_code: Option<u32>,
-            signal: Option<&'a str>,
-            stdout: std::borrow::Cow<'a, str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            stdout_base64: Option<String>,
-            stderr: std::borrow::Cow<'a, str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            stderr_base64: Option<String>,
-            truncated: bool,
             duration_ms: u64,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            host_key: Option<&'a str>,
             error: Option<&'a Failure>,
+            #[serde(flatten)]
+            detail: &'a T,
         }
-        let base64_unless_utf8 = |c: &Captured| {
-            std::str::from_utf8(&c.bytes)
-                .is_err()
-                .then(|| base64::engine::general_purpose::STANDARD.encode(&c.bytes))
-        };
         Wire {
             host: &self.host,
             address: &self.address,
             port: self.port,
             user: &self.user,
             ok: self.ok(),
-            exit_code: self.exit_code,
-            signal: self.signal.as_deref(),
-            stdout: self.stdout.text(),
-            stdout_base64: base64_unless_utf8(&self.stdout),
-            stderr: self.stderr.text(),
-            stderr_base64: base64_unless_utf8(&self.stderr),
-            truncated: self.stdout.truncated || self.stderr.truncated,
             duration_ms: millis(self.duration),
-            host_key: self.host_key.as_deref(),
             error: self.error.as_ref(),
+            detail: &self.detail,
         }
         .serialize(serializer)
     }
 }
 
-/// Counts over a run whose hosts either succeed or fail, with no command
-/// to time out: `hosts check`, the `keys` operations, `hosts trust/forget`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    /// Hosts worked on.
-    pub total: usize,
-    /// Hosts where everything was done.
-    pub ok: usize,
-    /// Hosts with an error.
-    pub failed: usize,
-    /// Wall time of the run.
-    pub duration_ms: u64,
-}
-
-impl Counts {
-    /// Counts over the hosts of a run, given whether each succeeded.
-    pub fn of(oks: impl IntoIterator<Item = bool>, elapsed: Duration) -> Counts {
-        let (total, ok) = oks.into_iter().fold((0, 0), |(total, ok), host_ok| {
-            (total + 1, ok + usize::from(host_ok))
-        });
-        Counts {
-            total,
-            ok,
-            failed: total - ok,
-            duration_ms: millis(elapsed),
-        }
-    }
-}
-
-/// Counts over a report's outcomes.
+/// Counts over a run's hosts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     /// Hosts selected.
@@ -371,56 +340,41 @@ impl Summary {
     }
 }
 
-/// The script a `script` run sent to every host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScriptInfo {
-    /// Its file name.
-    pub name: String,
-    /// Hex SHA-256 of its bytes.
-    pub sha256: String,
-    /// Its size in bytes.
-    pub size: u64,
-}
+/// The run-wide part of a report for operations that have none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NoDetails {}
 
-/// The result of one operation over a set of hosts.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// [`SCHEMA_VERSION`].
-    pub version: u32,
-    /// `"exec"` for commands, `"script"` for scripts.
-    pub operation: &'static str,
-    /// The run id: every audit record of this run carries it
-    /// (`remex audit show --run ID`).
-    pub run: String,
-    /// For `script`: what was run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub script: Option<ScriptInfo>,
-    /// One outcome per selected host, in selection order.
-    pub results: Vec<HostOutcome>,
+/// The per-host part of a report for operations that contact no host
+/// (`keys generate`, `keys prune`): their `results` are empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum NoHost {}
+
+/// The result of one run: the envelope every operation's report shares.
+/// `T` is the operation's per-host detail, `D` its run-wide fields.
+#[derive(Debug, Clone)]
+pub struct RunReport<T, D = NoDetails> {
+    /// Which operation ran (its audit name).
+    pub operation: Op,
+    /// The run id: every audit record of this run carries it.
+    pub run_id: String,
+    /// What the operation adds beside the results (flattened in JSON).
+    pub details: D,
+    /// One per selected host, in selection order.
+    pub results: Vec<HostReport<T>>,
     /// Counts over `results`.
     pub summary: Summary,
     /// Set when some of the run's audit records could not be written (the
-    /// actions happened; the log is missing their `end` records).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// actions happened; the log is missing some of their records).
     pub audit_error: Option<String>,
 }
 
-impl Report {
-    /// Builds a report, computing the summary.
-    pub fn new(operation: &'static str, results: Vec<HostOutcome>, elapsed: Duration) -> Self {
-        let summary = Summary::tally(results.iter().map(|r| r.error.as_ref()), elapsed);
-        Report {
-            version: SCHEMA_VERSION,
-            operation,
-            run: String::new(),
-            script: None,
-            results,
-            summary,
-            audit_error: None,
-        }
+impl<T, D> RunReport<T, D> {
+    /// Whether every host succeeded.
+    pub fn all_ok(&self) -> bool {
+        self.summary.failed == 0
     }
 
-    /// Whether any host was interrupted by a cancel (Ctrl-C).
+    /// Whether any host was stopped or skipped by a cancel.
     pub fn cancelled(&self) -> bool {
         self.results.iter().any(|r| {
             r.error
@@ -428,15 +382,67 @@ impl Report {
                 .is_some_and(|f| f.kind == ErrorKind::Cancelled)
         })
     }
+}
 
-    /// Whether every host succeeded.
-    pub fn all_ok(&self) -> bool {
-        self.summary.failed == 0
+impl<T: Serialize, D: Serialize> Serialize for RunReport<T, D> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a, T, D> {
+            version: u32,
+            operation: Op,
+            run_id: &'a str,
+            #[serde(flatten)]
+            details: &'a D,
+            results: &'a [HostReport<T>],
+            summary: &'a Summary,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            audit_error: Option<&'a str>,
+        }
+        Wire {
+            version: SCHEMA_VERSION,
+            operation: self.operation,
+            run_id: &self.run_id,
+            details: &self.details,
+            results: &self.results,
+            summary: &self.summary,
+            audit_error: self.audit_error.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The envelope of what is not a run and writes no audit record: listings
+/// (`hosts list`, `keys list`), the lab's commands, and `audit verify`,
+/// `audit tail`, `audit show`. Its JSON is `{"version", "operation", ...}`
+/// with the body's fields beside them.
+#[derive(Debug, Clone)]
+pub struct Listing<T> {
+    /// What it lists, e.g. `hosts.list`, `lab.status`.
+    pub operation: &'static str,
+    /// The content.
+    pub body: T,
+}
+
+impl<T: Serialize> Serialize for Listing<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a, T> {
+            version: u32,
+            operation: &'a str,
+            #[serde(flatten)]
+            body: &'a T,
+        }
+        Wire {
+            version: SCHEMA_VERSION,
+            operation: self.operation,
+            body: &self.body,
+        }
+        .serialize(serializer)
     }
 }
 
 /// Whole milliseconds, saturating.
-pub fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -444,79 +450,72 @@ pub fn millis(d: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn counts_of_hosts_that_succeed_or_fail() {
-        let counts = Counts::of([true, false, true], Duration::from_millis(1500));
-        assert_eq!(
-            serde_json::to_value(&counts).unwrap_or_default(),
-            serde_json::json!({"total": 3, "ok": 2, "failed": 1, "duration_ms": 1500})
-        );
-        assert_eq!(Counts::of([], Duration::ZERO).failed, 0);
+    #[derive(Debug, Clone, Serialize)]
+    struct Exit {
+        exit_code: Option<u32>,
     }
 
-    fn outcome(stdout: &[u8], error: Option<Failure>) -> HostOutcome {
-        HostOutcome {
+    fn host(error: Option<Failure>) -> HostReport<Exit> {
+        HostReport {
             host: "vm01".into(),
             address: "127.0.0.2".into(),
             port: 22,
             user: "ops".into(),
-            exit_code: Some(0),
-            signal: None,
-            stdout: Captured {
-                bytes: stdout.to_vec(),
-                truncated: false,
-            },
-            stderr: Captured::default(),
             duration: Duration::from_millis(7),
             error,
-            host_key: None,
-            pinned_host_key: false,
+            detail: Exit { exit_code: Some(0) },
         }
     }
 
     #[test]
-    fn capture_keeps_at_most_the_cap() {
-        let mut c = Captured::default();
-        c.push(b"hello", 8);
-        assert!(!c.truncated);
-        c.push(b"world", 8);
-        assert_eq!(c.bytes, b"hellowor");
-        assert!(c.truncated);
+    fn a_host_is_the_common_fields_and_its_detail_in_one_object() {
+        let json = serde_json::to_value(host(None)).unwrap_or_default();
+        assert_eq!(
+            json,
+            serde_json::json!({"host": "vm01", "address": "127.0.0.2", "port": 22,
+                "user": "ops", "ok": true, "duration_ms": 7, "error": null, "exit_code": 0})
+        );
     }
 
     #[test]
-    fn utf8_output_has_no_base64_twin() {
-        let json = serde_json::to_value(outcome(b"hi\n", None)).unwrap_or_default();
-        assert_eq!(json["stdout"], "hi\n");
-        assert!(json.get("stdout_base64").is_none());
-        assert_eq!(json["ok"], true);
-        assert_eq!(json["duration_ms"], 7);
-        assert!(json["error"].is_null());
-    }
-
-    #[test]
-    fn non_utf8_output_is_lossy_text_plus_exact_base64() {
-        let json = serde_json::to_value(outcome(b"a\xffb", None)).unwrap_or_default();
-        assert_eq!(json["stdout"], "a\u{FFFD}b");
-        assert_eq!(json["stdout_base64"], "Yf9i");
-    }
-
-    #[test]
-    fn summary_counts_classes() {
+    fn the_envelope_counts_classes_and_names_the_operation_as_the_audit_log_does() {
         let results = vec![
-            outcome(b"", None),
-            outcome(b"", Some(Failure::new(ErrorKind::Timeout, "t"))),
-            outcome(b"", Some(Failure::new(ErrorKind::Connect, "c"))),
+            host(None),
+            host(Some(Failure::new(ErrorKind::Timeout, "t"))),
+            host(Some(Failure::new(ErrorKind::Connect, "c"))),
         ];
-        let report = Report::new("exec", results, Duration::from_secs(1));
-        assert_eq!(report.summary.ok, 1);
-        assert_eq!(report.summary.failed, 2);
-        assert_eq!(report.summary.timed_out, 1);
-        assert_eq!(report.summary.unreachable, 1);
+        let summary = Summary::tally(
+            results.iter().map(|r| r.error.as_ref()),
+            Duration::from_secs(1),
+        );
+        let report = RunReport {
+            operation: Op::KeysDeploy,
+            run_id: "r1".into(),
+            details: NoDetails {},
+            results,
+            summary,
+            audit_error: None,
+        };
         assert!(!report.all_ok());
+        assert!(!report.cancelled());
         let json = serde_json::to_value(&report).unwrap_or_default();
-        assert_eq!(json["error"], serde_json::Value::Null);
+        assert_eq!(json["version"], 2);
+        assert_eq!(json["operation"], "keys.deploy");
+        assert_eq!(json["run_id"], "r1");
+        assert_eq!(json["summary"]["ok"], 1);
+        assert_eq!(json["summary"]["failed"], 2);
+        assert_eq!(json["summary"]["timed_out"], 1);
+        assert_eq!(json["summary"]["unreachable"], 1);
         assert_eq!(json["results"][1]["error"]["kind"], "timeout");
-        assert_eq!(json["version"], 1);
+        assert!(json.get("audit_error").is_none());
+    }
+
+    #[test]
+    fn an_observer_sees_the_detail_as_its_own_type() {
+        let report = host(None);
+        let seen: &HostReport<dyn Detail> = &report;
+        let exit = seen.detail.as_any().downcast_ref::<Exit>();
+        assert_eq!(exit.and_then(|e| e.exit_code), Some(0));
+        assert_eq!(seen.detail.to_json()["exit_code"], 0);
     }
 }

@@ -17,16 +17,16 @@ use std::time::Duration;
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{Channel, ChannelMsg};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::host_key::{HostKeyCheck, KnownHostsView, Recorder, Verdict};
+use super::identity::{IdentityError, KeyStore, PassphraseSource, fingerprint};
+use super::login::{Login, Password};
+use super::tcp::{self, DialError};
 use crate::config::HostKeyPolicy;
-use crate::run::report::{ErrorKind, Failure, HostKeyProblem};
-use crate::transport::identity::{IdentityError, KeyStore, fingerprint};
-use crate::transport::known_hosts::{self, HostKeyStatus, KnownHosts};
-use crate::transport::login::{Login, Password};
-use crate::transport::tcp::{self, DialError};
+use crate::run::report::{ErrorKind, Failure};
 
 /// Where and as whom to connect: one host of the inventory, resolved.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +45,7 @@ pub struct Endpoint {
 
 /// How to connect; the same for every host of a run.
 #[derive(Debug, Clone)]
-pub struct ConnectOptions {
+pub(crate) struct ConnectOptions {
     /// Bound on dialing, the handshake and authentication together
     /// (`ConnectTimeout`, default 10 s).
     pub connect_timeout: Duration,
@@ -57,9 +57,10 @@ pub struct ConnectOptions {
     /// The known_hosts file that accept-new pins new keys into
     /// (`UserKnownHostsFile`).
     pub known_hosts_path: PathBuf,
-    /// Try the ssh-agent's keys when `SSH_AUTH_SOCK` is set
-    /// (`IdentitiesOnly=no`).
-    pub use_agent: bool,
+    /// The ssh-agent's socket whose keys are tried after the key file
+    /// (`IdentityAgent`; `IdentitiesOnly=no`); `None`: no agent. The CLI
+    /// passes `SSH_AUTH_SOCK` when `use_agent` is on.
+    pub agent: Option<PathBuf>,
     /// Channels open at once on one connection; sshd refuses more than its
     /// `MaxSessions` (default 10).
     pub max_sessions: usize,
@@ -70,7 +71,7 @@ pub struct ConnectOptions {
 /// remex's cipher preference: AES-GCM first on CPUs with AES instructions
 /// (measured ~1.4× chacha20-poly1305's throughput there), chacha20 first
 /// elsewhere.
-pub fn default_ciphers() -> Vec<russh::cipher::Name> {
+pub(crate) fn default_ciphers() -> Vec<russh::cipher::Name> {
     use russh::cipher::{AES_128_CTR, AES_128_GCM, AES_256_CTR, AES_256_GCM, CHACHA20_POLY1305};
     if has_aes_instructions() {
         vec![
@@ -107,7 +108,7 @@ fn has_aes_instructions() -> bool {
 }
 
 /// Builds russh's client config from the options (ciphers, windows).
-pub fn ssh_config(options: &ConnectOptions) -> Result<client::Config, String> {
+pub(crate) fn ssh_config(options: &ConnectOptions) -> Result<client::Config, String> {
     let ciphers = if options.ciphers.is_empty() {
         default_ciphers()
     } else {
@@ -134,119 +135,28 @@ pub fn ssh_config(options: &ConnectOptions) -> Result<client::Config, String> {
     Ok(config)
 }
 
-/// The handshake's view of the host key: checks it and remembers why it was
-/// refused, so the error can say.
-pub struct HostKeyCheck {
-    endpoint: Endpoint,
-    known: Arc<KnownHosts>,
-    policy: HostKeyPolicy,
-    known_hosts_path: PathBuf,
-    /// What the check concluded: the accepted key's fingerprint, or the
-    /// refusal.
-    verdict: Arc<Mutex<Option<Result<String, Failure>>>>,
-    /// Set when the key was unknown and pinned now (accept-new): a trust
-    /// change, which the audit log records.
-    pinned: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl client::Handler for HostKeyCheck {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        offered: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        let verdict = match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
-            PublicKeyOrCertificate::Certificate(_) => Err(Failure::host_key(
-                HostKeyProblem::Certificate,
-                "the host presented a certificate; remex pins plain host keys only",
-            )),
-        };
-        let accepted = verdict.is_ok();
-        if let Ok(mut slot) = self.verdict.lock() {
-            *slot = Some(verdict);
-        }
-        Ok(accepted)
-    }
-}
-
-impl HostKeyCheck {
-    fn judge(&self, key: &PublicKey) -> Result<String, Failure> {
-        let Endpoint {
-            name, host, port, ..
-        } = &self.endpoint;
-        let offered = fingerprint(key);
-        let path = self.known_hosts_path.display();
-        let trust = format!("remex hosts trust {name}");
-        match self.known.check(host, *port, key) {
-            HostKeyStatus::Trusted => Ok(offered),
-            HostKeyStatus::Revoked { fingerprint } => Err(Failure::host_key(
-                HostKeyProblem::Revoked {
-                    fingerprint: fingerprint.clone(),
-                },
-                format!(
-                    "host key {fingerprint} of {name} ({host}:{port}) is marked @revoked in {path}; refusing to connect"
-                ),
-            )),
-            HostKeyStatus::Changed { expected, offered } => {
-                let message = format!(
-                    "HOST KEY CHANGED for {name} ({host}:{port}): expected {}, offered {offered}. \
-                     This may be an attack; if the host was reinstalled, check the new key out of band \
-                     and run `{trust} --replace --fingerprint FINGERPRINT` with the fingerprint you checked",
-                    expected.join(" or ")
-                );
-                Err(Failure::host_key(
-                    HostKeyProblem::Changed { expected, offered },
-                    message,
-                ))
-            }
-            HostKeyStatus::Unknown => match self.policy {
-                HostKeyPolicy::AcceptNew => {
-                    known_hosts::append(&self.known_hosts_path, host, *port, key).map_err(|e| {
-                        Failure::host_key(
-                            HostKeyProblem::PinFailed,
-                            format!("cannot pin the host key of {name}: {e}"),
-                        )
-                    })?;
-                    tracing::info!(host = %name, %offered, "pinned new host key (accept-new)");
-                    self.pinned
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    Ok(offered)
-                }
-                HostKeyPolicy::Strict => Err(Failure::host_key(
-                    HostKeyProblem::Unknown {
-                        offered: offered.clone(),
-                        algorithm: key.algorithm().as_str().to_owned(),
-                    },
-                    format!(
-                        "host key of {name} ({host}:{port}) is unknown: {offered} ({}) is not pinned in {path}; \
-                         check it and run `{trust}` (or set host_key_policy: accept-new to pin on first use)",
-                        key.algorithm()
-                    ),
-                )),
-            },
-        }
-    }
-}
-
 /// An authenticated connection.
-pub struct Connection {
+pub(crate) struct Connection {
     /// The russh session handle; channels are opened on it.
     handle: Handle<HostKeyCheck>,
     /// Free channel slots (the server's MaxSessions).
     sessions: Arc<Semaphore>,
-    /// SHA256 fingerprint of the host key that was verified.
-    host_key: String,
+    /// The host key that was verified.
+    host_key: PublicKey,
+    /// Its SHA256 fingerprint.
+    host_key_fingerprint: String,
     /// Whether this connection pinned the host key (accept-new), until
     /// someone takes the news.
     pinned_now: std::sync::atomic::AtomicBool,
     /// Who we connected to.
     endpoint: Endpoint,
+    /// The place this connection takes in the executor's connection budget
+    /// (`max_parallel`), given back when it is dropped.
+    budget: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 /// An open session channel, holding one of the connection's slots.
-pub struct Session {
+pub(crate) struct Session {
     /// The channel.
     pub channel: Channel<client::Msg>,
     /// Released when the session is dropped.
@@ -254,7 +164,7 @@ pub struct Session {
 }
 
 /// Where a helper command's output goes, piece by piece (`true`: stderr).
-pub type Output<'a> = dyn FnMut(bool, &[u8]) + Send + 'a;
+pub(crate) type Output<'a> = dyn FnMut(bool, &[u8]) + Send + 'a;
 
 impl Session {
     /// Asks the server to run `command` and waits for its answer: `true`
@@ -263,7 +173,7 @@ impl Session {
     /// none) goes to `output`. Use it before sending the command input: a
     /// server may drop the whole connection for data on a channel whose exec
     /// it refused (ProFTPD's mod_sftp does).
-    pub async fn exec_confirmed(
+    pub(crate) async fn exec_confirmed(
         &mut self,
         command: &str,
         output: &mut Output<'_>,
@@ -285,7 +195,10 @@ impl Session {
     /// refused exec (the only request of a helper that wants a reply) ends
     /// it at once, without a status: nothing will run, and the server need
     /// not close the channel.
-    pub async fn finish(&mut self, output: &mut Output<'_>) -> Result<Option<u32>, russh::Error> {
+    pub(crate) async fn finish(
+        &mut self,
+        output: &mut Output<'_>,
+    ) -> Result<Option<u32>, russh::Error> {
         self.channel.eof().await?;
         let mut status = None;
         while let Some(msg) = self.channel.wait().await {
@@ -301,61 +214,47 @@ impl Session {
     }
 }
 
-impl Connection {
-    /// Connects and authenticates with the endpoint's key file (and the
-    /// agent when `options.use_agent`), within `options.connect_timeout`.
-    pub async fn open(
-        endpoint: &Endpoint,
-        options: &ConnectOptions,
-        known: Arc<KnownHosts>,
-        keys: &KeyStore,
-    ) -> Result<Connection, Failure> {
-        let login = Login {
-            key: Some(endpoint.key_path.clone()),
-            agent: options.use_agent,
-            password: None,
-        };
-        Self::open_with(endpoint, options, known, keys, &login).await
-    }
+/// What connecting needs besides the endpoint and the credentials: the
+/// executor's known_hosts view and loaded keys, and where an encrypted key's
+/// passphrase comes from.
+pub(crate) struct Keys<'a> {
+    /// remex's known_hosts, as it is now.
+    pub known: &'a Arc<KnownHostsView>,
+    /// Private keys loaded so far.
+    pub store: &'a KeyStore,
+    /// The passphrase of an encrypted key (the run's prompter).
+    pub passphrase: &'a PassphraseSource,
+}
 
+impl Connection {
     /// Connects and authenticates with `login`'s credentials (key file,
     /// then agent, then password). Dialing, the handshake and public-key
     /// authentication are bounded by `options.connect_timeout`; a password
     /// prompt is not (the person typing gets their time), the password
     /// exchange after it is again.
-    pub async fn open_with(
+    pub(crate) async fn open(
         endpoint: &Endpoint,
         options: &ConnectOptions,
-        known: Arc<KnownHosts>,
-        keys: &KeyStore,
+        keys: &Keys<'_>,
         login: &Login,
     ) -> Result<Connection, Failure> {
-        let config = Arc::new(
-            ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?,
-        );
         // Loaded before the clock starts: it may prompt for a passphrase.
         let key = match &login.key {
-            Some(path) => Some(keys.load(path).await),
+            Some(path) => Some(keys.store.load(path, keys.passphrase).await),
             None => None,
         };
         let verdict = Arc::new(Mutex::new(None));
-        let pinned = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let check = HostKeyCheck {
             endpoint: endpoint.clone(),
-            known,
+            known: keys.known.clone(),
             policy: options.host_key_policy,
-            known_hosts_path: options.known_hosts_path.clone(),
             verdict: verdict.clone(),
-            pinned: pinned.clone(),
         };
-        let agent = login.agent && agent_available();
+        let agent = login.agent.then_some(options.agent.as_deref()).flatten();
         let password_possible = login.password.is_some();
         let attempt = async {
-            let stream = tcp::dial(&endpoint.host, endpoint.port, options.retries)
-                .await
-                .map_err(|e| dial_failure(&e))?;
-            let mut handle = client::connect_stream(config, stream, check)
-                .await
+            let mut handle = handshake(endpoint, options, check)
+                .await?
                 .map_err(|e| handshake_failure(endpoint, &e, &verdict))?;
             let tried = authenticate(
                 &mut handle,
@@ -389,19 +288,67 @@ impl Connection {
                 return Err(refused(endpoint, &tried));
             }
         }
-        let host_key = match verdict.lock().map(|v| v.clone()) {
-            Ok(Some(Ok(fp))) => fp,
-            _ => String::new(),
+        let Some(Verdict {
+            outcome: Ok(host_key),
+            pinned,
+        }) = verdict.lock().ok().and_then(|v| v.clone())
+        else {
+            return Err(Failure::new(
+                ErrorKind::Protocol,
+                format!("{}: logged in without a verified host key", endpoint.name),
+            ));
         };
         Ok(Connection {
             handle,
             sessions: Arc::new(Semaphore::new(options.max_sessions.max(1))),
+            host_key_fingerprint: fingerprint(&host_key),
             host_key,
-            pinned_now: std::sync::atomic::AtomicBool::new(
-                pinned.load(std::sync::atomic::Ordering::Relaxed),
-            ),
+            pinned_now: std::sync::atomic::AtomicBool::new(pinned),
             endpoint: endpoint.clone(),
+            budget: Mutex::new(None),
         })
+    }
+
+    /// Connects far enough to see the host key `endpoint` offers, then
+    /// breaks off: nothing is authenticated, nothing pinned (`hosts trust`).
+    pub(crate) async fn scan(
+        endpoint: &Endpoint,
+        options: &ConnectOptions,
+    ) -> Result<PublicKey, Failure> {
+        let seen = Arc::new(Mutex::new(None));
+        let recorder = Recorder { seen: seen.clone() };
+        // The recorder refuses every key, so the handshake ends in an error
+        // once the key was seen; the key, not the result, is what counts.
+        within(options, endpoint, async {
+            handshake(endpoint, options, recorder).await.map(drop)
+        })
+        .await?;
+        let seen = seen.lock().map(|mut s| s.take()).ok().flatten();
+        match seen {
+            Some(Some(key)) => Ok(key),
+            Some(None) => Err(Failure::new(
+                ErrorKind::HostKey,
+                format!(
+                    "{} presented a host certificate; remex pins plain host keys only",
+                    endpoint.name
+                ),
+            )),
+            None => Err(Failure::new(
+                ErrorKind::Connect,
+                format!(
+                    "SSH handshake with {}:{} failed before the host key was offered",
+                    endpoint.host, endpoint.port
+                ),
+            )),
+        }
+    }
+
+    /// Makes this connection hold `permit` (its place in the executor's
+    /// connection budget) until it is dropped.
+    pub(crate) fn hold(&self, permit: OwnedSemaphorePermit) {
+        if let Ok(mut budget) = self.budget.lock() {
+            *budget = Some(permit);
+        }
     }
 
     /// Opens a session channel, waiting for a free slot.
@@ -410,7 +357,7 @@ impl Connection {
     /// the channel's close, so an open that follows a close closely can be
     /// refused though the count is within the limit: a refused open is
     /// retried a few times with a short backoff before it is an error.
-    pub async fn session(&self) -> Result<Session, Failure> {
+    pub(crate) async fn session(&self) -> Result<Session, Failure> {
         let slot = self
             .sessions
             .clone()
@@ -443,7 +390,7 @@ impl Connection {
     /// Whether opening this connection pinned the host's key (accept-new
     /// policy, key unknown until now); true once, for the first caller, so
     /// the pin is reported (and audited) once.
-    pub fn take_pinned_host_key(&self) -> bool {
+    pub(crate) fn take_pinned_host_key(&self) -> bool {
         self.pinned_now
             .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
@@ -451,36 +398,41 @@ impl Connection {
     /// A session channel if a slot is free right now and the server grants
     /// the channel; `None` otherwise (for optional extra channels, such as
     /// the additional SFTP channels of a large upload).
-    pub async fn try_session(&self) -> Option<Session> {
+    pub(crate) async fn try_session(&self) -> Option<Session> {
         let slot = self.sessions.clone().try_acquire_owned().ok()?;
         let channel = self.handle.channel_open_session().await.ok()?;
         Some(Session { channel, slot })
     }
 
     /// Session slots free right now.
-    pub fn free_sessions(&self) -> usize {
+    pub(crate) fn free_sessions(&self) -> usize {
         self.sessions.available_permits()
     }
 
     /// SHA256 fingerprint of the verified host key.
-    pub fn host_key_fingerprint(&self) -> &str {
+    pub(crate) fn host_key_fingerprint(&self) -> &str {
+        &self.host_key_fingerprint
+    }
+
+    /// The verified host key.
+    pub(crate) fn host_key(&self) -> &PublicKey {
         &self.host_key
     }
 
     /// Whom this connection reaches.
-    pub fn endpoint(&self) -> &Endpoint {
+    pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
     /// Whether the connection has gone away.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.handle.is_closed()
     }
 
     /// Runs one of remex's own helper commands (never user input) on a
     /// fresh channel, feeding it `stdin`, and returns its exit status and
     /// its stdout and stderr together.
-    pub async fn run_helper(
+    pub(crate) async fn run_helper(
         &self,
         command: &str,
         stdin: Option<&[u8]>,
@@ -508,12 +460,32 @@ impl Connection {
     }
 
     /// Closes the connection politely.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
     }
+}
+
+/// Dials `endpoint` and runs the SSH handshake with `handler` judging the
+/// host key: the one way remex reaches a host. A failed dial is the
+/// failure (`dns` or `connect`); the handshake's own result is the
+/// caller's to read.
+async fn handshake<H>(
+    endpoint: &Endpoint,
+    options: &ConnectOptions,
+    handler: H,
+) -> Result<Result<Handle<H>, russh::Error>, Failure>
+where
+    H: client::Handler<Error = russh::Error> + Send + 'static,
+{
+    let config =
+        Arc::new(ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?);
+    let stream = tcp::dial(&endpoint.host, endpoint.port, options.retries)
+        .await
+        .map_err(|e| dial_failure(&e))?;
+    Ok(client::connect_stream(config, stream, handler).await)
 }
 
 fn dial_failure(e: &DialError) -> Failure {
@@ -526,9 +498,13 @@ fn dial_failure(e: &DialError) -> Failure {
 fn handshake_failure(
     endpoint: &Endpoint,
     e: &russh::Error,
-    verdict: &Mutex<Option<Result<String, Failure>>>,
+    verdict: &Mutex<Option<Verdict>>,
 ) -> Failure {
-    if let Ok(Some(Err(refusal))) = verdict.lock().map(|v| v.clone()) {
+    if let Ok(Some(Verdict {
+        outcome: Err(refusal),
+        ..
+    })) = verdict.lock().map(|v| v.clone())
+    {
         return refusal;
     }
     Failure::new(
@@ -585,7 +561,7 @@ async fn authenticate(
     endpoint: &Endpoint,
     key_path: Option<&std::path::Path>,
     key: Option<Result<Arc<PrivateKey>, IdentityError>>,
-    agent: bool,
+    agent: Option<&std::path::Path>,
     password_follows: bool,
 ) -> Result<Option<Vec<String>>, Failure> {
     let auth_failure = |message: String| Failure::new(ErrorKind::Auth, message);
@@ -616,12 +592,12 @@ async fn authenticate(
                 .unwrap_or_default();
             tried.push(format!("{path} ({fp})"));
         }
-        Some(Err(IdentityError::Missing { .. })) if agent || password_follows => {}
+        Some(Err(IdentityError::Missing { .. })) if agent.is_some() || password_follows => {}
         Some(Err(e)) => return Err(auth_failure(e.to_string())),
         None => {}
     }
-    if agent {
-        match try_agent(handle, user).await {
+    if let Some(socket) = agent {
+        match try_agent(handle, user, socket).await {
             Ok(true) => return Ok(None),
             Ok(false) => tried.push("the ssh-agent's keys".to_owned()),
             Err(message) => tried.push(format!("the ssh-agent ({message})")),
@@ -688,12 +664,12 @@ async fn authenticate_password(
     Ok(false)
 }
 
-fn agent_available() -> bool {
-    std::env::var_os("SSH_AUTH_SOCK").is_some()
-}
-
-async fn try_agent(handle: &mut Handle<HostKeyCheck>, user: &str) -> Result<bool, String> {
-    let mut agent = AgentClient::connect_env()
+async fn try_agent(
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    socket: &std::path::Path,
+) -> Result<bool, String> {
+    let mut agent = AgentClient::connect_uds(socket)
         .await
         .map_err(|e| e.to_string())?;
     let identities = agent

@@ -1,10 +1,12 @@
 //! Client credentials: private keys from `key_storage_path`, checked and
-//! decrypted once per process.
+//! decrypted once while their file is unchanged.
 //!
 //! A private key file readable by group or others is refused, as OpenSSH
 //! refuses it ("UNPROTECTED PRIVATE KEY FILE"), with the `chmod` that fixes
-//! it. An encrypted key is decrypted with `REMEX_KEY_PASSPHRASE`, or with a
-//! passphrase asked once on the terminal when there is one.
+//! it. An encrypted key is decrypted with the passphrase its caller's
+//! [`PassphraseSource`] gives (the CLI: `REMEX_KEY_PASSPHRASE` or a prompt;
+//! a service: none). This module reads no environment variable and asks
+//! nobody.
 //!
 //! **Invariant:** no passphrase and no key material ever appears in an error
 //! message or a log line; errors name the file and the fingerprint only.
@@ -16,8 +18,7 @@ use std::sync::Arc;
 
 use russh::keys::{HashAlg, PrivateKey};
 
-/// The environment variable holding the passphrase of encrypted keys.
-pub const PASSPHRASE_ENV: &str = "REMEX_KEY_PASSPHRASE";
+use crate::fresh::Stamp;
 
 /// Why a private key could not be used.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -42,12 +43,12 @@ pub enum IdentityError {
         mode: u32,
     },
     /// The key is encrypted and no passphrase was available.
-    #[error(
-        "private key {path} is encrypted; set {PASSPHRASE_ENV} or run remex on a terminal to be asked for the passphrase"
-    )]
+    #[error("private key {path} is encrypted; {why}")]
     NeedsPassphrase {
         /// The key file.
         path: PathBuf,
+        /// Why there was no passphrase, and where one can come from.
+        why: String,
     },
     /// The passphrase did not decrypt the key.
     #[error("wrong passphrase for private key {path}")]
@@ -65,52 +66,60 @@ pub enum IdentityError {
     },
 }
 
-/// Private keys loaded so far, shared by every connection of a process so a
-/// passphrase is asked at most once per key.
+/// Gives the passphrase of an encrypted key file, or says why there is
+/// none. Called on a blocking thread: it may prompt.
+pub(crate) type PassphraseSource = Arc<dyn Fn(&Path) -> Result<String, String> + Send + Sync>;
+
+/// Private keys loaded so far, shared by every connection of an executor,
+/// so a key is decrypted (and its passphrase asked) once while its file is
+/// unchanged. A failed load is not kept: the next connection tries again.
 #[derive(Default)]
-pub struct KeyStore {
-    /// Loaded keys, or the error loading them gave, by path.
-    loaded: tokio::sync::Mutex<HashMap<PathBuf, Result<Arc<PrivateKey>, IdentityError>>>,
+pub(crate) struct KeyStore {
+    /// Loaded keys by path.
+    loaded: tokio::sync::Mutex<HashMap<PathBuf, Loaded>>,
 }
 
+/// A loaded key and the stamp of the file it came from.
+type Loaded = (Option<Stamp>, Arc<PrivateKey>);
+
 impl KeyStore {
-    /// Loads (once) the private key at `path`.
-    pub async fn load(&self, path: &Path) -> Result<Arc<PrivateKey>, IdentityError> {
+    /// The private key at `path`: the one loaded before while the file is
+    /// unchanged, else loaded now (asking `passphrase` if it is encrypted).
+    pub(crate) async fn load(
+        &self,
+        path: &Path,
+        passphrase: &PassphraseSource,
+    ) -> Result<Arc<PrivateKey>, IdentityError> {
         // Held across the passphrase prompt on purpose: the other hosts wait
         // for the one prompt instead of asking again.
         let mut loaded = self.loaded.lock().await;
-        if let Some(result) = loaded.get(path) {
-            return result.clone();
+        let stamp = Stamp::of(path);
+        if let Some((seen, key)) = loaded.get(path)
+            && *seen == stamp
+        {
+            return Ok(key.clone());
         }
-        let path_owned = path.to_owned();
-        let result = tokio::task::spawn_blocking(move || load_key(&path_owned))
-            .await
-            .unwrap_or_else(|e| {
-                Err(IdentityError::Unreadable {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
+        let (path_owned, passphrase) = (path.to_owned(), passphrase.clone());
+        let key =
+            tokio::task::spawn_blocking(move || load_key_with(&path_owned, |p| passphrase(p)))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(IdentityError::Unreadable {
+                        path: path.to_owned(),
+                        reason: e.to_string(),
+                    })
                 })
-            })
-            .map(Arc::new);
-        loaded.insert(path.to_owned(), result.clone());
-        result
+                .map(Arc::new)?;
+        loaded.insert(path.to_owned(), (stamp, key.clone()));
+        Ok(key)
     }
 }
 
-/// Reads, checks and decrypts one private key (blocking: it may prompt),
-/// taking an encrypted key's passphrase from `REMEX_KEY_PASSPHRASE`, else
-/// from a prompt when stdin is a terminal.
-pub fn load_key(path: &Path) -> Result<PrivateKey, IdentityError> {
-    let passphrase = std::env::var(PASSPHRASE_ENV).ok();
-    let can_prompt = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    load_key_with(path, passphrase, can_prompt)
-}
-
-/// [`load_key`] with the passphrase source given explicitly.
-pub fn load_key_with(
+/// Reads, checks and decrypts one private key (blocking), taking an
+/// encrypted key's passphrase from `passphrase`.
+pub(crate) fn load_key_with(
     path: &Path,
-    passphrase: Option<String>,
-    can_prompt: bool,
+    passphrase: impl FnOnce(&Path) -> Result<String, String>,
 ) -> Result<PrivateKey, IdentityError> {
     let unreadable = |reason: String| IdentityError::Unreadable {
         path: path.to_owned(),
@@ -137,18 +146,10 @@ pub fn load_key_with(
     if !key.is_encrypted() {
         return Ok(key);
     }
-    let passphrase = match passphrase {
-        Some(p) => p,
-        None if can_prompt => {
-            rpassword::prompt_password(format!("passphrase for {}: ", path.display()))
-                .map_err(|e| unreadable(e.to_string()))?
-        }
-        None => {
-            return Err(IdentityError::NeedsPassphrase {
-                path: path.to_owned(),
-            });
-        }
-    };
+    let passphrase = passphrase(path).map_err(|why| IdentityError::NeedsPassphrase {
+        path: path.to_owned(),
+        why,
+    })?;
     key.decrypt(passphrase.as_bytes())
         .map_err(|_| IdentityError::BadPassphrase {
             path: path.to_owned(),
@@ -156,7 +157,7 @@ pub fn load_key_with(
 }
 
 /// `SHA256:…` fingerprint of a key, the form OpenSSH prints.
-pub fn fingerprint(key: &russh::keys::PublicKey) -> String {
+pub(crate) fn fingerprint(key: &russh::keys::PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
@@ -164,6 +165,14 @@ pub fn fingerprint(key: &russh::keys::PublicKey) -> String {
 mod tests {
     use super::*;
     use russh::keys::{Algorithm, ssh_key::LineEnding};
+
+    fn none(_: &Path) -> Result<String, String> {
+        Err("none".into())
+    }
+
+    fn given(passphrase: &str) -> impl FnOnce(&Path) -> Result<String, String> + '_ {
+        move |_| Ok(passphrase.to_owned())
+    }
 
     fn write_key(dir: &Path, name: &str, mode: u32, passphrase: Option<&str>) -> PathBuf {
         let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
@@ -188,19 +197,19 @@ mod tests {
     fn a_private_key_readable_by_others_is_refused_with_the_fix() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = write_key(dir.path(), "k", 0o644, None);
-        let err = load_key(&path).unwrap_err();
+        let err = load_key_with(&path, none).unwrap_err();
         assert!(matches!(err, IdentityError::TooOpen { mode: 0o644, .. }));
         assert!(
             err.to_string()
                 .contains(&format!("chmod 600 {}", path.display()))
         );
         let path = write_key(dir.path(), "k2", 0o600, None);
-        assert!(load_key(&path).is_ok());
+        assert!(load_key_with(&path, none).is_ok());
     }
 
     #[test]
     fn missing_key_says_where() {
-        let err = load_key(Path::new("/nonexistent/remex/key")).unwrap_err();
+        let err = load_key_with(Path::new("/nonexistent/remex/key"), none).unwrap_err();
         assert!(
             err.to_string()
                 .contains("/nonexistent/remex/key does not exist")
@@ -211,13 +220,52 @@ mod tests {
     fn encrypted_keys_need_the_right_passphrase() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = write_key(dir.path(), "enc", 0o600, Some("sesame"));
-        let err = load_key_with(&path, None, false).unwrap_err();
+        let err = load_key_with(&path, |_| Err("set it somewhere".into())).unwrap_err();
         assert!(matches!(err, IdentityError::NeedsPassphrase { .. }));
-        assert!(err.to_string().contains(PASSPHRASE_ENV));
-        let err = load_key_with(&path, Some("not-sesame-42".into()), false).unwrap_err();
+        assert!(
+            err.to_string().ends_with("is encrypted; set it somewhere"),
+            "{err}"
+        );
+        let err = load_key_with(&path, given("not-sesame-42")).unwrap_err();
         assert!(matches!(err, IdentityError::BadPassphrase { .. }));
         assert!(!err.to_string().contains("not-sesame-42"));
-        let key = load_key_with(&path, Some("sesame".into()), false);
+        let key = load_key_with(&path, given("sesame"));
         assert!(key.is_ok_and(|k| !k.is_encrypted()));
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_a_key_while_its_file_is_unchanged_and_no_failure() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = write_key(dir.path(), "k", 0o600, Some("pw"));
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let answer = Arc::new(std::sync::Mutex::new("wrong".to_owned()));
+        let source: PassphraseSource = {
+            let (asked, answer) = (asked.clone(), answer.clone());
+            Arc::new(move |_: &Path| {
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(answer.lock().map(|a| a.clone()).unwrap_or_default())
+            })
+        };
+        let store = KeyStore::default();
+        assert!(store.load(&path, &source).await.is_err());
+        *answer.lock().unwrap_or_else(|e| panic!("{e}")) = "pw".to_owned();
+        let first = store
+            .load(&path, &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let again = store
+            .load(&path, &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A new key in the same place (a rotation) is loaded anew.
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let path = write_key(dir.path(), "k", 0o600, None);
+        let new = store
+            .load(&path, &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(new.public_key(), first.public_key());
     }
 }

@@ -44,7 +44,7 @@ use crate::pattern::wildcard_match;
 
 mod edit;
 
-pub use edit::{PinEdit, forget, pin_replacing};
+pub(crate) use edit::{forget, pin_replacing};
 
 /// The port OpenSSH leaves out of known_hosts names.
 const DEFAULT_PORT: u16 = 22;
@@ -57,7 +57,7 @@ const SHA1_LEN: usize = 20;
 
 /// The result of checking an offered host key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostKeyStatus {
+pub(crate) enum HostKeyStatus {
     /// A non-revoked line for this host holds exactly this key.
     Trusted,
     /// No line names this host (only plain lines count: `@revoked` and
@@ -84,7 +84,7 @@ pub enum HostKeyStatus {
 /// Build one with [`KnownHosts::load`] (from disk) or [`KnownHosts::parse`]
 /// (from text), then ask it about hosts with [`KnownHosts::check`].
 #[derive(Debug, Clone)]
-pub struct KnownHosts {
+pub(crate) struct KnownHosts {
     /// Where the entries came from; kept so callers can name the file in
     /// messages ("add the key to ...").
     path: PathBuf,
@@ -223,7 +223,7 @@ impl KnownHosts {
     /// # Errors
     ///
     /// [`KnownHostsError::Read`] if the file exists but cannot be read.
-    pub fn load(path: &Path) -> Result<KnownHosts, KnownHostsError> {
+    pub(crate) fn load(path: &Path) -> Result<KnownHosts, KnownHostsError> {
         match std::fs::read(path) {
             Ok(bytes) => Ok(Self::parse(&String::from_utf8_lossy(&bytes), path)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(KnownHosts {
@@ -240,7 +240,7 @@ impl KnownHosts {
     /// Parses text (the `path` is only used in warnings and kept for
     /// [`KnownHosts::path`]).
     #[must_use]
-    pub fn parse(text: &str, path: &Path) -> KnownHosts {
+    pub(crate) fn parse(text: &str, path: &Path) -> KnownHosts {
         let mut entries = Vec::new();
         for (index, line) in text.lines().enumerate() {
             match parse_line(line) {
@@ -262,7 +262,7 @@ impl KnownHosts {
 
     /// The file these entries were read from (or that `parse` was told).
     #[must_use]
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -272,7 +272,7 @@ impl KnownHosts {
     /// `Revoked` wins over everything; then `Trusted` if any plain line holds
     /// the key; then `Changed` if plain lines name the host; else `Unknown`.
     #[must_use]
-    pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> HostKeyStatus {
+    pub(crate) fn check(&self, host: &str, port: u16, key: &PublicKey) -> HostKeyStatus {
         let name = host_pattern(host, port);
         let mut trusted = false;
         let mut expected: Vec<String> = Vec::new();
@@ -306,7 +306,7 @@ impl KnownHosts {
     /// duplicates. A pinned key that is also revoked is still listed here;
     /// [`KnownHosts::check`] refuses it.
     #[must_use]
-    pub fn pinned(&self, host: &str, port: u16) -> Vec<String> {
+    pub(crate) fn pinned(&self, host: &str, port: u16) -> Vec<String> {
         let name = host_pattern(host, port);
         let mut pins = Vec::new();
         for entry in &self.entries {
@@ -334,7 +334,7 @@ impl Hosts {
 /// The host is lower-cased (ASCII only), as ssh does before it looks a host
 /// up or writes it, so hashed entries made by OpenSSH match.
 #[must_use]
-pub fn host_pattern(host: &str, port: u16) -> String {
+pub(crate) fn host_pattern(host: &str, port: u16) -> String {
     let host = host.to_ascii_lowercase();
     if port == DEFAULT_PORT {
         host
@@ -361,7 +361,12 @@ pub fn host_pattern(host: &str, port: u16) -> String {
 /// [`KnownHostsError::Write`] if the directory or the file cannot be created,
 /// locked, written or synced; [`KnownHostsError::Encode`] if the key cannot
 /// be encoded.
-pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<(), KnownHostsError> {
+pub(crate) fn append(
+    path: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<(), KnownHostsError> {
     let entry = pin_line(path, host, port, key)?;
     ensure_parent(path)?;
     let write_error = |source| KnownHostsError::Write {

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 /// Why no TCP connection could be made.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DialError {
+pub(crate) enum DialError {
     /// The name did not resolve.
     #[error("cannot resolve {host}: {source}")]
     Dns {
@@ -69,7 +69,7 @@ fn is_transient(e: &io::Error) -> bool {
 /// Resolves `host:port` and connects, retrying transient errors `retries`
 /// times with exponential backoff (200 ms, 400 ms, …). The caller bounds the
 /// whole with its connect timeout.
-pub async fn dial(host: &str, port: u16, retries: u32) -> Result<QuickAck, DialError> {
+pub(crate) async fn dial(host: &str, port: u16, retries: u32) -> Result<QuickAck, DialError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| DialError::Dns {
@@ -108,7 +108,7 @@ pub async fn dial(host: &str, port: u16, retries: u32) -> Result<QuickAck, DialE
 
 /// A TCP stream with `TCP_NODELAY` set and `TCP_QUICKACK` re-armed after
 /// every read.
-pub struct QuickAck {
+pub(crate) struct QuickAck {
     /// The socket.
     inner: TcpStream,
 }

@@ -63,7 +63,7 @@ fn every_host_gets_a_start_record_before_its_end_record() {
         .run()
         .expect_code(0);
     let report = run.json();
-    let id = report["run"].as_str().unwrap().to_owned();
+    let id = report["run_id"].as_str().unwrap().to_owned();
     assert!(!id.is_empty(), "{report}");
     let all = records(&lab);
     let mine = of_run(&all, &id);
@@ -650,7 +650,7 @@ fn tail_follow_prints_records_as_they_are_written() {
         .run()
         .expect_code(0)
         .json();
-    let run = report["run"].as_str().unwrap().to_owned();
+    let run = report["run_id"].as_str().unwrap().to_owned();
     let mut events = Vec::new();
     while events.len() < 2 {
         let line = lines
@@ -725,14 +725,14 @@ fn key_operations_and_host_key_changes_are_recorded_with_fingerprints() {
         .run()
         .expect_code(0)
         .json();
-    let fingerprint = generated["fingerprint"].as_str().unwrap().to_owned();
+    let fingerprint = generated["key"]["fingerprint"].as_str().unwrap().to_owned();
     let deployed = lab
         .remex()
         .args(["--json", "keys", "deploy", "all", "--name", "ops2"])
         .run()
         .expect_code(0)
         .json();
-    let run = deployed["run"].as_str().unwrap().to_owned();
+    let run = deployed["run_id"].as_str().unwrap().to_owned();
 
     let all = records(&lab);
     let generate = changes(&all, "keys.generate", "key");
@@ -846,7 +846,7 @@ fn transfers_are_recorded_per_file_with_their_digest() {
         .json();
     let all = records(&lab);
     for (report, op, hosts) in [(&up, "upload", 2), (&down, "download", 1)] {
-        let mine = of_run(&all, report["run"].as_str().unwrap());
+        let mine = of_run(&all, report["run_id"].as_str().unwrap());
         let count = |event: &str| mine.iter().filter(|r| r["event"] == event).count();
         assert_eq!(
             (count("start"), count("file"), count("end")),

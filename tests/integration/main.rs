@@ -6,7 +6,16 @@
 //! and tests that need root (throwaway users) fail loudly without it.
 
 // Panicking is how a test fails loudly; the production lints do not apply.
-#![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+// A test binary has no public API: `pub` means "used by the other files".
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 mod audit;
 mod exec;

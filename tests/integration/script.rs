@@ -117,7 +117,7 @@ fn leftovers_of_lost_runs_are_removed_by_the_next_run() {
     let young = PathBuf::from(&tmp).join(format!("remex-script.testnew{}", std::process::id()));
     for dir in [&old, &young] {
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join(remex::ops::exec::script::MARKER), "").unwrap();
+        std::fs::write(dir.join(remex::exec::SCRIPT_MARKER), "").unwrap();
     }
     assert!(
         std::process::Command::new("touch")

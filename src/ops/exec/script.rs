@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::quote;
 
 /// Leftover script directories older than this are removed (24 hours).
-pub const LEFTOVER_AGE_MINUTES: u32 = 24 * 60;
+pub(crate) const LEFTOVER_AGE_MINUTES: u32 = 24 * 60;
 
 /// The marker file that identifies a directory as remex's.
 pub const MARKER: &str = ".remex-script";
@@ -79,7 +79,7 @@ impl Script {
 
 /// The interpreter of a `#!` line, split as Linux's binfmt_script does: the
 /// path, then everything after it (trimmed) as at most one argument.
-pub fn shebang(content: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn shebang(content: &[u8]) -> Option<Vec<String>> {
     let rest = content.strip_prefix(b"#!")?;
     let line = rest.split(|&b| b == b'\n').next()?;
     let line = String::from_utf8_lossy(line);
@@ -100,7 +100,7 @@ pub fn shebang(content: &[u8]) -> Option<Vec<String>> {
 
 /// Step 1 and 2 on the host: clean leftovers, make the directory, write the
 /// script from stdin, print the directory. Runs as the (sudo) target user.
-pub fn stage_command() -> String {
+pub(crate) fn stage_command() -> String {
     format!(
         "set -e; umask 077; t=${{TMPDIR:-/tmp}}; \
          for d in \"$t\"/remex-script.*; do \
@@ -112,13 +112,13 @@ pub fn stage_command() -> String {
 }
 
 /// Step 4: remove the directory (only if it still holds the marker).
-pub fn cleanup_command(dir: &str) -> String {
+pub(crate) fn cleanup_command(dir: &str) -> String {
     let dir = quote::quote(dir);
     format!("[ ! -f {dir}/{MARKER} ] || rm -rf -- {dir}")
 }
 
 /// The argv that runs the staged script with `args`.
-pub fn run_argv(script: &Script, dir: &str, args: &[String]) -> Vec<String> {
+pub(crate) fn run_argv(script: &Script, dir: &str, args: &[String]) -> Vec<String> {
     let mut argv = script.interpreter.clone();
     argv.push(format!("{dir}/script"));
     argv.extend(args.iter().cloned());

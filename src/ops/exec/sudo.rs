@@ -85,7 +85,7 @@ impl Sudo {
     }
 
     /// Finds out how to invoke sudo on `conn`'s host (see the module docs).
-    pub async fn prepare(&self, conn: &Connection) -> Result<SudoMode, Failure> {
+    pub(crate) async fn prepare(&self, conn: &Connection) -> Result<SudoMode, Failure> {
         let target = self.target();
         let probe = format!(
             "LC_ALL=C {} true",

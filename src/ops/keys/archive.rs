@@ -19,10 +19,10 @@ use super::state::update_state;
 use super::{KeysError, atomic_file, timestamp};
 
 /// The archive's directory name inside the key directory.
-pub const ARCHIVE_DIR: &str = "archive";
+pub(crate) const ARCHIVE_DIR: &str = "archive";
 
 /// `KEY_DIR/archive`.
-pub fn archive_dir(dir: &Path) -> PathBuf {
+pub(crate) fn archive_dir(dir: &Path) -> PathBuf {
     dir.join(ARCHIVE_DIR)
 }
 
@@ -40,10 +40,27 @@ pub struct ArchivedKey {
     pub public_path: Option<PathBuf>,
 }
 
+impl ArchivedKey {
+    /// Replaces secrets in its names and paths.
+    pub(crate) fn redact(&mut self, redactor: &crate::audit::Redactor) {
+        let path = |p: &mut PathBuf| {
+            if let std::borrow::Cow::Owned(text) = redactor.redact(&p.to_string_lossy()) {
+                *p = PathBuf::from(text);
+            }
+        };
+        self.name = redactor.redact(&self.name).into_owned();
+        self.archived_name = redactor.redact(&self.archived_name).into_owned();
+        path(&mut self.private_path);
+        if let Some(public) = &mut self.public_path {
+            path(public);
+        }
+    }
+}
+
 /// Moves key `name` (private key and `.pub`) into `KEY_DIR/archive` (0700)
 /// as `NAME.TIMESTAMP`, and renames it so in the state. Refuses a key that a
 /// host uses or that an unfinished rotation still needs.
-pub fn archive(dir: &Path, name: &str) -> Result<ArchivedKey, KeysError> {
+pub(crate) fn archive(dir: &Path, name: &str) -> Result<ArchivedKey, KeysError> {
     validate_name(name)?;
     update_state(dir, |state| {
         let private = private_key_path(dir, name);
@@ -147,7 +164,7 @@ pub struct PruneReport {
 /// Deletes the archived keys (and their state records). A key the state
 /// says is still deployed on some host is kept unless `force`, since its
 /// `.pub` is what a revoke needs.
-pub fn prune(dir: &Path, force: bool) -> Result<PruneReport, KeysError> {
+pub(crate) fn prune(dir: &Path, force: bool) -> Result<PruneReport, KeysError> {
     let archive = archive_dir(dir);
     if !archive.is_dir() {
         return Ok(PruneReport::default());

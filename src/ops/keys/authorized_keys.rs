@@ -33,7 +33,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// A public key to add, find or remove, validated once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyLine {
+pub(crate) struct KeyLine {
     /// The line appended by [`add_key`]: the input without surrounding
     /// white space (options, if given, included).
     line: String,
@@ -47,7 +47,7 @@ impl KeyLine {
     /// Parses a public key line as found in a `.pub` file
     /// (`TYPE BASE64 [COMMENT]`), optionally preceded by authorized_keys
     /// options. Refuses more than one line and `cert-authority` lines.
-    pub fn parse(line: &str) -> Result<Self, KeysError> {
+    pub(crate) fn parse(line: &str) -> Result<Self, KeysError> {
         let invalid = |reason: &str| KeysError::InvalidPublicKey {
             reason: reason.to_owned(),
         };
@@ -71,21 +71,17 @@ impl KeyLine {
     }
 
     /// The line for a public key: `TYPE BASE64 COMMENT`, as in its `.pub`.
-    pub fn from_public_key(key: &PublicKey) -> Result<Self, KeysError> {
+    pub(crate) fn from_public_key(key: &PublicKey) -> Result<Self, KeysError> {
         let text = key.to_openssh().map_err(|e| KeysError::InvalidPublicKey {
             reason: e.to_string(),
         })?;
         Self::parse(&text)
     }
 
-    /// The line as [`add_key`] appends it.
-    pub fn as_str(&self) -> &str {
+    /// The line as [`add_key`] appends it (for tests' expectations).
+    #[cfg(test)]
+    pub(crate) fn as_str(&self) -> &str {
         &self.line
-    }
-
-    /// The key type token, e.g. `ssh-ed25519`.
-    pub fn key_type(&self) -> &str {
-        &self.key_type
     }
 }
 
@@ -93,7 +89,7 @@ impl KeyLine {
 /// whether it changed. Other lines are kept byte for byte; a missing final
 /// newline is added before the new line; the new line ends in CRLF when
 /// the file's last line break is CRLF.
-pub fn add_key(existing: &str, key: &KeyLine) -> (String, bool) {
+pub(crate) fn add_key(existing: &str, key: &KeyLine) -> (String, bool) {
     if contains_key(existing, key) {
         return (existing.to_owned(), false);
     }
@@ -115,7 +111,7 @@ pub fn add_key(existing: &str, key: &KeyLine) -> (String, bool) {
 /// Removes every line holding `key` (with or without options, any comment);
 /// returns the new text and how many lines went. Everything else is kept
 /// byte for byte.
-pub fn remove_key(existing: &str, key: &KeyLine) -> (String, usize) {
+pub(crate) fn remove_key(existing: &str, key: &KeyLine) -> (String, usize) {
     let mut removed = 0;
     let mut out = String::with_capacity(existing.len());
     for line in existing.split_inclusive('\n') {
@@ -129,7 +125,7 @@ pub fn remove_key(existing: &str, key: &KeyLine) -> (String, usize) {
 }
 
 /// Whether some line holds `key` as a login key.
-pub fn contains_key(existing: &str, key: &KeyLine) -> bool {
+pub(crate) fn contains_key(existing: &str, key: &KeyLine) -> bool {
     existing
         .split_inclusive('\n')
         .any(|line| line_holds(line, key))
@@ -435,7 +431,7 @@ mod tests {
     fn key_line_parsing() {
         let line = new_key("c");
         assert_eq!(key_line(&format!("  {line}\n")).as_str(), line);
-        assert_eq!(key_line(&line).key_type(), "ssh-ed25519");
+        assert_eq!(key_line(&line).key_type, "ssh-ed25519");
         let with_options = format!("no-pty {line}");
         assert_eq!(key_line(&with_options).as_str(), with_options);
         for bad in [

@@ -11,16 +11,16 @@
 //! line).
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
 
-use super::report::{ChangeAction, KeysReport};
-use super::run::{LoadedKey, RunError, blank_outcome, key_details, key_dir, update};
+use super::report::{ChangeAction, KeyDetails, KeyResult, KeysReport};
+use super::run::{LoadedKey, key_details, key_dir, local_failure, update};
 use super::session::{self, Edited};
-use crate::audit::Op;
-use crate::run::executor::Executor;
-use crate::run::report::{ErrorKind, Failure};
-use crate::transport::login::{Login, PasswordSource};
+use crate::audit::{Op, Record};
+use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::{Error, Executor, RunContext};
+use crate::transport::login::{Login, PasswordCell, PasswordSource};
 
 /// What to deploy, and how to get in.
 #[derive(Debug, Clone)]
@@ -30,116 +30,148 @@ pub struct DeployRequest {
     /// Log in with this private key instead of the host's usual one
     /// (`--bootstrap-key`).
     pub bootstrap_key: Option<PathBuf>,
-    /// Try a password after the keys (`--password-env`, or a prompt).
+    /// Try a password after the keys (`--password-env`, or asked from the
+    /// run's prompter).
     pub password: Option<PasswordSource>,
 }
 
-/// Deploys key `request.name` to every host `selector` selects.
-pub async fn deploy(
-    executor: &Executor,
-    selector: &str,
-    request: &DeployRequest,
-) -> Result<KeysReport, RunError> {
-    let hosts = executor.select(selector)?;
-    let dir = key_dir(executor);
-    let loaded = LoadedKey::load(&dir, &request.name, false)?;
-    let key_ref = loaded.key_ref.clone();
-    let key = Arc::new(loaded);
-    let secrets = match &request.password {
-        Some(PasswordSource::Given(password)) => vec![password.expose().to_owned()],
-        _ => Vec::new(),
-    };
-    let request = Arc::new(request.clone());
-    let started = Instant::now();
-    let audited = executor
-        .audited(
-            Op::KeysDeploy,
-            hosts,
-            secrets,
-            key_details(&key_ref),
-            move |executor, host, _trail| {
-                let key = key.clone();
-                let request = request.clone();
-                let dir = dir.clone();
-                async move {
-                    let mut outcome = blank_outcome(&executor, &host);
-                    match deploy_one(&executor, &host, &key, &request, &dir, &mut outcome).await {
-                        Ok(()) => outcome.ok = true,
-                        Err(failure) => outcome.error = Some(failure),
-                    }
-                    outcome
-                }
-            },
-        )
-        .await?;
-    Ok(
-        KeysReport::new("keys_deploy", key_ref, audited.results, started.elapsed())
-            .audited(audited.run, audited.audit_error),
-    )
+impl Executor {
+    /// Deploys key `request.name` to every host `selector` selects.
+    ///
+    /// # Errors
+    ///
+    /// Before any host is contacted: a key that is not in the key
+    /// directory, a selector that selects nothing, or an audit log that
+    /// cannot record the run.
+    pub async fn keys_deploy(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+        request: &DeployRequest,
+    ) -> Result<KeysReport, Error> {
+        let hosts = self.select(selector)?;
+        if let Some(path) = &request.bootstrap_key
+            && !path.exists()
+        {
+            return Err(Error::Invalid(format!(
+                "--bootstrap-key {}: no such file",
+                path.display()
+            )));
+        }
+        let key = LoadedKey::load(&key_dir(self), &request.name, false)?;
+        let op = Deploy {
+            key,
+            request: request.clone(),
+            password: OnceLock::new(),
+        };
+        self.run(ctx, hosts, op).await
+    }
 }
 
-async fn deploy_one(
-    executor: &Executor,
-    host: &str,
-    key: &LoadedKey,
-    request: &DeployRequest,
-    dir: &std::path::Path,
-    outcome: &mut super::report::KeyHostOutcome,
-) -> Result<(), Failure> {
-    let usual = executor.endpoint(host).map(|e| e.key_path);
-    let login = Login {
-        key: request.bootstrap_key.clone().or(usual),
-        agent: executor.config().remote_execution.use_agent,
-        password: request.password.clone(),
-    };
-    let conn = executor.open_with(host, &login).await?;
-    let edited = session::add(&conn, &key.line).await;
-    conn.close().await;
-    match edited? {
-        Edited::Added => outcome.push(ChangeAction::Added, &key.key_ref),
-        _ => outcome.push(ChangeAction::AlreadyPresent, &key.key_ref),
+/// `keys deploy` as an operation of the runner.
+struct Deploy {
+    key: LoadedKey,
+    request: DeployRequest,
+    /// The run's password, once the run has begun (asked once for all
+    /// hosts).
+    password: OnceLock<Arc<PasswordCell>>,
+}
+
+impl Operation for Deploy {
+    type Detail = KeyResult;
+    type Details = KeyDetails;
+
+    fn op(&self) -> Op {
+        Op::KeysDeploy
     }
-    session::verify_login(executor, host, &key.private_path)
-        .await
-        .map_err(|failure| match failure.kind {
-            ErrorKind::Auth => Failure::new(
-                ErrorKind::Auth,
-                format!(
-                    "{host}: the key `{}` is in ~/.ssh/authorized_keys but a login with it failed ({}); \
-                     does sshd read another AuthorizedKeysFile, or refuse {} keys?",
-                    key.key_ref.name, failure.message, key.key_ref.algorithm
+
+    fn secrets(&self) -> Vec<String> {
+        match &self.request.password {
+            Some(PasswordSource::Given(password)) => vec![password.expose().to_owned()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn describe(&self, record: Record) -> Record {
+        key_details(record, &self.key.key_ref)
+    }
+
+    async fn prepare(&self, run: &RunState) -> Result<(), Failure> {
+        if let Some(source) = &self.request.password {
+            let _ = self
+                .password
+                .set(Arc::new(PasswordCell::new(source, run.asker())));
+        }
+        Ok(())
+    }
+
+    async fn host(&self, host: &mut HostRun<'_>, outcome: &mut KeyResult) -> Result<(), Failure> {
+        let key = &self.key;
+        let login = Login {
+            key: self
+                .request
+                .bootstrap_key
+                .clone()
+                .or(Some(host.endpoint.key_path.clone())),
+            agent: true,
+            password: self.password.get().cloned(),
+        };
+        let conn = host.open_with(&login).await?;
+        let edited = session::add(&conn, &key.line).await;
+        conn.close().await;
+        drop(conn);
+        match edited? {
+            Edited::Added => outcome.push(ChangeAction::Added, &key.key_ref),
+            _ => outcome.push(ChangeAction::AlreadyPresent, &key.key_ref),
+        }
+        let name = host.name.to_owned();
+        session::verify_login(host, &key.private_path)
+            .await
+            .map_err(|failure| match failure.kind {
+                ErrorKind::Auth => Failure::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "{name}: the key `{}` is in ~/.ssh/authorized_keys but a login with it failed ({}); \
+                         does sshd read another AuthorizedKeysFile, or refuse {} keys?",
+                        key.key_ref.name, failure.message, key.key_ref.algorithm
+                    ),
                 ),
-            ),
-            _ => failure,
-        })?;
-    outcome.push(ChangeAction::Verified, &key.key_ref);
-    let pinned = executor
-        .config()
-        .vms
-        .get(host)
-        .is_some_and(|vm| vm.key.is_some());
-    let (name, host_owned) = (key.key_ref.name.clone(), host.to_owned());
-    let (before, used) = update(dir, move |state| {
-        let before = state.hosts.get(&host_owned).map(|h| h.current.clone());
-        state.record_deployed(&host_owned, &name, !pinned);
-        Ok((
-            before,
-            state.hosts.get(&host_owned).map(|h| h.current.clone()),
-        ))
-    })
-    .await
-    .map_err(|e| Failure::new(ErrorKind::Io, e.to_string()))?;
-    if pinned {
-        outcome.uses = executor
+                _ => failure,
+            })?;
+        outcome.push(ChangeAction::Verified, &key.key_ref);
+        let executor = host.executor();
+        let configured = executor
             .config()
             .vms
-            .get(host)
+            .get(&name)
             .and_then(|vm| vm.key.clone());
-    } else {
-        if used.as_deref() == Some(key.key_ref.name.as_str()) && before != used {
-            outcome.push(ChangeAction::NowUsed, &key.key_ref);
+        let pinned = configured.is_some();
+        let (key_name, host_owned) = (key.key_ref.name.clone(), name.clone());
+        let (before, used) = update(executor, move |state| {
+            let before = state.hosts.get(&host_owned).map(|h| h.current.clone());
+            state.record_deployed(&host_owned, &key_name, !pinned);
+            Ok((
+                before,
+                state.hosts.get(&host_owned).map(|h| h.current.clone()),
+            ))
+        })
+        .await
+        .map_err(|e| local_failure(&e))?;
+        if pinned {
+            outcome.uses = configured;
+        } else {
+            if used.as_deref() == Some(key.key_ref.name.as_str()) && before != used {
+                outcome.push(ChangeAction::NowUsed, &key.key_ref);
+            }
+            outcome.uses = used;
         }
-        outcome.uses = used;
+        Ok(())
     }
-    Ok(())
+
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<KeyResult>]) -> KeyDetails {
+        KeyDetails {
+            key: self.key.key_ref.clone(),
+            archived: Vec::new(),
+        }
+    }
 }

@@ -19,11 +19,11 @@ use super::{KeysError, atomic_file, timestamp};
 use crate::transport::identity::fingerprint;
 
 /// The RSA size used when none is given (`ssh-keygen`'s default too).
-pub const DEFAULT_RSA_BITS: u32 = 3072;
+pub(crate) const DEFAULT_RSA_BITS: u32 = 3072;
 /// The smallest RSA key remex generates (NIST: 2048 is good until 2030 only).
-pub const MIN_RSA_BITS: u32 = 3072;
+pub(crate) const MIN_RSA_BITS: u32 = 3072;
 /// The largest RSA key OpenSSH accepts.
-pub const MAX_RSA_BITS: u32 = 16384;
+pub(crate) const MAX_RSA_BITS: u32 = 16384;
 
 /// Which kind of key to generate (`ssh-keygen -t TYPE -b BITS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,7 +134,7 @@ fn unsupported(reason: &str) -> KeysError {
 
 /// What [`generate`] made.
 #[derive(Debug, Clone)]
-pub struct GeneratedKey {
+pub(crate) struct GeneratedKey {
     /// The key's name (its file name in the key directory).
     pub name: String,
     /// `DIR/NAME`, the private key (0600).
@@ -183,17 +183,17 @@ pub fn validate_name(name: &str) -> Result<(), KeysError> {
 }
 
 /// `DIR/NAME`.
-pub fn private_key_path(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn private_key_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
 
 /// `DIR/NAME.pub`.
-pub fn public_key_path(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn public_key_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.pub"))
 }
 
 /// The default key comment, `remex@<orchestrator hostname>`.
-pub fn default_comment() -> String {
+pub(crate) fn default_comment() -> String {
     format!("remex@{}", hostname())
 }
 
@@ -210,7 +210,7 @@ fn hostname() -> String {
 /// Creates the key directory (0700; missing parents with default modes), or
 /// checks an existing one: it must be a directory that group and others
 /// cannot enter (`chmod 700`), as remex keeps private keys in it.
-pub fn ensure_key_dir(dir: &Path) -> Result<(), KeysError> {
+pub(crate) fn ensure_key_dir(dir: &Path) -> Result<(), KeysError> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     match std::fs::metadata(dir) {
         Ok(meta) if !meta.is_dir() => Err(KeysError::NotADirectory {
@@ -248,7 +248,7 @@ pub fn ensure_key_dir(dir: &Path) -> Result<(), KeysError> {
 /// Blocking and, for RSA, slow (a random prime search: about 1.5–2.5 s for
 /// 3072 bits even in a debug build, more for bigger keys); callers on an
 /// async runtime should run it in `spawn_blocking`.
-pub fn generate(
+pub(crate) fn generate(
     dir: &Path,
     name: &str,
     kind: KeyKind,
@@ -394,8 +394,10 @@ mod tests {
             let listing = ssh_keygen_l(&key.private_path);
             assert!(listing.contains(&key.fingerprint), "{listing}");
         }
-        let loaded = load_key_with(&key.private_path, passphrase.map(str::to_owned), false)
-            .unwrap_or_else(|e| panic!("load_key: {e}"));
+        let loaded = load_key_with(&key.private_path, |_| {
+            passphrase.map(str::to_owned).ok_or_else(String::new)
+        })
+        .unwrap_or_else(|e| panic!("load_key: {e}"));
         assert_eq!(fingerprint(loaded.public_key()), key.fingerprint);
         let state = super::super::state::load_state(dir).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(state.keys[&key.name].fingerprint, key.fingerprint);
@@ -446,7 +448,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("generate: {e}"));
         check_generated(&key, tmp.path(), "(ED25519)", Some("pw one"));
-        let wrong = load_key_with(&key.private_path, Some("nope".to_owned()), false);
+        let wrong = load_key_with(&key.private_path, |_| Ok("nope".to_owned()));
         assert!(wrong.is_err());
         // OpenSSH agrees it is encrypted and decrypts it with the passphrase.
         let derived = ssh_keygen([
@@ -486,7 +488,7 @@ mod tests {
             "remex@test",
         )
         .unwrap_or_else(|e| panic!("generate: {e}"));
-        eprintln!("rsa 3072 generation took {:?}", started.elapsed());
+        tracing::debug!("rsa 3072 generation took {:?}", started.elapsed());
         check_generated(&key, tmp.path(), "(RSA)", None);
         let listing = ssh_keygen_l(&key.public_path);
         assert!(listing.starts_with("3072 SHA256:"), "{listing}");

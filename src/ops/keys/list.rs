@@ -42,10 +42,79 @@ pub struct KeyInfo {
     pub used_by: Vec<String>,
 }
 
+/// Which key remex logs in to a host with, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostKeyUse {
+    /// The host's name in the config.
+    pub host: String,
+    /// The key's name (or its path, when it is outside the key directory).
+    pub key: String,
+    /// The private key file.
+    pub path: PathBuf,
+    /// `config_key` (the host's `key:`), `state` (deployed or rotated to by
+    /// remex) or `default_key`.
+    pub source: &'static str,
+}
+
+/// `remex keys list`: the keys, which host uses which, and unfinished
+/// rotations.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyListing {
+    /// The key directory.
+    pub key_storage_path: PathBuf,
+    /// Active keys, then archived ones, each sorted by name.
+    pub keys: Vec<KeyInfo>,
+    /// One per host of the inventory.
+    pub hosts: Vec<HostKeyUse>,
+    /// Per host: a rotation that has not finished.
+    pub rotations_in_progress: std::collections::BTreeMap<String, super::HostRotation>,
+}
+
+impl crate::run::Executor {
+    /// The keys in the key directory, which key each host uses, and the
+    /// rotations in progress.
+    ///
+    /// # Errors
+    ///
+    /// The key directory or the state file cannot be read.
+    pub fn keys_list(&self) -> Result<KeyListing, KeysError> {
+        let config = self.config();
+        let dir = &config.remote_execution.key_storage_path;
+        let keys = list(dir)?;
+        let state = load_state(dir)?;
+        let hosts = config
+            .vms
+            .iter()
+            .map(|(name, vm)| {
+                let used = super::resolve::host_key(config, &state, name, vm);
+                HostKeyUse {
+                    host: name.clone(),
+                    key: used
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| used.path.display().to_string()),
+                    path: used.path,
+                    source: match used.source {
+                        super::resolve::KeySource::Pinned => "config_key",
+                        super::resolve::KeySource::State => "state",
+                        super::resolve::KeySource::Default => "default_key",
+                    },
+                }
+            })
+            .collect();
+        Ok(KeyListing {
+            key_storage_path: dir.clone(),
+            keys,
+            hosts,
+            rotations_in_progress: state.rotations,
+        })
+    }
+}
+
 /// Lists the keys in `dir`, then the archived ones, each sorted by name. A
 /// missing directory has no keys; an unreadable `.pub` is skipped with a
 /// warning.
-pub fn list(dir: &Path) -> Result<Vec<KeyInfo>, KeysError> {
+pub(crate) fn list(dir: &Path) -> Result<Vec<KeyInfo>, KeysError> {
     let state = load_state(dir)?;
     let mut keys = scan(dir, false, &state)?;
     keys.extend(scan(&archive_dir(dir), true, &state)?);
@@ -123,7 +192,7 @@ fn read_public(path: &Path) -> Result<PublicKey, KeysError> {
 
 /// The public key of key `name`: `DIR/NAME.pub`, or the archived
 /// `DIR/archive/NAME.pub` (revoking a rotated-away key needs it).
-pub fn read_public_key(dir: &Path, name: &str) -> Result<PublicKey, KeysError> {
+pub(crate) fn read_public_key(dir: &Path, name: &str) -> Result<PublicKey, KeysError> {
     validate_name(name)?;
     for path in [
         public_key_path(dir, name),

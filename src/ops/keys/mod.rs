@@ -8,34 +8,39 @@
 //!
 //! # Layout
 //!
-//! - `generate.rs` — [`generate()`] a key pair; [`KeyKind`], name checks, the
+//! - `generate.rs` — `generate()` a key pair; [`KeyKind`], name checks, the
 //!   default comment `remex@HOST`, the key directory's permissions.
 //! - `state.rs` — [`KeyState`], the state file (atomic writes under a lock).
-//! - `list.rs` — [`list()`]: keys on disk joined with the state ([`KeyInfo`],
-//!   the `--json` boundary type).
+//! - `list.rs` — [`crate::Executor::keys_list`]: keys on disk joined with the
+//!   state and the config ([`KeyListing`], the `--json` boundary type).
 //! - `authorized_keys.rs` — pure text edits of an authorized_keys file:
-//!   [`add_key`], [`remove_key`], [`contains_key`] on a [`KeyLine`].
+//!   `add_key`, `remove_key`, `contains_key` on a `KeyLine`.
 //! - `remote.rs` — the shell commands that read and atomically replace
 //!   `~/.ssh/authorized_keys` on a host, with a compare-and-swap guard
-//!   ([`read_command`], [`plan_edit`], [`write_command`], [`check_exit`]).
+//!   (`read_command`, `plan_edit`, `write_command`, `check_exit`).
 //! - `rotation.rs` — the per-host rotation state machine that never leaves a
-//!   host without a working key ([`RotationStep`], [`plan_rotation`]).
-//! - `archive.rs` — [`archive()`] a retired key, [`prune`] the archive.
+//!   host without a working key ([`RotationStep`], `plan_rotation`).
+//! - `archive.rs` — `archive()` a retired key, `prune` the archive.
+//! - `local.rs` — [`crate::Executor::keys_generate`] and
+//!   [`crate::Executor::keys_prune`]: the audited runs that contact no host.
 //! - `atomic_file.rs`, `timestamp.rs`, `error.rs` — helpers and
 //!   [`KeysError`].
 //! - `resolve.rs` — which key remex logs in to a host with: the config's
 //!   `key:`, else the state file's current key, else `default_key`.
 //!
 //! The fleet-wide operations, over the network (each returns a
-//! [`KeysReport`] with one outcome per host, every change naming the key and
+//! [`KeysReport`] with one result per host, every change naming the key and
 //! its fingerprint):
 //!
-//! - `deploy.rs` — [`deploy()`]: add a key, verify a fresh login with it.
-//! - `rotate.rs` — [`rotate()`]: drive the rotation state machine per host.
-//! - `revoke.rs` — [`revoke()`]: remove a key, refusing the only usable one.
+//! - `deploy.rs` — [`crate::Executor::keys_deploy`]: add a key, verify a
+//!   fresh login with it.
+//! - `rotate.rs` — [`crate::Executor::keys_rotate`]: drive the rotation
+//!   state machine per host.
+//! - `revoke.rs` — [`crate::Executor::keys_revoke`]: remove a key, refusing
+//!   the only usable one.
 //! - `session.rs` — the authorized_keys edit and the login check on a
-//!   connection; `run.rs` — what the three share ([`RunError`]);
-//!   `report.rs` — the boundary types and their `--json` schema.
+//!   connection; `run.rs` — what the three share; `report.rs` — the
+//!   boundary types and their `--json` schema.
 //!
 //! # Deploying a key (what the network layer does with these parts)
 //!
@@ -54,42 +59,37 @@
 mod atomic_file;
 mod timestamp;
 
-pub mod archive;
-pub mod authorized_keys;
-pub mod deploy;
-pub mod error;
-pub mod generate;
-pub mod list;
-pub mod remote;
-pub mod report;
-pub mod resolve;
-pub mod revoke;
-pub mod rotate;
-pub mod rotation;
-pub mod run;
-pub mod session;
-pub mod state;
+pub(crate) mod archive;
+pub(crate) mod authorized_keys;
+mod deploy;
+mod error;
+pub(crate) mod generate;
+pub(crate) mod list;
+mod local;
+pub(crate) mod remote;
+mod report;
+pub(crate) mod resolve;
+mod revoke;
+mod rotate;
+pub(crate) mod rotation;
+mod run;
+mod session;
+pub(crate) mod state;
 
-pub use archive::{ArchivedKey, PruneReport, PrunedKey, archive, prune};
-pub use authorized_keys::{KeyLine, add_key, contains_key, remove_key};
-pub use deploy::{DeployRequest, deploy};
+pub use archive::{ArchivedKey, PruneReport, PrunedKey};
+pub use deploy::DeployRequest;
 pub use error::KeysError;
-pub use generate::{GeneratedKey, KeyKind, default_comment, generate, validate_name};
-pub use list::{KeyInfo, list, read_public_key};
-pub use remote::{
-    BasedOn, Edit, RemoteEditError, RemoteFile, WritePlan, check_exit, plan_edit, read_command,
-    write_command,
-};
-pub use report::{ChangeAction, KeyChange, KeyHostOutcome, KeyRef, KeysReport, KeysSummary};
-pub use revoke::{RevokeRequest, revoke};
-pub use rotate::{RotateRequest, rotate};
-pub use rotation::{
-    HostPlan, HostRotation, RotationAction, RotationEvent, RotationPlan, RotationStep,
-    plan_rotation,
-};
-pub use run::RunError;
-pub use state::{HostKeys, KeyRecord, KeyState, load_state, save_state, update_state};
-pub use timestamp::now_rfc3339;
+pub use generate::{KeyKind, validate_name};
+pub use list::{HostKeyUse, KeyInfo, KeyListing};
+pub use local::{GenerateReport, GenerateRequest, Generated, NewKey, PruneRunReport};
+pub use report::{ChangeAction, KeyChange, KeyDetails, KeyRef, KeyResult, KeysReport};
+pub use revoke::RevokeRequest;
+pub use rotate::RotateRequest;
+pub use rotation::{HostRotation, RotationStep};
+pub use state::{HostKeys, KeyRecord, KeyState};
+
+pub(crate) use state::{load_state, state_path};
+pub(crate) use timestamp::now_rfc3339;
 
 #[cfg(test)]
 mod test_support;

@@ -37,15 +37,13 @@ use crate::quote::quote;
 const HEADER: &str = "remex-authorized-keys";
 
 /// Exit status: the file changed since it was read; read and edit again.
-pub const EXIT_CHANGED: u32 = 81;
+pub(crate) const EXIT_CHANGED: u32 = 81;
 /// Exit status: stdin held fewer bytes than announced; nothing was changed.
-pub const EXIT_SHORT_INPUT: u32 = 82;
+pub(crate) const EXIT_SHORT_INPUT: u32 = 82;
 /// Exit status: no SHA-256 tool on the host to check for concurrent changes.
-pub const EXIT_NO_HASH_TOOL: u32 = 83;
+pub(crate) const EXIT_NO_HASH_TOOL: u32 = 83;
 /// Exit status: `authorized_keys` is a symlink or not a regular file.
-pub const EXIT_NOT_REGULAR: u32 = 84;
-/// Exit status: a file operation failed (message on stderr).
-pub const EXIT_FAILED: u32 = 85;
+pub(crate) const EXIT_NOT_REGULAR: u32 = 84;
 
 /// The POSIX sh script behind [`read_command`].
 const READ_SCRIPT: &str = r#"f="${HOME:?}/.ssh/authorized_keys"
@@ -97,20 +95,15 @@ if command -v sync >/dev/null 2>&1; then sync "$d" 2>/dev/null || :; fi
 exit 0
 "#;
 
-/// The POSIX sh script that prints `authorized_keys` with its header (see
-/// the module docs), for callers that run scripts their own way.
-pub fn read_script() -> &'static str {
-    READ_SCRIPT
-}
-
 /// The remote command that prints `authorized_keys` with its header:
-/// `sh -c 'SCRIPT'`. Exit status 0, or [`EXIT_NOT_REGULAR`] / [`EXIT_FAILED`].
-pub fn read_command() -> String {
+/// `sh -c 'SCRIPT'`. Exit status 0, or [`EXIT_NOT_REGULAR`], or 85 when a
+/// file operation failed (message on stderr).
+pub(crate) fn read_command() -> String {
     format!("sh -c {}", quote(READ_SCRIPT))
 }
 
 /// The POSIX sh script behind [`write_command`].
-pub fn write_script(new_content_len: usize, based_on: &BasedOn) -> String {
+pub(crate) fn write_script(new_content_len: usize, based_on: &BasedOn) -> String {
     format!(
         "len={}\nbased_on={}\n{WRITE_SCRIPT}",
         quote(&new_content_len.to_string()),
@@ -121,13 +114,13 @@ pub fn write_script(new_content_len: usize, based_on: &BasedOn) -> String {
 /// The remote command that replaces `authorized_keys` with exactly
 /// `new_content_len` bytes read from stdin, unless the file is no longer the
 /// one described by `based_on`. See [`check_exit`] for its exit statuses.
-pub fn write_command(new_content_len: usize, based_on: &BasedOn) -> String {
+pub(crate) fn write_command(new_content_len: usize, based_on: &BasedOn) -> String {
     format!("sh -c {}", quote(&write_script(new_content_len, based_on)))
 }
 
 /// The state of `authorized_keys` that an edit was based on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BasedOn {
+pub(crate) enum BasedOn {
     /// There was no file.
     Missing,
     /// The file's content had this SHA-256 (lower-case hex).
@@ -146,7 +139,7 @@ impl BasedOn {
 
 /// `authorized_keys` as the read command found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteFile {
+pub(crate) enum RemoteFile {
     /// No file (nor `~/.ssh`, perhaps).
     Missing,
     /// The file's exact content (possibly empty).
@@ -157,7 +150,7 @@ impl RemoteFile {
     /// Parses the read command's stdout. Refuses content that is not UTF-8
     /// (remex would not be able to keep it byte for byte) and truncated
     /// output.
-    pub fn parse(stdout: &[u8]) -> Result<Self, KeysError> {
+    pub(crate) fn parse(stdout: &[u8]) -> Result<Self, KeysError> {
         let bad = |reason: String| KeysError::RemoteOutput { reason };
         let start = find_header(stdout).ok_or_else(|| {
             bad(format!(
@@ -195,7 +188,7 @@ impl RemoteFile {
     }
 
     /// The text to edit: the content, or nothing for a missing file.
-    pub fn content(&self) -> &str {
+    pub(crate) fn content(&self) -> &str {
         match self {
             Self::Missing => "",
             Self::Present(text) => text,
@@ -203,7 +196,7 @@ impl RemoteFile {
     }
 
     /// What a write based on this read must find to go ahead.
-    pub fn based_on(&self) -> BasedOn {
+    pub(crate) fn based_on(&self) -> BasedOn {
         match self {
             Self::Missing => BasedOn::Missing,
             Self::Present(text) => BasedOn::Sha256(hex(&HashAlg::Sha256.digest(text.as_bytes()))),
@@ -228,7 +221,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A change to make to `authorized_keys`.
 #[derive(Debug, Clone, Copy)]
-pub enum Edit<'a> {
+pub(crate) enum Edit<'a> {
     /// Add the key unless present (deploy, rotate).
     Add(&'a KeyLine),
     /// Remove every line holding the key (revoke, rotate).
@@ -237,7 +230,7 @@ pub enum Edit<'a> {
 
 /// What to run to apply an edit: the command and the bytes for its stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WritePlan {
+pub(crate) struct WritePlan {
     /// The remote command ([`write_command`]).
     pub command: String,
     /// The new file content, to send on stdin, then EOF.
@@ -251,7 +244,7 @@ pub struct WritePlan {
 /// Applies `edit` to the file as read; `None` when the file already is as
 /// wanted (the key present for `Add`, absent for `Remove`), so nothing needs
 /// writing.
-pub fn plan_edit(file: &RemoteFile, edit: Edit<'_>) -> Option<WritePlan> {
+pub(crate) fn plan_edit(file: &RemoteFile, edit: Edit<'_>) -> Option<WritePlan> {
     let (text, added, removed) = match edit {
         Edit::Add(key) => {
             let (text, added) = add_key(file.content(), key);
@@ -277,7 +270,7 @@ pub fn plan_edit(file: &RemoteFile, edit: Edit<'_>) -> Option<WritePlan> {
 /// a reason to stop the run).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RemoteEditError {
+pub(crate) enum RemoteEditError {
     /// Someone changed the file between read and write.
     #[error(
         "~/.ssh/authorized_keys changed while remex was editing it; nothing was written, run the command again"
@@ -310,13 +303,15 @@ pub enum RemoteEditError {
 
 /// Maps the exit status (and stderr) of the read or write command to a
 /// result.
-pub fn check_exit(code: u32, stderr: &[u8]) -> Result<(), RemoteEditError> {
+pub(crate) fn check_exit(code: u32, stderr: &[u8]) -> Result<(), RemoteEditError> {
     match code {
         0 => Ok(()),
         EXIT_CHANGED => Err(RemoteEditError::Changed),
         EXIT_SHORT_INPUT => Err(RemoteEditError::ShortInput),
         EXIT_NO_HASH_TOOL => Err(RemoteEditError::NoHashTool),
         EXIT_NOT_REGULAR => Err(RemoteEditError::NotRegularFile),
+        // 85 (a file operation failed) and anything else: the script's
+        // own words.
         code => Err(RemoteEditError::Failed {
             code,
             stderr: String::from_utf8_lossy(stderr)

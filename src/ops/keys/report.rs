@@ -2,22 +2,22 @@
 //! every change made there, each naming the key and its fingerprint (so an
 //! audit record can be written from it), and the `--json` schema.
 //!
-//! # JSON schema, version 1
+//! # JSON schema, version 2
 //!
 //! ```json
-//! {"version":1,"operation":"keys_deploy",
+//! {"version":2,"operation":"keys.deploy","run_id":"…",
 //!  "key":{"name":"deploy","type":"ssh-ed25519","fingerprint":"SHA256:…"},
+//!  "archived":[],
 //!  "results":[{"host":"vm01","address":"127.0.0.2","port":22,"user":"ops",
-//!              "ok":true,
+//!              "ok":true,"duration_ms":80,"error":null,
 //!              "changes":[{"action":"added","key":"deploy","fingerprint":"SHA256:…"},
 //!                         {"action":"verified","key":"deploy","fingerprint":"SHA256:…"},
 //!                         {"action":"now_used","key":"deploy","fingerprint":"SHA256:…"}],
-//!              "uses":"deploy","rotation_step":null,"error":null}],
-//!  "archived":[],
-//!  "summary":{"total":1,"ok":1,"failed":0,"duration_ms":80}}
+//!              "uses":"deploy","rotation_step":null}],
+//!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,"duration_ms":80}}
 //! ```
 //!
-//! `operation` is `keys_deploy`, `keys_rotate` or `keys_revoke`; `action` is
+//! `operation` is `keys.deploy`, `keys.rotate` or `keys.revoke`; `action` is
 //! one of [`ChangeAction`]'s names; `uses` is the key remex logs in to the
 //! host with after the run (`null`: the configured key); `rotation_step`
 //! (rotate only) is where an unfinished rotation stands on the host;
@@ -26,9 +26,10 @@
 use serde::Serialize;
 
 use super::archive::ArchivedKey;
-use crate::run::report::{Failure, SCHEMA_VERSION};
-
 use super::rotation::RotationStep;
+use crate::audit::{Event, Record, Redactor};
+use crate::run::report::RunReport;
+use crate::run::runner::{HostDetail, Redact, change_record};
 
 /// A key, as reports name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,27 +72,15 @@ pub struct KeyChange {
     pub fingerprint: String,
 }
 
-/// One host's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeyHostOutcome {
-    /// The host's name in the config.
-    pub host: String,
-    /// Address as configured.
-    pub address: String,
-    /// SSH port.
-    pub port: u16,
-    /// Remote user whose authorized_keys was edited.
-    pub user: String,
-    /// Whether everything asked was done on this host.
-    pub ok: bool,
+/// One host's key changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyResult {
     /// What changed, in order (also when the host failed part-way).
     pub changes: Vec<KeyChange>,
     /// The key remex logs in with after the run; `None`: the configured key.
     pub uses: Option<String>,
     /// Rotate only: the step an unfinished rotation stands at.
     pub rotation_step: Option<RotationStep>,
-    /// What went wrong, and what to do.
-    pub error: Option<Failure>,
 }
 
 impl ChangeAction {
@@ -108,14 +97,26 @@ impl ChangeAction {
     }
 }
 
-impl crate::run::executor::AuditEnd for KeyHostOutcome {
-    fn changes(&self, host: &crate::audit::Record) -> Vec<crate::audit::Record> {
+impl Redact for KeyResult {
+    fn redact(&mut self, redactor: &Redactor) {
+        for change in &mut self.changes {
+            change.key = redactor.redact(&change.key).into_owned();
+        }
+        if let Some(uses) = &mut self.uses {
+            *uses = redactor.redact(uses).into_owned();
+        }
+    }
+}
+
+impl HostDetail for KeyResult {
+    /// One `key` record per change.
+    fn changes(&self, host: &Record) -> Vec<Record> {
         self.changes
             .iter()
             .map(|change| {
-                crate::run::executor::change_record(
+                change_record(
                     host,
-                    crate::audit::Event::Key,
+                    Event::Key,
                     change.action.as_str(),
                     &change.fingerprint,
                     Some(&change.key),
@@ -123,13 +124,9 @@ impl crate::run::executor::AuditEnd for KeyHostOutcome {
             })
             .collect()
     }
-
-    fn end_record(&self, record: crate::audit::Record) -> crate::audit::Record {
-        crate::run::executor::with_failure(record, self.error.as_ref())
-    }
 }
 
-impl KeyHostOutcome {
+impl KeyResult {
     /// Records a change.
     pub(crate) fn push(&mut self, action: ChangeAction, key: &KeyRef) {
         self.changes.push(KeyChange {
@@ -140,61 +137,24 @@ impl KeyHostOutcome {
     }
 }
 
-/// Counts over a run.
-pub type KeysSummary = crate::run::report::Counts;
-
-/// The result of `keys deploy`, `keys rotate` or `keys revoke`.
+/// What a key operation's report holds beside the results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeysReport {
-    /// Schema version.
-    pub version: u32,
-    /// `keys_deploy`, `keys_rotate` or `keys_revoke`.
-    pub operation: &'static str,
-    /// The run id of the run's audit records.
-    pub run: String,
+pub struct KeyDetails {
     /// The key deployed, rotated to, or revoked.
     pub key: KeyRef,
-    /// One per host, in inventory order.
-    pub results: Vec<KeyHostOutcome>,
     /// Keys moved to the archive by this run (rotate: keys no host uses
     /// any more).
     pub archived: Vec<ArchivedKey>,
-    /// Counts.
-    pub summary: KeysSummary,
-    /// Set when some of the run's audit records could not be written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit_error: Option<String>,
 }
 
-impl KeysReport {
-    /// A report over `results`.
-    pub(crate) fn new(
-        operation: &'static str,
-        key: KeyRef,
-        results: Vec<KeyHostOutcome>,
-        elapsed: std::time::Duration,
-    ) -> Self {
-        Self {
-            version: SCHEMA_VERSION,
-            operation,
-            key,
-            summary: KeysSummary::of(results.iter().map(|r| r.ok), elapsed),
-            results,
-            archived: Vec::new(),
-            run: String::new(),
-            audit_error: None,
+impl Redact for KeyDetails {
+    fn redact(&mut self, redactor: &Redactor) {
+        self.key.name = redactor.redact(&self.key.name).into_owned();
+        for key in &mut self.archived {
+            key.redact(redactor);
         }
     }
-
-    /// This report with the run id and audit error of `audited`'s run.
-    pub(crate) fn audited(mut self, run: String, audit_error: Option<String>) -> Self {
-        self.run = run;
-        self.audit_error = audit_error;
-        self
-    }
-
-    /// Whether every host succeeded.
-    pub fn all_ok(&self) -> bool {
-        self.summary.failed == 0
-    }
 }
+
+/// The result of `keys deploy`, `keys rotate` or `keys revoke`.
+pub type KeysReport = RunReport<KeyResult, KeyDetails>;

@@ -14,16 +14,15 @@
 //! (falling back to the config), and so is an unreadable state file: a
 //! broken key directory must not stop `remex exec`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::generate::private_key_path;
-use super::state::{KeyState, load_state};
+use super::state::KeyState;
 use crate::config::{Config, Vm};
 
 /// Where the key remex uses for a host comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySource {
+pub(crate) enum KeySource {
     /// The host's `key:` in the config.
     Pinned,
     /// The state file's current key for the host.
@@ -34,7 +33,7 @@ pub enum KeySource {
 
 /// The key remex uses for one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostKey {
+pub(crate) struct HostKey {
     /// The private key file.
     pub path: PathBuf,
     /// Its name in the key directory, when it is there (a `key:` may be an
@@ -45,7 +44,7 @@ pub struct HostKey {
 }
 
 /// The key remex uses for host `name` (configured as `vm`), given the state.
-pub fn host_key(config: &Config, state: &KeyState, name: &str, vm: &Vm) -> HostKey {
+pub(crate) fn host_key(config: &Config, state: &KeyState, name: &str, vm: &Vm) -> HostKey {
     let dir = &config.remote_execution.key_storage_path;
     if vm.key.is_none()
         && let Some(entry) = state.hosts.get(name)
@@ -77,23 +76,4 @@ pub fn host_key(config: &Config, state: &KeyState, name: &str, vm: &Vm) -> HostK
             KeySource::Default
         },
     }
-}
-
-/// For every host whose key comes from the state file, that key's path
-/// (what [`crate::run::executor::Executor`] connects with).
-pub fn state_keys(config: &Config) -> HashMap<String, PathBuf> {
-    let state = match load_state(&config.remote_execution.key_storage_path) {
-        Ok(state) => state,
-        Err(e) => {
-            tracing::warn!("ignoring the key state: {e}");
-            return HashMap::new();
-        }
-    };
-    config
-        .vms
-        .iter()
-        .map(|(name, vm)| (name, host_key(config, &state, name, vm)))
-        .filter(|(_, key)| key.source == KeySource::State)
-        .map(|(name, key)| (name.clone(), key.path))
-        .collect()
 }

@@ -9,20 +9,15 @@
 //! removal, which proves the fallback works before the state switches to
 //! it.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
-
 use super::generate::private_key_path;
-use super::report::{ChangeAction, KeyHostOutcome, KeysReport};
-use super::run::{
-    LoadedKey, RunError, blank_outcome, key_details, key_dir, load, update, used_key,
-};
+use super::report::{ChangeAction, KeyDetails, KeyResult, KeysReport};
+use super::run::{LoadedKey, key_details, key_dir, load, local_failure, update, used_key};
 use super::session::{self, Edited};
 use super::state::KeyState;
-use crate::audit::Op;
-use crate::run::executor::Executor;
-use crate::run::report::{ErrorKind, Failure};
+use crate::audit::{Op, Record};
+use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::{Error, Executor, RunContext};
 use crate::transport::login::Login;
 
 /// What to revoke.
@@ -34,62 +29,75 @@ pub struct RevokeRequest {
     pub force: bool,
 }
 
-/// Revokes key `request.name` on every host `selector` selects.
-pub async fn revoke(
-    executor: &Executor,
-    selector: &str,
-    request: &RevokeRequest,
-) -> Result<KeysReport, RunError> {
-    let hosts = executor.select(selector)?;
-    let dir = key_dir(executor);
-    let key = Arc::new(LoadedKey::load(&dir, &request.name, true)?);
-    let state = Arc::new(load(&dir).await?);
-    let force = request.force;
-    let started = Instant::now();
-    let shared_key = key.clone();
-    let audited = executor
-        .audited(
-            Op::KeysRevoke,
-            hosts,
-            Vec::new(),
-            key_details(&key.key_ref),
-            move |executor, host, _trail| {
-                let key = shared_key.clone();
-                let state = state.clone();
-                let dir = key_dir(&executor);
-                async move {
-                    let mut outcome = blank_outcome(&executor, &host);
-                    outcome.uses = used_key(&state, &executor, &host);
-                    match revoke_one(&executor, &host, &key, &state, &dir, force, &mut outcome)
-                        .await
-                    {
-                        Ok(()) => outcome.ok = true,
-                        Err(failure) => outcome.error = Some(failure),
-                    }
-                    outcome
-                }
-            },
-        )
-        .await?;
-    Ok(KeysReport::new(
-        "keys_revoke",
-        key.key_ref.clone(),
-        audited.results,
-        started.elapsed(),
-    )
-    .audited(audited.run, audited.audit_error))
+impl Executor {
+    /// Revokes key `request.name` on every host `selector` selects.
+    ///
+    /// # Errors
+    ///
+    /// Before any host is contacted: a key that is not in the key directory
+    /// (or its archive), an unreadable key state, a selector that selects
+    /// nothing, or an audit log that cannot record the run.
+    pub async fn keys_revoke(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+        request: &RevokeRequest,
+    ) -> Result<KeysReport, Error> {
+        let hosts = self.select(selector)?;
+        let dir = key_dir(self);
+        let op = Revoke {
+            key: LoadedKey::load(&dir, &request.name, true)?,
+            state: load(&dir).await?,
+            force: request.force,
+        };
+        self.run(ctx, hosts, op).await
+    }
+}
+
+/// `keys revoke` as an operation of the runner.
+struct Revoke {
+    key: LoadedKey,
+    /// The key state when the run began: which key each host uses.
+    state: KeyState,
+    force: bool,
+}
+
+impl Operation for Revoke {
+    type Detail = KeyResult;
+    type Details = KeyDetails;
+
+    fn op(&self) -> Op {
+        Op::KeysRevoke
+    }
+
+    fn describe(&self, record: Record) -> Record {
+        key_details(record, &self.key.key_ref)
+    }
+
+    async fn host(&self, host: &mut HostRun<'_>, outcome: &mut KeyResult) -> Result<(), Failure> {
+        outcome.uses = used_key(&self.state, host.executor(), host.name);
+        revoke_one(host, &self.key, &self.state, self.force, outcome).await
+    }
+
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<KeyResult>]) -> KeyDetails {
+        KeyDetails {
+            key: self.key.key_ref.clone(),
+            archived: Vec::new(),
+        }
+    }
 }
 
 async fn revoke_one(
-    executor: &Executor,
-    host: &str,
+    run: &mut HostRun<'_>,
     key: &LoadedKey,
     state: &KeyState,
-    dir: &Path,
     force: bool,
-    outcome: &mut KeyHostOutcome,
+    outcome: &mut KeyResult,
 ) -> Result<(), Failure> {
     let name = key.key_ref.name.as_str();
+    let executor = run.executor().clone();
+    let host = run.name;
+    let dir = key_dir(&executor);
     let config = executor.config();
     let Some(vm) = config.vms.get(host) else {
         return Err(Failure::new(
@@ -138,34 +146,32 @@ async fn revoke_one(
                 .cloned()
         });
         match other {
-            Some(other) => private_key_path(dir, &other),
+            Some(other) => private_key_path(&dir, &other),
             None => key.private_path.clone(),
         }
     };
-    let conn = executor
-        .open_with(
-            host,
-            &Login {
-                key: Some(login),
-                agent: config.remote_execution.use_agent,
-                password: None,
-            },
-        )
+    let conn = run
+        .open_with(&Login {
+            key: Some(login),
+            agent: true,
+            password: None,
+        })
         .await?;
     let edited = session::remove(&conn, &key.line).await;
     conn.close().await;
+    drop(conn);
     let action = match edited? {
         Edited::Removed(_) => ChangeAction::Removed,
         _ => ChangeAction::NotPresent,
     };
     outcome.push(action, &key.key_ref);
     let (host_owned, name_owned) = (host.to_owned(), name.to_owned());
-    let now_used = update(dir, move |state| {
+    let now_used = update(&executor, move |state| {
         state.record_removed(&host_owned, &name_owned);
         Ok(state.hosts.get(&host_owned).map(|h| h.current.clone()))
     })
     .await
-    .map_err(|e| Failure::new(ErrorKind::Io, e.to_string()))?;
+    .map_err(|e| local_failure(&e))?;
     if !pinned {
         outcome.uses = now_used;
     }

@@ -18,21 +18,24 @@
 //! prune`; keys the config names (`default_key`, a host's `key:`) are never
 //! archived.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use super::archive::{ArchivedKey, archive};
 use super::generate::{KeyKind, default_comment, generate, private_key_path};
-use super::report::{ChangeAction, KeyHostOutcome, KeysReport};
-use super::rotation::{HostPlan, HostRotation, RotationAction, RotationEvent, plan_rotation};
-use super::run::{LoadedKey, RunError, blank_outcome, key_details, key_dir, load, update};
+use super::report::{ChangeAction, KeyDetails, KeyRef, KeyResult, KeysReport};
+use super::rotation::{
+    HostPlan, HostRotation, RotationAction, RotationEvent, RotationPlan, plan_rotation,
+};
+use super::run::{LoadedKey, key_dir, load, local_failure, update};
 use super::session::{self, Edited};
 use super::{KeysError, now_rfc3339, timestamp};
 use crate::audit::{Event, Op, Record};
-use crate::run::executor::{AuditEnd, Executor};
-use crate::run::report::{ErrorKind, Failure};
+use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::{Error, Executor, RunContext};
 use crate::transport::login::Login;
 
 /// What to rotate to.
@@ -48,234 +51,289 @@ pub struct RotateRequest {
     pub passphrase: Option<String>,
 }
 
-/// Rotates the key of every host `selector` selects; see the module docs.
-pub async fn rotate(
-    executor: &Executor,
-    selector: &str,
-    request: &RotateRequest,
-) -> Result<KeysReport, RunError> {
-    let hosts = executor.select(selector)?;
-    let dir = key_dir(executor);
-    let started = Instant::now();
-    let config = executor.config();
-    let (pinned, free): (Vec<String>, Vec<String>) = hosts
-        .iter()
-        .cloned()
-        .partition(|h| config.vms.get(h).is_some_and(|vm| vm.key.is_some()));
-
-    let state = load(&dir).await?;
-    let plan = plan_rotation(&state, &free);
-    let target = match (&plan.new_key, &request.name) {
-        (Some(pending), Some(name)) if pending != name => {
-            return Err(RunError::Invalid(format!(
-                "an unfinished rotation to key `{pending}` is in progress on some of these hosts; \
-                 run `remex keys rotate {selector}` without --name (or with --name {pending}) to finish it first"
-            )));
+impl Executor {
+    /// Rotates the key of every host `selector` selects; see the module
+    /// docs.
+    ///
+    /// # Errors
+    ///
+    /// Before any host is contacted: an unreadable key state, a `--name`
+    /// that conflicts with an unfinished rotation, a selector that selects
+    /// nothing, or an audit log that cannot record the run.
+    pub async fn keys_rotate(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+        request: &RotateRequest,
+    ) -> Result<KeysReport, Error> {
+        let hosts = self.select(selector)?;
+        let dir = key_dir(self);
+        let config = self.config();
+        let free: Vec<String> = hosts
+            .iter()
+            .filter(|h| config.vms.get(*h).is_some_and(|vm| vm.key.is_none()))
+            .cloned()
+            .collect();
+        let state = load(&dir).await?;
+        let plan = plan_rotation(&state, &free);
+        let target = match (&plan.new_key, &request.name) {
+            (Some(pending), Some(name)) if pending != name => {
+                return Err(Error::Invalid(format!(
+                    "an unfinished rotation to key `{pending}` is in progress on some of these hosts; \
+                     run `remex keys rotate {selector}` without --name (or with --name {pending}) to finish it first"
+                )));
+            }
+            (Some(pending), _) => pending.clone(),
+            (None, Some(name)) => name.clone(),
+            (None, None) => format!("remex-{}", timestamp::compact(SystemTime::now())),
+        };
+        super::generate::validate_name(&target)?;
+        let starting = plan
+            .hosts
+            .iter()
+            .any(|(_, p)| matches!(p, HostPlan::Start { .. }));
+        let existing = LoadedKey::load(&dir, &target, false).ok();
+        let generate = (starting && existing.is_none()).then(|| request.clone());
+        if existing.is_none() && generate.is_none() {
+            // Nothing to start and the key is gone: say so now.
+            LoadedKey::load(&dir, &target, false)?;
         }
-        (Some(pending), _) => pending.clone(),
-        (None, Some(name)) => name.clone(),
-        (None, None) => format!("remex-{}", timestamp::compact(SystemTime::now())),
-    };
-    let starting = plan
-        .hosts
-        .iter()
-        .any(|(_, p)| matches!(p, HostPlan::Start { .. }));
-    let run = crate::audit::new_run_id();
-    let generating = starting && !private_key_path(&dir, &target).exists();
-    if generating {
-        let (dir, name, kind, passphrase) = (
-            dir.clone(),
-            target.clone(),
-            request.kind,
-            request.passphrase.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            generate(&dir, &name, kind, passphrase.as_deref(), &default_comment())
-        })
-        .await
-        .map_err(|e| RunError::Invalid(format!("key generation failed: {e}")))??;
+        let op = Rotate {
+            target,
+            generate,
+            key: Mutex::new(existing),
+            plan,
+            rotations: Mutex::new(HashMap::new()),
+            retired: Mutex::new(BTreeSet::new()),
+        };
+        self.run(ctx, hosts, op).await
     }
-    let target_key = LoadedKey::load(&dir, &target, false)?;
-    if generating {
-        executor.record(
-            Record::new(Event::Key, Op::KeysRotate, run.clone())
-                .action("generated")
-                .key(target.clone())
-                .fingerprint(target_key.key_ref.fingerprint.clone())
-                .paths([target_key.private_path.display().to_string()]),
-        )?;
-    }
+}
 
-    // Every host's rotation is recorded before any host is contacted, so
-    // an interrupted run always leaves something to resume.
-    let now = now_rfc3339();
-    let plans = plan.hosts.clone();
-    let new_name = target.clone();
-    let begun: Vec<(String, Result<Option<HostRotation>, KeysError>)> =
-        update(&dir, move |state| {
-            Ok(plans
-                .into_iter()
-                .map(|(host, plan)| {
-                    let result = match plan {
-                        HostPlan::Resume(rotation) => Ok(Some(rotation)),
-                        HostPlan::AlreadyRotated { .. } => Ok(None),
-                        HostPlan::Start { .. } => {
-                            state.begin_rotation(&host, &new_name, &now).map(Some)
-                        }
-                    };
-                    (host, result)
-                })
-                .collect())
-        })
-        .await?;
+/// `keys rotate` as an operation of the runner.
+struct Rotate {
+    /// The new key's name.
+    target: String,
+    /// Generate the new key first (with this request's type and
+    /// passphrase): no such key exists yet and some host starts a rotation.
+    generate: Option<RotateRequest>,
+    /// The new key, once it exists.
+    key: Mutex<Option<LoadedKey>>,
+    /// Where each host's rotation stands.
+    plan: RotationPlan,
+    /// Each host's rotation to drive, recorded before any host is
+    /// contacted (or why it could not be).
+    rotations: Mutex<HashMap<String, Result<Option<HostRotation>, KeysError>>>,
+    /// Old keys of hosts that finished: archived when nothing needs them.
+    retired: Mutex<BTreeSet<String>>,
+}
 
-    let mut outcomes: Vec<KeyHostOutcome> = Vec::new();
-    let mut work = Vec::new();
-    for host in &pinned {
-        let mut outcome = blank_outcome(executor, host);
-        let key = config.vms.get(host).and_then(|vm| vm.key.clone());
-        outcome.uses = key.clone();
-        outcome.error = Some(Failure::new(
-            ErrorKind::Auth,
-            format!(
-                "{host} has `key: {}` in the config, so remex always uses that key there; \
-                 remove `key:` from vms.{host} to let remex rotate its key",
-                key.unwrap_or_default()
-            ),
-        ));
-        outcomes.push(outcome);
-    }
-    for (host, result) in begun {
-        let mut outcome = blank_outcome(executor, &host);
-        match result {
-            Ok(Some(rotation)) => work.push((host, rotation)),
-            Ok(None) => {
-                outcome.ok = true;
-                outcome.uses = Some(target.clone());
-                outcomes.push(outcome);
-            }
-            Err(e) => {
-                outcome.error = Some(Failure::new(ErrorKind::Auth, format!("{host}: {e}")));
-                outcome.uses = state.hosts.get(&host).map(|h| h.current.clone());
-                outcomes.push(outcome);
-            }
-        }
-    }
-
-    let rotations: Arc<Vec<(String, HostRotation)>> = Arc::new(work);
-    let names: Vec<String> = rotations.iter().map(|(h, _)| h.clone()).collect();
-    let shared = rotations.clone();
-    let run_dir = dir.clone();
-    let trail = executor.begin_run(
-        run,
-        Op::KeysRotate,
-        &names,
-        Vec::new(),
-        key_details(&target_key.key_ref),
-    )?;
-    let (worked, mut audit_error) = executor
-        .fan_out_audited(&trail, names, move |executor, host, _trail| {
-            let rotation = shared
-                .iter()
-                .find(|(h, _)| *h == host)
-                .map(|(_, r)| r.clone());
-            let dir = run_dir.clone();
-            async move {
-                let mut outcome = blank_outcome(&executor, &host);
-                if let Some(rotation) = rotation {
-                    let old = rotation.old.clone();
-                    match rotate_one(&executor, &host, &dir, rotation, &mut outcome).await {
-                        Ok(()) => outcome.ok = true,
-                        Err(failure) => outcome.error = Some(failure),
-                    }
-                    Rotated { outcome, old }
-                } else {
-                    Rotated { outcome, old: None }
-                }
-            }
-        })
-        .await;
-    let mut retired = BTreeSet::new();
-    for Rotated { outcome, old } in worked {
-        if outcome.ok
-            && let Some(old) = old
+impl Rotate {
+    /// The new key's name and fingerprint (the fingerprint once the key
+    /// exists).
+    fn key_ref(&self) -> KeyRef {
+        match self
+            .key
+            .lock()
+            .ok()
+            .and_then(|k| k.as_ref().map(|k| k.key_ref.clone()))
         {
-            retired.insert(old);
-        }
-        outcomes.push(outcome);
-    }
-    let order: Vec<&String> = hosts.iter().collect();
-    outcomes.sort_by_key(|o| order.iter().position(|h| **h == o.host));
-
-    let archived = archive_retired(executor, &dir, retired).await;
-    let state = load(&dir).await.unwrap_or_default();
-    for key in &archived {
-        let fingerprint = state
-            .keys
-            .get(&key.archived_name)
-            .map(|k| k.fingerprint.clone())
-            .unwrap_or_default();
-        let record = Record::new(Event::Key, Op::KeysRotate, trail.run())
-            .action("archived")
-            .key(key.name.clone())
-            .fingerprint(fingerprint)
-            .paths([key.private_path.display().to_string()]);
-        if let Err(err) = executor.record(record) {
-            audit_error.get_or_insert_with(|| format!("{:#}", anyhow::Error::from(err)));
+            Some(key) => key,
+            None => KeyRef {
+                name: self.target.clone(),
+                algorithm: String::new(),
+                fingerprint: String::new(),
+            },
         }
     }
-    let mut report = KeysReport::new(
-        "keys_rotate",
-        target_key.key_ref,
-        outcomes,
-        started.elapsed(),
-    )
-    .audited(trail.run().to_owned(), audit_error);
-    report.archived = archived;
-    Ok(report)
 }
 
-/// One host's rotation and the key it retired there (if it finished).
-struct Rotated {
-    outcome: KeyHostOutcome,
-    old: Option<String>,
-}
+impl Operation for Rotate {
+    type Detail = KeyResult;
+    type Details = KeyDetails;
 
-impl AuditEnd for Rotated {
-    fn changes(&self, host: &Record) -> Vec<Record> {
-        self.outcome.changes(host)
+    fn op(&self) -> Op {
+        Op::KeysRotate
     }
 
-    fn end_record(&self, record: Record) -> Record {
-        self.outcome.end_record(record)
+    fn describe(&self, record: Record) -> Record {
+        let key = self.key_ref();
+        let record = record.key(key.name);
+        if key.fingerprint.is_empty() {
+            record
+        } else {
+            record.fingerprint(key.fingerprint)
+        }
+    }
+
+    /// Generates the new key if needed, then records every host's rotation
+    /// before any host is contacted, so an interrupted run always leaves
+    /// something to resume.
+    async fn prepare(&self, run: &RunState) -> Result<(), Failure> {
+        let executor = &run.executor;
+        let dir = key_dir(executor);
+        if let Some(request) = &self.generate {
+            let (into, name, kind, passphrase) = (
+                dir.clone(),
+                self.target.clone(),
+                request.kind,
+                request.passphrase.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                generate(
+                    &into,
+                    &name,
+                    kind,
+                    passphrase.as_deref(),
+                    &default_comment(),
+                )
+            })
+            .await
+            .map_err(|e| Failure::new(ErrorKind::Keys, format!("key generation failed: {e}")))?
+            .map_err(|e| local_failure(&e))?;
+            let key = LoadedKey::load(&dir, &self.target, false).map_err(|e| local_failure(&e))?;
+            run.write(
+                run.record(Event::Key)
+                    .action("generated")
+                    .key(self.target.clone())
+                    .fingerprint(key.key_ref.fingerprint.clone())
+                    .paths([key.private_path.display().to_string()]),
+            );
+            if let Ok(mut slot) = self.key.lock() {
+                *slot = Some(key);
+            }
+        }
+        let now = now_rfc3339();
+        let plans = self.plan.hosts.clone();
+        let new_name = self.target.clone();
+        let begun: Vec<(String, Result<Option<HostRotation>, KeysError>)> =
+            update(executor, move |state| {
+                Ok(plans
+                    .into_iter()
+                    .map(|(host, plan)| {
+                        let result = match plan {
+                            HostPlan::Resume(rotation) => Ok(Some(rotation)),
+                            HostPlan::AlreadyRotated { .. } => Ok(None),
+                            HostPlan::Start { .. } => {
+                                state.begin_rotation(&host, &new_name, &now).map(Some)
+                            }
+                        };
+                        (host, result)
+                    })
+                    .collect())
+            })
+            .await
+            .map_err(|e| local_failure(&e))?;
+        if let Ok(mut rotations) = self.rotations.lock() {
+            rotations.extend(begun);
+        }
+        Ok(())
+    }
+
+    async fn host(&self, host: &mut HostRun<'_>, outcome: &mut KeyResult) -> Result<(), Failure> {
+        let name = host.name.to_owned();
+        let configured = host
+            .executor()
+            .config()
+            .vms
+            .get(&name)
+            .and_then(|vm| vm.key.clone());
+        if let Some(key) = configured {
+            outcome.uses = Some(key.clone());
+            return Err(Failure::new(
+                ErrorKind::Auth,
+                format!(
+                    "{name} has `key: {key}` in the config, so remex always uses that key there; \
+                     remove `key:` from vms.{name} to let remex rotate its key"
+                ),
+            ));
+        }
+        let planned = self.rotations.lock().ok().and_then(|mut r| r.remove(&name));
+        match planned {
+            Some(Ok(Some(rotation))) => {
+                let old = rotation.old.clone();
+                rotate_one(host, rotation, outcome).await?;
+                if let (Some(old), Ok(mut retired)) = (old, self.retired.lock()) {
+                    retired.insert(old);
+                }
+                Ok(())
+            }
+            Some(Ok(None)) => {
+                outcome.uses = Some(self.target.clone());
+                Ok(())
+            }
+            Some(Err(e)) => {
+                outcome.uses = host
+                    .executor()
+                    .key_state()
+                    .hosts
+                    .get(&name)
+                    .map(|h| h.current.clone());
+                Err(Failure::new(ErrorKind::Auth, format!("{name}: {e}")))
+            }
+            None => Err(Failure::new(
+                ErrorKind::Keys,
+                format!("{name}: no rotation was planned for this host"),
+            )),
+        }
+    }
+
+    /// Archives the old keys that no host needs any more, with a `key`
+    /// record each.
+    async fn finish(&self, run: &RunState, _results: &[HostReport<KeyResult>]) -> KeyDetails {
+        let executor = &run.executor;
+        let dir = key_dir(executor);
+        let retired = self.retired.lock().map(|r| r.clone()).unwrap_or_default();
+        let archived = archive_retired(executor, &dir, retired).await;
+        let state = executor.key_state();
+        for key in &archived {
+            let fingerprint = state
+                .keys
+                .get(&key.archived_name)
+                .map(|k| k.fingerprint.clone())
+                .unwrap_or_default();
+            run.write(
+                run.record(Event::Key)
+                    .action("archived")
+                    .key(key.name.clone())
+                    .fingerprint(fingerprint)
+                    .paths([key.private_path.display().to_string()]),
+            );
+        }
+        KeyDetails {
+            key: self.key_ref(),
+            archived,
+        }
     }
 }
 
 /// Drives one host's rotation to the end, persisting each step.
 async fn rotate_one(
-    executor: &Executor,
-    host: &str,
-    dir: &Path,
+    run: &mut HostRun<'_>,
     mut rotation: HostRotation,
-    outcome: &mut KeyHostOutcome,
+    outcome: &mut KeyResult,
 ) -> Result<(), Failure> {
+    let executor = run.executor().clone();
+    let dir = key_dir(&executor);
+    let dir = dir.as_path();
+    let host = run.name;
     loop {
         outcome.rotation_step = Some(rotation.step);
         outcome.uses = rotation.login_key().map(str::to_owned);
         let result = match rotation.next_action() {
             RotationAction::Deploy { key, login } => {
-                deploy_step(executor, host, dir, &key, login.as_deref(), outcome).await
+                deploy_step(run, dir, &key, login.as_deref(), outcome).await
             }
             RotationAction::Verify { key } => {
                 let new = load_key(dir, &key)?;
-                match session::verify_login(executor, host, &new.private_path).await {
+                match session::verify_login(run, &new.private_path).await {
                     Ok(()) => {
                         outcome.push(ChangeAction::Verified, &new.key_ref);
                         Ok(RotationEvent::Verified)
                     }
                     Err(failure) if failure.kind == ErrorKind::Auth => {
                         // Deploy again next time (the old key still works).
-                        let _ = advance(dir, host, RotationEvent::VerifyFailed).await;
+                        let _ = advance(&executor, host, RotationEvent::VerifyFailed).await;
                         outcome.rotation_step = Some(super::RotationStep::Generated);
                         return Err(stopped(
                             host,
@@ -295,14 +353,15 @@ async fn rotate_one(
                 Ok(RotationEvent::Recorded)
             }
             RotationAction::RemoveOld { key, login } => {
-                let old = LoadedKey::load(dir, &key, true).map_err(local)?;
-                let conn = executor
-                    .open_with(host, &Login::key_only(private_key_path(dir, &login)))
+                let old = LoadedKey::load(dir, &key, true).map_err(|e| local_failure(&e))?;
+                let conn = run
+                    .open_with(&Login::key_only(private_key_path(dir, &login)))
                     .await;
                 match conn {
                     Ok(conn) => {
                         let edited = session::remove(&conn, &old.line).await;
                         conn.close().await;
+                        drop(conn);
                         edited.map(|edited| {
                             let action = match edited {
                                 Edited::Removed(_) => ChangeAction::Removed,
@@ -322,7 +381,7 @@ async fn rotate_one(
             }
         };
         let event = result.map_err(|failure| stopped(host, &rotation, &failure.message))?;
-        rotation.step = advance(dir, host, event)
+        rotation.step = advance(&executor, host, event)
             .await
             .map_err(|failure| stopped(host, &rotation, &failure.message))?;
     }
@@ -330,35 +389,32 @@ async fn rotate_one(
 
 /// Step 1: add the new key, logging in with the one that works today.
 async fn deploy_step(
-    executor: &Executor,
-    host: &str,
+    run: &mut HostRun<'_>,
     dir: &Path,
     key: &str,
     login: Option<&str>,
-    outcome: &mut KeyHostOutcome,
+    outcome: &mut KeyResult,
 ) -> Result<RotationEvent, Failure> {
     let new = load_key(dir, key)?;
+    let config = run.executor().config();
     let login_path: PathBuf = match login {
         Some(name) => private_key_path(dir, name),
-        None => executor
-            .config()
+        None => config
             .vms
-            .get(host)
-            .map(|vm| executor.config().key_path_for(vm))
+            .get(run.name)
+            .map(|vm| config.key_path_for(vm))
             .unwrap_or_default(),
     };
-    let conn = executor
-        .open_with(
-            host,
-            &Login {
-                key: Some(login_path),
-                agent: executor.config().remote_execution.use_agent,
-                password: None,
-            },
-        )
+    let conn = run
+        .open_with(&Login {
+            key: Some(login_path),
+            agent: true,
+            password: None,
+        })
         .await?;
     let edited = session::add(&conn, &new.line).await;
     conn.close().await;
+    drop(conn);
     let action = match edited? {
         Edited::Added => ChangeAction::Added,
         _ => ChangeAction::AlreadyPresent,
@@ -368,25 +424,21 @@ async fn deploy_step(
 }
 
 fn load_key(dir: &Path, name: &str) -> Result<LoadedKey, Failure> {
-    LoadedKey::load(dir, name, false).map_err(local)
-}
-
-fn local(e: KeysError) -> Failure {
-    Failure::new(ErrorKind::Io, e.to_string())
+    LoadedKey::load(dir, name, false).map_err(|e| local_failure(&e))
 }
 
 /// Persists `event` for `host`; returns the new step.
 async fn advance(
-    dir: &Path,
+    executor: &Executor,
     host: &str,
     event: RotationEvent,
 ) -> Result<super::RotationStep, Failure> {
     let host = host.to_owned();
-    update(dir, move |state| {
+    update(executor, move |state| {
         state.advance_rotation(&host, event, &now_rfc3339())
     })
     .await
-    .map_err(local)
+    .map_err(|e| local_failure(&e))
 }
 
 /// The failure of a rotation that stopped on `host`: what happened, which

@@ -195,7 +195,7 @@ impl HostRotation {
 
 /// What a rotation run should do with one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostPlan {
+pub(crate) enum HostPlan {
     /// An unfinished rotation: continue it from its step.
     Resume(HostRotation),
     /// Start a rotation away from `old` (`None`: the configured key).
@@ -213,7 +213,7 @@ pub enum HostPlan {
 
 /// What a rotation run over some hosts should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RotationPlan {
+pub(crate) struct RotationPlan {
     /// The new key of the unfinished rotation among these hosts, which
     /// hosts to [`HostPlan::Start`] should rotate to as well; `None` means
     /// generate a new key (no unfinished rotation, or several different
@@ -223,20 +223,9 @@ pub struct RotationPlan {
     pub hosts: Vec<(String, HostPlan)>,
 }
 
-impl RotationPlan {
-    /// Whether some host needs a key to rotate to that does not exist yet.
-    pub fn needs_new_key(&self) -> bool {
-        self.new_key.is_none()
-            && self
-                .hosts
-                .iter()
-                .any(|(_, plan)| matches!(plan, HostPlan::Start { .. }))
-    }
-}
-
 /// Plans a rotation run over `hosts`: resume unfinished rotations; a rerun
 /// skips hosts already on the key being rotated to; the rest start.
-pub fn plan_rotation(state: &KeyState, hosts: &[String]) -> RotationPlan {
+pub(crate) fn plan_rotation(state: &KeyState, hosts: &[String]) -> RotationPlan {
     let pending: BTreeSet<&str> = hosts
         .iter()
         .filter_map(|h| state.rotations.get(h))
@@ -548,7 +537,6 @@ mod tests {
         let hosts = ["vm01".to_owned(), "vm02".to_owned()];
         let plan = plan_rotation(&s, &hosts);
         assert_eq!(plan.new_key.as_deref(), Some("new"));
-        assert!(!plan.needs_new_key());
         assert_eq!(
             plan.hosts[0],
             (
@@ -579,7 +567,6 @@ mod tests {
 
         // With nothing pending, a new run starts afresh and needs a key.
         let plan = plan_rotation(&s, &hosts);
-        assert!(plan.needs_new_key());
         assert_eq!(
             plan.hosts[0].1,
             HostPlan::Start {
@@ -678,7 +665,6 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let plan = plan_rotation(&s, &["a".into(), "b".into(), "c".into()]);
         assert_eq!(plan.new_key, None);
-        assert!(plan.needs_new_key());
         assert!(matches!(plan.hosts[2].1, HostPlan::Start { .. }));
     }
 }

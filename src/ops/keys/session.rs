@@ -5,8 +5,8 @@
 
 use super::authorized_keys::KeyLine;
 use super::remote::{Edit, RemoteEditError, RemoteFile, check_exit, plan_edit, read_command};
-use crate::run::executor::Executor;
 use crate::run::report::{ErrorKind, Failure};
+use crate::run::runner::HostRun;
 use crate::transport::connection::Connection;
 use crate::transport::login::Login;
 
@@ -16,7 +16,7 @@ const ATTEMPTS: usize = 3;
 
 /// What an edit did to the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Edited {
+pub(crate) enum Edited {
     /// The key was added.
     Added,
     /// The key was there already; nothing was written.
@@ -29,12 +29,12 @@ pub enum Edited {
 
 /// Adds `key` to the remote user's `~/.ssh/authorized_keys` (creating
 /// `~/.ssh` 0700 and the file 0600 when missing) unless it is there.
-pub async fn add(conn: &Connection, key: &KeyLine) -> Result<Edited, Failure> {
+pub(crate) async fn add(conn: &Connection, key: &KeyLine) -> Result<Edited, Failure> {
     edit(conn, Edit::Add(key)).await
 }
 
 /// Removes every line holding `key` from `~/.ssh/authorized_keys`.
-pub async fn remove(conn: &Connection, key: &KeyLine) -> Result<Edited, Failure> {
+pub(crate) async fn remove(conn: &Connection, key: &KeyLine) -> Result<Edited, Failure> {
     edit(conn, Edit::Remove(key)).await
 }
 
@@ -115,12 +115,11 @@ async fn run(
 /// Opens a fresh connection to `host` that authenticates with the private
 /// key at `path` and nothing else (no agent, no password), then closes it:
 /// proof that the key logs in.
-pub async fn verify_login(
-    executor: &Executor,
-    host: &str,
+pub(crate) async fn verify_login(
+    host: &mut HostRun<'_>,
     path: &std::path::Path,
 ) -> Result<(), Failure> {
-    let conn = executor.open_with(host, &Login::key_only(path)).await?;
+    let conn = host.open_with(&Login::key_only(path)).await?;
     conn.close().await;
     Ok(())
 }

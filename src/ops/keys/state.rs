@@ -43,13 +43,13 @@ use super::atomic_file;
 use super::rotation::HostRotation;
 
 /// The state file's name inside the key directory.
-pub const STATE_FILE: &str = "remex-keys.json";
+pub(crate) const STATE_FILE: &str = "remex-keys.json";
 
 /// The lock file taken around every read-modify-write of the state.
 const LOCK_FILE: &str = ".remex-keys.lock";
 
 /// The state format this build writes and the newest it reads.
-pub const STATE_VERSION: u32 = 1;
+pub(crate) const STATE_VERSION: u32 = 1;
 
 /// Everything remex remembers about its keys and hosts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,12 +106,12 @@ pub struct HostKeys {
 }
 
 /// The state file's path for a key directory.
-pub fn state_path(dir: &Path) -> PathBuf {
+pub(crate) fn state_path(dir: &Path) -> PathBuf {
     dir.join(STATE_FILE)
 }
 
 /// Reads the state; a missing file is an empty state.
-pub fn load_state(dir: &Path) -> Result<KeyState, KeysError> {
+pub(crate) fn load_state(dir: &Path) -> Result<KeyState, KeysError> {
     let path = state_path(dir);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
@@ -147,7 +147,7 @@ fn parse_state(path: &Path, bytes: &[u8]) -> Result<KeyState, KeysError> {
 
 /// Writes the state atomically (mode 0600). Callers that read, change and
 /// write should use [`update_state`], which also holds the lock.
-pub fn save_state(dir: &Path, state: &KeyState) -> Result<(), KeysError> {
+pub(crate) fn save_state(dir: &Path, state: &KeyState) -> Result<(), KeysError> {
     let path = state_path(dir);
     let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| KeysError::StateCorrupt {
         path: path.clone(),
@@ -159,7 +159,7 @@ pub fn save_state(dir: &Path, state: &KeyState) -> Result<(), KeysError> {
 
 /// Runs `change` on the current state under the state lock and saves the
 /// result when `change` succeeds (nothing is written when it fails).
-pub fn update_state<T>(
+pub(crate) fn update_state<T>(
     dir: &Path,
     change: impl FnOnce(&mut KeyState) -> Result<T, KeysError>,
 ) -> Result<T, KeysError> {
@@ -172,13 +172,13 @@ pub fn update_state<T>(
 
 /// An exclusive lock on the key directory's state, released on drop.
 #[derive(Debug)]
-pub struct StateLock {
+pub(crate) struct StateLock {
     /// The open lock file; closing it releases the `flock`.
     _file: File,
 }
 
 /// Takes the exclusive state lock, waiting for another remex to release it.
-pub fn lock_state(dir: &Path) -> Result<StateLock, KeysError> {
+pub(crate) fn lock_state(dir: &Path) -> Result<StateLock, KeysError> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// A private temporary directory (0700, as a key directory must be).
-pub fn tempdir() -> tempfile::TempDir {
+pub(crate) fn tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
         .unwrap_or_else(|e| panic!("chmod: {e}"));
@@ -14,7 +14,7 @@ pub fn tempdir() -> tempfile::TempDir {
 }
 
 /// The permission bits of `path`.
-pub fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
         .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
         .permissions()
@@ -24,7 +24,7 @@ pub fn mode(path: &Path) -> u32 {
 
 /// Runs the real `ssh-keygen ARGS…`, fails the test unless it succeeds, and
 /// returns its stdout.
-pub fn ssh_keygen<I, S>(args: I) -> String
+pub(crate) fn ssh_keygen<I, S>(args: I) -> String
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,

@@ -53,7 +53,7 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 
 /// The current time in UTC, RFC 3339 (`2026-01-02T03:04:05Z`), for the
 /// `now` arguments of the rotation functions.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
 }
 

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
 
-use crate::audit::Op;
-use crate::run::executor::{Error, Executor};
-use crate::run::report::{ErrorKind, Failure};
+use crate::audit::{Op, Record};
+use crate::run::report::{ErrorKind, Failure, HostReport, NoDetails};
+use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Connection;
 
 use super::local;
@@ -21,15 +22,15 @@ use super::pipeline::{self, PipeError, Progress, Target};
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp};
 use super::upload::read_back;
 use super::{
-    Download, EntryKind, FileOutcome, Options, READBACK_MAX, TransferOutcome, TransferReport,
-    TransferStatus, VerifyBy, hash, names,
+    Download, EntryKind, FileOutcome, Options, READBACK_MAX, TransferReport, TransferResult,
+    TransferStatus, VerifyBy, Watch, hash, names,
 };
 
 /// A download ready to run on hosts.
 #[derive(Debug)]
-pub struct DownloadPlan {
+struct DownloadPlan {
     /// The request.
-    pub download: Download,
+    download: Download,
     /// The memory budget shared by every host of the run.
     budget: pipeline::Budget,
 }
@@ -37,7 +38,7 @@ pub struct DownloadPlan {
 impl DownloadPlan {
     /// Checks the request: every REMOTE must end in a usable name (`..`,
     /// `/` and the like are refused: they name no file).
-    pub fn new(download: &Download) -> Result<DownloadPlan, String> {
+    fn new(download: &Download) -> Result<DownloadPlan, String> {
         if download.sources.is_empty() {
             return Err("nothing to download: name at least one remote path".to_owned());
         }
@@ -59,14 +60,21 @@ impl DownloadPlan {
 
 impl Executor {
     /// Downloads `download.sources` from every host `selector` selects
-    /// into `download.local_dir/<host>/` (at most `max_parallel` hosts at
-    /// once); one outcome per host. See [`crate::ops::transfer`].
+    /// into `download.local_dir/<host>/`; one result per host. See
+    /// [`crate::ops::transfer`].
+    ///
+    /// # Errors
+    ///
+    /// Before any host is contacted: a bad request, `flat` with more than
+    /// one host, a local directory that cannot be created, a selector that
+    /// selects nothing, or an audit log that cannot record the run.
     pub async fn download(
         &self,
+        ctx: &RunContext,
         selector: &str,
         download: &Download,
     ) -> Result<TransferReport, Error> {
-        let plan = Arc::new(DownloadPlan::new(download).map_err(Error::Invalid)?);
+        let plan = DownloadPlan::new(download).map_err(Error::Invalid)?;
         let hosts = self.select(selector)?;
         if download.flat && hosts.len() != 1 {
             return Err(Error::Invalid(format!(
@@ -81,29 +89,46 @@ impl Executor {
                 download.local_dir.display()
             ))
         })?;
-        let paths: Vec<String> = download
-            .sources
-            .iter()
-            .cloned()
-            .chain([download.local_dir.display().to_string()])
-            .collect();
-        super::audited_transfer(self, Op::Download, hosts, paths, move |this, name| {
-            let plan = plan.clone();
-            async move { this.download_host(&name, &plan).await }
+        self.run(ctx, hosts, plan).await
+    }
+}
+
+impl Operation for DownloadPlan {
+    type Detail = TransferResult;
+    type Details = NoDetails;
+
+    fn op(&self) -> Op {
+        Op::Download
+    }
+
+    /// The sources, then the local directory.
+    fn describe(&self, record: Record) -> Record {
+        let download = &self.download;
+        record.paths(
+            download
+                .sources
+                .iter()
+                .cloned()
+                .chain([download.local_dir.display().to_string()]),
+        )
+    }
+
+    async fn host(
+        &self,
+        host: &mut HostRun<'_>,
+        detail: &mut TransferResult,
+    ) -> Result<(), Failure> {
+        let name = host.name;
+        super::on_host(host, detail, |conn, watch| async move {
+            let mut files = Vec::new();
+            let result = run(&conn, self, name, &watch, &mut files).await;
+            (files, result)
         })
         .await
     }
 
-    /// One host's download, start to end. Never fails as a whole: a failure
-    /// is in the outcome.
-    pub async fn download_host(&self, name: &str, plan: &DownloadPlan) -> TransferOutcome {
-        let options = &plan.download.options;
-        super::on_host(self, name, options, |conn| async move {
-            let mut files = Vec::new();
-            let result = run(&conn, plan, name, &mut files).await;
-            (files, result)
-        })
-        .await
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<TransferResult>]) -> NoDetails {
+        NoDetails {}
     }
 }
 
@@ -111,6 +136,7 @@ async fn run(
     conn: &Connection,
     plan: &DownloadPlan,
     host: &str,
+    watch: &Watch,
     files: &mut Vec<FileOutcome>,
 ) -> Result<(), Failure> {
     let download = &plan.download;
@@ -132,6 +158,7 @@ async fn run(
         conn,
         budget: plan.budget.clone(),
         options,
+        watch,
         host,
         preserve: download.preserve,
         root,
@@ -186,6 +213,8 @@ struct HostDownload<'a> {
     conn: &'a Connection,
     budget: pipeline::Budget,
     options: &'a Options,
+    /// The run's cancel signal and observer.
+    watch: &'a Watch,
     host: &'a str,
     preserve: bool,
     /// `LOCAL_DIR/<host>` (or `LOCAL_DIR` with `--flat`); nothing is
@@ -410,7 +439,7 @@ impl HostDownload<'_> {
             }
         };
         // The last moment a Ctrl-C can still leave nothing written.
-        if super::is_cancelled(self.options) {
+        if self.watch.is_cancelled() {
             self.discard(&temp);
             return Err(interrupted(remote));
         }
@@ -459,11 +488,11 @@ impl HostDownload<'_> {
             self.sftp.chunk,
             self.options.reads_in_flight,
             self.progress(),
-            self.options.cancel.as_ref(),
+            self.watch.cancel.as_ref(),
         );
         let (received, theirs) = if remote_hash {
             let hashed = super::unless_cancelled(
-                self.options,
+                self.watch,
                 || interrupted(remote),
                 hash::remote(self.conn, remote, None),
             );
@@ -489,7 +518,15 @@ impl HostDownload<'_> {
                 Some(Err(failure)) => return Err(failure),
                 Some(Ok(Some(theirs))) => theirs,
                 Some(Ok(None)) | None => {
-                    read_back(&self.sftp, remote, received.end, self.options, &self.budget).await?
+                    read_back(
+                        &self.sftp,
+                        remote,
+                        received.end,
+                        self.options,
+                        self.watch,
+                        &self.budget,
+                    )
+                    .await?
                 }
             };
             if theirs != digest {
@@ -565,7 +602,15 @@ impl HostDownload<'_> {
         {
             return Ok(digest);
         }
-        read_back(&self.sftp, path, size, self.options, &self.budget).await
+        read_back(
+            &self.sftp,
+            path,
+            size,
+            self.options,
+            self.watch,
+            &self.budget,
+        )
+        .await
     }
 
     /// Removes the temp file after a failure, unless `--resume` keeps it.
@@ -581,7 +626,7 @@ impl HostDownload<'_> {
     }
 
     fn progress(&self) -> Progress {
-        let observer = self.options.observer.clone();
+        let observer = self.watch.observer.clone();
         let host = self.host.to_owned();
         Arc::new(move |n| {
             if let Some(observer) = &observer {
@@ -591,13 +636,13 @@ impl HostDownload<'_> {
     }
 
     fn expect(&self, n: u64) {
-        if let Some(observer) = &self.options.observer {
+        if let Some(observer) = &self.watch.observer {
             observer.expect(self.host, n);
         }
     }
 
     fn advance(&self, n: u64) {
-        if let Some(observer) = &self.options.observer {
+        if let Some(observer) = &self.watch.observer {
             observer.advance(self.host, n);
         }
     }

@@ -25,7 +25,7 @@ const RAN: &str = "remex-hash";
 /// -sha256`, else `sha256sum`, else `shasum -a 256`, reading the file on
 /// stdin (so no file name reaches an option parser or the output). Prints
 /// `remex-no-hasher` when none exists. Prints [`RAN`] first.
-pub fn command(path: &str, range: Option<(u64, u64)>) -> String {
+pub(super) fn command(path: &str, range: Option<(u64, u64)>) -> String {
     let source = match range {
         Some((0, len)) => format!("head -c {len} < {} | $h", quote(path)),
         Some((offset, len)) => format!(
@@ -81,7 +81,7 @@ print(h.hexdigest())
 /// (`head -c` reads exactly LEN bytes from a file in GNU coreutils; a
 /// `head` that reads ahead would give a wrong digest, which the caller
 /// double-checks with [`command`].)
-pub fn streaming_command(path: &str) -> String {
+pub(super) fn streaming_command(path: &str) -> String {
     format!(
         "echo {RAN}; if command -v python3 >/dev/null 2>&1; then {}; fi; {}",
         streaming_python(path),
@@ -109,7 +109,7 @@ fn streaming_pipe(path: &str) -> String {
 /// A hash of a file computed on the host while the file is being written:
 /// [`Streaming::feed`] each completed stretch in order, then
 /// [`Streaming::finish`] for the digest of all of them.
-pub struct Streaming {
+pub(super) struct Streaming {
     session: crate::transport::connection::Session,
     path: String,
     /// Output that came before the server confirmed the command.
@@ -121,7 +121,7 @@ impl Streaming {
     /// Fails when the host refuses to run it (an SFTP-only server): the
     /// caller then verifies another way, and nothing is sent to the refused
     /// channel.
-    pub async fn start(conn: &Connection, path: &str) -> Result<Streaming, Failure> {
+    pub(super) async fn start(conn: &Connection, path: &str) -> Result<Streaming, Failure> {
         let mut session = conn.session().await?;
         let failure =
             |why: String| Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {why}"));
@@ -143,7 +143,7 @@ impl Streaming {
     }
 
     /// The next `len` bytes are written: hash them.
-    pub async fn feed(&mut self, len: u64) -> Result<(), Failure> {
+    pub(super) async fn feed(&mut self, len: u64) -> Result<(), Failure> {
         let line = format!("{len}\n");
         self.session
             .channel
@@ -159,13 +159,13 @@ impl Streaming {
 
     /// Stops the command (the upload failed): ends its input and closes the
     /// channel, so no remote process is left waiting.
-    pub async fn abort(self) {
+    pub(super) async fn abort(self) {
         let _ = self.session.channel.eof().await;
         let _ = self.session.channel.close().await;
     }
 
     /// Ends the input and returns the digest; `Ok(None)`: no hash tool.
-    pub async fn finish(mut self) -> Result<Option<String>, Failure> {
+    pub(super) async fn finish(mut self) -> Result<Option<String>, Failure> {
         let path = self.path;
         let io = |e: russh::Error| {
             Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {e}"))
@@ -181,7 +181,7 @@ impl Streaming {
 }
 
 /// The digest in a hash tool's output: the first word of 64 hex digits.
-pub fn parse(output: &str) -> Option<String> {
+pub(super) fn parse(output: &str) -> Option<String> {
     output
         .split_whitespace()
         .map(|w| w.trim_start_matches('\\'))
@@ -190,7 +190,7 @@ pub fn parse(output: &str) -> Option<String> {
 }
 
 /// Runs [`command`] on the host. `Ok(None)`: the host has no hash tool.
-pub async fn remote(
+pub(super) async fn remote(
     conn: &Connection,
     path: &str,
     range: Option<(u64, u64)>,
@@ -228,10 +228,10 @@ fn interpret(path: &str, status: Option<u32>, output: &[u8]) -> Result<Option<St
 /// `None`), with the hasher state, so a resumed upload can go on hashing.
 /// Stops with an `Interrupted` error once `cancel` fires. Blocking: call it
 /// on a blocking thread.
-pub fn local(
+pub(super) fn local(
     path: &Path,
     limit: Option<u64>,
-    cancel: Option<&crate::ops::exec::Cancel>,
+    cancel: Option<&crate::run::Cancel>,
 ) -> std::io::Result<(Sha256, u64)> {
     let file = std::fs::File::open(path)?;
     let mut reader: Box<dyn std::io::Read> = match limit {
@@ -242,7 +242,7 @@ pub fn local(
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        if cancel.is_some_and(crate::ops::exec::Cancel::is_cancelled) {
+        if cancel.is_some_and(crate::run::Cancel::is_cancelled) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "interrupted",
@@ -259,10 +259,10 @@ pub fn local(
 }
 
 /// [`local`] on a blocking thread (for async callers).
-pub async fn local_in_background(
+pub(super) async fn local_in_background(
     path: std::path::PathBuf,
     limit: Option<u64>,
-    cancel: Option<crate::ops::exec::Cancel>,
+    cancel: Option<crate::run::Cancel>,
 ) -> std::io::Result<(Sha256, u64)> {
     tokio::task::spawn_blocking(move || local(&path, limit, cancel.as_ref()))
         .await
@@ -270,7 +270,7 @@ pub async fn local_in_background(
 }
 
 /// Hex of a finished hasher.
-pub fn finish(hasher: Sha256) -> String {
+pub(super) fn finish(hasher: Sha256) -> String {
     crate::ops::exec::script::hex(&hasher.finalize())
 }
 

@@ -13,7 +13,7 @@ use super::EntryKind;
 
 /// One thing an upload sends.
 #[derive(Debug, Clone)]
-pub struct LocalEntry {
+pub(super) struct LocalEntry {
     /// Where it is.
     pub path: PathBuf,
     /// Its path below the destination: the source's own name first, then
@@ -35,7 +35,11 @@ pub struct LocalEntry {
 /// Walks the sources of an upload: every file, directory (before its
 /// contents, names sorted) and symlink. Errors name the path: they stop the
 /// run before any host is contacted.
-pub fn walk(sources: &[PathBuf], recursive: bool, follow: bool) -> Result<Vec<LocalEntry>, String> {
+pub(super) fn walk(
+    sources: &[PathBuf],
+    recursive: bool,
+    follow: bool,
+) -> Result<Vec<LocalEntry>, String> {
     let mut entries = Vec::new();
     for source in sources {
         let name = source
@@ -136,7 +140,7 @@ fn visit(
 /// Makes `root/rel…` a chain of real directories, creating what is
 /// missing (mode 0755) and refusing any component that is a symlink or not
 /// a directory, so nothing is ever written through a link.
-pub fn real_dir(root: &Path, rel: &[String]) -> io::Result<PathBuf> {
+pub(super) fn real_dir(root: &Path, rel: &[String]) -> io::Result<PathBuf> {
     let mut path = root.to_owned();
     for part in rel {
         path.push(part);
@@ -165,7 +169,7 @@ pub fn real_dir(root: &Path, rel: &[String]) -> io::Result<PathBuf> {
 
 /// Opens a download's temp file: a new one (an old leftover is removed
 /// first), or with `resume_at`, the existing one positioned at that length.
-pub fn open_temp(temp: &Path, resume_at: u64) -> io::Result<File> {
+pub(super) fn open_temp(temp: &Path, resume_at: u64) -> io::Result<File> {
     use std::io::Seek as _;
     if resume_at > 0 {
         let mut file = OpenOptions::new()
@@ -190,7 +194,7 @@ pub fn open_temp(temp: &Path, resume_at: u64) -> io::Result<File> {
 /// Finishes a download: flushes the temp file, gives it its mode (and
 /// mtime), renames it over `dest`, and flushes the directory so the rename
 /// survives a crash.
-pub fn commit(
+pub(super) fn commit(
     file: File,
     temp: &Path,
     dest: &Path,
@@ -208,7 +212,7 @@ pub fn commit(
 }
 
 /// Creates a symlink at `dest` atomically (a temp link renamed over it).
-pub fn symlink(target: &str, temp: &Path, dest: &Path) -> io::Result<()> {
+pub(super) fn symlink(target: &str, temp: &Path, dest: &Path) -> io::Result<()> {
     match fs::remove_file(temp) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
@@ -219,7 +223,7 @@ pub fn symlink(target: &str, temp: &Path, dest: &Path) -> io::Result<()> {
 }
 
 /// fsync of the directory holding `path`.
-pub fn sync_dir(path: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
         _ => File::open(".")?.sync_all(),

@@ -3,9 +3,9 @@
 //!
 //! # Layout
 //!
-//! - `mod.rs` (here): the requests ([`Upload`], [`Download`], [`Options`])
-//!   and the progress hook ([`TransferObserver`]).
-//! - [`report`]: the per-host and per-file outcomes and the JSON schema.
+//! - `mod.rs` (here): the requests ([`Upload`], [`Download`], [`Options`]),
+//!   and what one host's transfer shares with the run (cancel, progress).
+//! - `report.rs`: the per-host and per-file results and the JSON schema.
 //! - `sftp.rs`: an SFTP session on a channel of a [`crate::transport::connection::Connection`],
 //!   with errors turned into `transfer` failures that name the path.
 //! - `pipeline.rs`: many SFTP reads or writes in flight, over one or more
@@ -13,8 +13,8 @@
 //! - `names.rs`: temp names and the path-safety rules of downloads.
 //! - `hash.rs`: the remote SHA-256 command and its fallback.
 //! - `local.rs`: the local tree walk (upload) and local atomic files (download).
-//! - `upload.rs`, `download.rs`: one host's transfer, and the fan-outs
-//!   [`crate::run::executor::Executor::upload`] / [`crate::run::executor::Executor::download`].
+//! - `upload.rs`, `download.rs`: one host's transfer, and the operations
+//!   [`crate::Executor::upload`] / [`crate::Executor::download`].
 //!
 //! # Atomicity
 //!
@@ -73,26 +73,26 @@
 //! a symlink: every directory it writes into is a real directory it created
 //! or found as one.
 
-pub mod report;
-
 mod download;
 mod hash;
 mod local;
 mod names;
 mod pipeline;
+mod report;
 mod sftp;
 mod upload;
-
-pub use download::DownloadPlan;
-pub use upload::UploadPlan;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ops::exec::Cancel;
+use crate::run::cancel::{self, Cancel};
+use crate::run::context::Observer;
+use crate::run::report::Failure;
+use crate::run::runner::HostRun;
+use crate::transport::connection::Connection;
 
-pub use report::{EntryKind, FileOutcome, TransferOutcome, TransferReport, TransferStatus};
+pub use report::{EntryKind, FileOutcome, TransferReport, TransferResult, TransferStatus};
 
 /// Files up to this size are verified by reading them back over SFTP rather
 /// than by a remote hash command (cheaper for small files).
@@ -104,7 +104,7 @@ pub const READBACK_MAX: u64 = 1024 * 1024;
 pub const DEFAULT_CHUNK: usize = 255 * 1024;
 
 /// How a transfer behaves; the same for every host of a run.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Compare SHA-256 end to end before replacing the destination
     /// (default `true`; `--no-verify` turns it off).
@@ -145,10 +145,6 @@ pub struct Options {
     pub multi_channel_threshold: u64,
     /// How to verify when verifying.
     pub verify_by: VerifyBy,
-    /// Receives progress as it happens (the CLI's progress bars).
-    pub observer: Option<Arc<dyn TransferObserver>>,
-    /// Stops the run early (Ctrl-C); temp files are removed.
-    pub cancel: Option<Cancel>,
 }
 
 impl Default for Options {
@@ -165,25 +161,7 @@ impl Default for Options {
             memory_budget: 64 * 1024 * 1024,
             multi_channel_threshold: 32 * 1024 * 1024,
             verify_by: VerifyBy::Auto,
-            observer: None,
-            cancel: None,
         }
-    }
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("verify", &self.verify)
-            .field("skip_identical", &self.skip_identical)
-            .field("resume", &self.resume)
-            .field("request_timeout", &self.request_timeout)
-            .field("channels", &self.channels)
-            .field("reads_in_flight", &self.reads_in_flight)
-            .field("writes_in_flight", &self.writes_in_flight)
-            .field("chunk", &self.chunk)
-            .field("verify_by", &self.verify_by)
-            .finish_non_exhaustive()
     }
 }
 
@@ -273,109 +251,47 @@ impl Download {
     }
 }
 
-/// Watches transfers as they happen (progress bars). Called from host
-/// tasks: implementations must be cheap and must not block.
-pub trait TransferObserver: Send + Sync {
-    /// `host` will move `bytes` more bytes (called once it knows them;
-    /// may be called again, e.g. per directory walked).
-    fn expect(&self, _host: &str, _bytes: u64) {}
-    /// `host` moved `bytes` more bytes.
-    fn advance(&self, _host: &str, _bytes: u64) {}
-    /// `host` is finished.
-    fn done(&self, _outcome: &TransferOutcome) {}
+/// What one host's transfer shares with its run: the cancel signal (temp
+/// files are removed) and the observer (progress).
+#[derive(Clone, Default)]
+pub(crate) struct Watch {
+    /// The run's cancel signal.
+    pub cancel: Option<Cancel>,
+    /// The run's observer.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
-/// Runs `work` (one host's upload or download) on every host, audited: a
-/// `start` record per host naming `paths` (sources, then the
-/// destination) before any host is contacted, then each host's `file` and
-/// `end` records as it finishes.
-async fn audited_transfer<F, Fut>(
-    executor: &crate::run::executor::Executor,
-    op: crate::audit::Op,
-    hosts: Vec<String>,
-    paths: Vec<String>,
-    work: F,
-) -> Result<TransferReport, crate::run::executor::Error>
-where
-    F: Fn(crate::run::executor::Executor, String) -> Fut,
-    Fut: std::future::Future<Output = TransferOutcome> + Send + 'static,
-{
-    let started = std::time::Instant::now();
-    let audited = executor
-        .audited(
-            op,
-            hosts,
-            Vec::new(),
-            |record| record.paths(paths.iter().cloned()),
-            move |this, name, _trail| work(this, name),
-        )
-        .await?;
-    Ok(
-        TransferReport::new(op.as_str(), audited.results, started.elapsed())
-            .audited(audited.run, audited.audit_error),
-    )
+impl Watch {
+    /// The run's cancel and observer, for host `host`.
+    fn of(host: &HostRun<'_>) -> Watch {
+        Watch {
+            cancel: host.cancel().cloned(),
+            observer: host.observer().cloned(),
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        cancel::is_cancelled(self.cancel.as_ref())
+    }
 }
 
 /// One host's transfer, start to end: connect (or reuse the connection),
-/// run `work` on it, and settle the outcome (status, bytes, error,
-/// duration); a lost connection is dropped from the pool. Never fails as a
-/// whole: a failure is in the outcome.
+/// run `work` on it, and settle the result (status, bytes, the host's
+/// failure).
 async fn on_host<F, Fut>(
-    executor: &crate::run::executor::Executor,
-    name: &str,
-    options: &Options,
+    host: &mut HostRun<'_>,
+    detail: &mut TransferResult,
     work: F,
-) -> TransferOutcome
+) -> Result<(), Failure>
 where
-    F: FnOnce(Arc<crate::transport::connection::Connection>) -> Fut,
-    Fut: std::future::Future<Output = (Vec<FileOutcome>, Result<(), crate::run::report::Failure>)>,
+    F: FnOnce(Arc<Connection>, Watch) -> Fut,
+    Fut: std::future::Future<Output = (Vec<FileOutcome>, Result<(), Failure>)>,
 {
-    let begun = std::time::Instant::now();
-    let mut outcome = blank_outcome(executor, name);
-    if is_cancelled(options) {
-        outcome.error = Some(not_started());
-    } else {
-        match executor.connection(name).await {
-            Ok(conn) => {
-                let (files, result) = work(conn).await;
-                outcome.files = files;
-                if let Err(failure) = result {
-                    if failure.kind == crate::run::report::ErrorKind::Io {
-                        executor.forget(name);
-                    }
-                    outcome.error = Some(failure);
-                }
-            }
-            Err(failure) => outcome.error = Some(failure),
-        }
-    }
-    outcome.settle();
-    outcome.duration = begun.elapsed();
-    if let Some(observer) = &options.observer {
-        observer.done(&outcome);
-    }
-    outcome
-}
-
-/// An outcome for `name` with nothing done yet.
-fn blank_outcome(executor: &crate::run::executor::Executor, name: &str) -> TransferOutcome {
-    let endpoint = executor.endpoint(name).unwrap_or_default();
-    TransferOutcome {
-        host: name.to_owned(),
-        address: endpoint.host,
-        port: endpoint.port,
-        user: endpoint.user,
-        status: None,
-        bytes: 0,
-        sha256: None,
-        files: Vec::new(),
-        duration: Duration::ZERO,
-        error: None,
-    }
-}
-
-fn is_cancelled(options: &Options) -> bool {
-    options.cancel.as_ref().is_some_and(Cancel::is_cancelled)
+    let watch = Watch::of(host);
+    let conn = host.connection().await?;
+    let (files, result) = work(conn, watch).await;
+    detail.files = files;
+    detail.settle(result.err())
 }
 
 /// Runs `work` (a remote hash, a read-back) unless the run is cancelled
@@ -383,11 +299,11 @@ fn is_cancelled(options: &Options) -> bool {
 /// host. So Ctrl-C during verification never waits for a long hash, and the
 /// caller never goes on to replace the destination.
 async fn unless_cancelled<T>(
-    options: &Options,
-    cancelled: impl FnOnce() -> crate::run::report::Failure,
-    work: impl std::future::Future<Output = Result<T, crate::run::report::Failure>>,
-) -> Result<T, crate::run::report::Failure> {
-    match &options.cancel {
+    watch: &Watch,
+    cancelled: impl FnOnce() -> Failure,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match &watch.cancel {
         Some(cancel) => tokio::select! {
             biased;
             () = cancel.cancelled() => Err(cancelled()),
@@ -395,11 +311,4 @@ async fn unless_cancelled<T>(
         },
         None => work.await,
     }
-}
-
-fn not_started() -> crate::run::report::Failure {
-    crate::run::report::Failure::new(
-        crate::run::report::ErrorKind::Cancelled,
-        "interrupted before this host was contacted",
-    )
 }

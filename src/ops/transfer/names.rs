@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 /// different per host, so hosts sharing a filesystem (an NFS home) never
 /// write the same temp file. Names too long to extend become
 /// `.remex-HASH.TAG.remex-part`.
-pub fn temp_name(name: &str, host: &str) -> String {
+pub(super) fn temp_name(name: &str, host: &str) -> String {
     let tag = short_hash(host);
     if name.len() <= 200 {
         format!(".{name}.{tag}.remex-part")
@@ -21,7 +21,7 @@ pub fn temp_name(name: &str, host: &str) -> String {
 
 /// A temp name of this run's own, `.NAME.TAG.RANDOM.remex-part`: used when
 /// [`temp_name`] is in use by another upload to the same destination.
-pub fn unique_temp_name(name: &str, host: &str) -> String {
+pub(super) fn unique_temp_name(name: &str, host: &str) -> String {
     let random: u32 = rand::random();
     let usual = temp_name(name, host);
     let stem = usual.strip_suffix(".remex-part").unwrap_or(&usual);
@@ -34,7 +34,7 @@ fn short_hash(text: &str) -> String {
 }
 
 /// `dir/name` for remote (always `/`-separated) paths.
-pub fn join(dir: &str, name: &str) -> String {
+pub(super) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() || dir == "." {
         name.to_owned()
     } else if dir.ends_with('/') {
@@ -46,7 +46,7 @@ pub fn join(dir: &str, name: &str) -> String {
 
 /// Splits a remote path into its directory and last name:
 /// `a/b/c` → (`a/b`, `c`), `c` → (`.`, `c`), `/c` → (`/`, `c`).
-pub fn split(path: &str) -> (String, String) {
+pub(super) fn split(path: &str) -> (String, String) {
     let trimmed = path.trim_end_matches('/');
     match trimmed.rfind('/') {
         Some(0) => ("/".to_owned(), trimmed[1..].to_owned()),
@@ -57,7 +57,7 @@ pub fn split(path: &str) -> (String, String) {
 
 /// A remote path as SFTP takes it: `~` and `~/…` mean the login
 /// directory, which is where SFTP's relative paths start.
-pub fn remote_path(path: &str) -> String {
+pub(super) fn remote_path(path: &str) -> String {
     if path == "~" || path == "~/" {
         ".".to_owned()
     } else if let Some(rest) = path.strip_prefix("~/") {
@@ -69,7 +69,7 @@ pub fn remote_path(path: &str) -> String {
 
 /// Checks one name a server sent in a directory listing (or the last name
 /// of a REMOTE argument) before it becomes a local file name.
-pub fn check_entry_name(name: &str) -> Result<(), String> {
+pub(super) fn check_entry_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         Err("an empty name".to_owned())
     } else if name == "." || name == ".." {
@@ -88,7 +88,7 @@ pub fn check_entry_name(name: &str) -> Result<(), String> {
 /// made of at most `depth` leading `..` followed by names (no `..` after a
 /// name, which could climb out of a directory reached through another
 /// symlink). Refused: absolute targets, and everything else.
-pub fn link_stays_inside(depth: usize, target: &str) -> bool {
+pub(super) fn link_stays_inside(depth: usize, target: &str) -> bool {
     if target.is_empty() || target.starts_with('/') || target.contains('\0') {
         return false;
     }

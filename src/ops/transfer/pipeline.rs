@@ -28,20 +28,20 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::ops::exec::Cancel;
+use crate::run::Cancel;
 
 use super::sftp::is_status;
 
 /// Reports bytes received (download).
-pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+pub(super) type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Reports an acknowledged write: its offset and length (upload).
-pub type OnAck = Arc<dyn Fn(u64, u64) + Send + Sync>;
+pub(super) type OnAck = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// A stretch at the start of an upload that the server has acknowledged
 /// in full: from here on the host can hash it while the rest moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment {
+pub(super) struct Segment {
     /// Where it starts.
     pub offset: u64,
     /// Its length.
@@ -50,7 +50,7 @@ pub struct Segment {
 
 /// Tracks an upload in fixed-size segments and reports them in order, each
 /// once every write in it (and before it) is acknowledged.
-pub struct Segments {
+pub(super) struct Segments {
     /// Segment length (a multiple of the chunk, so no write spans two).
     len: u64,
     /// The file's size.
@@ -64,7 +64,7 @@ pub struct Segments {
 impl Segments {
     /// Segments of `len` bytes over a file of `size`; ready ones arrive on
     /// the receiver, in order, which ends when the upload's pipeline is done.
-    pub fn new(len: u64, size: u64) -> (Arc<Segments>, mpsc::UnboundedReceiver<Segment>) {
+    pub(super) fn new(len: u64, size: u64) -> (Arc<Segments>, mpsc::UnboundedReceiver<Segment>) {
         let (ready, rx) = mpsc::unbounded_channel();
         let segments = Segments {
             len: len.max(1),
@@ -102,7 +102,7 @@ impl Segments {
 
 /// Why a pipeline stopped.
 #[derive(Debug)]
-pub enum PipeError {
+pub(super) enum PipeError {
     /// Reading or writing the local file failed.
     Local(std::io::Error),
     /// An SFTP request failed.
@@ -119,7 +119,7 @@ type SharedQueue = Arc<Mutex<mpsc::Receiver<Chunk>>>;
 
 /// An open remote file on one SFTP channel.
 #[derive(Clone)]
-pub struct Target {
+pub(super) struct Target {
     /// The channel's session.
     pub raw: Arc<RawSftpSession>,
     /// The file's handle on that session.
@@ -132,10 +132,10 @@ pub struct Target {
 /// requested and not yet written) across every host of a run, in KiB
 /// permits: each request takes its share before it is issued and gives it
 /// back when done, so memory stays bounded however many hosts run at once.
-pub type Budget = Arc<tokio::sync::Semaphore>;
+pub(super) type Budget = Arc<tokio::sync::Semaphore>;
 
 /// A budget of `bytes` (at least one request of `chunk` bytes).
-pub fn budget(bytes: usize, chunk: usize) -> Budget {
+pub(super) fn budget(bytes: usize, chunk: usize) -> Budget {
     Arc::new(tokio::sync::Semaphore::new(bytes.max(chunk).div_ceil(1024)))
 }
 
@@ -146,7 +146,7 @@ async fn reserve(budget: &Budget, len: u64) -> Option<tokio::sync::OwnedSemaphor
 }
 
 /// What an upload sent.
-pub struct Sent {
+pub(super) struct Sent {
     /// The hasher after the last byte (covering any resumed prefix too);
     /// `None` when the caller hashes the file elsewhere.
     pub hasher: Option<Sha256>,
@@ -160,7 +160,7 @@ pub struct Sent {
 /// (only from offset 0), each segment is reported, in order, once it is
 /// acknowledged.
 #[allow(clippy::too_many_arguments)]
-pub async fn upload(
+pub(super) async fn upload(
     path: &Path,
     start: u64,
     hasher: Option<Sha256>,
@@ -316,7 +316,7 @@ async fn settle((offset, len, ack): InFlight, on_ack: &OnAck) -> Result<(), Sftp
 }
 
 /// What a download received.
-pub struct Received {
+pub(super) struct Received {
     /// The hasher after the last byte (covering any resumed prefix too).
     pub hasher: Sha256,
     /// Offset after the last byte received.
@@ -330,7 +330,7 @@ pub struct Received {
 /// end), writing to `sink` (positioned at `start`) when given and
 /// continuing `hasher`.
 #[allow(clippy::too_many_arguments)]
-pub async fn download(
+pub(super) async fn download(
     target: &Target,
     start: u64,
     size: u64,

@@ -1,13 +1,13 @@
-//! What `upload` and `download` return: one outcome per host, one entry per
-//! file, in the same envelope as `exec` (see [`crate::run::report`]).
+//! What `upload` and `download` return: one result per host, one entry per
+//! file, in the envelope every operation shares (see [`crate::run::report`]).
 //!
-//! # JSON schema, version 1
+//! # JSON schema, version 2
 //!
 //! ```json
-//! {"version":1,"operation":"upload",
+//! {"version":2,"operation":"upload","run_id":"…",
 //!  "results":[{"host":"vm01","address":"127.0.0.2","port":22,"user":"ops",
-//!              "ok":true,"status":"written","bytes":1048576,
-//!              "sha256":"9f86…","duration_ms":120,"error":null,
+//!              "ok":true,"duration_ms":120,"error":null,
+//!              "status":"written","bytes":1048576,"sha256":"9f86…",
 //!              "files":[{"kind":"file","local":"app.tar","remote":"/srv/app.tar",
 //!                        "size":1048576,"bytes":1048576,"sha256":"9f86…",
 //!                        "status":"written","error":null}]}],
@@ -29,13 +29,12 @@
 //! `failed`; `error` the entry's own failure.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use crate::audit::{Event, Op, Record};
-use crate::run::executor::{AuditEnd, with_failure};
-use crate::run::report::{ErrorKind, Failure, SCHEMA_VERSION, Summary, millis};
+use crate::audit::{Event, Op, Record, Redactor};
+use crate::run::report::{Failure, RunReport};
+use crate::run::runner::{HostDetail, Redact, with_failure};
 
 /// What happened to a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,17 +81,9 @@ pub struct FileOutcome {
     pub error: Option<Failure>,
 }
 
-/// The outcome of an upload or download on one host.
-#[derive(Debug, Clone)]
-pub struct TransferOutcome {
-    /// The host's name in the config.
-    pub host: String,
-    /// The address remex connected to, as configured.
-    pub address: String,
-    /// The SSH port.
-    pub port: u16,
-    /// The remote user.
-    pub user: String,
+/// One host's upload or download.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TransferResult {
     /// `written` or `unchanged`; `None` when the host failed.
     pub status: Option<TransferStatus>,
     /// Bytes moved over the network in this run.
@@ -101,21 +92,16 @@ pub struct TransferOutcome {
     pub sha256: Option<String>,
     /// Every entry, in the order handled.
     pub files: Vec<FileOutcome>,
-    /// Wall time of this host's work, connecting included.
-    pub duration: Duration,
-    /// Why the host did not succeed; `None` means success.
-    pub error: Option<Failure>,
 }
 
-impl TransferOutcome {
-    /// Whether the host succeeded.
-    pub fn ok(&self) -> bool {
-        self.error.is_none()
-    }
+/// The report of `upload` and `download`.
+pub type TransferReport = RunReport<TransferResult>;
 
-    /// Fills `status`, `bytes`, `sha256` and `error` from `files` (a host
-    /// error already set, such as a lost connection, is kept).
-    pub(crate) fn settle(&mut self) {
+impl TransferResult {
+    /// Fills `status`, `bytes` and `sha256` from `files`, and returns the
+    /// host's failure: `error` (such as a lost connection) when there is
+    /// one, else the failed entries'.
+    pub(crate) fn settle(&mut self, error: Option<Failure>) -> Result<(), Failure> {
         self.bytes = self.files.iter().map(|f| f.bytes).sum();
         let regular: Vec<&FileOutcome> = self
             .files
@@ -131,9 +117,8 @@ impl TransferOutcome {
             .iter()
             .filter(|f| f.status == TransferStatus::Failed)
             .collect();
-        if self.error.is_none()
-            && let Some(first) = failed.first().and_then(|f| f.error.as_ref())
-        {
+        let error = error.or_else(|| {
+            let first = failed.first().and_then(|f| f.error.as_ref())?;
             let message = if failed.len() == 1 {
                 first.message.clone()
             } else {
@@ -144,9 +129,9 @@ impl TransferOutcome {
                     first.message
                 )
             };
-            self.error = Some(Failure::new(first.kind, message));
-        }
-        self.status = if self.error.is_some() {
+            Some(Failure::new(first.kind, message))
+        });
+        self.status = if error.is_some() {
             None
         } else if self
             .files
@@ -158,6 +143,7 @@ impl TransferOutcome {
         } else {
             Some(TransferStatus::Unchanged)
         };
+        error.map_or(Ok(()), Err)
     }
 }
 
@@ -172,7 +158,22 @@ impl TransferStatus {
     }
 }
 
-impl AuditEnd for TransferOutcome {
+impl Redact for TransferResult {
+    fn redact(&mut self, redactor: &Redactor) {
+        for file in &mut self.files {
+            let local = file.local.to_string_lossy();
+            if let std::borrow::Cow::Owned(local) = redactor.redact(&local) {
+                file.local = PathBuf::from(local);
+            }
+            file.remote = redactor.redact(&file.remote).into_owned();
+            if let Some(error) = &mut file.error {
+                error.message = redactor.redact(&error.message).into_owned();
+            }
+        }
+    }
+}
+
+impl HostDetail for TransferResult {
     /// One `file` record per entry: source and destination, bytes,
     /// SHA-256, status.
     fn changes(&self, host: &Record) -> Vec<Record> {
@@ -201,107 +202,21 @@ impl AuditEnd for TransferOutcome {
     }
 
     fn end_record(&self, mut record: Record) -> Record {
-        record = record.bytes(self.bytes).duration_ms(millis(self.duration));
+        record = record.bytes(self.bytes);
         if let Some(sha) = &self.sha256 {
             record = record.sha256(sha.clone());
         }
         if let Some(status) = self.status {
             record = record.action(status.as_str());
         }
-        with_failure(record, self.error.as_ref())
-    }
-}
-
-impl Serialize for TransferOutcome {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            host: &'a str,
-            address: &'a str,
-            port: u16,
-            user: &'a str,
-            ok: bool,
-            status: Option<TransferStatus>,
-            bytes: u64,
-            sha256: Option<&'a str>,
-            duration_ms: u64,
-            error: Option<&'a Failure>,
-            files: &'a [FileOutcome],
-        }
-        Wire {
-            host: &self.host,
-            address: &self.address,
-            port: self.port,
-            user: &self.user,
-            ok: self.ok(),
-            status: self.status,
-            bytes: self.bytes,
-            sha256: self.sha256.as_deref(),
-            duration_ms: millis(self.duration),
-            error: self.error.as_ref(),
-            files: &self.files,
-        }
-        .serialize(serializer)
-    }
-}
-
-/// The result of an upload or download over a set of hosts.
-#[derive(Debug, Clone, Serialize)]
-pub struct TransferReport {
-    /// [`SCHEMA_VERSION`].
-    pub version: u32,
-    /// `"upload"` or `"download"`.
-    pub operation: &'static str,
-    /// The run id of the run's audit records.
-    pub run: String,
-    /// One outcome per selected host, in selection order.
-    pub results: Vec<TransferOutcome>,
-    /// Counts over `results`.
-    pub summary: Summary,
-    /// Set when some of the run's audit records could not be written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit_error: Option<String>,
-}
-
-impl TransferReport {
-    /// Builds a report, computing the summary.
-    pub fn new(operation: &'static str, results: Vec<TransferOutcome>, elapsed: Duration) -> Self {
-        let summary = Summary::tally(results.iter().map(|r| r.error.as_ref()), elapsed);
-        TransferReport {
-            version: SCHEMA_VERSION,
-            operation,
-            run: String::new(),
-            results,
-            summary,
-            audit_error: None,
-        }
-    }
-
-    /// This report with its audit run id and error.
-    pub(crate) fn audited(mut self, run: String, audit_error: Option<String>) -> Self {
-        self.run = run;
-        self.audit_error = audit_error;
-        self
-    }
-
-    /// Whether every host succeeded.
-    pub fn all_ok(&self) -> bool {
-        self.summary.failed == 0
-    }
-
-    /// Whether any host was interrupted (Ctrl-C).
-    pub fn cancelled(&self) -> bool {
-        self.results.iter().any(|r| {
-            r.error
-                .as_ref()
-                .is_some_and(|f| f.kind == ErrorKind::Cancelled)
-        })
+        record
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::report::ErrorKind;
 
     fn file(status: TransferStatus, error: Option<Failure>) -> FileOutcome {
         FileOutcome {
@@ -320,38 +235,30 @@ mod tests {
         }
     }
 
-    fn outcome(files: Vec<FileOutcome>) -> TransferOutcome {
-        let mut outcome = TransferOutcome {
-            host: "vm01".into(),
-            address: "127.0.0.2".into(),
-            port: 22,
-            user: "ops".into(),
-            status: None,
-            bytes: 0,
-            sha256: None,
+    fn outcome(files: Vec<FileOutcome>) -> (TransferResult, Option<Failure>) {
+        let mut outcome = TransferResult {
             files,
-            duration: Duration::from_millis(5),
-            error: None,
+            ..TransferResult::default()
         };
-        outcome.settle();
-        outcome
+        let error = outcome.settle(None).err();
+        (outcome, error)
     }
 
     #[test]
     fn one_file_gives_the_host_its_digest() {
-        let o = outcome(vec![file(TransferStatus::Written, None)]);
+        let (o, error) = outcome(vec![file(TransferStatus::Written, None)]);
+        assert!(error.is_none());
         assert_eq!(o.status, Some(TransferStatus::Written));
         assert_eq!(o.sha256.as_deref(), Some("ab"));
         assert_eq!(o.bytes, 3);
         let json = serde_json::to_value(&o).unwrap_or_default();
         assert_eq!(json["status"], "written");
         assert_eq!(json["files"][0]["kind"], "file");
-        assert_eq!(json["ok"], true);
     }
 
     #[test]
     fn all_unchanged_is_unchanged() {
-        let o = outcome(vec![
+        let (o, _) = outcome(vec![
             file(TransferStatus::Unchanged, None),
             file(TransferStatus::Unchanged, None),
         ]);
@@ -363,13 +270,13 @@ mod tests {
     #[test]
     fn a_failed_entry_fails_the_host_and_says_how_many() {
         let bad = Failure::new(ErrorKind::Transfer, "x: permission denied");
-        let o = outcome(vec![
+        let (o, error) = outcome(vec![
             file(TransferStatus::Written, None),
             file(TransferStatus::Failed, Some(bad.clone())),
             file(TransferStatus::Failed, Some(bad)),
         ]);
         assert_eq!(o.status, None);
-        let error = o.error.unwrap_or_else(|| Failure::new(ErrorKind::Io, ""));
+        let error = error.unwrap_or_else(|| Failure::new(ErrorKind::Io, ""));
         assert_eq!(error.kind, ErrorKind::Transfer);
         assert!(
             error

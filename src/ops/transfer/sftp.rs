@@ -49,13 +49,13 @@ pub(crate) struct Sftp {
 
 impl Sftp {
     /// Opens an SFTP session on a new channel, waiting for a free slot.
-    pub async fn open(conn: &Connection, options: &Options) -> Result<Sftp, Failure> {
+    pub(super) async fn open(conn: &Connection, options: &Options) -> Result<Sftp, Failure> {
         let session = conn.session().await?;
         Sftp::start(session, &conn.endpoint().name, options).await
     }
 
     /// Opens an extra SFTP session if a slot is free and the server agrees.
-    pub async fn try_open(conn: &Connection, options: &Options) -> Option<Sftp> {
+    pub(super) async fn try_open(conn: &Connection, options: &Options) -> Option<Sftp> {
         let session = conn.try_session().await?;
         Sftp::start(session, &conn.endpoint().name, options)
             .await
@@ -127,17 +127,17 @@ impl Sftp {
     }
 
     /// Whether the server announced extension `name`.
-    pub fn has(&self, name: &str) -> bool {
+    pub(super) fn has(&self, name: &str) -> bool {
         self.extensions.contains_key(name)
     }
 
     /// A `transfer` failure for `what` on `path`.
-    pub fn failure(&self, what: &str, path: &str, e: &SftpError) -> Failure {
+    pub(super) fn failure(&self, what: &str, path: &str, e: &SftpError) -> Failure {
         failure(what, path, e, self.timeout)
     }
 
     /// `lstat`: attributes of `path` itself; `Ok(None)` when it does not exist.
-    pub async fn lstat(&self, path: &str) -> Result<Option<FileAttributes>, Failure> {
+    pub(super) async fn lstat(&self, path: &str) -> Result<Option<FileAttributes>, Failure> {
         match self.raw.lstat(path).await {
             Ok(attrs) => Ok(Some(attrs.attrs)),
             Err(e) if is_status(&e, StatusCode::NoSuchFile) => Ok(None),
@@ -146,7 +146,7 @@ impl Sftp {
     }
 
     /// `stat`: attributes of what `path` leads to; `Ok(None)` when nothing.
-    pub async fn stat(&self, path: &str) -> Result<Option<FileAttributes>, Failure> {
+    pub(super) async fn stat(&self, path: &str) -> Result<Option<FileAttributes>, Failure> {
         match self.raw.stat(path).await {
             Ok(attrs) => Ok(Some(attrs.attrs)),
             Err(e) if is_status(&e, StatusCode::NoSuchFile) => Ok(None),
@@ -155,7 +155,7 @@ impl Sftp {
     }
 
     /// Opens `path` with `flags`; a new file gets `mode`.
-    pub async fn open_file(
+    pub(super) async fn open_file(
         &self,
         path: &str,
         flags: OpenFlags,
@@ -181,7 +181,7 @@ impl Sftp {
 
     /// Closes a handle and checks the server's answer (a close can report a
     /// write error that happened late).
-    pub async fn close(&self, handle: &str, path: &str) -> Result<(), Failure> {
+    pub(super) async fn close(&self, handle: &str, path: &str) -> Result<(), Failure> {
         self.raw
             .close(handle)
             .await
@@ -191,7 +191,7 @@ impl Sftp {
 
     /// Flushes a written file to the disk (`fsync@openssh.com`); a server
     /// without the extension is logged and skipped.
-    pub async fn fsync(&self, handle: &str, path: &str) -> Result<(), Failure> {
+    pub(super) async fn fsync(&self, handle: &str, path: &str) -> Result<(), Failure> {
         if !self.has("fsync@openssh.com") {
             tracing::warn!(path, "the server has no fsync@openssh.com; not flushing");
             return Ok(());
@@ -204,7 +204,7 @@ impl Sftp {
     }
 
     /// Sets mode and, when given, the modification (and access) time.
-    pub async fn set_attrs(
+    pub(super) async fn set_attrs(
         &self,
         handle: &str,
         path: &str,
@@ -226,7 +226,7 @@ impl Sftp {
 
     /// Renames `from` over `to`, replacing it atomically
     /// (`posix-rename@openssh.com`).
-    pub async fn posix_rename(&self, from: &str, to: &str) -> Result<(), Failure> {
+    pub(super) async fn posix_rename(&self, from: &str, to: &str) -> Result<(), Failure> {
         if !self.has("posix-rename@openssh.com") {
             return Err(Failure::new(
                 ErrorKind::Transfer,
@@ -259,7 +259,7 @@ impl Sftp {
     }
 
     /// Removes a file; a missing file is fine.
-    pub async fn remove(&self, path: &str) -> Result<(), Failure> {
+    pub(super) async fn remove(&self, path: &str) -> Result<(), Failure> {
         match self.raw.remove(path).await {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, StatusCode::NoSuchFile) => Ok(()),
@@ -269,7 +269,7 @@ impl Sftp {
 
     /// Creates a directory with `mode`; an existing directory is fine.
     /// Returns whether it was created.
-    pub async fn mkdir(&self, path: &str, mode: u32) -> Result<bool, Failure> {
+    pub(super) async fn mkdir(&self, path: &str, mode: u32) -> Result<bool, Failure> {
         let attrs = FileAttributes {
             permissions: Some(mode & 0o7777),
             ..FileAttributes::empty()
@@ -284,7 +284,7 @@ impl Sftp {
     }
 
     /// `mkdir -p`.
-    pub async fn mkdir_all(&self, path: &str) -> Result<(), Failure> {
+    pub(super) async fn mkdir_all(&self, path: &str) -> Result<(), Failure> {
         let mut prefix = String::new();
         if path.starts_with('/') {
             prefix.push('/');
@@ -313,7 +313,7 @@ impl Sftp {
     /// Creates a symlink at `link` pointing to `target`. OpenSSH's server
     /// takes the two paths in the opposite order of the SFTP draft (it is
     /// the reference everyone follows), so they are swapped here.
-    pub async fn symlink(&self, link: &str, target: &str) -> Result<(), Failure> {
+    pub(super) async fn symlink(&self, link: &str, target: &str) -> Result<(), Failure> {
         self.raw
             .symlink(target, link)
             .await
@@ -322,7 +322,7 @@ impl Sftp {
     }
 
     /// The target of a symlink.
-    pub async fn readlink(&self, path: &str) -> Result<String, Failure> {
+    pub(super) async fn readlink(&self, path: &str) -> Result<String, Failure> {
         let name = self
             .raw
             .readlink(path)
@@ -342,7 +342,10 @@ impl Sftp {
 
     /// The entries of a directory (names as the server sent them, `.` and
     /// `..` included), with their `lstat` attributes.
-    pub async fn read_dir(&self, path: &str) -> Result<Vec<(String, FileAttributes)>, Failure> {
+    pub(super) async fn read_dir(
+        &self,
+        path: &str,
+    ) -> Result<Vec<(String, FileAttributes)>, Failure> {
         let handle = self
             .raw
             .opendir(path)
@@ -363,7 +366,7 @@ impl Sftp {
 
     /// Free bytes for unprivileged users on the filesystem of `path`, when
     /// the server can say (`statvfs@openssh.com`).
-    pub async fn free_bytes(&self, path: &str) -> Option<u64> {
+    pub(super) async fn free_bytes(&self, path: &str) -> Option<u64> {
         if !self.has("statvfs@openssh.com") {
             return None;
         }

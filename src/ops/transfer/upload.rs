@@ -8,18 +8,19 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
-use crate::audit::Op;
-use crate::ops::exec::Cancel;
-use crate::run::executor::{Error, Executor};
-use crate::run::report::{ErrorKind, Failure};
+use crate::audit::{Op, Record};
+use crate::run::cancel::Cancel;
+use crate::run::report::{ErrorKind, Failure, HostReport, NoDetails};
+use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Connection;
 
 use super::local::{self, LocalEntry};
 use super::pipeline::{self, PipeError, Progress, Target};
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp};
 use super::{
-    EntryKind, FileOutcome, Options, READBACK_MAX, TransferOutcome, TransferReport, TransferStatus,
-    Upload, VerifyBy, hash, names,
+    EntryKind, FileOutcome, Options, READBACK_MAX, TransferReport, TransferResult, TransferStatus,
+    Upload, VerifyBy, Watch, hash, names,
 };
 
 /// Chunks per verification segment (255 KiB × 256 ≈ 64 MiB).
@@ -28,7 +29,7 @@ const SEGMENT_CHUNKS: u64 = 256;
 /// An upload ready to run on hosts: the request and what the local side
 /// holds, walked once for all hosts.
 #[derive(Debug)]
-pub struct UploadPlan {
+struct UploadPlan {
     /// The request.
     pub upload: Upload,
     /// Every file, directory and symlink to send, directories first.
@@ -95,7 +96,7 @@ impl SharedDigests {
 impl UploadPlan {
     /// Checks the request and walks the local sources. Errors (a missing
     /// source, a directory without `-r`) are usage errors: nothing was sent.
-    pub fn new(upload: &Upload) -> Result<UploadPlan, String> {
+    fn new(upload: &Upload) -> Result<UploadPlan, String> {
         if upload.sources.is_empty() {
             return Err("nothing to upload: name at least one local file".to_owned());
         }
@@ -120,13 +121,16 @@ impl UploadPlan {
 
     /// Hash each local file once for all hosts (worth it with more than
     /// one host; [`Executor::upload`] decides).
-    pub fn hash_once(&mut self) {
+    fn hash_once(&mut self) {
         self.shared = Some(SharedDigests::default());
     }
 
     /// The SHA-256 of a local file: the run's shared digest, or hashed now.
-    async fn local_digest(&self, e: &LocalEntry) -> Result<String, Failure> {
-        let cancel = self.upload.options.cancel.as_ref();
+    async fn local_digest(
+        &self,
+        e: &LocalEntry,
+        cancel: Option<&Cancel>,
+    ) -> Result<String, Failure> {
         let digest = match &self.shared {
             Some(shared) => shared.of(&e.path, cancel).await,
             None => hash::local_in_background(e.path.clone(), None, cancel.cloned())
@@ -142,42 +146,68 @@ impl UploadPlan {
 
 impl Executor {
     /// Uploads `upload.sources` to `upload.destination` on every host
-    /// `selector` selects (at most `max_parallel` hosts at once); one
-    /// outcome per host. See [`crate::ops::transfer`] for the guarantees.
-    pub async fn upload(&self, selector: &str, upload: &Upload) -> Result<TransferReport, Error> {
+    /// `selector` selects; one result per host. See [`crate::ops::transfer`]
+    /// for the guarantees.
+    ///
+    /// # Errors
+    ///
+    /// Before any host is contacted: a missing source, a directory without
+    /// `recursive`, a selector that selects nothing, or an audit log that
+    /// cannot record the run.
+    pub async fn upload(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+        upload: &Upload,
+    ) -> Result<TransferReport, Error> {
         let mut plan = UploadPlan::new(upload).map_err(Error::Invalid)?;
         let hosts = self.select(selector)?;
         if hosts.len() > 1 {
             plan.hash_once();
         }
-        let plan = Arc::new(plan);
-        let paths: Vec<String> = upload
-            .sources
-            .iter()
-            .map(|p| p.display().to_string())
-            .chain([upload.destination.clone()])
-            .collect();
-        super::audited_transfer(self, Op::Upload, hosts, paths, move |this, name| {
-            let plan = plan.clone();
-            async move { this.upload_host(&name, &plan).await }
+        self.run(ctx, hosts, plan).await
+    }
+}
+
+impl Operation for UploadPlan {
+    type Detail = TransferResult;
+    type Details = NoDetails;
+
+    fn op(&self) -> Op {
+        Op::Upload
+    }
+
+    /// The sources, then the destination.
+    fn describe(&self, record: Record) -> Record {
+        let upload = &self.upload;
+        record.paths(
+            upload
+                .sources
+                .iter()
+                .map(|p| p.display().to_string())
+                .chain([upload.destination.clone()]),
+        )
+    }
+
+    async fn host(
+        &self,
+        host: &mut HostRun<'_>,
+        detail: &mut TransferResult,
+    ) -> Result<(), Failure> {
+        if let Some(observer) = host.observer() {
+            observer.expect(host.name, self.total);
+        }
+        let name = host.name;
+        super::on_host(host, detail, |conn, watch| async move {
+            let mut files = Vec::new();
+            let result = run(&conn, self, name, &watch, &mut files).await;
+            (files, result)
         })
         .await
     }
 
-    /// One host's upload, start to end: connect (or reuse the connection),
-    /// send every entry, and report. Never fails as a whole: a failure is in
-    /// the outcome.
-    pub async fn upload_host(&self, name: &str, plan: &UploadPlan) -> TransferOutcome {
-        let options = &plan.upload.options;
-        if let Some(observer) = &options.observer {
-            observer.expect(name, plan.total);
-        }
-        super::on_host(self, name, options, |conn| async move {
-            let mut files = Vec::new();
-            let result = run(&conn, plan, name, &mut files).await;
-            (files, result)
-        })
-        .await
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<TransferResult>]) -> NoDetails {
+        NoDetails {}
     }
 }
 
@@ -186,6 +216,7 @@ async fn run(
     conn: &Connection,
     plan: &UploadPlan,
     host: &str,
+    watch: &Watch,
     files: &mut Vec<FileOutcome>,
 ) -> Result<(), Failure> {
     let options = &plan.upload.options;
@@ -196,6 +227,7 @@ async fn run(
         conn,
         plan,
         options,
+        watch,
         host,
         sftp,
         extra: Vec::new(),
@@ -296,6 +328,8 @@ struct HostUpload<'a> {
     conn: &'a Connection,
     plan: &'a UploadPlan,
     options: &'a Options,
+    /// The run's cancel signal and observer.
+    watch: &'a Watch,
     host: &'a str,
     /// The main SFTP session: metadata, renames, and the first channel of
     /// every file's data.
@@ -357,7 +391,7 @@ impl HostUpload<'_> {
         let digest = sent.0;
         if self.options.verify && !sent.2 {
             let checked = super::unless_cancelled(
-                self.options,
+                self.watch,
                 || interrupted(remote),
                 self.remote_digest(&temp, e.size),
             );
@@ -375,7 +409,7 @@ impl HostUpload<'_> {
             }
         }
         // The last moment a Ctrl-C can still keep the old file.
-        if super::is_cancelled(self.options) {
+        if self.watch.is_cancelled() {
             self.discard(&temp).await;
             return Err(interrupted(remote));
         }
@@ -450,7 +484,7 @@ impl HostUpload<'_> {
             return Ok(None);
         }
         let (ours, theirs) = tokio::join!(
-            self.plan.local_digest(e),
+            self.plan.local_digest(e, self.watch.cancel.as_ref()),
             self.remote_digest(remote, e.size)
         );
         let ours = ours?;
@@ -555,7 +589,7 @@ impl HostUpload<'_> {
             Some(shared) if start == 0 => {
                 // Hashed alongside the sending, ready (or nearly) when the
                 // host's copy is.
-                shared.start(&e.path, self.options.cancel.as_ref());
+                shared.start(&e.path, self.watch.cancel.as_ref());
                 None
             }
             _ => Some(hasher),
@@ -570,7 +604,7 @@ impl HostUpload<'_> {
             self.options.writes_in_flight,
             Arc::new(move |_, n| progress(n)),
             segments,
-            self.options.cancel.as_ref(),
+            self.watch.cancel.as_ref(),
         );
         let (sent, theirs) = match (streaming, ready) {
             (Some(mut streaming), Some(mut ready)) => {
@@ -619,7 +653,7 @@ impl HostUpload<'_> {
             (Ok(sent), Ok(())) => {
                 let digest = match sent.hasher {
                     Some(hasher) => Ok(hash::finish(hasher)),
-                    None => self.plan.local_digest(e).await,
+                    None => self.plan.local_digest(e, self.watch.cancel.as_ref()).await,
                 };
                 match digest {
                     Ok(digest) => {
@@ -778,7 +812,15 @@ impl HostUpload<'_> {
         {
             return Ok(digest);
         }
-        read_back(&self.sftp, path, size, self.options, &self.plan.budget).await
+        read_back(
+            &self.sftp,
+            path,
+            size,
+            self.options,
+            self.watch,
+            &self.plan.budget,
+        )
+        .await
     }
 
     /// Removes the temp file after a failure, unless `--resume` keeps it
@@ -794,7 +836,7 @@ impl HostUpload<'_> {
     }
 
     fn progress(&self) -> Progress {
-        let observer = self.options.observer.clone();
+        let observer = self.watch.observer.clone();
         let host = self.host.to_owned();
         Arc::new(move |n| {
             if let Some(observer) = &observer {
@@ -804,7 +846,7 @@ impl HostUpload<'_> {
     }
 
     fn advance(&self, n: u64) {
-        if let Some(observer) = &self.options.observer {
+        if let Some(observer) = &self.watch.observer {
             observer.advance(self.host, n);
         }
     }
@@ -836,6 +878,7 @@ pub(super) async fn read_back(
     path: &str,
     size: u64,
     options: &Options,
+    watch: &Watch,
     budget: &pipeline::Budget,
 ) -> Result<String, Failure> {
     let handle = sftp.open_file(path, OpenFlags::READ, 0).await?;
@@ -853,7 +896,7 @@ pub(super) async fn read_back(
         sftp.chunk,
         options.reads_in_flight,
         Arc::new(|_| {}),
-        options.cancel.as_ref(),
+        watch.cancel.as_ref(),
     )
     .await;
     let closed = sftp.close(&handle, path).await;

@@ -30,7 +30,7 @@ use super::{Hosts, KnownHostsError, Marker, fingerprint, host_pattern, parse_lin
 
 /// What an edit of the pins of one host did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PinEdit {
+pub(crate) struct PinEdit {
     /// Fingerprints of the pins removed (a key listed twice appears once).
     pub removed: Vec<String>,
     /// Line numbers (1-based) of wildcard lines that still match the host.
@@ -70,14 +70,14 @@ pub(super) fn lock_current(path: &Path, create: bool) -> io::Result<Option<File>
 
 /// Removes the pins of `host:port` from the file (see the module docs).
 /// A missing file has no pins.
-pub fn forget(path: &Path, host: &str, port: u16) -> Result<PinEdit, KnownHostsError> {
+pub(crate) fn forget(path: &Path, host: &str, port: u16) -> Result<PinEdit, KnownHostsError> {
     edit(path, host, port, None)
 }
 
 /// Replaces the pins of `host:port` by one for `key`, in one atomic
 /// replace (`remex hosts trust --replace`). Creates the file (0600) and its
 /// directory (0700) when missing.
-pub fn pin_replacing(
+pub(crate) fn pin_replacing(
     path: &Path,
     host: &str,
     port: u16,
