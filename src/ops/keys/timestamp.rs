@@ -1,54 +1,26 @@
-//! UTC timestamps for the state file (RFC 3339) and archive names (compact),
-//! without a date-time crate: the civil-from-days conversion is ten lines.
+//! UTC timestamps for the state file (RFC 3339, `2026-01-02T03:04:05Z`)
+//! and archive names (compact, `20260102T030405Z`), formatted by `jiff`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Broken-down UTC time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-}
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::Offset;
 
-/// Converts a time to UTC calendar fields (times before 1970 clamp to 1970).
-fn civil(time: SystemTime) -> Civil {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month: u32::try_from(month).unwrap_or(1),
-        day: u32::try_from(day).unwrap_or(1),
-        hour: u32::try_from(rem / 3600).unwrap_or(0),
-        minute: u32::try_from(rem % 3600 / 60).unwrap_or(0),
-        second: u32::try_from(rem % 60).unwrap_or(0),
-    }
+/// `time` as a UTC civil time (saturating outside jiff's range, the years
+/// -9999 to 9999).
+fn utc(time: SystemTime) -> DateTime {
+    let at = Timestamp::try_from(time).unwrap_or(if time < UNIX_EPOCH {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    });
+    Offset::UTC.to_datetime(at)
 }
 
 /// `2026-01-02T03:04:05Z`.
 pub(crate) fn rfc3339(time: SystemTime) -> String {
-    let c = civil(time);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    utc(time).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The current time in UTC, RFC 3339 (`2026-01-02T03:04:05Z`), for the
@@ -59,11 +31,7 @@ pub(crate) fn now_rfc3339() -> String {
 
 /// `20260102T030405Z`: sortable and safe in a file name.
 pub(crate) fn compact(time: SystemTime) -> String {
-    let c = civil(time);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    utc(time).strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
 #[cfg(test)]
@@ -83,6 +51,11 @@ mod tests {
         assert_eq!(rfc3339(at(1_767_323_045)), "2026-01-02T03:04:05Z");
         assert_eq!(compact(at(1_767_323_045)), "20260102T030405Z");
         assert_eq!(rfc3339(at(4_102_444_799)), "2099-12-31T23:59:59Z");
+        // Fractions are cut, not rounded; times before 1970 are themselves.
+        let just_before_two = UNIX_EPOCH + Duration::from_millis(1_999);
+        assert_eq!(rfc3339(just_before_two), "1970-01-01T00:00:01Z");
+        let before_epoch = UNIX_EPOCH - Duration::from_millis(500);
+        assert_eq!(compact(before_epoch), "19691231T235959Z");
     }
 
     #[test]
