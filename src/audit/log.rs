@@ -16,7 +16,7 @@
 //!    that is not the next record — is [`AuditError::Inconsistent`]:
 //!    nothing is appended until someone looks.
 //! 2. Fill in `v`, `seq`, `ts`, `prev`, the default `actor` and
-//!    `orchestrator`; redact `argv`, `command` and `error`; hash.
+//!    `orchestrator`; redact `argv`, `command`, `error`, `paths` and `key`; hash.
 //! 3. Rotate when the line would take the file past `max_size`.
 //! 4. Write the whole line with one `write_all` on an `O_APPEND` file.
 //! 5. Under `fsync: always`, or for a `start` record: `fdatasync` the log,
@@ -82,7 +82,7 @@ struct Writer {
     fsync: FsyncPolicy,
     /// Rotation size.
     max_size: u64,
-    /// Redacts `argv`, `command` and `error` of every record.
+    /// Redacts `argv`, `command`, `error`, `paths` and `key` of every record.
     redactor: Redactor,
     /// Default `actor`: the local user.
     actor: String,

@@ -150,7 +150,7 @@
 //!
 //! # Redaction
 //!
-//! [`AuditLog::append`] redacts `argv`, `command` and `error` with the
+//! [`AuditLog::append`] redacts `argv`, `command`, `error`, `paths` and `key` with the
 //! config's patterns ([`DEFAULT_PATTERNS`] plus `audit.redact`); the
 //! caller adds a run's literal secrets (`--secret-env` values, sudo
 //! passwords) with [`Redactor::with_secrets`] on [`AuditLog::redactor`] and

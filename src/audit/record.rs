@@ -143,7 +143,7 @@ impl std::fmt::Display for Op {
 /// One audit record. Build it with [`Record::new`] and the setters, then
 /// give it to [`crate::audit::AuditLog::append`], which fills in `v`,
 /// `seq`, `ts`, `prev` and `hash` (and `actor`/`orchestrator` when left
-/// empty) and redacts `argv`, `command` and `error`.
+/// empty) and redacts `argv`, `command`, `error`, `paths` and `key`.
 ///
 /// The field order is the order of the members in the log, and part of the
 /// hash: do not reorder fields; add new ones (with a new schema version)

@@ -200,7 +200,7 @@ impl Executor {
     /// Where and as whom remex connects to `name` now. The key is the
     /// config's `key:` for the host when it has one, else the key the key
     /// state file records for the host (after `remex keys deploy`/`rotate`),
-    /// else `default_key` (see [`crate::ops::keys::resolve`]).
+    /// else `default_key` (see [`crate::keys`]).
     pub fn endpoint(&self, name: &str) -> Option<Endpoint> {
         let config = &self.inner.config;
         let vm: &Vm = config.vms.get(name)?;

@@ -144,7 +144,7 @@ impl Pool {
         match conn {
             Some(conn) => {
                 tracing::debug!(host = %conn.endpoint().name, "closing an idle connection to make room");
-                conn.close().await;
+                shutdown(conn).await;
                 true
             }
             None => false,
@@ -160,13 +160,23 @@ impl Pool {
     pub(crate) async fn close(&self) {
         let slots: Vec<Slot> = self.lock().drain().map(|(_, slot)| slot).collect();
         for slot in slots {
-            if let Some(conn) = slot.lock().await.take() {
-                conn.close().await;
+            let conn = slot.lock().await.take();
+            if let Some(conn) = conn {
+                shutdown(conn).await;
             }
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes a connection taken out of the pool: waits for its socket to go
+/// when nobody else holds it, else only asks the server to close.
+pub(crate) async fn shutdown(conn: Arc<Connection>) {
+    match Arc::try_unwrap(conn) {
+        Ok(conn) => conn.shutdown().await,
+        Err(shared) => shared.close().await,
     }
 }

@@ -296,7 +296,7 @@ impl HostRun<'_> {
             }
             tracing::debug!(host = %self.name, "not reusing the pooled connection: closed or stale");
             if let Some(stale) = slot.take() {
-                stale.close().await;
+                super::pool::shutdown(stale).await;
             }
         }
         let login = Login {

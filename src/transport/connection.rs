@@ -459,12 +459,23 @@ impl Connection {
         Ok((status, out))
     }
 
-    /// Closes the connection politely.
+    /// Closes the connection politely (others may still hold it: their
+    /// next use fails).
     pub(crate) async fn close(&self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+
+    /// Closes the connection and waits (a moment at most) until its socket
+    /// is gone, then gives its place in the budget back: a new connection
+    /// that takes the place never overlaps this one.
+    pub(crate) async fn shutdown(self) {
+        self.close().await;
+        let Connection { handle, budget, .. } = self;
+        let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
+        drop(budget);
     }
 }
 

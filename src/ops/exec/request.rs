@@ -23,7 +23,7 @@ pub enum Command {
     /// One shell string passed as is (`--raw`).
     Raw(String),
     /// A local script, copied to the host, run with these arguments, and
-    /// removed (see [`crate::ops::exec::script`]).
+    /// removed (see the `script` module docs).
     Script {
         /// The script.
         script: Script,
@@ -35,7 +35,7 @@ pub enum Command {
 /// A command and how to run it, built like `std::process::Command`.
 ///
 /// ```
-/// use remex::ops::exec::Exec;
+/// use remex::Exec;
 /// use std::time::Duration;
 /// let exec = Exec::argv(["systemctl", "restart", "nginx"])
 ///     .env("LC_ALL", "C")
@@ -99,7 +99,7 @@ impl Exec {
         }
     }
 
-    /// Runs a local script with `args` (see [`crate::ops::exec::script`]).
+    /// Runs a local script with `args` (see [`Script`]).
     pub fn script<I, S>(script: Script, args: I) -> Self
     where
         I: IntoIterator<Item = S>,

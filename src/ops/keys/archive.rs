@@ -140,7 +140,7 @@ pub(crate) fn archive(dir: &Path, name: &str) -> Result<ArchivedKey, KeysError> 
     })
 }
 
-/// An archived key [`prune`] looked at.
+/// An archived key `keys prune` looked at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PrunedKey {
     /// Its archived name.
@@ -151,7 +151,7 @@ pub struct PrunedKey {
     pub deployed_to: Vec<String>,
 }
 
-/// What [`prune`] did.
+/// What `keys prune` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PruneReport {
     /// Archived keys deleted.

@@ -118,8 +118,7 @@ impl Operation for Deploy {
         };
         let conn = host.open_with(&login).await?;
         let edited = session::add(&conn, &key.line).await;
-        conn.close().await;
-        drop(conn);
+        conn.shutdown().await;
         match edited? {
             Edited::Added => outcome.push(ChangeAction::Added, &key.key_ref),
             _ => outcome.push(ChangeAction::AlreadyPresent, &key.key_ref),

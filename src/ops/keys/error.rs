@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::rotation::RotationStep;
 
 /// Why a key operation on the orchestrator failed (a remote host's failure
-/// is reported separately, as [`super::remote::RemoteEditError`]).
+/// is reported separately, as `RemoteEditError`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeysError {

@@ -158,8 +158,7 @@ async fn revoke_one(
         })
         .await?;
     let edited = session::remove(&conn, &key.line).await;
-    conn.close().await;
-    drop(conn);
+    conn.shutdown().await;
     let action = match edited? {
         Edited::Removed(_) => ChangeAction::Removed,
         _ => ChangeAction::NotPresent,

@@ -360,8 +360,7 @@ async fn rotate_one(
                 match conn {
                     Ok(conn) => {
                         let edited = session::remove(&conn, &old.line).await;
-                        conn.close().await;
-                        drop(conn);
+                        conn.shutdown().await;
                         edited.map(|edited| {
                             let action = match edited {
                                 Edited::Removed(_) => ChangeAction::Removed,
@@ -413,8 +412,7 @@ async fn deploy_step(
         })
         .await?;
     let edited = session::add(&conn, &new.line).await;
-    conn.close().await;
-    drop(conn);
+    conn.shutdown().await;
     let action = match edited? {
         Edited::Added => ChangeAction::Added,
         _ => ChangeAction::AlreadyPresent,

@@ -120,6 +120,6 @@ pub(crate) async fn verify_login(
     path: &std::path::Path,
 ) -> Result<(), Failure> {
     let conn = host.open_with(&Login::key_only(path)).await?;
-    conn.close().await;
+    conn.shutdown().await;
     Ok(())
 }

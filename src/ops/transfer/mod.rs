@@ -6,7 +6,7 @@
 //! - `mod.rs` (here): the requests ([`Upload`], [`Download`], [`Options`]),
 //!   and what one host's transfer shares with the run (cancel, progress).
 //! - `report.rs`: the per-host and per-file results and the JSON schema.
-//! - `sftp.rs`: an SFTP session on a channel of a [`crate::transport::connection::Connection`],
+//! - `sftp.rs`: an SFTP session on a channel of a host's connection,
 //!   with errors turned into `transfer` failures that name the path.
 //! - `pipeline.rs`: many SFTP reads or writes in flight, over one or more
 //!   channels, with bounded memory, hashing while streaming.
