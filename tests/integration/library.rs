@@ -48,7 +48,7 @@ fn connections_to(port: u16) -> usize {
             let fields: Vec<&str> = line.split_whitespace().collect();
             // local_address, remote_address, state (01 = ESTABLISHED).
             let (local, remote, state) = (fields.get(1)?, fields.get(2)?, fields.get(3)?);
-            (local.ends_with(&port) && *state == "01").then(|| (*local, *remote))
+            (local.ends_with(&port) && *state == "01").then_some((*local, *remote))
         })
         .collect::<HashSet<_>>()
         .len()
