@@ -184,8 +184,8 @@ pub(super) async fn run(global: &Global<'_>, command: KeysCommand) -> Result<Sta
                             key.algorithm,
                             key.name,
                             key.fingerprint,
-                            key.private_key.display(),
-                            key.public_key.display()
+                            key.path.display(),
+                            key.public_path.display()
                         );
                         eprintln!(
                             "next: remex keys deploy TARGETS --name {} (add --password-env VAR for first contact)",

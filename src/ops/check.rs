@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::audit::{Op, Record};
 use crate::run::report::{ErrorKind, Failure, NoDetails, RunReport};
-use crate::run::runner::{HostDetail, HostRun, Operation, Redact, RunState};
-use crate::run::{Error, Executor, HostReport, RunContext};
+use crate::run::runner::{HostDetail, HostRun, Operation, Redact};
+use crate::run::{Error, Executor, RunContext};
 
 /// One host's check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -111,9 +111,5 @@ impl Operation for Check {
         conn.run_helper("true", None).await?;
         check.rtt_ms = Some(begun.elapsed().as_secs_f64() * 1000.0);
         Ok(())
-    }
-
-    async fn finish(&self, _run: &RunState, _results: &[HostReport<CheckResult>]) -> NoDetails {
-        NoDetails {}
     }
 }

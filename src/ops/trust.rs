@@ -36,8 +36,8 @@ use serde::Serialize;
 
 use crate::audit::{Event, Op, Record};
 use crate::run::context::HostKeyOffer;
-use crate::run::report::{ErrorKind, Failure, HostReport, NoDetails, RunReport};
-use crate::run::runner::{HostDetail, HostRun, Operation, Redact, RunState, change_record};
+use crate::run::report::{ErrorKind, Failure, NoDetails, RunReport};
+use crate::run::runner::{HostDetail, HostRun, Operation, Redact, change_record};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Endpoint;
 use crate::transport::identity::fingerprint;
@@ -214,10 +214,6 @@ impl Operation for Trust {
         *outcome = result.1;
         result.0
     }
-
-    async fn finish(&self, _run: &RunState, _results: &[HostReport<TrustResult>]) -> NoDetails {
-        NoDetails {}
-    }
 }
 
 /// `hosts forget` as an operation of the runner.
@@ -263,10 +259,6 @@ impl Operation for Forget {
                 lines.join(", ")
             ),
         ))
-    }
-
-    async fn finish(&self, _run: &RunState, _results: &[HostReport<TrustResult>]) -> NoDetails {
-        NoDetails {}
     }
 }
 

@@ -76,7 +76,7 @@ pub(crate) trait Operation: Send + Sync + 'static {
     /// What one host's result holds besides the common fields.
     type Detail: HostDetail;
     /// What the report holds besides the results.
-    type Details: Serialize + Redact + Send + 'static;
+    type Details: Serialize + Redact + Default + Send + 'static;
 
     /// The operation, as the audit log names it.
     fn op(&self) -> Op;
@@ -107,12 +107,14 @@ pub(crate) trait Operation: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), Failure>> + Send;
 
     /// The run-wide details, once every host is done (and any local work
-    /// after the hosts, recorded through `run`).
+    /// after the hosts, recorded through `run`); by default none.
     fn finish(
         &self,
-        run: &RunState,
-        results: &[HostReport<Self::Detail>],
-    ) -> impl Future<Output = Self::Details> + Send;
+        _run: &RunState,
+        _results: &[HostReport<Self::Detail>],
+    ) -> impl Future<Output = Self::Details> + Send {
+        async { Self::Details::default() }
+    }
 }
 
 /// An operation that contacts no host, driven by [`Executor::run_local`]:

@@ -168,9 +168,6 @@ impl Operation for Deploy {
     }
 
     async fn finish(&self, _run: &RunState, _results: &[HostReport<KeyResult>]) -> KeyDetails {
-        KeyDetails {
-            key: self.key.key_ref.clone(),
-            archived: Vec::new(),
-        }
+        KeyDetails::of(&self.key.key_ref)
     }
 }

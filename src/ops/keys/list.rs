@@ -34,6 +34,8 @@ pub struct KeyInfo {
     pub created: String,
     /// The private key file.
     pub path: PathBuf,
+    /// The public key file (`NAME.pub`).
+    pub public_path: PathBuf,
     /// Whether it is in the archive (rotated away, kept until pruned).
     pub archived: bool,
     /// Hosts whose authorized_keys hold it, per the state file.
@@ -171,6 +173,7 @@ fn scan(dir: &Path, archived: bool, state: &KeyState) -> Result<Vec<KeyInfo>, Ke
             comment: public.comment().to_string(),
             created,
             path: private,
+            public_path: entry.path(),
             archived,
             deployed_to: state.hosts_with(name),
             used_by: state.hosts_using(name),
@@ -292,6 +295,7 @@ mod tests {
                 "fingerprint",
                 "name",
                 "path",
+                "public_path",
                 "type",
                 "used_by"
             ]

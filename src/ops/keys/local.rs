@@ -2,15 +2,14 @@
 //! prune`. Each is one audited run of its own: a `start` record, the work
 //! (with a `key` record per key made or deleted), an `end` record.
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 use super::archive::{PruneReport, prune};
 use super::generate::{KeyKind, default_comment, generate};
-use super::run::key_dir;
+use super::list::KeyInfo;
+use super::run::{key_dir, record_key};
 use super::state::load_state;
-use crate::audit::{Event, Op, Record, Redactor};
+use crate::audit::{Op, Record, Redactor};
 use crate::run::report::{ErrorKind, Failure, NoHost, RunReport};
 use crate::run::runner::{LocalOperation, Redact, RunState};
 use crate::run::{Error, Executor, RunContext};
@@ -26,31 +25,11 @@ pub struct GenerateRequest {
     pub passphrase: Option<String>,
 }
 
-/// A key `keys generate` made, as its report shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NewKey {
-    /// The key's name.
-    pub name: String,
-    /// The OpenSSH key type.
-    #[serde(rename = "type")]
-    pub algorithm: String,
-    /// `SHA256:…`.
-    pub fingerprint: String,
-    /// The public key's comment (`remex@HOST`).
-    pub comment: String,
-    /// Creation time (UTC, RFC 3339).
-    pub created: String,
-    /// The private key file (0600).
-    pub private_key: PathBuf,
-    /// The public key file.
-    pub public_key: PathBuf,
-}
-
 /// What `keys generate` reports beside the (empty) results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Generated {
-    /// The key made.
-    pub key: NewKey,
+    /// The key made, as `keys list` shows it.
+    pub key: KeyInfo,
 }
 
 impl Redact for Generated {
@@ -127,22 +106,25 @@ impl LocalOperation for Generate {
         .map_err(|e| Failure::new(ErrorKind::Keys, format!("key generation: {e}")))?
         .map_err(|e| Failure::new(ErrorKind::Keys, format!("{:#}", anyhow::Error::from(e))))?;
         run.executor.key_state_changed();
-        run.write(
-            run.record(Event::Key)
-                .action("generated")
-                .key(key.name.clone())
-                .fingerprint(key.fingerprint.clone())
-                .paths([key.private_path.display().to_string()]),
+        record_key(
+            run,
+            "generated",
+            &key.name,
+            &key.fingerprint,
+            [&key.private_path],
         );
         Ok(Generated {
-            key: NewKey {
+            key: KeyInfo {
                 name: key.name,
                 algorithm: key.public_key.algorithm().as_str().to_owned(),
                 fingerprint: key.fingerprint,
                 comment: key.public_key.comment().to_string(),
                 created: key.created,
-                private_key: key.private_path,
-                public_key: key.public_path,
+                path: key.private_path,
+                public_path: key.public_path,
+                archived: false,
+                deployed_to: Vec::new(),
+                used_by: Vec::new(),
             },
         })
     }
@@ -180,13 +162,7 @@ impl LocalOperation for Prune {
                 .get(&key.name)
                 .map(|k| k.fingerprint.clone())
                 .unwrap_or_default();
-            run.write(
-                run.record(Event::Key)
-                    .action("pruned")
-                    .key(key.name.clone())
-                    .fingerprint(fingerprint)
-                    .paths(key.files.iter().map(|f| f.display().to_string())),
-            );
+            record_key(run, "pruned", &key.name, &fingerprint, &key.files);
         }
         Ok(report)
     }

@@ -81,7 +81,7 @@ pub use deploy::DeployRequest;
 pub use error::KeysError;
 pub use generate::{KeyKind, validate_name};
 pub use list::{HostKeyUse, KeyInfo, KeyListing};
-pub use local::{GenerateReport, GenerateRequest, Generated, NewKey, PruneRunReport};
+pub use local::{GenerateReport, GenerateRequest, Generated, PruneRunReport};
 pub use report::{ChangeAction, KeyChange, KeyDetails, KeyRef, KeyResult, KeysReport};
 pub use revoke::RevokeRequest;
 pub use rotate::RotateRequest;

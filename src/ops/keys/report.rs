@@ -32,7 +32,7 @@ use crate::run::report::RunReport;
 use crate::run::runner::{HostDetail, Redact, change_record};
 
 /// A key, as reports name it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KeyRef {
     /// Its name in the key directory.
     pub name: String,
@@ -138,13 +138,23 @@ impl KeyResult {
 }
 
 /// What a key operation's report holds beside the results.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KeyDetails {
     /// The key deployed, rotated to, or revoked.
     pub key: KeyRef,
     /// Keys moved to the archive by this run (rotate: keys no host uses
     /// any more).
     pub archived: Vec<ArchivedKey>,
+}
+
+impl KeyDetails {
+    /// The details of a run on `key` that archived nothing.
+    pub(crate) fn of(key: &KeyRef) -> Self {
+        KeyDetails {
+            key: key.clone(),
+            archived: Vec::new(),
+        }
+    }
 }
 
 impl Redact for KeyDetails {

@@ -29,10 +29,10 @@ use super::report::{ChangeAction, KeyDetails, KeyRef, KeyResult, KeysReport};
 use super::rotation::{
     HostPlan, HostRotation, RotationAction, RotationEvent, RotationPlan, plan_rotation,
 };
-use super::run::{LoadedKey, key_dir, load, local_failure, update};
+use super::run::{LoadedKey, key_dir, load, local_failure, record_key, update};
 use super::session::{self, Edited};
 use super::{KeysError, now_rfc3339, timestamp};
-use crate::audit::{Event, Op, Record};
+use crate::audit::{Op, Record};
 use crate::run::report::{ErrorKind, Failure, HostReport};
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
@@ -192,12 +192,13 @@ impl Operation for Rotate {
             .map_err(|e| Failure::new(ErrorKind::Keys, format!("key generation failed: {e}")))?
             .map_err(|e| local_failure(&e))?;
             let key = LoadedKey::load(&dir, &self.target, false).map_err(|e| local_failure(&e))?;
-            run.write(
-                run.record(Event::Key)
-                    .action("generated")
-                    .key(self.target.clone())
-                    .fingerprint(key.key_ref.fingerprint.clone())
-                    .paths([key.private_path.display().to_string()]),
+            let fingerprint = &key.key_ref.fingerprint;
+            record_key(
+                run,
+                "generated",
+                &self.target,
+                fingerprint,
+                [&key.private_path],
             );
             if let Ok(mut slot) = self.key.lock() {
                 *slot = Some(key);
@@ -292,12 +293,12 @@ impl Operation for Rotate {
                 .get(&key.archived_name)
                 .map(|k| k.fingerprint.clone())
                 .unwrap_or_default();
-            run.write(
-                run.record(Event::Key)
-                    .action("archived")
-                    .key(key.name.clone())
-                    .fingerprint(fingerprint)
-                    .paths([key.private_path.display().to_string()]),
+            record_key(
+                run,
+                "archived",
+                &key.name,
+                &fingerprint,
+                [&key.private_path],
             );
         }
         KeyDetails {

@@ -11,9 +11,10 @@ use super::generate::{private_key_path, public_key_path, validate_name};
 use super::list::read_public_key;
 use super::report::KeyRef;
 use super::state::{KeyState, load_state, update_state};
-use crate::audit::Record;
+use crate::audit::{Event, Record};
 use crate::run::Executor;
 use crate::run::report::{ErrorKind, Failure};
+use crate::run::runner::RunState;
 use crate::transport::identity::fingerprint;
 
 /// What a key operation's `start` records say: the key's name and
@@ -111,6 +112,24 @@ pub(crate) fn used_key(state: &KeyState, executor: &Executor, host: &str) -> Opt
         return vm.key.clone();
     }
     state.hosts.get(host).map(|h| h.current.clone())
+}
+
+/// Records a change this machine made to key `name` (`generated`,
+/// `archived`, `pruned`), with its fingerprint and files, in `run`.
+pub(crate) fn record_key<P: AsRef<Path>>(
+    run: &RunState,
+    action: &str,
+    name: &str,
+    fingerprint: &str,
+    files: impl IntoIterator<Item = P>,
+) {
+    run.write(
+        run.record(Event::Key)
+            .action(action)
+            .key(name)
+            .fingerprint(fingerprint)
+            .paths(files.into_iter().map(|f| f.as_ref().display().to_string())),
+    );
 }
 
 /// A local step (key files, the state file) that failed on a host's way.

@@ -12,8 +12,8 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, HostReport, NoDetails};
-use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::report::{ErrorKind, Failure, NoDetails};
+use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Connection;
 
@@ -125,10 +125,6 @@ impl Operation for DownloadPlan {
             (files, result)
         })
         .await
-    }
-
-    async fn finish(&self, _run: &RunState, _results: &[HostReport<TransferResult>]) -> NoDetails {
-        NoDetails {}
     }
 }
 

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 
 use crate::audit::{Op, Record};
 use crate::run::cancel::Cancel;
-use crate::run::report::{ErrorKind, Failure, HostReport, NoDetails};
-use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::report::{ErrorKind, Failure, NoDetails};
+use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Connection;
 
@@ -204,10 +204,6 @@ impl Operation for UploadPlan {
             (files, result)
         })
         .await
-    }
-
-    async fn finish(&self, _run: &RunState, _results: &[HostReport<TransferResult>]) -> NoDetails {
-        NoDetails {}
     }
 }
 
