@@ -8,6 +8,9 @@
 //!
 //! Prints the address it listens on as the first line of stdout.
 
+// An example program prints its results.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -6,11 +6,12 @@
 //! cargo run --release --example warm_commands -- CONFIG HOST [N]
 //! ```
 
+// An example program prints its results.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::time::Instant;
 
-use remex::config::Config;
-use remex::exec::Exec;
-use remex::executor::Executor;
+use remex::{Config, Exec, Executor, RunContext};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,10 +21,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let n: usize = args.next().map_or(Ok(200), |s| s.parse())?;
     let executor = Executor::new(Config::load(config.as_ref())?)?;
+    let ctx = RunContext::new();
 
     // The first command pays for connecting and authenticating.
     let cold = Instant::now();
-    let report = executor.exec(&host, &Exec::argv(["true"])).await?;
+    let report = executor.exec(&ctx, &host, &Exec::argv(["true"])).await?;
     anyhow::ensure!(
         report.all_ok(),
         "first command failed: {:?}",
@@ -33,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
 
     let warm = Instant::now();
     for _ in 0..n {
-        let report = executor.exec(&host, &Exec::argv(["true"])).await?;
+        let report = executor.exec(&ctx, &host, &Exec::argv(["true"])).await?;
         anyhow::ensure!(report.all_ok(), "command failed: {:?}", report.results);
     }
     let warm = warm.elapsed();

@@ -1,22 +1,50 @@
-//! remex: run commands on a fleet of Linux hosts over SSH.
+//! remex: run commands on a fleet of Linux hosts over SSH, move files to and
+//! from them, and manage the keys that let it in — audited, and safe by
+//! default.
+//!
+//! ```no_run
+//! use remex::{Config, Exec, Executor, RunContext};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let executor = Executor::new(Config::load("lab/config.yml".as_ref())?)?;
+//! let ctx = RunContext::new().actor("nightly-report");
+//! let report = executor.exec(&ctx, "web,!vm03", &Exec::argv(["uptime"])).await?;
+//! for host in &report.results {
+//!     println!("{}: {}", host.host, host.detail.stdout.text());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`run`] — the run layer: [`Executor`], the audited runner every
+//!   operation goes through, [`RunContext`], [`RunReport`].
+//! - `ops/` — the operations: [`exec`], [`check`], [`transfer`], [`keys`],
+//!   [`trust`].
+//! - `transport/` — reaching a host: TCP, the SSH connection, host keys,
+//!   private keys.
+//! - [`audit`] — the tamper-evident audit log.
+//! - [`config`] — the YAML config; [`targets`] — the selector grammar.
+//! - `lab` (feature `lab`) — local labs of real sshd hosts.
 
 pub mod audit;
-pub mod cli;
 pub mod config;
-pub mod connection;
-pub mod exec;
-pub mod executor;
-pub mod host_keys;
-pub mod identity;
-pub mod keys;
-pub mod known_hosts;
+mod fresh;
+#[cfg(feature = "lab")]
 pub mod lab;
-pub mod login;
-pub mod pattern;
+mod ops;
+mod pattern;
 pub mod quote;
-pub mod report;
-pub mod script;
-pub mod sudo;
+pub mod run;
 pub mod targets;
-pub mod tcp;
-pub mod transfer;
+mod transport;
+
+pub use config::Config;
+pub use ops::{check, exec, keys, transfer, trust};
+pub use run::{
+    Cancel, CancelHandle, Detail, Error, ErrorKind, Executor, ExecutorBuilder, Failure,
+    HostKeyOffer, HostKeyProblem, HostReport, Listing, NoDetails, NoHost, NoPrompter, Observer,
+    Prompter, RunContext, RunReport, SCHEMA_VERSION, Stream, Summary,
+};
+pub use transport::{Endpoint, IdentityError, KnownHostsError, Password, PasswordSource};
+
+pub use exec::{Exec, ExecReport, ExecResult, Script, Sudo};

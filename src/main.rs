@@ -1,8 +1,15 @@
-//! The `remex` binary: everything lives in the library's `cli` module.
+//! The `remex` binary: the command line (`cli/`) over the library's public
+//! API — the same API a service or another program uses.
+
+// The command line is where remex prints; and a binary has no public API,
+// so `pub` in its modules means "used by the other modules".
+#![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub)]
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
     tune_malloc();
-    remex::cli::main()
+    cli::main()
 }
 
 /// Keeps glibc's allocator from handing transfer buffers back to the kernel

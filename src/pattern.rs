@@ -5,7 +5,7 @@
 /// (including none) and `?` exactly one byte (OpenSSH's `match_pattern`).
 /// Everything else matches itself. No recursion, so no blow-up on
 /// attacker-chosen input.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
     glob_match(pattern.as_bytes(), text.as_bytes())
 }
 

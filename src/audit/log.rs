@@ -15,8 +15,8 @@
 //!    fit — the log shorter than the head says, a missing head, a line
 //!    that is not the next record — is [`AuditError::Inconsistent`]:
 //!    nothing is appended until someone looks.
-//! 2. Fill in `v`, `seq`, `ts`, `prev`, the default `actor`, `workflow` and
-//!    `orchestrator`; redact `argv`, `command` and `error`; hash.
+//! 2. Fill in `v`, `seq`, `ts`, `prev`, the default `actor` and
+//!    `orchestrator`; redact `argv`, `command`, `error`, `paths` and `key`; hash.
 //! 3. Rotate when the line would take the file past `max_size`.
 //! 4. Write the whole line with one `write_all` on an `O_APPEND` file.
 //! 5. Under `fsync: always`, or for a `start` record: `fdatasync` the log,
@@ -82,7 +82,7 @@ struct Writer {
     fsync: FsyncPolicy,
     /// Rotation size.
     max_size: u64,
-    /// Redacts `argv`, `command` and `error` of every record.
+    /// Redacts `argv`, `command`, `error`, `paths` and `key` of every record.
     redactor: Redactor,
     /// Default `actor`: the local user.
     actor: String,
@@ -104,8 +104,6 @@ struct State {
     cache: Option<Tail>,
     /// Records were written without updating the head (`fsync: start`).
     uncommitted: bool,
-    /// Default `workflow`.
-    workflow: Option<String>,
 }
 
 /// The end of the chain, in the log file.
@@ -216,14 +214,6 @@ impl AuditLog {
         self.writer.as_ref().map(|w| &w.redactor)
     }
 
-    /// Sets the `workflow` written in records that do not name one
-    /// (`--actor`, `REMEX_ACTOR`).
-    pub fn set_workflow(&self, name: Option<String>) {
-        if let Some(writer) = &self.writer {
-            writer.state().workflow = name;
-        }
-    }
-
     /// Appends `record` to the chain and returns its `seq` and `hash`. For
     /// a `start` record (and for every record under `fsync: always`) the
     /// record is on disk, and the head names it, when this returns.
@@ -311,7 +301,7 @@ impl Writer {
         let mut appended = Vec::with_capacity(records.len());
         for record in records {
             durable |= self.fsync == FsyncPolicy::Always || record.event == Event::Start;
-            let (line, next_hash) = self.seal(state, record, seq + 1, &hash)?;
+            let (line, next_hash) = self.seal(record, seq + 1, &hash)?;
             if len > 0 && len.saturating_add(line.len() as u64) > self.max_size {
                 self.rotate(&file, seq, &hash, len)?;
                 file = self.open_current()?;
@@ -357,7 +347,6 @@ impl Writer {
     /// returns its line and hash.
     fn seal(
         &self,
-        state: &State,
         mut record: Record,
         seq: u64,
         prev: &str,
@@ -372,9 +361,6 @@ impl Writer {
         }
         if record.orchestrator.is_empty() {
             record.orchestrator.clone_from(&self.orchestrator);
-        }
-        if record.workflow.is_none() {
-            record.workflow.clone_from(&state.workflow);
         }
         self.redactor.redact_record(&mut record);
         let canonical = record

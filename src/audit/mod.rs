@@ -42,6 +42,7 @@
 //! | `duration_ms`? | integer | how long the action took on the host |
 //! | `fingerprint`? | string | key operations: the key's fingerprint |
 //! | `key`? `action`? | string | `key`/`host_key` records: the key's name, what changed (`added`, `removed`, `pinned`, …) |
+//! | `request`? | string | the id of the request that started the run (a service's request id) |
 //! | `prev` | hex | `hash` of the previous record; 64 zeros for the first |
 //! | `hash` | hex | this record's hash, always the last member |
 //!
@@ -149,7 +150,7 @@
 //!
 //! # Redaction
 //!
-//! [`AuditLog::append`] redacts `argv`, `command` and `error` with the
+//! [`AuditLog::append`] redacts `argv`, `command`, `error`, `paths` and `key` with the
 //! config's patterns ([`DEFAULT_PATTERNS`] plus `audit.redact`); the
 //! caller adds a run's literal secrets (`--secret-env` values, sudo
 //! passwords) with [`Redactor::with_secrets`] on [`AuditLog::redactor`] and
@@ -204,5 +205,5 @@ pub use read::{Follower, Records, Stored, read_records, tail};
 pub use record::{Event, Op, Record, SCHEMA_VERSION};
 pub use redact::{DEFAULT_PATTERNS, REDACTED, Redactor};
 pub use time::{format_ms, ms_to_system, parse_rfc3339, system_to_ms};
-pub use trail::{Trail, new_run_id};
+pub use trail::{Stamp, Trail, new_run_id};
 pub use verify::{Break, BreakKind, Note, VerifyReport, verify};

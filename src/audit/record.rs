@@ -143,7 +143,7 @@ impl std::fmt::Display for Op {
 /// One audit record. Build it with [`Record::new`] and the setters, then
 /// give it to [`crate::audit::AuditLog::append`], which fills in `v`,
 /// `seq`, `ts`, `prev` and `hash` (and `actor`/`orchestrator` when left
-/// empty) and redacts `argv`, `command` and `error`.
+/// empty) and redacts `argv`, `command`, `error`, `paths` and `key`.
 ///
 /// The field order is the order of the members in the log, and part of the
 /// hash: do not reorder fields; add new ones (with a new schema version)
@@ -239,6 +239,10 @@ pub struct Record {
     /// `replaced`, `forgotten`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// The request that started the run, when a caller gave it an id (a
+    /// service's request id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     /// `hash` of the previous record in the chain; 64 zeros for the first.
     /// Set by `append`.
     pub prev: String,
@@ -296,6 +300,7 @@ impl Record {
             fingerprint: None,
             key: None,
             action: None,
+            request: None,
             prev: String::new(),
             hash: String::new(),
         }
@@ -340,6 +345,8 @@ impl Record {
         key: String;
         /// Sets `action`.
         action: String;
+        /// Sets `request`.
+        request: String;
     }
 
     /// Sets `actor` (default: the local user name).

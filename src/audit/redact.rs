@@ -206,14 +206,16 @@ impl Redactor {
     }
 
     /// Redacts the members of `record` that can hold secrets: `argv`
-    /// ([`Redactor::redact_argv`]), `command` and `error`.
+    /// ([`Redactor::redact_argv`]), `command`, `error`, the `paths` of a
+    /// transfer or a key, and a `key` name.
     pub fn redact_record(&self, record: &mut super::Record) {
         if let Some(argv) = &record.argv {
             record.argv = Some(self.redact_argv(argv));
         }
-        for text in [&mut record.command, &mut record.error]
+        for text in [&mut record.command, &mut record.error, &mut record.key]
             .into_iter()
             .flatten()
+            .chain(record.paths.iter_mut().flatten())
         {
             *text = self.redact(text).into_owned();
         }

@@ -42,6 +42,8 @@ pub struct Trail {
     /// Redacts records with the run's secrets as well as the config's
     /// patterns.
     redactor: Redactor,
+    /// Who runs the run, in every record.
+    stamp: Stamp,
     /// Feeds the writer thread; taken by `finish`.
     sender: Mutex<Option<Sender<Record>>>,
     /// The writer thread; `None` when the log is disabled.
@@ -54,27 +56,37 @@ impl Trail {
     /// Starts run `run` of operation `op`: appends `starts` (one `start`
     /// record per host, as [`Trail::record`] makes them) as one batch, on
     /// disk when this returns, and starts the writer of `end` records.
-    /// `redactor` is the config's, extended with the run's literal secrets.
+    /// `redactor` is the config's, extended with the run's literal secrets;
+    /// `stamp` names who runs it, in every record. The append runs on a
+    /// blocking thread, never on the async workers.
     ///
     /// # Errors
     ///
     /// Any [`AuditError`] from the append: then no record counts as
     /// written, and the caller must contact no host (fail closed).
-    pub fn begin(
+    pub async fn begin(
         log: &AuditLog,
         redactor: Redactor,
         run: String,
         op: Op,
+        stamp: Stamp,
         starts: Vec<Record>,
     ) -> Result<Trail, AuditError> {
-        let starts = starts
+        let starts: Vec<Record> = starts
             .into_iter()
             .map(|mut record| {
+                stamp.apply(&mut record);
                 redactor.redact_record(&mut record);
                 record
             })
             .collect();
-        log.append_all(starts)?;
+        let batch_log = log.clone();
+        tokio::task::spawn_blocking(move || batch_log.append_all(starts))
+            .await
+            .map_err(|e| AuditError::Write {
+                path: log_path(log),
+                source: std::io::Error::other(e.to_string()),
+            })??;
         let (sender, writer) = if log.is_enabled() {
             let (sender, receiver) = mpsc::channel();
             let writer_log = log.clone();
@@ -93,6 +105,7 @@ impl Trail {
             run,
             op,
             redactor,
+            stamp,
             sender: Mutex::new(sender),
             writer: Mutex::new(writer),
             log: log.clone(),
@@ -118,6 +131,7 @@ impl Trail {
     /// Queues a record (an `end` record, as a host finishes) for the
     /// writer. Errors surface in [`Trail::finish`].
     pub fn write(&self, mut record: Record) {
+        self.stamp.apply(&mut record);
         // The run's secrets; the log redacts again with the config's
         // patterns, which is harmless.
         self.redactor.redact_record(&mut record);
@@ -133,13 +147,14 @@ impl Trail {
         }
     }
 
-    /// Waits until every queued record is written and committed.
+    /// Waits until every queued record is written and committed (on a
+    /// blocking thread).
     ///
     /// # Errors
     ///
     /// The first [`AuditError`] the writer met, or one from the commit:
     /// some `end` records of the run may be missing from the log.
-    pub fn finish(&self) -> Result<(), AuditError> {
+    pub async fn finish(&self) -> Result<(), AuditError> {
         drop(
             self.sender
                 .lock()
@@ -151,18 +166,46 @@ impl Trail {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(writer) = writer {
-            match writer.join() {
-                Ok(result) => result?,
-                Err(_) => {
-                    return Err(AuditError::Write {
-                        path: log_path(&self.log),
-                        source: std::io::Error::other("the audit writer thread panicked"),
-                    });
+        let log = self.log.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            if let Some(writer) = writer {
+                match writer.join() {
+                    Ok(result) => result?,
+                    Err(_) => {
+                        return Err(AuditError::Write {
+                            path: log_path(&log),
+                            source: std::io::Error::other("the audit writer thread panicked"),
+                        });
+                    }
                 }
             }
+            log.sync()
+        })
+        .await;
+        joined.map_err(|e| AuditError::Write {
+            path: log_path(&self.log),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+}
+
+/// Who runs a run: written into every record of it.
+#[derive(Debug, Clone, Default)]
+pub struct Stamp {
+    /// `workflow`: the name the caller gave itself (`--actor`).
+    pub workflow: Option<String>,
+    /// `request`: the id of the request that started the run.
+    pub request: Option<String>,
+}
+
+impl Stamp {
+    fn apply(&self, record: &mut Record) {
+        if record.workflow.is_none() {
+            record.workflow.clone_from(&self.workflow);
         }
-        self.log.sync()
+        if record.request.is_none() {
+            record.request.clone_from(&self.request);
+        }
     }
 }
 
@@ -218,8 +261,8 @@ mod tests {
         assert_ne!(new_run_id(), id);
     }
 
-    #[test]
-    fn starts_then_ends_with_the_run_secrets_redacted() {
+    #[tokio::test]
+    async fn starts_then_ends_with_the_run_secrets_redacted_and_the_actor_in_each() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
         let log = AuditLog::open(&config).unwrap();
@@ -235,13 +278,19 @@ mod tests {
                     .argv(["echo", "hunter2"])
             })
             .collect();
-        let trail = Trail::begin(&log, redactor, "r1".into(), Op::Exec, starts).unwrap();
+        let stamp = Stamp {
+            workflow: Some("nightly".into()),
+            request: Some("req-7".into()),
+        };
+        let trail = Trail::begin(&log, redactor, "r1".into(), Op::Exec, stamp, starts)
+            .await
+            .unwrap();
         // The starts are on disk before `begin` returns.
         assert_eq!(read_records(&config).unwrap().count(), 2);
         for host in ["vm02", "vm01"] {
             trail.write(trail.record(Event::End).host(host).error("failed: hunter2"));
         }
-        trail.finish().unwrap();
+        trail.finish().await.unwrap();
         let records: Vec<Record> = read_records(&config)
             .unwrap()
             .map(|stored| stored.unwrap().record)
@@ -252,11 +301,21 @@ mod tests {
         assert_eq!(records[0].argv.as_deref().unwrap()[1], "[REDACTED]");
         assert_eq!(records[2].error.as_deref(), Some("failed: [REDACTED]"));
         assert!(records.iter().all(|r| r.run == "r1"));
+        assert!(
+            records
+                .iter()
+                .all(|r| r.workflow.as_deref() == Some("nightly"))
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r.request.as_deref() == Some("req-7"))
+        );
         assert!(verify(&config).unwrap().ok());
     }
 
-    #[test]
-    fn a_failing_start_batch_is_an_error() {
+    #[tokio::test]
+    async fn a_failing_start_batch_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
         let log = AuditLog::open(&config).unwrap();
@@ -264,16 +323,34 @@ mod tests {
         std::os::unix::fs::symlink("/dev/full", &config.path).unwrap();
         let redactor = Redactor::from_config(&config).unwrap();
         let starts = vec![Record::new(Event::Start, Op::Exec, "r1").host("vm01")];
-        let err = Trail::begin(&log, redactor, "r1".into(), Op::Exec, starts).unwrap_err();
+        let err = Trail::begin(
+            &log,
+            redactor,
+            "r1".into(),
+            Op::Exec,
+            Stamp::default(),
+            starts,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, AuditError::Write { .. }), "{err}");
     }
 
-    #[test]
-    fn a_disabled_log_takes_records_and_writes_nothing() {
+    #[tokio::test]
+    async fn a_disabled_log_takes_records_and_writes_nothing() {
         let log = AuditLog::disabled();
         let redactor = Redactor::new(&[], Vec::new()).unwrap();
-        let trail = Trail::begin(&log, redactor, "r1".into(), Op::Check, Vec::new()).unwrap();
+        let trail = Trail::begin(
+            &log,
+            redactor,
+            "r1".into(),
+            Op::Check,
+            Stamp::default(),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
         trail.write(trail.record(Event::End).host("vm01"));
-        trail.finish().unwrap();
+        trail.finish().await.unwrap();
     }
 }

@@ -298,6 +298,21 @@ pub struct TransferArgs {
     /// host's transfer fails as stalled (default 60s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
     pub request_timeout: Option<Duration>,
+    /// A secret that may show in paths or messages: replaced by [REDACTED]
+    /// in remex's output and the audit log (repeatable). `K=V` gives the
+    /// value; `K` takes the value of $K from remex's own environment.
+    #[arg(long = "secret-env", value_name = "K=V|K", value_parser = parse_secret_env)]
+    pub secret_env: Vec<(String, String)>,
+}
+
+/// `--secret-env` for commands that run no remote command.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// A secret that may show in names or messages: replaced by [REDACTED]
+    /// in remex's output and the audit log (repeatable). `K=V` gives the
+    /// value; `K` takes the value of $K from remex's own environment.
+    #[arg(long = "secret-env", value_name = "K=V|K", value_parser = parse_secret_env)]
+    pub secret_env: Vec<(String, String)>,
 }
 
 /// `remex hosts …`.
@@ -434,7 +449,7 @@ pub enum Server {
 }
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(s)
+    remex::config::parse_duration(s)
 }
 
 /// Parses an octal file mode: `0640`, `640`, `0o640`.
@@ -455,7 +470,7 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 /// `K=V`, or `K` alone for the value of `$K`. Error messages never show the
 /// value.
-fn parse_secret_env(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_secret_env(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
         None => std::env::var(s).map(|value| (s.to_owned(), value)).map_err(|_| {

@@ -6,16 +6,17 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use remex::audit::{self, AuditConfig, AuditError, Event, Filter, Record, Stored};
+use remex::quote;
+
 use super::args::AuditCommand;
-use super::{Global, Status, load_config, print_json};
-use crate::audit::{self, AuditConfig, AuditError, Event, Filter, Record, Stored};
-use crate::quote;
+use super::{Global, Status, print_listing};
 
 /// How often `tail --follow` looks for new records.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
 pub(super) async fn run(global: &Global<'_>, command: AuditCommand) -> Result<Status> {
-    let config = load_config(global.config)?.audit;
+    let config = global.config()?.audit;
     match command {
         AuditCommand::Verify => verify(&config, global.json),
         AuditCommand::Tail { lines, follow } => tail(&config, global.json, lines, follow).await,
@@ -51,19 +52,18 @@ fn verify(config: &AuditConfig, json: bool) -> Result<Status> {
     let report = audit::verify(config)?;
     if json {
         #[derive(Serialize)]
-        struct Wire<'a> {
-            version: u32,
-            operation: &'static str,
+        struct Verified<'a> {
             ok: bool,
             #[serde(flatten)]
             report: &'a audit::VerifyReport,
         }
-        print_json(&Wire {
-            version: crate::report::SCHEMA_VERSION,
-            operation: "audit_verify",
-            ok: report.ok(),
-            report: &report,
-        })?;
+        print_listing(
+            "audit.verify",
+            Verified {
+                ok: report.ok(),
+                report: &report,
+            },
+        )?;
     } else {
         let chain = if report.keyed {
             "HMAC-SHA256"
@@ -123,7 +123,7 @@ async fn tail(config: &AuditConfig, json: bool, lines: usize, follow: bool) -> R
             }
         }
     }
-    print_records(&records, json, "audit_tail")
+    print_records(&records, json, "audit.tail")
 }
 
 fn show(config: &AuditConfig, json: bool, filter: &Filter) -> Result<Status> {
@@ -132,7 +132,7 @@ fn show(config: &AuditConfig, json: bool, filter: &Filter) -> Result<Status> {
         .into_iter()
         .filter(|record| filter.matches(record))
         .collect();
-    print_records(&records, json, "audit_show")
+    print_records(&records, json, "audit.show")
 }
 
 /// The records of `items`, warning on stderr about lines that are not
@@ -160,16 +160,10 @@ fn records_of(
 fn print_records(records: &[Record], json: bool, operation: &'static str) -> Result<Status> {
     if json {
         #[derive(Serialize)]
-        struct Wire<'a> {
-            version: u32,
-            operation: &'static str,
+        struct Records<'a> {
             records: &'a [Record],
         }
-        print_json(&Wire {
-            version: crate::report::SCHEMA_VERSION,
-            operation,
-            records,
-        })?;
+        print_listing(operation, Records { records })?;
     } else {
         let mut out = std::io::stdout().lock();
         for record in records {
@@ -252,7 +246,7 @@ fn line(record: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::Op;
+    use remex::audit::Op;
 
     #[test]
     fn a_record_reads_as_one_line() {

@@ -1,16 +1,17 @@
-//! `remex hosts trust` and `remex hosts forget`: pinning host keys.
+//! `remex hosts list|check|trust|forget`.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use remex::trust::{TrustAction, TrustReport, TrustRequest};
 
-use super::{Global, Status, load_config, print_json, render};
-use crate::host_keys::{self, Offer, TrustAction, TrustReport, TrustRequest};
+use super::signals::Interrupts;
+use super::{Global, Status, print_json, print_listing, render, run_status};
 
 /// `remex hosts trust`.
 #[derive(Debug, Args)]
-pub struct TrustArgs {
+pub(crate) struct TrustArgs {
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Pin only a key with this fingerprint (SHA256:…, obtained out of band,
@@ -27,7 +28,92 @@ pub struct TrustArgs {
     pub replace: bool,
 }
 
-/// Runs `remex hosts trust`.
+/// `remex hosts list`.
+pub(super) fn list(global: &Global<'_>) -> Result<Status> {
+    let list = global.config()?.host_list();
+    if global.json {
+        print_listing("hosts.list", &list)?;
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    h.name.clone(),
+                    format!("{}:{}", h.address, h.port),
+                    h.user.clone(),
+                    h.groups.join(","),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            render::table(&["NAME", "ADDRESS", "USER", "GROUPS"], &rows)
+        );
+    }
+    Ok(Status::Success)
+}
+
+/// `remex hosts check`.
+pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> {
+    let executor = global.executor(global.config()?)?;
+    let interrupts = Interrupts::watch("stopping the checks")?;
+    let report = executor
+        .check(&global.context(&interrupts), targets)
+        .await?;
+    executor.close().await;
+    if global.json {
+        print_json(&report)?;
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .results
+            .iter()
+            .map(|c| {
+                let d = &c.detail;
+                vec![
+                    c.host.clone(),
+                    format!("{}:{}", c.address, c.port),
+                    yes_no(d.reachable),
+                    d.host_key.to_owned(),
+                    yes_no(d.auth),
+                    d.rtt_ms
+                        .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}ms")),
+                    c.error
+                        .as_ref()
+                        .map_or_else(String::new, |f| format!("[{}] {}", f.kind, f.message)),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            render::table(
+                &[
+                    "HOST",
+                    "ADDRESS",
+                    "REACHABLE",
+                    "HOST-KEY",
+                    "AUTH",
+                    "RTT",
+                    "PROBLEM"
+                ],
+                &rows
+            )
+        );
+        let s = &report.summary;
+        eprintln!("{}", counts(s.total, s.ok, s.failed));
+    }
+    Ok(run_status(
+        report.audit_error.as_deref(),
+        &interrupts,
+        report.all_ok(),
+    ))
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_owned()
+}
+
+/// `remex hosts trust`.
 pub(super) async fn trust(global: &Global<'_>, args: TrustArgs) -> Result<Status> {
     for fp in &args.fingerprint {
         if !fp.starts_with("SHA256:") {
@@ -36,74 +122,55 @@ pub(super) async fn trust(global: &Global<'_>, args: TrustArgs) -> Result<Status
             );
         }
     }
-    let interactive = std::io::stdin().is_terminal();
-    if !args.yes && args.fingerprint.is_empty() && !interactive {
+    if !args.yes && args.fingerprint.is_empty() && !std::io::stdin().is_terminal() {
         bail!(
             "remex hosts trust asks before pinning a host key, but stdin is not a terminal; \
              pass --fingerprint SHA256:… (checked out of band) or --yes (trust what the hosts offer)"
         );
     }
-    let executor = global.executor(load_config(global.config)?)?;
+    let executor = global.executor(global.config()?)?;
     let request = TrustRequest {
         fingerprints: args.fingerprint,
         yes: args.yes,
         replace: args.replace,
     };
-    let mut confirm = |offer: &Offer| tokio::task::block_in_place(|| ask(offer));
-    let report = host_keys::trust(&executor, &args.targets, &request, &mut confirm).await?;
-    finish(&report, global.json)
+    let interrupts = Interrupts::watch("stopping")?;
+    let report = executor
+        .hosts_trust(&global.context(&interrupts), &args.targets, &request)
+        .await?;
+    finish(&report, global.json, &interrupts)
 }
 
-/// Runs `remex hosts forget`.
+/// `remex hosts forget`.
 pub(super) async fn forget(global: &Global<'_>, targets: &str) -> Result<Status> {
-    let executor = global.executor(load_config(global.config)?)?;
-    let report = host_keys::forget(&executor, targets).await?;
-    finish(&report, global.json)
+    let executor = global.executor(global.config()?)?;
+    let interrupts = Interrupts::watch("stopping")?;
+    let report = executor
+        .hosts_forget(&global.context(&interrupts), targets)
+        .await?;
+    finish(&report, global.json, &interrupts)
 }
 
-/// Asks on the terminal whether to trust `offer`.
-fn ask(offer: &Offer) -> bool {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "{} ({}) offers host key {} {}",
-        offer.host, offer.address, offer.key_type, offer.fingerprint
-    );
-    if !offer.previous.is_empty() {
-        let _ = writeln!(
-            err,
-            "  THE PINNED KEY CHANGED: pinned {}; answering yes replaces it",
-            offer.previous.join(" and ")
-        );
-    }
-    let _ = write!(err, "trust it? [y/N] ");
-    let _ = err.flush();
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
-    }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
-fn finish(report: &TrustReport, json: bool) -> Result<Status> {
+fn finish(report: &TrustReport, json: bool, interrupts: &Interrupts) -> Result<Status> {
     if json {
         print_json(report)?;
     } else {
         let width = render::name_width(report.results.iter().map(|r| r.host.as_str()));
         for r in &report.results {
             let host = &r.host;
+            let d = &r.detail;
             let key = format!(
                 "{} {}",
-                r.key_type.as_deref().unwrap_or(""),
-                r.fingerprint.as_deref().unwrap_or("")
+                d.key_type.as_deref().unwrap_or(""),
+                d.fingerprint.as_deref().unwrap_or("")
             );
-            let line = match r.action {
+            let line = match d.action {
                 Some(TrustAction::Pinned) => Some(format!("pinned {key}")),
                 Some(TrustAction::Replaced) => {
-                    Some(format!("replaced {} by {key}", r.previous.join(" and ")))
+                    Some(format!("replaced {} by {key}", d.previous.join(" and ")))
                 }
                 Some(TrustAction::AlreadyPinned) => Some(format!("already pinned: {key}")),
-                Some(TrustAction::Removed) => Some(format!("forgot {}", r.previous.join(" and "))),
+                Some(TrustAction::Removed) => Some(format!("forgot {}", d.previous.join(" and "))),
                 Some(TrustAction::NotPinned) => Some("had no pin".to_owned()),
                 Some(TrustAction::Declined) | None => None,
             };
@@ -117,9 +184,9 @@ fn finish(report: &TrustReport, json: bool) -> Result<Status> {
         let s = &report.summary;
         eprintln!("{}", counts(s.total, s.ok, s.failed));
     }
-    Ok(super::run_status(
+    Ok(run_status(
         report.audit_error.as_deref(),
-        false,
+        interrupts,
         report.all_ok(),
     ))
 }

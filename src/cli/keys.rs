@@ -6,18 +6,17 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
-use serde::Serialize;
+use remex::keys::{
+    DeployRequest, GenerateRequest, KeyKind, KeysReport, RevokeRequest, RotateRequest,
+};
+use remex::{Config, Password, PasswordSource};
 
-use super::{Global, Status, load_config, print_json, render};
-use crate::audit::{self, Event, Op, Record};
-use crate::config::Config;
-use crate::keys::resolve::{KeySource, host_key};
-use crate::keys::{self, KeyKind, KeysReport};
-use crate::login::{Password, PasswordSource};
+use super::signals::Interrupts;
+use super::{Global, Status, print_json, print_listing, render, run_status};
 
 /// `remex keys …`.
 #[derive(Debug, Subcommand)]
-pub enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// Generate a key pair in remote_execution.key_storage_path.
     #[command(after_help = "\
 The private key is OpenSSH's format, mode 0600, in a 0700 directory; the public
@@ -73,7 +72,7 @@ Examples:
 
 /// `remex keys generate`.
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// Key name, its file name in key_storage_path (default: remote_execution.default_key).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -84,7 +83,7 @@ pub struct GenerateArgs {
 
 /// `--type`, `--bits`, `--passphrase-env`.
 #[derive(Debug, Args)]
-pub struct KindArgs {
+pub(crate) struct KindArgs {
     /// Key type: ed25519 (default), ecdsa or rsa.
     #[arg(long = "type", value_name = "TYPE", default_value = "ed25519")]
     pub key_type: String,
@@ -99,7 +98,7 @@ pub struct KindArgs {
 
 /// `remex keys deploy`.
 #[derive(Debug, Args)]
-pub struct DeployArgs {
+pub(crate) struct DeployArgs {
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// The key to deploy (default: remote_execution.default_key).
@@ -111,11 +110,14 @@ pub struct DeployArgs {
     /// Log in with the password in this environment variable when keys are refused.
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
+    /// Secrets to redact.
+    #[command(flatten)]
+    pub secrets: super::args::SecretArgs,
 }
 
 /// `remex keys rotate`.
 #[derive(Debug, Args)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// Which hosts.
     pub targets: String,
     /// Name of the new key (default: remex-<UTC timestamp>); an unfinished
@@ -125,11 +127,14 @@ pub struct RotateArgs {
     /// The new key's type and size.
     #[command(flatten)]
     pub kind: KindArgs,
+    /// Secrets to redact.
+    #[command(flatten)]
+    pub secrets: super::args::SecretArgs,
 }
 
 /// `remex keys revoke`.
 #[derive(Debug, Args)]
-pub struct RevokeArgs {
+pub(crate) struct RevokeArgs {
     /// Which hosts.
     pub targets: String,
     /// The key to remove (as `remex keys list` names it).
@@ -138,19 +143,117 @@ pub struct RevokeArgs {
     /// Revoke even when it is the only key remex can use for a host.
     #[arg(long)]
     pub force: bool,
+    /// Secrets to redact.
+    #[command(flatten)]
+    pub secrets: super::args::SecretArgs,
 }
 
 /// Runs `remex keys …`.
 pub(super) async fn run(global: &Global<'_>, command: KeysCommand) -> Result<Status> {
-    let config = load_config(global.config)?;
-    let json = global.json;
+    let config = global.config()?;
     match command {
-        KeysCommand::Generate(args) => generate(global, &config, args).await,
-        KeysCommand::List => list(&config, json),
-        KeysCommand::Deploy(args) => deploy(global, config, args).await,
-        KeysCommand::Rotate(args) => rotate(global, config, args).await,
-        KeysCommand::Revoke(args) => revoke(global, config, args).await,
-        KeysCommand::Prune { force } => prune(global, &config, force),
+        KeysCommand::List => list(global, &config),
+        command => {
+            let executor = global.executor(config)?;
+            let interrupts = Interrupts::watch("stopping")?;
+            let mut ctx = global.context(&interrupts);
+            if let KeysCommand::Deploy(DeployArgs { secrets, .. })
+            | KeysCommand::Rotate(RotateArgs { secrets, .. })
+            | KeysCommand::Revoke(RevokeArgs { secrets, .. }) = &command
+            {
+                for (_, value) in &secrets.secret_env {
+                    ctx = ctx.secret(value.clone());
+                }
+            }
+            let json = global.json;
+            let config = executor.config();
+            let report = match command {
+                KeysCommand::Generate(args) => {
+                    let request = GenerateRequest {
+                        name: name_or_default(config, args.name)?,
+                        kind: KeyKind::from_parts(&args.kind.key_type, args.kind.bits)?,
+                        passphrase: passphrase(&args.kind)?,
+                    };
+                    let report = executor.keys_generate(&ctx, &request).await?;
+                    let key = &report.details.key;
+                    if json {
+                        print_json(&report)?;
+                    } else {
+                        println!(
+                            "generated {} key `{}`: {}\n  private key: {}\n  public key:  {}",
+                            key.algorithm,
+                            key.name,
+                            key.fingerprint,
+                            key.path.display(),
+                            key.public_path.display()
+                        );
+                        eprintln!(
+                            "next: remex keys deploy TARGETS --name {} (add --password-env VAR for first contact)",
+                            key.name
+                        );
+                    }
+                    return Ok(run_status(report.audit_error.as_deref(), &interrupts, true));
+                }
+                KeysCommand::Prune { force } => {
+                    let report = executor.keys_prune(&ctx, force).await?;
+                    if json {
+                        print_json(&report)?;
+                    } else {
+                        let pruned = &report.details;
+                        for key in &pruned.removed {
+                            println!("deleted archived key `{}`", key.name);
+                        }
+                        for key in &pruned.kept {
+                            eprintln!(
+                                "kept archived key `{}`: still deployed on {}; run `remex keys revoke {} --name {}` first, or prune --force",
+                                key.name,
+                                key.deployed_to.join(","),
+                                key.deployed_to.join(","),
+                                key.name
+                            );
+                        }
+                        eprintln!(
+                            "{} archived keys deleted, {} kept",
+                            pruned.removed.len(),
+                            pruned.kept.len()
+                        );
+                    }
+                    return Ok(run_status(report.audit_error.as_deref(), &interrupts, true));
+                }
+                KeysCommand::Deploy(args) => {
+                    let password = match &args.password_env {
+                        Some(var) => Some(PasswordSource::Given(Arc::new(Password::new(
+                            env_secret("--password-env", var)?,
+                        )))),
+                        None if std::io::stdin().is_terminal() => Some(PasswordSource::Ask),
+                        None => None,
+                    };
+                    let request = DeployRequest {
+                        name: name_or_default(config, args.name)?,
+                        bootstrap_key: args.bootstrap_key,
+                        password,
+                    };
+                    executor.keys_deploy(&ctx, &args.targets, &request).await?
+                }
+                KeysCommand::Rotate(args) => {
+                    let request = RotateRequest {
+                        name: args.name,
+                        kind: KeyKind::from_parts(&args.kind.key_type, args.kind.bits)?,
+                        passphrase: passphrase(&args.kind)?,
+                    };
+                    executor.keys_rotate(&ctx, &args.targets, &request).await?
+                }
+                KeysCommand::Revoke(args) => {
+                    let request = RevokeRequest {
+                        name: args.name,
+                        force: args.force,
+                    };
+                    executor.keys_revoke(&ctx, &args.targets, &request).await?
+                }
+                KeysCommand::List => unreachable!("handled above"),
+            };
+            finish(&report, json, &interrupts)
+        }
     }
 }
 
@@ -160,7 +263,7 @@ fn name_or_default(config: &Config, name: Option<String>) -> Result<String> {
         return Ok(name);
     }
     let default = &config.remote_execution.default_key;
-    if keys::validate_name(default).is_err() {
+    if remex::keys::validate_name(default).is_err() {
         bail!(
             "remote_execution.default_key `{default}` is not a key name in key_storage_path; pass --name NAME"
         );
@@ -181,112 +284,15 @@ fn passphrase(kind: &KindArgs) -> Result<Option<String>> {
         .transpose()
 }
 
-async fn generate(global: &Global<'_>, config: &Config, args: GenerateArgs) -> Result<Status> {
-    let json = global.json;
-    let name = name_or_default(config, args.name)?;
-    let kind = KeyKind::from_parts(&args.kind.key_type, args.kind.bits)?;
-    let passphrase = passphrase(&args.kind)?;
-    let dir = config.remote_execution.key_storage_path.clone();
-    let comment = keys::default_comment();
-    let log = global.audit_log(config)?;
-    let run = audit::new_run_id();
-    log.append(Record::new(Event::Start, Op::KeysGenerate, run.clone()).key(name.clone()))?;
-    let key = tokio::task::spawn_blocking(move || {
-        keys::generate(&dir, &name, kind, passphrase.as_deref(), &comment)
-    })
-    .await
-    .context("key generation")?;
-    let key = match key {
-        Ok(key) => key,
-        Err(err) => {
-            let err = anyhow::Error::from(err);
-            log.append(
-                Record::new(Event::End, Op::KeysGenerate, run)
-                    .error_kind("keys")
-                    .error(format!("{err:#}")),
-            )?;
-            return Err(err);
-        }
-    };
-    log.append(
-        Record::new(Event::Key, Op::KeysGenerate, run)
-            .action("generated")
-            .key(key.name.clone())
-            .fingerprint(key.fingerprint.clone())
-            .paths([key.private_path.display().to_string()]),
-    )?;
-    if json {
-        print_json(&serde_json::json!({
-            "version": crate::report::SCHEMA_VERSION,
-            "operation": "keys_generate",
-            "name": key.name,
-            "type": key.public_key.algorithm().as_str(),
-            "fingerprint": key.fingerprint,
-            "comment": key.public_key.comment().to_string(),
-            "created": key.created,
-            "private_key": key.private_path,
-            "public_key": key.public_path,
-        }))?;
-    } else {
-        println!(
-            "generated {} key `{}`: {}\n  private key: {}\n  public key:  {}",
-            key.public_key.algorithm().as_str(),
-            key.name,
-            key.fingerprint,
-            key.private_path.display(),
-            key.public_path.display()
-        );
-        eprintln!(
-            "next: remex keys deploy TARGETS --name {} (add --password-env VAR for first contact)",
-            key.name
-        );
-    }
-    Ok(Status::Success)
-}
-
-fn list(config: &Config, json: bool) -> Result<Status> {
-    let dir = &config.remote_execution.key_storage_path;
-    let keys = keys::list(dir)?;
-    let state = keys::load_state(dir)?;
-    #[derive(Serialize)]
-    struct HostUse {
-        host: String,
-        key: String,
-        path: PathBuf,
-        source: &'static str,
-    }
-    let hosts: Vec<HostUse> = config
-        .vms
-        .iter()
-        .map(|(name, vm)| {
-            let used = host_key(config, &state, name, vm);
-            HostUse {
-                host: name.clone(),
-                key: used
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| used.path.display().to_string()),
-                path: used.path,
-                source: match used.source {
-                    KeySource::Pinned => "config_key",
-                    KeySource::State => "state",
-                    KeySource::Default => "default_key",
-                },
-            }
-        })
-        .collect();
-    if json {
-        print_json(&serde_json::json!({
-            "version": crate::report::SCHEMA_VERSION,
-            "operation": "keys_list",
-            "key_storage_path": dir,
-            "keys": keys,
-            "hosts": hosts,
-            "rotations_in_progress": state.rotations,
-        }))?;
+fn list(global: &Global<'_>, config: &Config) -> Result<Status> {
+    let executor = global.executor(config.clone())?;
+    let listing = executor.keys_list()?;
+    if global.json {
+        print_listing("keys.list", &listing)?;
         return Ok(Status::Success);
     }
-    let rows: Vec<Vec<String>> = keys
+    let rows: Vec<Vec<String>> = listing
+        .keys
         .iter()
         .map(|k| {
             vec![
@@ -317,7 +323,8 @@ fn list(config: &Config, json: bool) -> Result<Status> {
             &rows
         )
     );
-    let rows: Vec<Vec<String>> = hosts
+    let rows: Vec<Vec<String>> = listing
+        .hosts
         .iter()
         .map(|h| vec![h.host.clone(), h.key.clone(), h.source.to_owned()])
         .collect();
@@ -325,16 +332,16 @@ fn list(config: &Config, json: bool) -> Result<Status> {
         "\n{}",
         render::table(&["HOST", "USES-KEY", "BECAUSE"], &rows)
     );
-    for (host, rotation) in &state.rotations {
+    for (host, rotation) in &listing.rotations_in_progress {
         eprintln!(
             "unfinished rotation on {host}: to `{}` (after step `{}`); run `remex keys rotate {host}` to finish it",
             rotation.new, rotation.step
         );
     }
-    if keys.is_empty() {
+    if listing.keys.is_empty() {
         eprintln!(
             "no keys in {}; create one with `remex keys generate --name NAME`",
-            dir.display()
+            listing.key_storage_path.display()
         );
     }
     Ok(Status::Success)
@@ -348,54 +355,8 @@ fn dash(s: &str) -> String {
     }
 }
 
-async fn deploy(global: &Global<'_>, config: Config, args: DeployArgs) -> Result<Status> {
-    let name = name_or_default(&config, args.name)?;
-    let password = match &args.password_env {
-        Some(var) => Some(PasswordSource::Given(Arc::new(Password::new(env_secret(
-            "--password-env",
-            var,
-        )?)))),
-        None if std::io::stdin().is_terminal() => Some(PasswordSource::prompt()),
-        None => None,
-    };
-    if let Some(path) = &args.bootstrap_key
-        && !path.exists()
-    {
-        bail!("--bootstrap-key {}: no such file", path.display());
-    }
-    let executor = global.executor(config)?;
-    let request = keys::DeployRequest {
-        name,
-        bootstrap_key: args.bootstrap_key,
-        password,
-    };
-    let report = keys::deploy(&executor, &args.targets, &request).await?;
-    finish(&report, global.json)
-}
-
-async fn rotate(global: &Global<'_>, config: Config, args: RotateArgs) -> Result<Status> {
-    let request = keys::RotateRequest {
-        name: args.name,
-        kind: KeyKind::from_parts(&args.kind.key_type, args.kind.bits)?,
-        passphrase: passphrase(&args.kind)?,
-    };
-    let executor = global.executor(config)?;
-    let report = keys::rotate(&executor, &args.targets, &request).await?;
-    finish(&report, global.json)
-}
-
-async fn revoke(global: &Global<'_>, config: Config, args: RevokeArgs) -> Result<Status> {
-    let executor = global.executor(config)?;
-    let request = keys::RevokeRequest {
-        name: args.name,
-        force: args.force,
-    };
-    let report = keys::revoke(&executor, &args.targets, &request).await?;
-    finish(&report, global.json)
-}
-
 /// Prints a deploy/rotate/revoke report and maps it to the exit status.
-fn finish(report: &KeysReport, json: bool) -> Result<Status> {
+fn finish(report: &KeysReport, json: bool, interrupts: &Interrupts) -> Result<Status> {
     if json {
         print_json(report)?;
     } else {
@@ -404,13 +365,11 @@ fn finish(report: &KeysReport, json: bool) -> Result<Status> {
             // Each key's fingerprint is shown the first time it appears.
             let mut shown: Vec<&str> = Vec::new();
             let changes: Vec<String> = outcome
+                .detail
                 .changes
                 .iter()
                 .map(|c| {
-                    let action = serde_json::to_value(c.action)
-                        .ok()
-                        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-                        .unwrap_or_default();
+                    let action = c.action.as_str().replace('_', " ");
                     if shown.contains(&c.key.as_str()) {
                         action
                     } else {
@@ -420,7 +379,7 @@ fn finish(report: &KeysReport, json: bool) -> Result<Status> {
                 })
                 .collect();
             let host = &outcome.host;
-            if !changes.is_empty() || outcome.ok {
+            if !changes.is_empty() || outcome.ok() {
                 let text = if changes.is_empty() {
                     "nothing to do".to_owned()
                 } else {
@@ -432,7 +391,7 @@ fn finish(report: &KeysReport, json: bool) -> Result<Status> {
                 eprintln!("{host:<width$}: [{}] {}", failure.kind, failure.message);
             }
         }
-        for archived in &report.archived {
+        for archived in &report.details.archived {
             eprintln!(
                 "archived key `{}` as {} (delete it with `remex keys prune`)",
                 archived.name,
@@ -444,68 +403,16 @@ fn finish(report: &KeysReport, json: bool) -> Result<Status> {
         let failed: Vec<&str> = report
             .results
             .iter()
-            .filter(|r| !r.ok)
+            .filter(|r| !r.ok())
             .map(|r| r.host.as_str())
             .collect();
         if !failed.is_empty() {
             eprintln!("failed: {}", failed.join(","));
         }
     }
-    Ok(super::run_status(
+    Ok(run_status(
         report.audit_error.as_deref(),
-        false,
+        interrupts,
         report.all_ok(),
     ))
-}
-
-fn prune(global: &Global<'_>, config: &Config, force: bool) -> Result<Status> {
-    let json = global.json;
-    let dir = &config.remote_execution.key_storage_path;
-    let log = global.audit_log(config)?;
-    let run = audit::new_run_id();
-    log.append(Record::new(Event::Start, Op::KeysPrune, run.clone()))?;
-    // Fingerprints, by archived name, for the records of what is deleted.
-    let before = keys::load_state(dir)?;
-    let report = keys::prune(dir, force)?;
-    for key in &report.removed {
-        let fingerprint = before
-            .keys
-            .get(&key.name)
-            .map(|k| k.fingerprint.clone())
-            .unwrap_or_default();
-        log.append(
-            Record::new(Event::Key, Op::KeysPrune, run.clone())
-                .action("pruned")
-                .key(key.name.clone())
-                .fingerprint(fingerprint)
-                .paths(key.files.iter().map(|f| f.display().to_string())),
-        )?;
-    }
-    if json {
-        print_json(&serde_json::json!({
-            "version": crate::report::SCHEMA_VERSION,
-            "operation": "keys_prune",
-            "removed": report.removed,
-            "kept": report.kept,
-        }))?;
-    } else {
-        for key in &report.removed {
-            println!("deleted archived key `{}`", key.name);
-        }
-        for key in &report.kept {
-            eprintln!(
-                "kept archived key `{}`: still deployed on {}; run `remex keys revoke {} --name {}` first, or prune --force",
-                key.name,
-                key.deployed_to.join(","),
-                key.deployed_to.join(","),
-                key.name
-            );
-        }
-        eprintln!(
-            "{} archived keys deleted, {} kept",
-            report.removed.len(),
-            report.kept.len()
-        );
-    }
-    Ok(Status::Success)
 }

@@ -1,16 +1,15 @@
 //! Human output: each host's lines prefixed by its name, whole lines only,
-//! and a closing summary. (`--json` output is `serde_json` of the report
-//! types; see [`crate::report`].)
+//! and a closing summary. (`--json` output is `serde_json` of the library's
+//! report types.)
 
 use std::io::Write as _;
 use std::sync::Mutex;
 
-use crate::exec::{Observer, Stream};
-use crate::report::{HostOutcome, Report};
+use remex::{Detail, ExecReport, ExecResult, HostReport, Observer, Stream};
 
 /// Prints host output as `NAME: line`, stdout lines to stdout and stderr
 /// lines to stderr, under one lock so lines of different hosts never mix.
-pub struct Printer {
+pub(crate) struct Printer {
     /// Width that host names are padded to, so output lines up.
     width: usize,
     /// Print lines as they arrive (`--stream`) rather than per finished host.
@@ -21,7 +20,7 @@ pub struct Printer {
 
 impl Printer {
     /// A printer for hosts named up to `width` characters.
-    pub fn new(width: usize, stream: bool) -> Self {
+    pub(crate) fn new(width: usize, stream: bool) -> Self {
         Printer {
             width,
             stream,
@@ -41,7 +40,7 @@ impl Printer {
         };
     }
 
-    fn write_failure(&self, outcome: &HostOutcome) {
+    fn write_failure(&self, outcome: &HostReport<dyn Detail>) {
         if let Some(failure) = &outcome.error {
             let name = &outcome.host;
             let _ = writeln!(
@@ -63,12 +62,13 @@ impl Observer for Printer {
         }
     }
 
-    fn done(&self, outcome: &HostOutcome) {
+    fn done(&self, outcome: &HostReport<dyn Detail>) {
         let _guard = self.lock.lock();
-        if !self.stream {
+        let result = outcome.detail.as_any().downcast_ref::<ExecResult>();
+        if let (false, Some(result)) = (self.stream, result) {
             for (stream, captured) in [
-                (Stream::Stdout, &outcome.stdout),
-                (Stream::Stderr, &outcome.stderr),
+                (Stream::Stdout, &result.stdout),
+                (Stream::Stderr, &result.stderr),
             ] {
                 for line in split_lines(&captured.bytes) {
                     self.write_line(&outcome.host, stream, line);
@@ -99,7 +99,7 @@ fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// The closing summary line(s), for stderr.
-pub fn summary(report: &Report) -> String {
+pub(crate) fn summary(report: &ExecReport) -> String {
     let s = &report.summary;
     let mut parts = vec![format!("{} ok", s.ok)];
     let other_failed = s.failed - s.timed_out - s.unreachable;
@@ -137,12 +137,12 @@ pub fn summary(report: &Report) -> String {
 }
 
 /// The width host names are padded to: the longest name's.
-pub fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+pub(crate) fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
     names.map(|n| n.chars().count()).max().unwrap_or(0)
 }
 
 /// `\nfailed: a,b` naming the failed hosts, or nothing when none failed.
-pub fn failed_line<'a>(failed: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn failed_line<'a>(failed: impl Iterator<Item = &'a str>) -> String {
     let failed: Vec<&str> = failed.collect();
     if failed.is_empty() {
         String::new()
@@ -152,7 +152,7 @@ pub fn failed_line<'a>(failed: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// A plain table: columns padded to their widest cell.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

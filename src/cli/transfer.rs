@@ -1,8 +1,7 @@
-//! `remex upload` and `remex download`: options, Ctrl-C, progress bars,
+//! `remex upload` and `remex download`: options, signals, progress bars,
 //! and output.
 
 use std::collections::HashMap;
-
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use remex::transfer::{Download, Options, TransferReport, TransferResult, TransferStatus, Upload};
+use remex::{Detail, Executor, HostReport, Observer, RunContext};
+
 use super::args::{DownloadArgs, TransferArgs, UploadArgs};
-use super::{Global, Status, load_config, print_json};
-use crate::executor::Executor;
-use crate::transfer::{
-    Download, Options, TransferObserver, TransferOutcome, TransferReport, TransferStatus, Upload,
-};
+use super::signals::Interrupts;
+use super::{Global, Status, print_json, run_status};
 
 /// `remex upload TARGETS LOCAL... REMOTE`.
 pub(super) async fn upload(global: &Global<'_>, args: UploadArgs) -> Result<Status> {
@@ -32,7 +31,7 @@ pub(super) async fn upload(global: &Global<'_>, args: UploadArgs) -> Result<Stat
     upload.mkdir = args.mkdir;
     let run = Run::prepare(global, &args.targets, &args.transfer)?;
     upload.options = run.options.clone();
-    let report = run.executor.upload(&args.targets, &upload).await;
+    let report = run.executor.upload(&run.ctx, &args.targets, &upload).await;
     run.finish(report, global.json).await
 }
 
@@ -52,7 +51,10 @@ pub(super) async fn download(global: &Global<'_>, args: DownloadArgs) -> Result<
     download.preserve = args.preserve;
     let run = Run::prepare(global, &args.targets, &args.transfer)?;
     download.options = run.options.clone();
-    let report = run.executor.download(&args.targets, &download).await;
+    let report = run
+        .executor
+        .download(&run.ctx, &args.targets, &download)
+        .await;
     run.finish(report, global.json).await
 }
 
@@ -64,19 +66,20 @@ fn remote_arg(remote: &std::ffi::OsStr) -> Result<String> {
         .with_context(|| format!("REMOTE {remote:?} is not UTF-8, which SFTP cannot carry"))
 }
 
-/// What upload and download share: the executor, options, Ctrl-C and bars.
+/// What upload and download share: the executor, options, signals and bars.
 struct Run {
     executor: Executor,
     options: Options,
+    ctx: RunContext,
     bars: Option<Arc<Bars>>,
-    interrupt: tokio::task::JoinHandle<()>,
+    interrupts: Interrupts,
     width: usize,
 }
 
 impl Run {
     fn prepare(global: &Global<'_>, targets: &str, args: &TransferArgs) -> Result<Run> {
         let json = global.json;
-        let mut config = load_config(global.config)?;
+        let mut config = global.config()?;
         if let Some(parallel) = args.parallel {
             config.remote_execution.max_parallel = parallel as usize;
         }
@@ -95,30 +98,33 @@ impl Run {
             }
             options.request_timeout = timeout;
         }
+        // A signal stops the transfers (temp files are removed) instead of
+        // leaving them half done.
+        let interrupts = Interrupts::watch("stopping transfers")?;
+        let mut ctx = global.context(&interrupts);
+        for (_, value) in &args.secret_env {
+            ctx = ctx.secret(value.clone());
+        }
         let bars =
             (!json && std::io::stderr().is_terminal()).then(|| Arc::new(Bars::new(&hosts, width)));
         if let Some(bars) = &bars {
-            options.observer = Some(bars.clone());
+            ctx = ctx.observer(bars.clone());
         }
-        // Ctrl-C stops the transfers (temp files are removed) instead of
-        // leaving them half done.
-        let (cancel, interrupt) = super::cancel_on_ctrl_c("stopping transfers");
-        options.cancel = Some(cancel);
         Ok(Run {
             executor,
             options,
+            ctx,
             bars,
-            interrupt,
+            interrupts,
             width,
         })
     }
 
     async fn finish(
         self,
-        report: Result<TransferReport, crate::executor::Error>,
+        report: Result<TransferReport, remex::Error>,
         json: bool,
     ) -> Result<Status> {
-        self.interrupt.abort();
         if let Some(bars) = &self.bars {
             bars.clear();
         }
@@ -132,39 +138,40 @@ impl Run {
             }
             eprintln!("{}", summary(&report));
         }
-        Ok(super::run_status(
+        Ok(run_status(
             report.audit_error.as_deref(),
-            report.cancelled(),
+            &self.interrupts,
             report.all_ok(),
         ))
     }
 }
 
 /// One line per host (stdout), and one per failed entry (stderr).
-fn print_outcome(outcome: &TransferOutcome, width: usize) {
+fn print_outcome(outcome: &HostReport<TransferResult>, width: usize) {
     let host = &outcome.host;
     let secs = outcome.duration.as_secs_f64();
-    match (&outcome.error, outcome.status) {
+    let result = &outcome.detail;
+    match (&outcome.error, result.status) {
         (None, Some(status)) => {
             let what = match status {
                 TransferStatus::Unchanged => "unchanged",
                 _ => "written",
             };
-            let files = outcome.files.len();
+            let files = result.files.len();
             let mut line = format!(
                 "{host:<width$}: {what} {} {}, {} in {secs:.2}s ({}/s)",
                 files,
                 if files == 1 { "entry" } else { "entries" },
-                human_bytes(outcome.bytes),
-                human_bytes((outcome.bytes as f64 / secs.max(0.001)) as u64),
+                human_bytes(result.bytes),
+                human_bytes((result.bytes as f64 / secs.max(0.001)) as u64),
             );
-            if let Some(digest) = &outcome.sha256 {
+            if let Some(digest) = &result.sha256 {
                 line.push_str(&format!(" sha256 {digest}"));
             }
             println!("{line}");
         }
         (Some(failure), _) => {
-            for file in &outcome.files {
+            for file in &result.files {
                 if let Some(error) = &file.error
                     && error.message != failure.message
                 {
@@ -179,7 +186,7 @@ fn print_outcome(outcome: &TransferOutcome, width: usize) {
 
 fn summary(report: &TransferReport) -> String {
     let s = &report.summary;
-    let bytes: u64 = report.results.iter().map(|r| r.bytes).sum();
+    let bytes: u64 = report.results.iter().map(|r| r.detail.bytes).sum();
     let hosts = if s.total == 1 { "host" } else { "hosts" };
     let mut line = format!(
         "{} {hosts}: {} ok, {} failed; {} {} in {:.2}s",
@@ -187,7 +194,7 @@ fn summary(report: &TransferReport) -> String {
         s.ok,
         s.failed,
         human_bytes(bytes),
-        if report.operation == "upload" {
+        if report.operation == remex::audit::Op::Upload {
             "sent"
         } else {
             "received"
@@ -258,7 +265,7 @@ impl Bars {
     }
 }
 
-impl TransferObserver for Bars {
+impl Observer for Bars {
     fn expect(&self, host: &str, bytes: u64) {
         self.with_bar(host, |bar| bar.inc_length(bytes));
         self.total.inc_length(bytes);
@@ -269,7 +276,7 @@ impl TransferObserver for Bars {
         self.total.inc(bytes);
     }
 
-    fn done(&self, outcome: &TransferOutcome) {
+    fn done(&self, outcome: &HostReport<dyn Detail>) {
         self.with_bar(&outcome.host, |bar| {
             bar.finish_with_message(if outcome.ok() { "done" } else { "FAILED" });
         });

@@ -248,7 +248,8 @@ where
 
 impl Config {
     /// Finds and loads the config: `explicit` (--config) if given, else
-    /// $REMEX_CONFIG, else ./configs/config.yml, else
+    /// `from_env` (the CLI passes $REMEX_CONFIG; the library reads no
+    /// environment variable), else ./configs/config.yml, else
     /// ~/.config/remex/config.yml.
     ///
     /// # Errors
@@ -256,12 +257,12 @@ impl Config {
     /// [`ConfigError::NotFound`] when no candidate exists (an explicit or
     /// `$REMEX_CONFIG` file that is missing is a [`ConfigError::Read`]
     /// instead), else whatever [`Config::load`] returns.
-    pub fn discover(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        if let Some(path) = explicit {
+    pub fn discover(
+        explicit: Option<&Path>,
+        from_env: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(path) = explicit.or(from_env) {
             return Config::load(path);
-        }
-        if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|path| !path.is_empty()) {
-            return Config::load(Path::new(&path));
         }
         let searched = default_locations(local::home_dir().as_deref());
         match searched.iter().find(|path| path.is_file()) {
@@ -343,6 +344,24 @@ impl Config {
                 message: problem.message,
             }),
             None => Ok(config),
+        }
+    }
+
+    /// The inventory as `remex hosts list` shows it.
+    pub fn host_list(&self) -> HostList {
+        HostList {
+            config: self.source.clone(),
+            hosts: self
+                .vms
+                .iter()
+                .map(|(name, vm)| HostEntry {
+                    name: name.clone(),
+                    address: vm.host.clone(),
+                    port: vm.port,
+                    user: self.user_for(vm),
+                    groups: vm.groups.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -489,3 +508,27 @@ fn locate(map: &SourceMap, problem: &Problem) -> Option<Position> {
 
 #[cfg(test)]
 mod tests;
+
+/// `remex hosts list`: the inventory of a config.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostList {
+    /// The config file it comes from.
+    pub config: PathBuf,
+    /// The hosts, in inventory order.
+    pub hosts: Vec<HostEntry>,
+}
+
+/// One host of a [`HostList`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostEntry {
+    /// Its name in the config.
+    pub name: String,
+    /// Its address.
+    pub address: String,
+    /// Its SSH port.
+    pub port: u16,
+    /// The remote user.
+    pub user: String,
+    /// Its groups.
+    pub groups: Vec<String>,
+}

@@ -784,14 +784,14 @@ fn load_and_discover_read_the_named_file() {
     .unwrap();
     for config in [
         Config::load(&path).unwrap(),
-        Config::discover(Some(&path)).unwrap(),
+        Config::discover(Some(&path), None).unwrap(),
     ] {
         assert_eq!(config.source, path);
         assert_eq!(config.remote_execution.known_hosts, dir.path().join("kh"));
     }
 
     let missing = dir.path().join("missing.yml");
-    let err = Config::discover(Some(&missing)).unwrap_err();
+    let err = Config::discover(Some(&missing), None).unwrap_err();
     match &err {
         ConfigError::Read { path, source } => {
             assert_eq!(*path, missing);

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 /// One passwd entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     /// The login name.
     pub name: String,
     /// The user id.
@@ -26,12 +26,12 @@ pub struct Account {
 }
 
 /// The effective user id of this process (the owner of `/proc/self`).
-pub fn effective_uid() -> io::Result<u32> {
+pub(crate) fn effective_uid() -> io::Result<u32> {
     Ok(fs::metadata("/proc/self")?.uid())
 }
 
 /// The account with this name or uid; `Ok(None)` if there is none.
-pub fn lookup(key: &str) -> io::Result<Option<Account>> {
+pub(crate) fn lookup(key: &str) -> io::Result<Option<Account>> {
     let output = Command::new("getent")
         .args(["passwd", key])
         .stdin(Stdio::null())
@@ -79,7 +79,7 @@ fn parse_passwd_line(line: &str) -> Option<Account> {
 /// The file is locked (`flock`) while it is read and written, so labs
 /// started at the same time for the same account do not lose each
 /// other's lines.
-pub fn add_authorized_key(account: &Account, line: &str) -> io::Result<PathBuf> {
+pub(crate) fn add_authorized_key(account: &Account, line: &str) -> io::Result<PathBuf> {
     let ssh_dir = account.home.join(".ssh");
     if !ssh_dir.exists() {
         fs::DirBuilder::new().mode(0o700).create(&ssh_dir)?;
@@ -116,7 +116,7 @@ pub fn add_authorized_key(account: &Account, line: &str) -> io::Result<PathBuf> 
 /// Removes every line equal to `line` from `path`, in place and under the
 /// same lock as [`add_authorized_key`]. Returns whether one was there; a
 /// missing file holds no line.
-pub fn remove_authorized_key(path: &Path, line: &str) -> io::Result<bool> {
+pub(crate) fn remove_authorized_key(path: &Path, line: &str) -> io::Result<bool> {
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -155,7 +155,7 @@ fn read_all(file: &mut File) -> io::Result<String> {
 }
 
 /// The GECOS (comment) field of user `name`; `Ok(None)` if no such user.
-pub fn comment(name: &str) -> io::Result<Option<String>> {
+pub(crate) fn comment(name: &str) -> io::Result<Option<String>> {
     let output = Command::new("getent")
         .args(["passwd", name])
         .stdin(Stdio::null())
@@ -173,7 +173,7 @@ pub fn comment(name: &str) -> io::Result<Option<String>> {
 
 /// Creates login user `name` (`useradd -m -s /bin/sh -c COMMENT`), so the
 /// comment marks it as the lab's. Root only.
-pub fn create_user(name: &str, comment: &str) -> io::Result<Account> {
+pub(crate) fn create_user(name: &str, comment: &str) -> io::Result<Account> {
     run_tool(
         Command::new("useradd")
             .args(["-m", "-s", "/bin/sh", "-c", comment])
@@ -185,7 +185,7 @@ pub fn create_user(name: &str, comment: &str) -> io::Result<Account> {
 
 /// Sets `name`'s password with `chpasswd` (the password on its stdin, never
 /// on a command line).
-pub fn set_password(name: &str, password: &str) -> io::Result<()> {
+pub(crate) fn set_password(name: &str, password: &str) -> io::Result<()> {
     let mut child = Command::new("chpasswd")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -206,7 +206,7 @@ pub fn set_password(name: &str, password: &str) -> io::Result<()> {
 }
 
 /// Removes user `name` and its home (`userdel -r`).
-pub fn remove_user(name: &str) -> io::Result<()> {
+pub(crate) fn remove_user(name: &str) -> io::Result<()> {
     run_tool(Command::new("userdel").args(["-r", name]), "userdel")
 }
 

@@ -19,7 +19,7 @@ const FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 /// The name of host number `index` (0-based) in a lab of `hosts` hosts:
 /// `vm01`, `vm02`, …, with at least two digits and as many as the largest
 /// number needs, so names sort in host order.
-pub fn host_name(index: usize, hosts: usize) -> String {
+pub(super) fn host_name(index: usize, hosts: usize) -> String {
     let width = hosts.max(1).to_string().len().max(2);
     format!("vm{:0width$}", index + 1)
 }
@@ -28,7 +28,7 @@ pub fn host_name(index: usize, hosts: usize) -> String {
 /// `127.0.0.3`, …, `127.0.0.254`, then `127.0.1.1`, …. Last octets 0 and
 /// 255 are skipped so no host looks like a network or broadcast address.
 /// `None` past the end of `127.0.0.0/8`.
-pub fn host_address(index: usize) -> Option<Ipv4Addr> {
+pub(super) fn host_address(index: usize) -> Option<Ipv4Addr> {
     // Position in the sequence of usable last octets (1..=254) of
     // 127.0.0.0/8; position 0 is 127.0.0.1.
     let position = index.checked_add(usize::from(FIRST_ADDRESS.octets()[3] - 1))?;
@@ -41,7 +41,7 @@ pub fn host_address(index: usize) -> Option<Ipv4Addr> {
 
 /// The groups a host belongs to in `config.yml`: every host is in `lab`,
 /// and in `odd` or `even` by its number (`vm01` is odd).
-pub fn host_groups(index: usize) -> [&'static str; 2] {
+pub(super) fn host_groups(index: usize) -> [&'static str; 2] {
     if (index + 1) % 2 == 1 {
         ["lab", "odd"]
     } else {
@@ -51,7 +51,7 @@ pub fn host_groups(index: usize) -> [&'static str; 2] {
 
 /// One host as the rendered files need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostLine {
+pub(super) struct HostLine {
     /// The host name, e.g. `vm01`.
     pub name: String,
     /// Where its server listens.
@@ -72,14 +72,14 @@ pub struct HostLine {
 /// DIR/audit/audit.jsonl        the lab's audit log (+ .head, .lock, rotated)
 /// ```
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(super) struct Layout {
     /// The lab directory, absolute and canonical.
     pub dir: PathBuf,
 }
 
 /// The names `up` may find in a lab directory it is about to reuse; any
 /// other entry means the directory belongs to someone else.
-pub const LAB_ENTRIES: &[&str] = &[
+pub(super) const LAB_ENTRIES: &[&str] = &[
     "lab.json",
     "config.yml",
     "keys",
@@ -93,32 +93,32 @@ pub const LAB_ENTRIES: &[&str] = &[
 
 impl Layout {
     /// The machine state of the lab.
-    pub fn state(&self) -> PathBuf {
+    pub(super) fn state(&self) -> PathBuf {
         self.dir.join("lab.json")
     }
 
     /// The remex config for the lab.
-    pub fn config(&self) -> PathBuf {
+    pub(super) fn config(&self) -> PathBuf {
         self.dir.join("config.yml")
     }
 
     /// The directory of the client key (`key_storage_path`).
-    pub fn keys_dir(&self) -> PathBuf {
+    pub(super) fn keys_dir(&self) -> PathBuf {
         self.dir.join("keys")
     }
 
     /// The client private key.
-    pub fn client_key(&self) -> PathBuf {
+    pub(super) fn client_key(&self) -> PathBuf {
         self.keys_dir().join(CLIENT_KEY_NAME)
     }
 
     /// The client public key.
-    pub fn client_public_key(&self) -> PathBuf {
+    pub(super) fn client_public_key(&self) -> PathBuf {
         self.keys_dir().join(format!("{CLIENT_KEY_NAME}.pub"))
     }
 
     /// The `AuthorizedKeysFile` of the OpenSSH servers.
-    pub fn authorized_keys(&self) -> PathBuf {
+    pub(super) fn authorized_keys(&self) -> PathBuf {
         self.dir.join("authorized_keys")
     }
 
@@ -128,73 +128,73 @@ impl Layout {
     /// benchmarks, and each host has its own `~/.ssh/authorized_keys` (which
     /// its sshd reads besides `DIR/authorized_keys`), as separate machines
     /// would — `remex keys deploy` and `rotate` edit it.
-    pub fn host_home(&self, name: &str) -> PathBuf {
+    pub(super) fn host_home(&self, name: &str) -> PathBuf {
         self.host_dir(name).join("home")
     }
 
     /// `DIR/password`: the password of a lab's `--password-user`, when
     /// remex chose it (mode 0600).
-    pub fn password_file(&self) -> PathBuf {
+    pub(super) fn password_file(&self) -> PathBuf {
         self.dir.join("password")
     }
 
     /// The known_hosts file naming every host.
-    pub fn known_hosts(&self) -> PathBuf {
+    pub(super) fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
     }
 
     /// The lab's audit log, in a directory of its own (the log keeps its
     /// head, lock and rotated files beside it).
-    pub fn audit_log(&self) -> PathBuf {
+    pub(super) fn audit_log(&self) -> PathBuf {
         self.dir.join("audit").join("audit.jsonl")
     }
 
     /// The directory of one host.
-    pub fn host_dir(&self, name: &str) -> PathBuf {
+    pub(super) fn host_dir(&self, name: &str) -> PathBuf {
         self.dir.join("hosts").join(name)
     }
 
     /// What every command line of this host's server contains, and no
     /// other lab's does: the host directory with a trailing slash. `down`
     /// signals a pid only if its `/proc/PID/cmdline` contains it.
-    pub fn host_marker(&self, name: &str) -> String {
+    pub(super) fn host_marker(&self, name: &str) -> String {
         format!("{}/", self.host_dir(name).display())
     }
 
     /// The host private key in OpenSSH format.
-    pub fn host_key(&self, name: &str) -> PathBuf {
+    pub(super) fn host_key(&self, name: &str) -> PathBuf {
         self.host_dir(name).join("ssh_host_ed25519_key")
     }
 
     /// The host private key in Dropbear format.
-    pub fn dropbear_host_key(&self, name: &str) -> PathBuf {
+    pub(super) fn dropbear_host_key(&self, name: &str) -> PathBuf {
         self.host_dir(name).join("dropbear_ed25519_host_key")
     }
 
     /// The sshd configuration of one host.
-    pub fn sshd_config(&self, name: &str) -> PathBuf {
+    pub(super) fn sshd_config(&self, name: &str) -> PathBuf {
         self.host_dir(name).join("sshd_config")
     }
 
     /// The pid file the server writes once it listens.
-    pub fn pid_file(&self, name: &str) -> PathBuf {
+    pub(super) fn pid_file(&self, name: &str) -> PathBuf {
         self.host_dir(name).join("sshd.pid")
     }
 
     /// The server's stderr (for Dropbear too).
-    pub fn log(&self, name: &str) -> PathBuf {
+    pub(super) fn log(&self, name: &str) -> PathBuf {
         self.host_dir(name).join("sshd.log")
     }
 }
 
 /// The file name of the client key, `default_key` in `config.yml`.
-pub const CLIENT_KEY_NAME: &str = "id_ed25519";
+pub(super) const CLIENT_KEY_NAME: &str = "id_ed25519";
 
 /// The text of an OpenSSH server's `sshd_config`. `authorized_keys` is
 /// the lab's shared file, `home` the host's own `$HOME` (whose
 /// `.ssh/authorized_keys` sshd reads too). With `password_auth`, sshd
 /// checks passwords through PAM (`password` and `keyboard-interactive`).
-pub fn sshd_config(
+pub(super) fn sshd_config(
     listen: SocketAddrV4,
     host_key: &Path,
     pid_file: &Path,
@@ -233,7 +233,7 @@ pub fn sshd_config(
 
 /// The arguments of a Dropbear server: foreground (`-F`), log to stderr
 /// (`-E`), no password logins (`-s`).
-pub fn dropbear_args(listen: SocketAddrV4, host_key: &Path, pid_file: &Path) -> Vec<String> {
+pub(super) fn dropbear_args(listen: SocketAddrV4, host_key: &Path, pid_file: &Path) -> Vec<String> {
     vec![
         "-F".to_owned(),
         "-E".to_owned(),
@@ -248,7 +248,7 @@ pub fn dropbear_args(listen: SocketAddrV4, host_key: &Path, pid_file: &Path) -> 
 }
 
 /// The known_hosts text: one `[ADDR]:PORT ssh-ed25519 AAAA…` line per host.
-pub fn known_hosts(hosts: &[HostLine]) -> String {
+pub(super) fn known_hosts(hosts: &[HostLine]) -> String {
     let mut text = String::new();
     for host in hosts {
         let name = if host.listen.port() == 22 {
@@ -262,7 +262,7 @@ pub fn known_hosts(hosts: &[HostLine]) -> String {
 }
 
 /// The text of `config.yml`.
-pub fn config_yml(hosts: &[HostLine], user: &str, layout: &Layout) -> String {
+pub(super) fn config_yml(hosts: &[HostLine], user: &str, layout: &Layout) -> String {
     let mut text = String::from("# remex lab config, written by `remex lab up`\nvms:\n");
     for (index, host) in hosts.iter().enumerate() {
         let groups = host_groups(index).join(", ");

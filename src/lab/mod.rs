@@ -188,7 +188,7 @@ impl LabSpec {
 }
 
 /// One host of a lab.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LabHost {
     /// Its name in `config.yml`: `vm01`, `vm02`, ….
     pub name: String,
@@ -208,11 +208,12 @@ impl LabHost {
 }
 
 /// A lab that is up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Lab {
     /// The lab directory, absolute.
     pub dir: PathBuf,
     /// `DIR/config.yml`, the remex config for the lab.
+    #[serde(rename = "config")]
     pub config_path: PathBuf,
     /// `DIR/keys/id_ed25519`, the client private key.
     pub key_path: PathBuf,
@@ -229,7 +230,7 @@ pub struct Lab {
 }
 
 /// What [`down`] did. Each list holds host names.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DownReport {
     /// The lab directory (left in place, with its logs).
     pub dir: PathBuf,
@@ -247,11 +248,12 @@ pub struct DownReport {
 }
 
 /// What [`status`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LabStatus {
     /// The lab directory.
     pub dir: PathBuf,
     /// `DIR/config.yml`.
+    #[serde(rename = "config")]
     pub config_path: PathBuf,
     /// The server the hosts run.
     pub server: ServerKind,
@@ -269,7 +271,7 @@ impl LabStatus {
 }
 
 /// One host in a [`LabStatus`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostStatus {
     /// The host name.
     pub name: String,

@@ -17,7 +17,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// A signal to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(super) enum Signal {
     /// Ask to exit.
     Term,
     /// Force exit.
@@ -35,14 +35,14 @@ impl Signal {
 
 /// The command line of `pid` with arguments joined by spaces; `None` if
 /// there is no such process. A zombie's is empty.
-pub fn cmdline(pid: u32) -> Option<String> {
+pub(super) fn cmdline(pid: u32) -> Option<String> {
     let bytes = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let text = String::from_utf8_lossy(&bytes).replace('\0', " ");
     Some(text.trim_end().to_owned())
 }
 
 /// Whether `pid` is alive and its command line contains `marker`.
-pub fn is_lab_server(pid: u32, marker: &str) -> bool {
+pub(super) fn is_lab_server(pid: u32, marker: &str) -> bool {
     pid > 1 && cmdline(pid).is_some_and(|line| line.contains(marker))
 }
 
@@ -56,7 +56,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 }
 
 /// Every live process's children, by parent pid, from one scan of `/proc`.
-pub fn children_by_parent() -> HashMap<u32, Vec<u32>> {
+pub(super) fn children_by_parent() -> HashMap<u32, Vec<u32>> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     let Ok(entries) = fs::read_dir("/proc") else {
         return children;
@@ -72,7 +72,7 @@ pub fn children_by_parent() -> HashMap<u32, Vec<u32>> {
 /// Sends `signal` to `pids` with one kill(1). A process that is already
 /// gone is not an error, so failures are ignored; callers check with
 /// [`is_lab_server`] afterwards.
-pub fn signal(pids: &[u32], signal: Signal) {
+pub(super) fn signal(pids: &[u32], signal: Signal) {
     if pids.is_empty() {
         return;
     }
@@ -88,7 +88,7 @@ pub fn signal(pids: &[u32], signal: Signal) {
 /// Stops servers: each `(pid, marker)` whose command line still shows its
 /// marker, with its per-connection children, gets SIGTERM, then SIGKILL
 /// if it has not exited after `grace`.
-pub fn stop(servers: &[(u32, String)], grace: Duration) -> StopOutcome {
+pub(super) fn stop(servers: &[(u32, String)], grace: Duration) -> StopOutcome {
     let mut outcome = StopOutcome::default();
     let mut pending = Vec::new();
     let mut targets = Vec::new();
@@ -131,7 +131,7 @@ pub fn stop(servers: &[(u32, String)], grace: Duration) -> StopOutcome {
 
 /// What [`stop`] did, as indexes into its `servers`.
 #[derive(Debug, Default)]
-pub struct StopOutcome {
+pub(super) struct StopOutcome {
     /// Exited after SIGTERM.
     pub stopped: Vec<usize>,
     /// Needed SIGKILL.

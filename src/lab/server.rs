@@ -28,11 +28,11 @@ use super::{LabError, ServerKind};
 
 /// Where OpenSSH's server is; sshd re-executes itself, so the path must
 /// be absolute.
-pub const SSHD: &str = "/usr/sbin/sshd";
+pub(super) const SSHD: &str = "/usr/sbin/sshd";
 /// Where Dropbear's server is.
-pub const DROPBEAR: &str = "/usr/sbin/dropbear";
+pub(super) const DROPBEAR: &str = "/usr/sbin/dropbear";
 /// The OpenSSH → Dropbear key converter.
-pub const DROPBEARCONVERT: &str = "/usr/bin/dropbearconvert";
+pub(super) const DROPBEARCONVERT: &str = "/usr/bin/dropbearconvert";
 /// The directory a root sshd needs for privilege separation.
 const PRIVSEP_DIR: &str = "/run/sshd";
 
@@ -45,7 +45,7 @@ const LOG_TAIL_LINES: usize = 20;
 
 /// The programs a server kind needs.
 #[derive(Debug, Clone)]
-pub struct Binaries {
+pub(super) struct Binaries {
     /// The server itself.
     pub server: PathBuf,
     /// `dropbearconvert`, for Dropbear labs only.
@@ -53,7 +53,7 @@ pub struct Binaries {
 }
 
 /// Finds the programs `kind` needs, or says which package to install.
-pub fn locate(kind: ServerKind) -> Result<Binaries, LabError> {
+pub(super) fn locate(kind: ServerKind) -> Result<Binaries, LabError> {
     let require = |program: &'static str, path: &str, package: &'static str| {
         let path = PathBuf::from(path);
         if path.is_file() {
@@ -80,7 +80,7 @@ pub fn locate(kind: ServerKind) -> Result<Binaries, LabError> {
 
 /// Creates `/run/sshd` (0755) if an OpenSSH lab runs as root and it is
 /// missing: sshd refuses to start without it.
-pub fn prepare_runtime(kind: ServerKind, euid: u32) -> Result<(), LabError> {
+pub(super) fn prepare_runtime(kind: ServerKind, euid: u32) -> Result<(), LabError> {
     if kind != ServerKind::OpenSsh || euid != 0 || Path::new(PRIVSEP_DIR).is_dir() {
         return Ok(());
     }
@@ -93,12 +93,12 @@ pub fn prepare_runtime(kind: ServerKind, euid: u32) -> Result<(), LabError> {
 }
 
 /// A new ed25519 key.
-pub fn generate_key() -> Result<PrivateKey, LabError> {
+pub(super) fn generate_key() -> Result<PrivateKey, LabError> {
     PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(LabError::key)
 }
 
 /// `key`'s public half as `ssh-ed25519 AAAA…`, without a comment.
-pub fn public_line(key: &PrivateKey) -> Result<String, LabError> {
+pub(super) fn public_line(key: &PrivateKey) -> Result<String, LabError> {
     let mut public = key.public_key().clone();
     public.set_comment("");
     Ok(public
@@ -109,7 +109,7 @@ pub fn public_line(key: &PrivateKey) -> Result<String, LabError> {
 }
 
 /// Writes `key` to `path` in OpenSSH format, mode 0600.
-pub fn write_private_key(key: &PrivateKey, path: &Path) -> Result<(), LabError> {
+pub(super) fn write_private_key(key: &PrivateKey, path: &Path) -> Result<(), LabError> {
     let text = key
         .to_openssh(ssh_key::LineEnding::LF)
         .map_err(LabError::key)?;
@@ -117,7 +117,7 @@ pub fn write_private_key(key: &PrivateKey, path: &Path) -> Result<(), LabError> 
 }
 
 /// Writes `contents` to `path` (replacing it) and sets its mode.
-pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), LabError> {
+pub(super) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), LabError> {
     let result = OpenOptions::new()
         .write(true)
         .create(true)
@@ -134,7 +134,7 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), LabErro
 /// Gives every host a directory and a new host key, and returns each
 /// host's public key line (for known_hosts). Dropbear keys are converted
 /// with `dropbearconvert`, all hosts at once.
-pub fn write_host_keys(
+pub(super) fn write_host_keys(
     kind: ServerKind,
     binaries: &Binaries,
     layout: &Layout,
@@ -181,7 +181,7 @@ pub fn write_host_keys(
 /// Writes a host's server configuration for `listen` (OpenSSH only;
 /// Dropbear takes everything as arguments), and creates the host's `$HOME`
 /// (owned by `home_owner` when given: a lab for another login user).
-pub fn write_config(
+pub(super) fn write_config(
     kind: ServerKind,
     layout: &Layout,
     name: &str,
@@ -214,7 +214,7 @@ pub fn write_config(
 /// host only: every host's file is made by the same code and differs only
 /// in its address and paths, and a server that still fails to start is
 /// reported with the end of its log.
-pub fn validate(
+pub(super) fn validate(
     kind: ServerKind,
     server: &Path,
     layout: &Layout,
@@ -243,7 +243,7 @@ pub fn validate(
 
 /// Starts a host's server. Removes its old pid file first, so that the
 /// pid file is proof that this server bound the address.
-pub fn spawn(
+pub(super) fn spawn(
     kind: ServerKind,
     server: &Path,
     layout: &Layout,
@@ -293,7 +293,7 @@ pub fn spawn(
 /// stay a zombie of this process (which would keep its pid "alive" for a
 /// `down` called from this process). When this process exits first, the
 /// server is re-parented and the init process reaps it.
-pub fn reap_in_background(mut child: Child) {
+pub(super) fn reap_in_background(mut child: Child) {
     let spawned = thread::Builder::new()
         .name(format!("remex-lab-reap-{}", child.id()))
         .stack_size(64 * 1024)
@@ -306,7 +306,7 @@ pub fn reap_in_background(mut child: Child) {
 }
 
 /// Stops servers this call started and still holds: SIGKILL and wait.
-pub fn kill_all(children: &mut Vec<Child>) {
+pub(super) fn kill_all(children: &mut Vec<Child>) {
     for child in children.iter_mut() {
         let _ = child.kill();
     }
@@ -317,7 +317,7 @@ pub fn kill_all(children: &mut Vec<Child>) {
 
 /// A host to wait for.
 #[derive(Debug, Clone)]
-pub struct Pending<'a> {
+pub(super) struct Pending<'a> {
     /// Its name.
     pub name: &'a str,
     /// Where its server should listen.
@@ -326,7 +326,7 @@ pub struct Pending<'a> {
 
 /// How waiting for servers ended.
 #[derive(Debug)]
-pub enum Readiness {
+pub(super) enum Readiness {
     /// Every server listens and sent its banner.
     Ready,
     /// A server could not bind: another process took the port meanwhile.
@@ -337,7 +337,7 @@ pub enum Readiness {
 
 /// Waits until every server in `children` (in the order of `hosts`) is
 /// ready, or one fails, or `deadline` passes.
-pub fn wait_ready(
+pub(super) fn wait_ready(
     layout: &Layout,
     children: &mut [Child],
     hosts: &[Pending<'_>],
@@ -421,7 +421,7 @@ fn is_bind_failure(log: &str) -> bool {
 }
 
 /// The last lines of a log file, for error messages.
-pub fn log_tail(path: &Path) -> String {
+pub(super) fn log_tail(path: &Path) -> String {
     let Ok(bytes) = fs::read(path) else {
         return "(no log)".to_owned();
     };
@@ -439,7 +439,7 @@ pub fn log_tail(path: &Path) -> String {
 /// Finds a port that is free on every address: the kernel picks a free
 /// port on 127.0.0.1, then each address is bound on it to check. A later
 /// race with another process is caught when a server fails to bind.
-pub fn pick_port(addresses: &[Ipv4Addr]) -> Result<u16, LabError> {
+pub(super) fn pick_port(addresses: &[Ipv4Addr]) -> Result<u16, LabError> {
     const TRIES: usize = 20;
     for _ in 0..TRIES {
         let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))

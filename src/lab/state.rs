@@ -30,11 +30,11 @@ use serde::{Deserialize, Serialize};
 use super::{LabError, ServerKind};
 
 /// The schema version of `lab.json`.
-pub const VERSION: u32 = 1;
+pub(super) const VERSION: u32 = 1;
 
 /// The whole of `lab.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LabState {
+pub(super) struct LabState {
     /// [`VERSION`] when written; a file with another version is refused.
     pub version: u32,
     /// Which server every host runs.
@@ -57,7 +57,7 @@ pub struct LabState {
 
 /// The throwaway login user of a password lab.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PasswordUserState {
+pub(super) struct PasswordUserState {
     /// Its name.
     pub name: String,
     /// Whether `up` created it (then `down` removes it, home included).
@@ -66,7 +66,7 @@ pub struct PasswordUserState {
 
 /// One host of `lab.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostState {
+pub(super) struct HostState {
     /// The host name, e.g. `vm01`.
     pub name: String,
     /// Its loopback address.
@@ -77,7 +77,7 @@ pub struct HostState {
 
 /// A line `up` appended to a file outside the lab directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuthorizedKey {
+pub(super) struct AuthorizedKey {
     /// The file, e.g. `/home/u/.ssh/authorized_keys`.
     pub path: PathBuf,
     /// The exact line, without its newline.
@@ -85,7 +85,7 @@ pub struct AuthorizedKey {
 }
 
 /// Reads `path`; `Ok(None)` if it does not exist.
-pub fn read(path: &Path) -> Result<Option<LabState>, LabError> {
+pub(super) fn read(path: &Path) -> Result<Option<LabState>, LabError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -105,7 +105,7 @@ pub fn read(path: &Path) -> Result<Option<LabState>, LabError> {
 }
 
 /// Replaces `path` with `state`, atomically.
-pub fn write(path: &Path, state: &LabState) -> Result<(), LabError> {
+pub(super) fn write(path: &Path, state: &LabState) -> Result<(), LabError> {
     let mut text = serde_json::to_string_pretty(state).map_err(|source| LabError::BadState {
         path: path.to_owned(),
         reason: source.to_string(),
@@ -124,7 +124,7 @@ pub fn write(path: &Path, state: &LabState) -> Result<(), LabError> {
 }
 
 /// Removes `path`; not an error if it is already gone.
-pub fn remove(path: &Path) -> Result<(), LabError> {
+pub(super) fn remove(path: &Path) -> Result<(), LabError> {
     match fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
             Err(LabError::io("remove", path, error))

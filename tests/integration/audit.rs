@@ -3,47 +3,13 @@
 //! concurrency and crashes, and `remex audit verify|tail|show`.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{Remex, TestLab, running_as_root};
-
-/// The lab's audit log.
-fn log_path(lab: &TestLab) -> PathBuf {
-    lab.path().join("audit").join("audit.jsonl")
-}
-
-/// Every record of the lab's audit log (current file only), as JSON.
-fn records(lab: &TestLab) -> Vec<Value> {
-    records_at(&log_path(lab))
-}
-
-fn records_at(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
-}
-
-fn of_run<'a>(records: &'a [Value], run: &str) -> Vec<&'a Value> {
-    records.iter().filter(|r| r["run"] == run).collect()
-}
-
-/// Asserts `remex audit verify` passes on the lab's log.
-fn assert_verifies(lab: &TestLab) -> Value {
-    let run = lab
-        .remex()
-        .args(["--json", "audit", "verify"])
-        .run()
-        .expect_code(0);
-    let report = run.json();
-    assert_eq!(report["ok"], true, "{report}");
-    report
-}
+use crate::util::{Remex, TestLab, assert_verifies, log_path, of_run, records, running_as_root};
 
 #[test]
 fn every_host_gets_a_start_record_before_its_end_record() {
@@ -63,7 +29,7 @@ fn every_host_gets_a_start_record_before_its_end_record() {
         .run()
         .expect_code(0);
     let report = run.json();
-    let id = report["run"].as_str().unwrap().to_owned();
+    let id = report["run_id"].as_str().unwrap().to_owned();
     assert!(!id.is_empty(), "{report}");
     let all = records(&lab);
     let mine = of_run(&all, &id);
@@ -650,7 +616,7 @@ fn tail_follow_prints_records_as_they_are_written() {
         .run()
         .expect_code(0)
         .json();
-    let run = report["run"].as_str().unwrap().to_owned();
+    let run = report["run_id"].as_str().unwrap().to_owned();
     let mut events = Vec::new();
     while events.len() < 2 {
         let line = lines
@@ -725,14 +691,14 @@ fn key_operations_and_host_key_changes_are_recorded_with_fingerprints() {
         .run()
         .expect_code(0)
         .json();
-    let fingerprint = generated["fingerprint"].as_str().unwrap().to_owned();
+    let fingerprint = generated["key"]["fingerprint"].as_str().unwrap().to_owned();
     let deployed = lab
         .remex()
         .args(["--json", "keys", "deploy", "all", "--name", "ops2"])
         .run()
         .expect_code(0)
         .json();
-    let run = deployed["run"].as_str().unwrap().to_owned();
+    let run = deployed["run_id"].as_str().unwrap().to_owned();
 
     let all = records(&lab);
     let generate = changes(&all, "keys.generate", "key");
@@ -846,7 +812,7 @@ fn transfers_are_recorded_per_file_with_their_digest() {
         .json();
     let all = records(&lab);
     for (report, op, hosts) in [(&up, "upload", 2), (&down, "download", 1)] {
-        let mine = of_run(&all, report["run"].as_str().unwrap());
+        let mine = of_run(&all, report["run_id"].as_str().unwrap());
         let count = |event: &str| mine.iter().filter(|r| r["event"] == event).count();
         assert_eq!(
             (count("start"), count("file"), count("end")),
@@ -877,5 +843,124 @@ fn transfers_are_recorded_per_file_with_their_digest() {
             assert_eq!(end["sha256"], sha.as_str(), "{end}");
         }
     }
+    assert_verifies(&lab);
+}
+
+/// The events of run `run`, in order.
+fn events(all: &[Value], run: &str) -> Vec<String> {
+    of_run(all, run)
+        .iter()
+        .map(|r| r["event"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn generate_and_prune_are_runs_with_a_start_and_an_end() {
+    let lab = TestLab::new(1);
+    let remex = |args: &[&str], code: i32| lab.remex().args(args).run().expect_code(code);
+
+    // A key made: start, the key, end.
+    let made = remex(&["--json", "keys", "generate", "--name", "k1"], 0).json();
+    let run = made["run_id"].as_str().unwrap();
+    assert_eq!(made["operation"], "keys.generate");
+    let all = records(&lab);
+    assert_eq!(events(&all, run), ["start", "key", "end"]);
+    let start = of_run(&all, run)[0];
+    assert_eq!(start["key"], "k1", "{start}");
+    assert!(start.get("host").is_none(), "{start}");
+    assert!(of_run(&all, run)[2].get("error").is_none());
+
+    // A key that exists already: refused, and the end record says why.
+    let refused = remex(&["keys", "generate", "--name", "k1"], 2);
+    assert!(refused.stderr().contains("k1"), "{}", refused.stderr());
+    let all = records(&lab);
+    let last = all.last().unwrap();
+    assert_eq!(last["event"], "end", "{last}");
+    assert_eq!(last["op"], "keys.generate", "{last}");
+    assert_eq!(last["error_kind"], "keys", "{last}");
+    assert_eq!(
+        events(&all, last["run"].as_str().unwrap()),
+        ["start", "end"]
+    );
+
+    // Rotated away, then pruned: start, the key deleted, end.
+    remex(&["keys", "deploy", "vm01", "--name", "k1"], 0);
+    remex(&["keys", "rotate", "vm01", "--name", "k2"], 0);
+    let pruned = remex(&["--json", "keys", "prune"], 0).json();
+    assert_eq!(pruned["operation"], "keys.prune");
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned}");
+    let all = records(&lab);
+    let run = pruned["run_id"].as_str().unwrap();
+    assert_eq!(events(&all, run), ["start", "key", "end"]);
+    assert_eq!(of_run(&all, run)[1]["action"], "pruned");
+    assert_verifies(&lab);
+}
+
+#[test]
+fn a_secret_given_to_a_transfer_or_a_key_operation_is_redacted_in_what_it_shows() {
+    let lab = TestLab::new(1);
+    let secret = "tok3n-Secret-7731";
+    let local = lab.path().join("report.txt");
+    std::fs::write(&local, "numbers\n").unwrap();
+    let remote = lab.path().join(format!("srv/{secret}/report.txt"));
+    let shown = |run: &crate::util::Run| format!("{}{}", run.stdout(), run.stderr());
+
+    // A transfer whose path holds the secret: JSON, human output and the
+    // audit log show [REDACTED].
+    for json in [true, false] {
+        let mut remex = lab.remex().env("UPLOAD_TOKEN", secret);
+        if json {
+            remex = remex.arg("--json");
+        }
+        let run = remex
+            .args(["upload", "vm01", "--mkdir", "--secret-env", "UPLOAD_TOKEN"])
+            .arg(&local)
+            .arg(&remote)
+            .run()
+            .expect_code(0);
+        assert!(!shown(&run).contains(secret), "{}", shown(&run));
+        if json {
+            let files = &run.json()["results"][0]["files"];
+            assert!(
+                files[0]["remote"].as_str().unwrap().contains("[REDACTED]"),
+                "{files}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&remote).unwrap(), "numbers\n");
+    let back = lab.path().join("back");
+    let run = lab
+        .remex()
+        .env("UPLOAD_TOKEN", secret)
+        .args(["--json", "download", "vm01", "--secret-env", "UPLOAD_TOKEN"])
+        .arg(&remote)
+        .arg(&back)
+        .run()
+        .expect_code(0);
+    assert!(!shown(&run).contains(secret), "{}", shown(&run));
+
+    // A key operation naming the secret (a rotation to a key named after
+    // it): shown redacted, recorded redacted.
+    for (json, key) in [
+        (true, format!("k-{secret}")),
+        (false, format!("k2-{secret}")),
+    ] {
+        let mut remex = lab.remex().env("KEY_TOKEN", secret);
+        if json {
+            remex = remex.arg("--json");
+        }
+        let run = remex
+            .args(["keys", "rotate", "vm01", "--name", &key])
+            .args(["--secret-env", "KEY_TOKEN"])
+            .run()
+            .expect_code(0);
+        assert!(!shown(&run).contains(secret), "{}", shown(&run));
+        if json {
+            let report = run.json();
+            assert_eq!(report["key"]["name"], "k-[REDACTED]", "{report}");
+        }
+    }
+    let log = std::fs::read_to_string(log_path(&lab)).unwrap();
+    assert!(!log.contains(secret), "the audit log holds the secret");
     assert_verifies(&lab);
 }

@@ -58,8 +58,12 @@ fn json_has_the_documented_shape() {
         .run()
         .expect_code(0);
     let json = run.json();
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
     assert_eq!(json["operation"], "exec");
+    assert!(
+        json["run_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{json}"
+    );
     assert_eq!(json["summary"]["total"], 2);
     assert_eq!(json["summary"]["ok"], 2);
     assert_eq!(json["summary"]["failed"], 0);
@@ -601,15 +605,22 @@ fn one_connection_serves_many_commands_in_a_process() {
     let lab = TestLab::new(1);
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     runtime.block_on(async {
-        let config = remex::config::Config::load(&lab.config()).unwrap_or_else(|e| panic!("{e}"));
-        let executor = remex::executor::Executor::new(config).unwrap_or_else(|e| panic!("{e}"));
+        let config = remex::Config::load(&lab.config()).unwrap_or_else(|e| panic!("{e}"));
+        let executor = remex::Executor::new(config).unwrap_or_else(|e| panic!("{e}"));
         for i in 0..20 {
             let report = executor
-                .exec("vm01", &remex::exec::Exec::argv(["echo", &i.to_string()]))
+                .exec(
+                    &remex::RunContext::new(),
+                    "vm01",
+                    &remex::Exec::argv(["echo", &i.to_string()]),
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(report.all_ok(), "{report:?}");
-            assert_eq!(report.results[0].stdout.bytes, format!("{i}\n").as_bytes());
+            assert_eq!(
+                report.results[0].detail.stdout.bytes,
+                format!("{i}\n").as_bytes()
+            );
         }
         executor.close().await;
     });
@@ -845,14 +856,17 @@ fn concurrent_commands_on_one_connection_respect_max_sessions() {
         );
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
-            let config = remex::config::Config::load(&config).unwrap();
-            let executor = remex::executor::Executor::new(config).unwrap();
+            let config = remex::Config::load(&config).unwrap();
+            let executor = remex::Executor::new(config).unwrap();
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..24 {
                 let executor = executor.clone();
                 tasks.spawn(async move {
-                    let exec = remex::exec::Exec::argv(["sleep", "0.2"]);
-                    let report = executor.exec("vm01", &exec).await.unwrap();
+                    let exec = remex::Exec::argv(["sleep", "0.2"]);
+                    let report = executor
+                        .exec(&remex::RunContext::new(), "vm01", &exec)
+                        .await
+                        .unwrap();
                     if let Some(error) = &report.results[0].error {
                         eprintln!("ERR {error:?}");
                     }

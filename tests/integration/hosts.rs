@@ -40,7 +40,7 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
         .run()
         .expect_code(0);
     let json = run.json();
-    assert_eq!(json["operation"], "hosts_forget");
+    assert_eq!(json["operation"], "hosts.forget");
     assert_eq!(first(&json)["action"], "removed");
     assert_eq!(first(&json)["previous"][0], lab.host_fingerprint("vm01"));
     assert_eq!(

@@ -75,18 +75,21 @@ fn generate_writes_private_openssh_keys_and_never_overwrites() {
     let json = generate(&lab, "deploy");
     let dir = keys_dir(&lab);
     let private = dir.join("deploy");
-    assert_eq!(json["operation"], "keys_generate");
-    assert_eq!(json["type"], "ssh-ed25519");
+    assert_eq!(json["operation"], "keys.generate");
+    assert_eq!(json["key"]["type"], "ssh-ed25519");
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&private), 0o600);
     assert_eq!(mode(&dir.join("deploy.pub")), 0o644);
     assert!(
-        json["comment"].as_str().unwrap().starts_with("remex@"),
+        json["key"]["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("remex@"),
         "{json}"
     );
     // OpenSSH reads both halves, and agrees on the fingerprint.
     let listed = ssh_keygen(&["-l", "-f"], &private);
-    let fingerprint = json["fingerprint"].as_str().unwrap();
+    let fingerprint = json["key"]["fingerprint"].as_str().unwrap();
     assert!(listed.contains(fingerprint), "{listed} vs {json}");
     assert!(listed.contains("(ED25519)"), "{listed}");
     let public = ssh_keygen(&["-y", "-f"], &private);
@@ -202,7 +205,7 @@ fn deploy_with_a_bootstrap_key_keeps_other_lines_and_is_idempotent() {
             .run()
     };
     let json = deploy().expect_code(0).json();
-    assert_eq!(json["operation"], "keys_deploy");
+    assert_eq!(json["operation"], "keys.deploy");
     assert_eq!(json["key"]["name"], "deploy");
     for result in results(&json) {
         assert_eq!(
@@ -345,7 +348,7 @@ fn rotate_switches_to_a_new_key_and_the_old_one_is_refused() {
     lab.drop_lab_key();
 
     let json = rotate(&lab, &["--name", "new"]).expect_code(0).json();
-    assert_eq!(json["operation"], "keys_rotate");
+    assert_eq!(json["operation"], "keys.rotate");
     assert_eq!(json["key"]["name"], "new");
     for result in results(&json) {
         assert_eq!(

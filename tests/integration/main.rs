@@ -6,16 +6,27 @@
 //! and tests that need root (throwaway users) fail loudly without it.
 
 // Panicking is how a test fails loudly; the production lints do not apply.
-#![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+// A test binary has no public API: `pub` means "used by the other files".
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 mod audit;
 mod exec;
 mod hosts;
 mod keys;
 mod lab;
+mod library;
 mod proftpd;
 mod proxy;
 mod script;
+mod signals;
 mod terminal;
 mod transfer;
 mod transfer_edge;

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{SudoersDropIn, TestLab, ThrowawayUser, assert_no_process_left, running_as_root};
+use crate::util::{
+    SudoersDropIn, TestLab, ThrowawayUser, assert_every_host_ended, assert_no_process_left,
+    assert_verifies, records, running_as_root, send_signal, wait_for,
+};
 
 fn result(run: &crate::util::Run) -> Value {
     run.json()["results"][0].clone()
@@ -117,7 +120,7 @@ fn leftovers_of_lost_runs_are_removed_by_the_next_run() {
     let young = PathBuf::from(&tmp).join(format!("remex-script.testnew{}", std::process::id()));
     for dir in [&old, &young] {
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join(remex::script::MARKER), "").unwrap();
+        std::fs::write(dir.join(remex::exec::SCRIPT_MARKER), "").unwrap();
     }
     assert!(
         std::process::Command::new("touch")
@@ -332,47 +335,39 @@ fn sudo_with_a_password_never_shows_it() {
 }
 
 #[test]
-fn ctrl_c_stops_the_script_and_removes_its_directory() {
+fn a_signal_stops_the_script_and_removes_its_directory() {
     let lab = TestLab::new(1);
     let script = write_script(
         &lab,
         "long.sh",
         b"dirname \"$0\"\nsleep 7421 &\nsleep 7422\n",
     );
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_remex"))
-        .arg("--config")
-        .arg(lab.config())
-        .args(["--json", "script", "vm01"])
-        .arg(&script)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the script runs on the host, then interrupt remex.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while crate::util::processes_matching("sleep 7422").is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the script never started"
+    // Ctrl-C, and what `timeout`, systemd and a closed terminal send.
+    for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+        let mut child = lab
+            .remex()
+            .args(["--json", "script", "vm01"])
+            .arg(&script)
+            .spawn();
+        // Wait until the script runs on the host, then stop remex.
+        wait_for(&mut child, "the script running", || {
+            !crate::util::processes_matching("sleep 7422").is_empty()
+        });
+        send_signal(&child, signal);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{signal}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r = &json["results"][0];
+        assert_eq!(r["error"]["kind"], "cancelled");
+        assert!(!staged_dir(r["stdout"].as_str().unwrap()).exists());
+        assert_no_process_left(&["sleep 7421", "sleep 7422"]);
+        let records = records(&lab);
+        assert_every_host_ended(&records, json["run_id"].as_str().unwrap(), &["vm01"]);
     }
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let r = &json["results"][0];
-    assert_eq!(r["error"]["kind"], "cancelled");
-    assert!(!staged_dir(r["stdout"].as_str().unwrap()).exists());
-    assert_no_process_left(&["sleep 7421", "sleep 7422"]);
+    assert_verifies(&lab);
 }

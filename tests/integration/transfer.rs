@@ -780,18 +780,21 @@ fn the_read_back_fallback_verifies_too() {
         .build()
         .unwrap();
     let report = runtime.block_on(async {
-        let config = remex::config::Config::load(&lab.config()).unwrap();
-        let executor = remex::executor::Executor::new(config).unwrap();
+        let config = remex::Config::load(&lab.config()).unwrap();
+        let executor = remex::Executor::new(config).unwrap();
         let mut upload =
             remex::transfer::Upload::new(vec![local.clone()], remote.display().to_string());
         upload.options.verify_by = remex::transfer::VerifyBy::ReadBack;
-        let report = executor.upload("vm01", &upload).await.unwrap();
+        let report = executor
+            .upload(&remex::RunContext::new(), "vm01", &upload)
+            .await
+            .unwrap();
         executor.close().await;
         report
     });
     assert!(report.all_ok(), "{:?}", report.results[0].error);
     assert_eq!(
-        report.results[0].sha256.as_deref(),
+        report.results[0].detail.sha256.as_deref(),
         Some(sha256(&data).as_str())
     );
     assert!(std::fs::read(&remote).unwrap() == data);
@@ -816,16 +819,22 @@ fn a_tiny_memory_budget_shared_by_many_hosts_still_moves_everything() {
         .build()
         .unwrap();
     let (up, down) = runtime.block_on(async {
-        let config = remex::config::Config::load(&lab.config()).unwrap();
-        let executor = remex::executor::Executor::new(config).unwrap();
+        let config = remex::Config::load(&lab.config()).unwrap();
+        let executor = remex::Executor::new(config).unwrap();
         let mut upload =
             remex::transfer::Upload::new(vec![local.clone()], remote.display().to_string());
         upload.options.memory_budget = 1;
-        let up = executor.upload("all", &upload).await.unwrap();
+        let up = executor
+            .upload(&remex::RunContext::new(), "all", &upload)
+            .await
+            .unwrap();
         let mut download =
             remex::transfer::Download::new(vec![remote.display().to_string()], back.clone());
         download.options.memory_budget = 1;
-        let down = executor.download("all", &download).await.unwrap();
+        let down = executor
+            .download(&remex::RunContext::new(), "all", &download)
+            .await
+            .unwrap();
         executor.close().await;
         (up, down)
     });

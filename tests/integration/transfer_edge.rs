@@ -9,12 +9,14 @@
 use std::io::Read as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::util::{Remex, TestLab, assert_no_process_uses, temp_files, write};
+use crate::util::{
+    Remex, TestLab, assert_every_host_ended, assert_no_process_uses, assert_verifies, records,
+    send_signal, temp_files, wait_for, write,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -371,14 +373,15 @@ fn spawn_json(lab: &TestLab, op: &str, from: &Path, to: &Path) -> std::process::
 }
 
 /// Waits until a remex temp file in `dir` holds at least `bytes`, then
-/// sends SIGINT to `child` and returns its output.
+/// sends `signal` to `child` and returns its output.
 fn interrupt_once_under_way(
     child: std::process::Child,
+    signal: &str,
     dir: &Path,
     bytes: u64,
 ) -> std::process::Output {
     let what = format!("{bytes} bytes in a temp file in {}", dir.display());
-    interrupt_when(child, &what, || {
+    interrupt_when(child, signal, &what, || {
         leftovers(dir)
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok())
@@ -386,44 +389,33 @@ fn interrupt_once_under_way(
     })
 }
 
-/// Waits until `ready` says so, then sends SIGINT to `child` and returns
+/// Waits until `ready` says so, then sends `signal` to `child` and returns
 /// its output. Panics (after killing it) if that never happens.
 fn interrupt_when(
     mut child: std::process::Child,
+    signal: &str,
     what: &str,
-    mut ready: impl FnMut() -> bool,
+    ready: impl FnMut() -> bool,
 ) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "never saw {what}\n--- stdout\n{}\n--- stderr\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
+    wait_for(&mut child, what, ready);
+    send_signal(&child, signal);
     child.wait_with_output().unwrap()
 }
 
-/// Asserts that an interrupted `--json` run exited 130 and says so, and
-/// returns its one result.
-fn interrupted_result(out: &std::process::Output) -> Value {
+/// The signals a run stops on, and remex's exit status for each.
+const SIGNALS: [(&str, i32); 3] = [("INT", 130), ("TERM", 143), ("HUP", 129)];
+
+/// Asserts that a `--json` run stopped by a signal exited with `code` and
+/// says so, that the audit log has its `end` record, and returns its one
+/// result.
+fn interrupted_result(lab: &TestLab, out: &std::process::Output, code: i32) -> Value {
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
     assert_eq!(
         out.status.code(),
-        Some(130),
+        Some(code),
         "--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(stderr.contains("remex: interrupted"), "{stderr}");
@@ -434,29 +426,36 @@ fn interrupted_result(out: &std::process::Output) -> Value {
     assert_eq!(r["error"]["kind"], "cancelled", "{r}");
     assert!(message(&r).contains("interrupted"), "{r}");
     assert_eq!(r["files"][0]["status"], "failed", "{r}");
+    let records = records(lab);
+    let ends = assert_every_host_ended(&records, json["run_id"].as_str().unwrap(), &["vm01"]);
+    assert_eq!(ends[0]["error_kind"], "cancelled", "{:?}", ends[0]);
     r
 }
 
 #[test]
-fn ctrl_c_in_the_middle_of_an_upload_leaves_the_old_file() {
+fn a_signal_in_the_middle_of_an_upload_leaves_the_old_file() {
     let lab = TestLab::new(1);
     let local = lab.path().join("big.bin");
     random_file(&local, 300 * MIB);
     let srv = lab.path().join("srv");
     let remote = srv.join("big.bin");
     old_file(&remote, "the old big.bin\n");
-    let child = spawn_json(&lab, "upload", &local, &remote);
-    let out = interrupt_once_under_way(child, &srv, 8 * MIB);
-    let r = interrupted_result(&out);
-    assert!(
-        message(&r).contains("the destination was not replaced"),
-        "{r}"
-    );
-    assert_holds(&remote, "the old big.bin\n");
-    assert_no_leftovers(&srv);
-    assert_no_leftovers(lab.path());
-    // Nothing on the host still hashes or holds the temp file.
-    assert_no_process_uses(&srv);
+    // Ctrl-C, and what `timeout`, systemd and a closed terminal send.
+    for (signal, code) in SIGNALS {
+        let child = spawn_json(&lab, "upload", &local, &remote);
+        let out = interrupt_once_under_way(child, signal, &srv, 8 * MIB);
+        let r = interrupted_result(&lab, &out, code);
+        assert!(
+            message(&r).contains("the destination was not replaced"),
+            "{signal}: {r}"
+        );
+        assert_holds(&remote, "the old big.bin\n");
+        assert_no_leftovers(&srv);
+        assert_no_leftovers(lab.path());
+        // Nothing on the host still hashes or holds the temp file.
+        assert_no_process_uses(&srv);
+    }
+    assert_verifies(&lab);
 }
 
 #[test]
@@ -468,8 +467,8 @@ fn ctrl_c_in_the_middle_of_a_download_writes_nothing() {
     let before = std::fs::metadata(&remote).unwrap();
     let back = lab.path().join("back");
     let child = spawn_json(&lab, "download", &remote, &back);
-    let out = interrupt_once_under_way(child, &back.join("vm01"), 8 * MIB);
-    let r = interrupted_result(&out);
+    let out = interrupt_once_under_way(child, "INT", &back.join("vm01"), 8 * MIB);
+    let r = interrupted_result(&lab, &out, 130);
     assert!(message(&r).contains("nothing was written"), "{r}");
     assert!(!back.join("vm01/big.bin").exists());
     assert_no_leftovers(&back.join("vm01"));
@@ -585,7 +584,7 @@ fn interrupt_once_called(
     tools: &LyingTools,
     tool: &str,
 ) -> std::process::Output {
-    interrupt_when(child, &format!("a call of {tool}"), || {
+    interrupt_when(child, "INT", &format!("a call of {tool}"), || {
         std::fs::read_to_string(tools.log_path()).is_ok_and(|calls| calls.contains(tool))
     })
 }
@@ -606,7 +605,7 @@ fn ctrl_c_while_the_host_verifies_keeps_the_old_file_and_writes_nothing() {
     old_file(&remote, "the old release\n");
     let child = spawn_json(&lab, "upload", &local, &remote);
     let out = interrupt_once_called(child, &tools, "openssl");
-    let r = interrupted_result(&out);
+    let r = interrupted_result(&lab, &out, 130);
     assert!(
         message(&r).contains("the destination was not replaced"),
         "{r}"
@@ -619,7 +618,7 @@ fn ctrl_c_while_the_host_verifies_keeps_the_old_file_and_writes_nothing() {
     let back = lab.path().join("back");
     let child = spawn_json(&lab, "download", &local, &back);
     let out = interrupt_once_called(child, &tools, "openssl");
-    let r = interrupted_result(&out);
+    let r = interrupted_result(&lab, &out, 130);
     assert!(message(&r).contains("nothing was written"), "{r}");
     assert!(!back.join("vm01/release.bin").exists());
     assert_no_leftovers(&back.join("vm01"));

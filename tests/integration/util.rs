@@ -803,3 +803,91 @@ pub fn ssh_keygen(args: &[&str], key: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The lab's audit log.
+pub fn log_path(lab: &TestLab) -> PathBuf {
+    lab.path().join("audit").join("audit.jsonl")
+}
+
+/// Every record of the lab's audit log (current file only), as JSON.
+pub fn records(lab: &TestLab) -> Vec<serde_json::Value> {
+    records_at(&log_path(lab))
+}
+
+/// Every record of the audit log at `path`, as JSON.
+pub fn records_at(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// The records of run `run`.
+pub fn of_run<'a>(records: &'a [serde_json::Value], run: &str) -> Vec<&'a serde_json::Value> {
+    records.iter().filter(|r| r["run"] == run).collect()
+}
+
+/// Asserts `remex audit verify` passes on the lab's log.
+pub fn assert_verifies(lab: &TestLab) -> serde_json::Value {
+    let run = lab
+        .remex()
+        .args(["--json", "audit", "verify"])
+        .run()
+        .expect_code(0);
+    let report = run.json();
+    assert_eq!(report["ok"], true, "{report}");
+    report
+}
+
+/// Asserts that run `run` has one `start` and one `end` record for each of
+/// `hosts`, and returns the `end` records.
+pub fn assert_every_host_ended<'a>(
+    records: &'a [serde_json::Value],
+    run: &str,
+    hosts: &[&str],
+) -> Vec<&'a serde_json::Value> {
+    let mine = of_run(records, run);
+    let mut ends = Vec::new();
+    for host in hosts {
+        let of = |event: &str| {
+            mine.iter()
+                .filter(|r| r["host"] == *host && r["event"] == event)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of("start").len(), 1, "{host}: {mine:#?}");
+        let end = of("end");
+        assert_eq!(end.len(), 1, "{host}: {mine:#?}");
+        ends.extend(end);
+    }
+    ends
+}
+
+/// Sends signal `name` (`INT`, `TERM`, `HUP`) to `child`.
+pub fn send_signal(child: &std::process::Child, name: &str) {
+    let sent = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("kill: {e}"));
+    assert!(sent.success(), "kill -{name} {}", child.id());
+}
+
+/// Waits up to 20 s until `ready` says so; panics naming `what` (after
+/// killing `child` and showing its output) if that never happens or the
+/// child exits first.
+pub fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            let mut out = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut out);
+            }
+            panic!("never saw {what}; remex's stderr:\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

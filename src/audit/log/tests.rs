@@ -108,7 +108,6 @@ fn records_are_redacted_and_filled_in() {
         ..config(dir.path())
     };
     let log = AuditLog::open(&config).unwrap();
-    log.set_workflow(Some("nightly".into()));
     let secret = log
         .redactor()
         .unwrap()
@@ -118,7 +117,8 @@ fn records_are_redacted_and_filled_in() {
         .argv(["mysql", "--password", "x1", "token=abc", "pin=1234"])
         .command("echo hunter2 Authorization: Basic Zm9v")
         .error("bad password=letmein")
-        .actor("ci-bot");
+        .actor("ci-bot")
+        .workflow("nightly");
     record.command = record.command.map(|c| secret.redact(&c).into_owned());
     log.append(record).unwrap();
     let stored = &records(&config)[0].record;

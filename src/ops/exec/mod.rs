@@ -1,0 +1,196 @@
+//! `remex exec` and `remex script`: a command (or a local script) on every
+//! selected host — the remote command line, stdin, output capture, and a
+//! timeout that really stops the remote process tree.
+//!
+//! # The remote command line
+//!
+//! sshd runs an exec request as `$SHELL -c STRING`. For an argv remex sends
+//!
+//! ```text
+//! export REMEX_RUN_ID=<tag> 'K=V'…
+//! cd -- DIR || exit 126
+//! 'WORD' 'WORD'…
+//! ```
+//!
+//! and for a raw string (`--raw`)
+//!
+//! ```text
+//! exec env REMEX_RUN_ID=<tag> 'K=V'… "${SHELL:-/bin/sh}" -c 'cd -- DIR || exit 126; RAW'
+//! ```
+//!
+//! so that `--env` reaches the command even when sshd's `AcceptEnv` refuses
+//! it, a failing `--cwd` stops the command with status 126, and every process
+//! of the command carries a tag in its initial environment (a script's own
+//! shell included; an argv's shell has nothing left to run once the command
+//! is gone, so it needs none, and the command costs one shell start). The
+//! argv is quoted in [`crate::quote`]; a raw string reaches the shell as is.
+//!
+//! # Timeouts
+//!
+//! When the timeout fires, remex runs a small reaper on a second channel of
+//! the same connection: it finds every process whose environment carries the
+//! tag (`/proc/PID/environ`), sends it `TERM`, and `KILL`s what is left after
+//! 300 ms. Then it sends the session a `KILL` signal request (sshd ≥ 8.1 and
+//! Dropbear pass it on) for anything the reaper could not see, and closes the
+//! channel. Processes that start a
+//! new session *and* scrub their environment escape this (as they escape any
+//! tool short of a cgroup); everything else, children and grandchildren
+//! included, is gone when the outcome is reported.
+
+//! # Layout
+//!
+//! - `request.rs` — [`Exec`], the request, and its remote command line.
+//! - `run.rs` — one request on one open connection.
+//! - `result.rs` — [`ExecResult`] per host, [`ExecDetails`] per run.
+//! - `script.rs` — staging a local script; `sudo.rs` — `--sudo`.
+
+mod request;
+mod result;
+mod run;
+pub(crate) mod script;
+pub(crate) mod sudo;
+
+pub use request::{Command, DEFAULT_MAX_OUTPUT, Exec, TAG_VAR};
+pub use result::{Captured, ExecDetails, ExecResult, ScriptInfo};
+pub use script::{MARKER as SCRIPT_MARKER, Script};
+pub use sudo::Sudo;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{Op, Record};
+use crate::run::report::{Failure, RunReport};
+use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::{Error, Executor, RunContext};
+
+/// The report of `exec` and `script`.
+pub type ExecReport = RunReport<ExecResult, ExecDetails>;
+
+impl Executor {
+    /// Runs `exec` on every host `selector` selects (the old module's
+    /// `execute_remote_command`); one result per host.
+    ///
+    /// # Errors
+    ///
+    /// Before any host is contacted: an invalid request, a selector that
+    /// selects nothing, or an audit log that cannot record the run.
+    pub async fn exec(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+        exec: &Exec,
+    ) -> Result<ExecReport, Error> {
+        exec.validate().map_err(Error::Invalid)?;
+        let hosts = self.select(selector)?;
+        let timeout = exec
+            .timeout
+            .unwrap_or(self.config().remote_execution.command_timeout);
+        let op = ExecOp {
+            exec: Arc::new(exec.clone()),
+            timeout,
+        };
+        self.run(ctx, hosts, op).await
+    }
+
+    /// Runs the local script at `path` with `args` on every selected host
+    /// (the old module's `execute_remote_script`), with the settings of
+    /// `options` (env, cwd, stdin, timeout, sudo, …; its command is replaced).
+    ///
+    /// # Errors
+    ///
+    /// As [`Executor::exec`], and a script that cannot be read.
+    pub async fn script(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+        path: &std::path::Path,
+        args: &[String],
+        options: &Exec,
+    ) -> Result<ExecReport, Error> {
+        let script = Script::load(path).map_err(|e| {
+            Error::Invalid(format!("cannot read the script {}: {e}", path.display()))
+        })?;
+        let mut exec = options.clone();
+        exec.command = Command::Script {
+            script,
+            args: args.to_vec(),
+        };
+        self.exec(ctx, selector, &exec).await
+    }
+}
+
+/// `exec` and `script` as an operation of the runner.
+struct ExecOp {
+    exec: Arc<Exec>,
+    timeout: Duration,
+}
+
+impl Operation for ExecOp {
+    type Detail = ExecResult;
+    type Details = ExecDetails;
+
+    fn op(&self) -> Op {
+        match &self.exec.command {
+            Command::Script { .. } => Op::Script,
+            _ => Op::Exec,
+        }
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.exec.secrets()
+    }
+
+    /// The command (argv or raw string; a script's name, SHA-256 and
+    /// arguments), the sudo target, and the size of stdin.
+    fn describe(&self, mut record: Record) -> Record {
+        let exec = &self.exec;
+        record = match &exec.command {
+            Command::Argv(argv) => record.argv(argv.iter().cloned()),
+            Command::Raw(raw) => record.command(raw.clone()),
+            Command::Script { script, args } => record
+                .argv(std::iter::once(script.name.clone()).chain(args.iter().cloned()))
+                .script_sha256(script.sha256.clone())
+                .paths([script.name.clone()]),
+        };
+        if let Some(sudo) = &exec.sudo {
+            record = record.sudo(sudo.target());
+        }
+        if let Some(stdin) = &exec.stdin {
+            record = record.bytes(stdin.len() as u64);
+        }
+        record
+    }
+
+    async fn host(&self, host: &mut HostRun<'_>, detail: &mut ExecResult) -> Result<(), Failure> {
+        let conn = host.connection().await?;
+        detail.host_key = Some(conn.host_key_fingerprint().to_owned());
+        let watch = run::Watch {
+            host: host.name,
+            timeout: self.timeout,
+            cancel: host.cancel(),
+            observer: host.observer(),
+        };
+        let ran = run::run(&conn, &self.exec, watch).await;
+        detail.exit_code = ran.exit_code;
+        detail.signal = ran.signal;
+        detail.stdout = ran.stdout;
+        detail.stderr = ran.stderr;
+        ran.error.map_or(Ok(()), Err)
+    }
+
+    async fn finish(
+        &self,
+        _run: &RunState,
+        _results: &[crate::HostReport<ExecResult>],
+    ) -> ExecDetails {
+        let script = match &self.exec.command {
+            Command::Script { script, .. } => Some(ScriptInfo {
+                name: script.name.clone(),
+                sha256: script.sha256.clone(),
+                size: script.size(),
+            }),
+            _ => None,
+        };
+        ExecDetails { script }
+    }
+}

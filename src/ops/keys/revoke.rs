@@ -1,0 +1,175 @@
+//! `remex keys revoke`: remove a key from the selected hosts'
+//! `~/.ssh/authorized_keys`.
+//!
+//! remex refuses, per host, to revoke the only key it can use there — the
+//! key it logs in with, when no other key remex deployed could take over
+//! (or, for a host the state file does not know, the configured key) —
+//! unless `force`. When the key being revoked is the one in use and another
+//! deployed key exists, remex logs in with that other key to do the
+//! removal, which proves the fallback works before the state switches to
+//! it.
+
+use super::generate::private_key_path;
+use super::report::{ChangeAction, KeyDetails, KeyResult, KeysReport};
+use super::run::{LoadedKey, key_details, key_dir, load, local_failure, update, used_key};
+use super::session::{self, Edited};
+use super::state::KeyState;
+use crate::audit::{Op, Record};
+use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::run::runner::{HostRun, Operation, RunState};
+use crate::run::{Error, Executor, RunContext};
+use crate::transport::login::Login;
+
+/// What to revoke.
+#[derive(Debug, Clone)]
+pub struct RevokeRequest {
+    /// The key's name (an archived key's archived name works too).
+    pub name: String,
+    /// Revoke even the only key remex can use for a host.
+    pub force: bool,
+}
+
+impl Executor {
+    /// Revokes key `request.name` on every host `selector` selects.
+    ///
+    /// # Errors
+    ///
+    /// Before any host is contacted: a key that is not in the key directory
+    /// (or its archive), an unreadable key state, a selector that selects
+    /// nothing, or an audit log that cannot record the run.
+    pub async fn keys_revoke(
+        &self,
+        ctx: &RunContext,
+        selector: &str,
+        request: &RevokeRequest,
+    ) -> Result<KeysReport, Error> {
+        let hosts = self.select(selector)?;
+        let dir = key_dir(self);
+        let op = Revoke {
+            key: LoadedKey::load(&dir, &request.name, true)?,
+            state: load(&dir).await?,
+            force: request.force,
+        };
+        self.run(ctx, hosts, op).await
+    }
+}
+
+/// `keys revoke` as an operation of the runner.
+struct Revoke {
+    key: LoadedKey,
+    /// The key state when the run began: which key each host uses.
+    state: KeyState,
+    force: bool,
+}
+
+impl Operation for Revoke {
+    type Detail = KeyResult;
+    type Details = KeyDetails;
+
+    fn op(&self) -> Op {
+        Op::KeysRevoke
+    }
+
+    fn describe(&self, record: Record) -> Record {
+        key_details(record, &self.key.key_ref)
+    }
+
+    async fn host(&self, host: &mut HostRun<'_>, outcome: &mut KeyResult) -> Result<(), Failure> {
+        outcome.uses = used_key(&self.state, host.executor(), host.name);
+        revoke_one(host, &self.key, &self.state, self.force, outcome).await
+    }
+
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<KeyResult>]) -> KeyDetails {
+        KeyDetails::of(&self.key.key_ref)
+    }
+}
+
+async fn revoke_one(
+    run: &mut HostRun<'_>,
+    key: &LoadedKey,
+    state: &KeyState,
+    force: bool,
+    outcome: &mut KeyResult,
+) -> Result<(), Failure> {
+    let name = key.key_ref.name.as_str();
+    let executor = run.executor().clone();
+    let host = run.name;
+    let dir = key_dir(&executor);
+    let config = executor.config();
+    let Some(vm) = config.vms.get(host) else {
+        return Err(Failure::new(
+            ErrorKind::Connect,
+            format!("no host `{host}`"),
+        ));
+    };
+    let configured = config.key_path_for(vm);
+    let pinned = vm.key.is_some();
+    let only_key = || {
+        Failure::new(
+            ErrorKind::Auth,
+            format!(
+                "key `{name}` is the only key remex can use for {host}; \
+                 rotate to another key first (`remex keys rotate {host}`), or pass --force to revoke it anyway"
+            ),
+        )
+    };
+    if state
+        .pending_rotation(host)
+        .is_some_and(|r| r.new == name || r.old.as_deref() == Some(name))
+        && !force
+    {
+        return Err(Failure::new(
+            ErrorKind::Auth,
+            format!(
+                "key `{name}` is part of an unfinished rotation on {host}; run `remex keys rotate {host}` to finish it first, or pass --force"
+            ),
+        ));
+    }
+    // The key to log in with: one that is not being revoked, if any.
+    let login = if pinned || !state.hosts.contains_key(host) {
+        if configured == key.private_path && !force {
+            return Err(only_key());
+        }
+        configured
+    } else {
+        state
+            .check_revoke(host, name, force)
+            .map_err(|_| only_key())?;
+        let entry = state.hosts.get(host);
+        let other = entry.and_then(|h| {
+            std::iter::once(&h.current)
+                .chain(h.deployed.iter())
+                .find(|k| k.as_str() != name)
+                .cloned()
+        });
+        match other {
+            Some(other) => private_key_path(&dir, &other),
+            None => key.private_path.clone(),
+        }
+    };
+    let conn = run
+        .open_with(&Login {
+            key: Some(login),
+            agent: true,
+            password: None,
+        })
+        .await?;
+    let edited = session::remove(&conn, &key.line).await;
+    conn.shutdown().await;
+    let action = match edited? {
+        Edited::Removed(_) => ChangeAction::Removed,
+        _ => ChangeAction::NotPresent,
+    };
+    outcome.push(action, &key.key_ref);
+    let (host_owned, name_owned) = (host.to_owned(), name.to_owned());
+    let now_used = update(&executor, move |state| {
+        state.record_removed(&host_owned, &name_owned);
+        Ok(state.hosts.get(&host_owned).map(|h| h.current.clone()))
+    })
+    .await
+    .map_err(|e| local_failure(&e))?;
+    if !pinned {
+        outcome.uses = now_used;
+    }
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! [`Executor`]: one config, the state a long-lived process keeps for it
+//! (open connections, loaded keys, the views of known_hosts and the key
+//! state file), and the operations, each a method that runs through the
+//! one audited runner ([`super::runner`]).
+//!
+//! An executor is cheap to clone and meant to be shared: a service keeps
+//! one for weeks and runs many requests on it at once. Nothing it caches
+//! goes stale: known_hosts and the key state are read again when their
+//! files change, a loaded key when its file changes, and a failure is never
+//! cached.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::audit::{AuditError, AuditLog, Redactor};
+use crate::config::{Config, ConfigError, Vm};
+use crate::fresh::Fresh;
+use crate::ops::keys::resolve::host_key;
+use crate::ops::keys::{KeyState, KeysError, load_state, state_path};
+use crate::run::pool::Pool;
+use crate::run::report::Failure;
+use crate::targets::{self, Candidate, TargetError};
+use crate::transport::connection::{ConnectOptions, Endpoint};
+use crate::transport::host_key::{self, KnownHostsView};
+use crate::transport::identity::KeyStore;
+use crate::transport::known_hosts::KnownHostsError;
+
+/// Why a run could not start at all (as opposed to a host failing).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The config could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The selector selected nothing usable.
+    #[error(transparent)]
+    Targets(#[from] TargetError),
+    /// The known_hosts file could not be read.
+    #[error(transparent)]
+    KnownHosts(#[from] KnownHostsError),
+    /// The request itself is invalid (empty command, bad `--env` name, a
+    /// missing key, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// A local step of a key operation failed before any host was
+    /// contacted.
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    /// An operation that contacts no host (`keys generate`, `keys prune`)
+    /// failed; its `end` record says so too.
+    #[error("{}", .0.message)]
+    Failed(Failure),
+    /// The audit log could not be opened or written: no host was
+    /// contacted (fail closed).
+    #[error("the audit log cannot record this run, so no host was contacted")]
+    Audit(#[from] AuditError),
+}
+
+/// Runs operations on the hosts of one config. Clones share everything.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The inventory and settings.
+    config: Config,
+    /// How to connect, derived from the config.
+    options: ConnectOptions,
+    /// remex's pinned host keys, read again when the file changes.
+    known: Arc<KnownHostsView>,
+    /// The key state file (which key each host uses after a deploy or a
+    /// rotation), read again when it changes.
+    key_state: Fresh<KeyState>,
+    /// Private keys loaded so far.
+    keys: KeyStore,
+    /// Where every action is recorded.
+    audit: AuditLog,
+    /// The config's redaction patterns (also when auditing is off: output
+    /// is redacted either way).
+    redactor: Redactor,
+    /// Open connections, within the `max_parallel` budget.
+    pool: Pool,
+}
+
+/// Builds an [`Executor`] with what the config cannot say.
+#[derive(Debug)]
+pub struct ExecutorBuilder {
+    config: Config,
+    agent: Option<PathBuf>,
+}
+
+impl ExecutorBuilder {
+    /// The ssh-agent socket whose keys are tried after the key file, when
+    /// the config's `use_agent` is on (`SSH_AUTH_SOCK` for the CLI). The
+    /// library reads no environment variable itself.
+    pub fn agent_socket(mut self, socket: Option<PathBuf>) -> Self {
+        self.agent = socket;
+        self
+    }
+
+    /// The executor. It works on at most `remote_execution.max_parallel`
+    /// connections at once, in all its runs together, and opens the audit
+    /// log of the config's `audit:` section.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Audit`] when the audit log cannot be opened (fail closed);
+    /// [`Error::KnownHosts`] when known_hosts cannot be read;
+    /// [`Error::Invalid`] for a bad cipher list.
+    pub fn build(self) -> Result<Executor, Error> {
+        let config = self.config;
+        let re = &config.remote_execution;
+        let options = ConnectOptions {
+            connect_timeout: re.connect_timeout,
+            retries: re.connect_retries,
+            host_key_policy: re.host_key_policy,
+            known_hosts_path: re.known_hosts.clone(),
+            agent: self.agent.filter(|_| re.use_agent),
+            max_sessions: re.max_sessions,
+            ciphers: re.ciphers.clone(),
+        };
+        crate::transport::connection::ssh_config(&options).map_err(Error::Invalid)?;
+        let known = Arc::new(KnownHostsView::new(&re.known_hosts));
+        // Read now so a broken file is reported before any host; read again
+        // whenever it changes.
+        known.get(crate::transport::known_hosts::KnownHosts::load)?;
+        let key_state = Fresh::new(state_path(&re.key_storage_path));
+        let pool = Pool::new(re.max_parallel);
+        let redactor = Redactor::from_config(&config.audit)?;
+        let audit = AuditLog::open(&config.audit)?;
+        if !audit.is_enabled() {
+            tracing::warn!(
+                "auditing is off (audit.enabled: false in {}): nothing this run does is recorded; \
+                 meant for labs and benchmarks only",
+                config.source.display()
+            );
+        }
+        Ok(Executor {
+            inner: Arc::new(Inner {
+                config,
+                options,
+                known,
+                key_state,
+                keys: KeyStore::default(),
+                audit,
+                redactor,
+                pool,
+            }),
+        })
+    }
+}
+
+impl Executor {
+    /// An executor for `config`, without an ssh-agent (see
+    /// [`Executor::builder`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`ExecutorBuilder::build`].
+    pub fn new(config: Config) -> Result<Executor, Error> {
+        Self::builder(config).build()
+    }
+
+    /// A builder, for what the config cannot say (the agent socket).
+    pub fn builder(config: Config) -> ExecutorBuilder {
+        ExecutorBuilder {
+            config,
+            agent: None,
+        }
+    }
+
+    /// The config this executor runs on.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The audit log every operation is recorded in.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    /// The host names `selector` selects, in inventory order.
+    ///
+    /// # Errors
+    ///
+    /// A selector that names nothing in the inventory, or selects nothing.
+    pub fn select(&self, selector: &str) -> Result<Vec<String>, TargetError> {
+        let vms = &self.inner.config.vms;
+        let candidates: Vec<Candidate<'_>> = vms
+            .iter()
+            .map(|(name, vm)| Candidate {
+                name,
+                groups: &vm.groups,
+            })
+            .collect();
+        targets::select(selector, &candidates)
+    }
+
+    /// Where and as whom remex connects to `name` now. The key is the
+    /// config's `key:` for the host when it has one, else the key the key
+    /// state file records for the host (after `remex keys deploy`/`rotate`),
+    /// else `default_key` (see [`crate::keys`]).
+    pub fn endpoint(&self, name: &str) -> Option<Endpoint> {
+        let config = &self.inner.config;
+        let vm: &Vm = config.vms.get(name)?;
+        let key_path = match &vm.key {
+            Some(_) => config.key_path_for(vm),
+            None => {
+                let state = self.key_state();
+                host_key(config, &state, name, vm).path
+            }
+        };
+        Some(Endpoint {
+            name: name.to_owned(),
+            host: vm.host.clone(),
+            port: vm.port,
+            user: config.user_for(vm),
+            key_path,
+        })
+    }
+
+    /// [`Executor::endpoint`] for a name that selection produced (so it
+    /// exists); a blank endpoint otherwise, never a panic.
+    pub(crate) fn endpoint_or_blank(&self, name: &str) -> Endpoint {
+        self.endpoint(name).unwrap_or_else(|| Endpoint {
+            name: name.to_owned(),
+            ..Endpoint::default()
+        })
+    }
+
+    /// The key state as the file says now; an unreadable file counts as
+    /// empty (a broken key directory must not stop `remex exec`), with a
+    /// warning.
+    pub(crate) fn key_state(&self) -> Arc<KeyState> {
+        let dir = &self.inner.config.remote_execution.key_storage_path;
+        self.inner
+            .key_state
+            .get(|_| load_state(dir))
+            .unwrap_or_else(|e| {
+                tracing::warn!("ignoring the key state: {e}");
+                Arc::new(KeyState::default())
+            })
+    }
+
+    /// This process changed the key state file: see it at once.
+    pub(crate) fn key_state_changed(&self) {
+        self.inner.key_state.invalidate();
+    }
+
+    /// remex's known_hosts, read again when it changes.
+    pub(crate) fn known_hosts(&self) -> &Arc<KnownHostsView> {
+        &self.inner.known
+    }
+
+    /// This process changed known_hosts: see it at once.
+    pub(crate) fn known_hosts_changed(&self) {
+        self.inner.known.invalidate();
+    }
+
+    /// Whether known_hosts, as it is now, still trusts the host key of an
+    /// open connection to `endpoint`.
+    pub(crate) fn still_trusted(
+        &self,
+        endpoint: &Endpoint,
+        key: &russh::keys::PublicKey,
+    ) -> Result<(), Failure> {
+        let known = host_key::current(&self.inner.known)?;
+        host_key::judge(endpoint, &known, key)
+    }
+
+    /// How this executor connects (timeouts, host-key policy, known_hosts).
+    pub(crate) fn connect_options(&self) -> &ConnectOptions {
+        &self.inner.options
+    }
+
+    /// Private keys loaded so far.
+    pub(crate) fn key_store(&self) -> &KeyStore {
+        &self.inner.keys
+    }
+
+    /// The config's redactor (runs extend it with their secrets).
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
+    }
+
+    /// The open connections.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Closes every open connection (the next run reconnects).
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}

@@ -1,0 +1,182 @@
+//! [`Pool`]: the executor's open connections, one per host, reused by every
+//! run, within one budget.
+//!
+//! # The budget
+//!
+//! `remote_execution.max_parallel` is the whole executor's budget of open
+//! connections: every connection — pooled, or opened for one step such as a
+//! key check or a host-key scan — holds one permit of one semaphore until it
+//! is dropped. Two runs at once share it, so together they never have more
+//! connections open than the budget. A connection kept in the pool for reuse
+//! holds its permit while idle; when a new connection needs a permit and
+//! none is free, the pool closes an idle one (one no host task is using) to
+//! make room, and a host task that finishes with a connection while others
+//! wait for a permit wakes one of them to do so.
+//!
+//! A host task holds at most one connection at a time, so nobody waits for
+//! a permit while holding one: no deadlock.
+//!
+//! # Staleness
+//!
+//! A pooled connection is reused only while it is open, the host's endpoint
+//! (address, port, user, key) is still what the config and key state say,
+//! and its host key is still trusted by known_hosts as it is now (a `hosts
+//! forget`, an `@revoked` line or a changed pin since it was opened closes
+//! it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::transport::connection::Connection;
+
+/// A host's place in the pool: its open connection, once there is one. The
+/// async mutex makes concurrent users of a host share one connection
+/// attempt.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
+
+/// Open connections by host name, within the budget.
+pub(crate) struct Pool {
+    /// One permit per open connection.
+    budget: Arc<Semaphore>,
+    /// The size of the budget.
+    size: usize,
+    /// One slot per host that had a connection.
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Woken when a host task lets go of a pooled connection, so a task
+    /// waiting for a permit can close that now idle connection.
+    released: Notify,
+}
+
+impl Pool {
+    /// An empty pool whose connections never number more than `budget`.
+    pub(crate) fn new(budget: usize) -> Self {
+        let size = budget.max(1);
+        Pool {
+            budget: Arc::new(Semaphore::new(size)),
+            size,
+            slots: Mutex::new(HashMap::new()),
+            released: Notify::new(),
+        }
+    }
+
+    /// The budget: connections open at once, at most.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The slot of host `name`.
+    pub(crate) fn slot(&self, name: &str) -> Slot {
+        self.lock().entry(name.to_owned()).or_default().clone()
+    }
+
+    /// A permit for one more open connection: waits until one is free,
+    /// closing idle pooled connections to make room.
+    pub(crate) async fn permit(&self) -> OwnedSemaphorePermit {
+        loop {
+            // Registered before looking, so a release in between is not
+            // missed.
+            let released = self.released.notified();
+            if let Ok(permit) = self.budget.clone().try_acquire_owned() {
+                return permit;
+            }
+            if self.close_idle().await {
+                continue;
+            }
+            tokio::select! {
+                permit = self.budget.clone().acquire_owned() => {
+                    if let Ok(permit) = permit {
+                        return permit;
+                    }
+                }
+                () = released => {}
+            }
+        }
+    }
+
+    /// A host task let go of a pooled connection: if a task is waiting for
+    /// a permit, it may now close that connection.
+    pub(crate) fn released(&self) {
+        self.released.notify_one();
+    }
+
+    /// Closes one pooled connection that no host task is using (a dead one
+    /// first); whether there was one.
+    async fn close_idle(&self) -> bool {
+        let slots: Vec<Slot> = self.lock().values().cloned().collect();
+        let mut candidate: Option<Slot> = None;
+        for slot in slots {
+            // A slot that is locked is being connected or checked: busy.
+            let Ok(guard) = slot.try_lock() else {
+                continue;
+            };
+            // Only the pool holds it: no host task is using it.
+            let Some(conn) = guard.as_ref().filter(|c| Arc::strong_count(c) == 1) else {
+                continue;
+            };
+            let dead = conn.is_closed();
+            drop(guard);
+            if dead {
+                candidate = Some(slot);
+                break;
+            }
+            candidate.get_or_insert(slot);
+        }
+        match candidate {
+            Some(slot) => self.take_from(&slot).await,
+            None => false,
+        }
+    }
+
+    /// Takes the connection out of `slot` if it is still idle, and closes
+    /// it; whether it did.
+    async fn take_from(&self, slot: &Slot) -> bool {
+        let conn = {
+            let Ok(mut guard) = slot.try_lock() else {
+                return false;
+            };
+            if guard.as_ref().is_none_or(|c| Arc::strong_count(c) != 1) {
+                return false;
+            }
+            guard.take()
+        };
+        match conn {
+            Some(conn) => {
+                tracing::debug!(host = %conn.endpoint().name, "closing an idle connection to make room");
+                shutdown(conn).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops host `name`'s pooled connection so the next use reconnects.
+    pub(crate) fn forget(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    /// Closes every pooled connection.
+    pub(crate) async fn close(&self) {
+        let slots: Vec<Slot> = self.lock().drain().map(|(_, slot)| slot).collect();
+        for slot in slots {
+            let conn = slot.lock().await.take();
+            if let Some(conn) = conn {
+                shutdown(conn).await;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes a connection taken out of the pool: waits for its socket to go
+/// when nobody else holds it, else only asks the server to close.
+pub(crate) async fn shutdown(conn: Arc<Connection>) {
+    match Arc::try_unwrap(conn) {
+        Ok(conn) => conn.shutdown().await,
+        Err(shared) => shared.close().await,
+    }
+}

@@ -1,0 +1,709 @@
+//! One authenticated SSH connection to one host, shared by every operation
+//! on that host in a process (a channel per command).
+//!
+//! Connecting is: resolve and dial ([`crate::transport::tcp`]), the SSH handshake with
+//! the host key checked against remex's known_hosts ([`HostKeyCheck`]), then
+//! public-key authentication with the host's key file, and the ssh-agent's
+//! keys when allowed. The whole is bounded by the connect timeout.
+//!
+//! **Invariant:** a host key is accepted only when known_hosts pins it, or
+//! when the policy is accept-new and known_hosts knows nothing of the host.
+//! Nothing here retries after an authentication or host-key failure.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::{Channel, ChannelMsg};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::host_key::{HostKeyCheck, KnownHostsView, Recorder, Verdict};
+use super::identity::{IdentityError, KeyStore, PassphraseSource, fingerprint};
+use super::login::{Login, Password};
+use super::tcp::{self, DialError};
+use crate::config::HostKeyPolicy;
+use crate::run::report::{ErrorKind, Failure};
+
+/// Where and as whom to connect: one host of the inventory, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint {
+    /// The host's name in the config (for messages).
+    pub name: String,
+    /// DNS name or IP address (`HostName`).
+    pub host: String,
+    /// TCP port (`Port`, default 22).
+    pub port: u16,
+    /// Remote user (`User`).
+    pub user: String,
+    /// Private key file (`IdentityFile`).
+    pub key_path: PathBuf,
+}
+
+/// How to connect; the same for every host of a run.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectOptions {
+    /// Bound on dialing, the handshake and authentication together
+    /// (`ConnectTimeout`, default 10 s).
+    pub connect_timeout: Duration,
+    /// Extra attempts after a refused, reset or unreachable TCP connect
+    /// (`ConnectionAttempts` − 1, default 2).
+    pub retries: u32,
+    /// Host-key policy (`StrictHostKeyChecking`: `yes` or `accept-new`).
+    pub host_key_policy: HostKeyPolicy,
+    /// The known_hosts file that accept-new pins new keys into
+    /// (`UserKnownHostsFile`).
+    pub known_hosts_path: PathBuf,
+    /// The ssh-agent's socket whose keys are tried after the key file
+    /// (`IdentityAgent`; `IdentitiesOnly=no`); `None`: no agent. The CLI
+    /// passes `SSH_AUTH_SOCK` when `use_agent` is on.
+    pub agent: Option<PathBuf>,
+    /// Channels open at once on one connection; sshd refuses more than its
+    /// `MaxSessions` (default 10).
+    pub max_sessions: usize,
+    /// Cipher preference (`Ciphers`); empty means [`default_ciphers`].
+    pub ciphers: Vec<String>,
+}
+
+/// remex's cipher preference: AES-GCM first on CPUs with AES instructions
+/// (measured ~1.4× chacha20-poly1305's throughput there), chacha20 first
+/// elsewhere.
+pub(crate) fn default_ciphers() -> Vec<russh::cipher::Name> {
+    use russh::cipher::{AES_128_CTR, AES_128_GCM, AES_256_CTR, AES_256_GCM, CHACHA20_POLY1305};
+    if has_aes_instructions() {
+        vec![
+            AES_128_GCM,
+            AES_256_GCM,
+            CHACHA20_POLY1305,
+            AES_128_CTR,
+            AES_256_CTR,
+        ]
+    } else {
+        vec![
+            CHACHA20_POLY1305,
+            AES_128_GCM,
+            AES_256_GCM,
+            AES_128_CTR,
+            AES_256_CTR,
+        ]
+    }
+}
+
+fn has_aes_instructions() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+/// Builds russh's client config from the options (ciphers, windows).
+pub(crate) fn ssh_config(options: &ConnectOptions) -> Result<client::Config, String> {
+    let ciphers = if options.ciphers.is_empty() {
+        default_ciphers()
+    } else {
+        options
+            .ciphers
+            .iter()
+            .map(|name| {
+                russh::cipher::Name::try_from(name.as_str())
+                    .map_err(|()| format!("unknown cipher `{name}` in remote_execution.ciphers"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut config = client::Config {
+        nodelay: true,
+        // A large window keeps bulk output flowing at high RTT.
+        window_size: 16 * 1024 * 1024,
+        // Larger packets from the server (sshd honours what we advertise):
+        // fewer packets, MACs and wakeups per byte on bulk downloads.
+        maximum_packet_size: 256 * 1024,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        ..client::Config::default()
+    };
+    config.preferred.cipher = ciphers.into();
+    Ok(config)
+}
+
+/// An authenticated connection.
+pub(crate) struct Connection {
+    /// The russh session handle; channels are opened on it.
+    handle: Handle<HostKeyCheck>,
+    /// Free channel slots (the server's MaxSessions).
+    sessions: Arc<Semaphore>,
+    /// The host key that was verified.
+    host_key: PublicKey,
+    /// Its SHA256 fingerprint.
+    host_key_fingerprint: String,
+    /// Whether this connection pinned the host key (accept-new), until
+    /// someone takes the news.
+    pinned_now: std::sync::atomic::AtomicBool,
+    /// Who we connected to.
+    endpoint: Endpoint,
+    /// The place this connection takes in the executor's connection budget
+    /// (`max_parallel`), given back when it is dropped.
+    budget: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+/// An open session channel, holding one of the connection's slots.
+pub(crate) struct Session {
+    /// The channel.
+    pub channel: Channel<client::Msg>,
+    /// Released when the session is dropped.
+    pub(crate) slot: OwnedSemaphorePermit,
+}
+
+/// Where a helper command's output goes, piece by piece (`true`: stderr).
+pub(crate) type Output<'a> = dyn FnMut(bool, &[u8]) + Send + 'a;
+
+impl Session {
+    /// Asks the server to run `command` and waits for its answer: `true`
+    /// once the command runs, `false` when the server refused it (an
+    /// SFTP-only server does). Output that comes before the answer (usually
+    /// none) goes to `output`. Use it before sending the command input: a
+    /// server may drop the whole connection for data on a channel whose exec
+    /// it refused (ProFTPD's mod_sftp does).
+    pub(crate) async fn exec_confirmed(
+        &mut self,
+        command: &str,
+        output: &mut Output<'_>,
+    ) -> Result<bool, russh::Error> {
+        self.channel.exec(true, command).await?;
+        loop {
+            match self.channel.wait().await {
+                Some(ChannelMsg::Success) => return Ok(true),
+                Some(ChannelMsg::Failure | ChannelMsg::Close) | None => return Ok(false),
+                Some(ChannelMsg::Data { data }) => output(false, &data),
+                Some(ChannelMsg::ExtendedData { data, .. }) => output(true, &data),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Ends the command's input, then hands its output to `output` until
+    /// the channel closes: the exit status, if the server sent one. A
+    /// refused exec (the only request of a helper that wants a reply) ends
+    /// it at once, without a status: nothing will run, and the server need
+    /// not close the channel.
+    pub(crate) async fn finish(
+        &mut self,
+        output: &mut Output<'_>,
+    ) -> Result<Option<u32>, russh::Error> {
+        self.channel.eof().await?;
+        let mut status = None;
+        while let Some(msg) = self.channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => output(false, &data),
+                ChannelMsg::ExtendedData { data, .. } => output(true, &data),
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                ChannelMsg::Close | ChannelMsg::Failure => break,
+                _ => {}
+            }
+        }
+        Ok(status)
+    }
+}
+
+/// What connecting needs besides the endpoint and the credentials: the
+/// executor's known_hosts view and loaded keys, and where an encrypted key's
+/// passphrase comes from.
+pub(crate) struct Keys<'a> {
+    /// remex's known_hosts, as it is now.
+    pub known: &'a Arc<KnownHostsView>,
+    /// Private keys loaded so far.
+    pub store: &'a KeyStore,
+    /// The passphrase of an encrypted key (the run's prompter).
+    pub passphrase: &'a PassphraseSource,
+}
+
+impl Connection {
+    /// Connects and authenticates with `login`'s credentials (key file,
+    /// then agent, then password). Dialing, the handshake and public-key
+    /// authentication are bounded by `options.connect_timeout`; a password
+    /// prompt is not (the person typing gets their time), the password
+    /// exchange after it is again.
+    pub(crate) async fn open(
+        endpoint: &Endpoint,
+        options: &ConnectOptions,
+        keys: &Keys<'_>,
+        login: &Login,
+    ) -> Result<Connection, Failure> {
+        // Loaded before the clock starts: it may prompt for a passphrase.
+        let key = match &login.key {
+            Some(path) => Some(keys.store.load(path, keys.passphrase).await),
+            None => None,
+        };
+        let verdict = Arc::new(Mutex::new(None));
+        let check = HostKeyCheck {
+            endpoint: endpoint.clone(),
+            known: keys.known.clone(),
+            policy: options.host_key_policy,
+            verdict: verdict.clone(),
+        };
+        let agent = login.agent.then_some(options.agent.as_deref()).flatten();
+        let password_possible = login.password.is_some();
+        let attempt = async {
+            let mut handle = handshake(endpoint, options, check)
+                .await?
+                .map_err(|e| handshake_failure(endpoint, &e, &verdict))?;
+            let tried = authenticate(
+                &mut handle,
+                endpoint,
+                login.key.as_deref(),
+                key,
+                agent,
+                password_possible,
+            )
+            .await?;
+            Ok::<_, Failure>((handle, tried))
+        };
+        let (mut handle, tried) = within(options, endpoint, attempt).await?;
+        if let Some(mut tried) = tried {
+            // Public keys did not do it: the password is the last resort.
+            let Some(source) = &login.password else {
+                return Err(refused(endpoint, &tried));
+            };
+            let password = source
+                .get(&endpoint.user)
+                .await
+                .map_err(|message| Failure::new(ErrorKind::Auth, message))?;
+            let accepted = within(
+                options,
+                endpoint,
+                authenticate_password(&mut handle, &endpoint.user, &password),
+            )
+            .await?;
+            if !accepted {
+                tried.push("the password (password and keyboard-interactive)".to_owned());
+                return Err(refused(endpoint, &tried));
+            }
+        }
+        let Some(Verdict {
+            outcome: Ok(host_key),
+            pinned,
+        }) = verdict.lock().ok().and_then(|v| v.clone())
+        else {
+            return Err(Failure::new(
+                ErrorKind::Protocol,
+                format!("{}: logged in without a verified host key", endpoint.name),
+            ));
+        };
+        Ok(Connection {
+            handle,
+            sessions: Arc::new(Semaphore::new(options.max_sessions.max(1))),
+            host_key_fingerprint: fingerprint(&host_key),
+            host_key,
+            pinned_now: std::sync::atomic::AtomicBool::new(pinned),
+            endpoint: endpoint.clone(),
+            budget: Mutex::new(None),
+        })
+    }
+
+    /// Connects far enough to see the host key `endpoint` offers, then
+    /// breaks off: nothing is authenticated, nothing pinned (`hosts trust`).
+    pub(crate) async fn scan(
+        endpoint: &Endpoint,
+        options: &ConnectOptions,
+    ) -> Result<PublicKey, Failure> {
+        let seen = Arc::new(Mutex::new(None));
+        let recorder = Recorder { seen: seen.clone() };
+        // The recorder refuses every key, so the handshake ends in an error
+        // once the key was seen; the key, not the result, is what counts.
+        within(options, endpoint, async {
+            handshake(endpoint, options, recorder).await.map(drop)
+        })
+        .await?;
+        let seen = seen.lock().map(|mut s| s.take()).ok().flatten();
+        match seen {
+            Some(Some(key)) => Ok(key),
+            Some(None) => Err(Failure::new(
+                ErrorKind::HostKey,
+                format!(
+                    "{} presented a host certificate; remex pins plain host keys only",
+                    endpoint.name
+                ),
+            )),
+            None => Err(Failure::new(
+                ErrorKind::Connect,
+                format!(
+                    "SSH handshake with {}:{} failed before the host key was offered",
+                    endpoint.host, endpoint.port
+                ),
+            )),
+        }
+    }
+
+    /// Makes this connection hold `permit` (its place in the executor's
+    /// connection budget) until it is dropped.
+    pub(crate) fn hold(&self, permit: OwnedSemaphorePermit) {
+        if let Ok(mut budget) = self.budget.lock() {
+            *budget = Some(permit);
+        }
+    }
+
+    /// Opens a session channel, waiting for a free slot.
+    ///
+    /// sshd frees a session's place in its `MaxSessions` table a moment after
+    /// the channel's close, so an open that follows a close closely can be
+    /// refused though the count is within the limit: a refused open is
+    /// retried a few times with a short backoff before it is an error.
+    pub(crate) async fn session(&self) -> Result<Session, Failure> {
+        let slot = self
+            .sessions
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure::new(ErrorKind::Io, "connection is shutting down"))?;
+        let mut backoff = Duration::from_millis(5);
+        let mut retries = 6;
+        loop {
+            match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok(Session { channel, slot }),
+                Err(russh::Error::ChannelOpenFailure(_)) if retries > 0 => {
+                    retries -= 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(e) => {
+                    return Err(Failure::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "{} refused a session channel: {e} (is sshd's MaxSessions lower than remote_execution.max_sessions?)",
+                            self.endpoint.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Whether opening this connection pinned the host's key (accept-new
+    /// policy, key unknown until now); true once, for the first caller, so
+    /// the pin is reported (and audited) once.
+    pub(crate) fn take_pinned_host_key(&self) -> bool {
+        self.pinned_now
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A session channel if a slot is free right now and the server grants
+    /// the channel; `None` otherwise (for optional extra channels, such as
+    /// the additional SFTP channels of a large upload).
+    pub(crate) async fn try_session(&self) -> Option<Session> {
+        let slot = self.sessions.clone().try_acquire_owned().ok()?;
+        let channel = self.handle.channel_open_session().await.ok()?;
+        Some(Session { channel, slot })
+    }
+
+    /// Session slots free right now.
+    pub(crate) fn free_sessions(&self) -> usize {
+        self.sessions.available_permits()
+    }
+
+    /// SHA256 fingerprint of the verified host key.
+    pub(crate) fn host_key_fingerprint(&self) -> &str {
+        &self.host_key_fingerprint
+    }
+
+    /// The verified host key.
+    pub(crate) fn host_key(&self) -> &PublicKey {
+        &self.host_key
+    }
+
+    /// Whom this connection reaches.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Whether the connection has gone away.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Runs one of remex's own helper commands (never user input) on a
+    /// fresh channel, feeding it `stdin`, and returns its exit status and
+    /// its stdout and stderr together.
+    pub(crate) async fn run_helper(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<(Option<u32>, Vec<u8>), Failure> {
+        let mut session = self.session().await?;
+        let io = |e: russh::Error| Failure::new(ErrorKind::Io, e.to_string());
+        tracing::debug!(channel = ?session.channel.id(), "helper command");
+        let mut out = Vec::new();
+        let mut collect = |_: bool, data: &[u8]| out.extend_from_slice(data);
+        if let Some(bytes) = stdin {
+            // Input only once the command runs (see `exec_confirmed`).
+            if !session
+                .exec_confirmed(command, &mut collect)
+                .await
+                .map_err(io)?
+            {
+                return Ok((None, out));
+            }
+            session.channel.data(bytes).await.map_err(io)?;
+        } else {
+            session.channel.exec(true, command).await.map_err(io)?;
+        }
+        let status = session.finish(&mut collect).await.map_err(io)?;
+        Ok((status, out))
+    }
+
+    /// Closes the connection politely (others may still hold it: their
+    /// next use fails).
+    pub(crate) async fn close(&self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+
+    /// Closes the connection and waits (a moment at most) until its socket
+    /// is gone, then gives its place in the budget back: a new connection
+    /// that takes the place never overlaps this one.
+    pub(crate) async fn shutdown(self) {
+        self.close().await;
+        let Connection { handle, budget, .. } = self;
+        let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
+        drop(budget);
+    }
+}
+
+/// Dials `endpoint` and runs the SSH handshake with `handler` judging the
+/// host key: the one way remex reaches a host. A failed dial is the
+/// failure (`dns` or `connect`); the handshake's own result is the
+/// caller's to read.
+async fn handshake<H>(
+    endpoint: &Endpoint,
+    options: &ConnectOptions,
+    handler: H,
+) -> Result<Result<Handle<H>, russh::Error>, Failure>
+where
+    H: client::Handler<Error = russh::Error> + Send + 'static,
+{
+    let config =
+        Arc::new(ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?);
+    let stream = tcp::dial(&endpoint.host, endpoint.port, options.retries)
+        .await
+        .map_err(|e| dial_failure(&e))?;
+    Ok(client::connect_stream(config, stream, handler).await)
+}
+
+fn dial_failure(e: &DialError) -> Failure {
+    match e {
+        DialError::Dns { .. } => Failure::new(ErrorKind::Dns, e.to_string()),
+        _ => Failure::new(ErrorKind::Connect, e.to_string()),
+    }
+}
+
+fn handshake_failure(
+    endpoint: &Endpoint,
+    e: &russh::Error,
+    verdict: &Mutex<Option<Verdict>>,
+) -> Failure {
+    if let Ok(Some(Verdict {
+        outcome: Err(refusal),
+        ..
+    })) = verdict.lock().map(|v| v.clone())
+    {
+        return refusal;
+    }
+    Failure::new(
+        ErrorKind::Connect,
+        format!(
+            "SSH handshake with {}:{} failed: {e}",
+            endpoint.host, endpoint.port
+        ),
+    )
+}
+
+/// Runs `work` within the connect timeout.
+async fn within<T>(
+    options: &ConnectOptions,
+    endpoint: &Endpoint,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(options.connect_timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::new(
+            ErrorKind::ConnectTimeout,
+            format!(
+                "connecting to {}:{} took longer than {:?} (connect_timeout)",
+                endpoint.host, endpoint.port, options.connect_timeout
+            ),
+        )),
+    }
+}
+
+/// The failure when every credential was refused.
+fn refused(endpoint: &Endpoint, tried: &[String]) -> Failure {
+    let what = if tried.is_empty() {
+        "no credential (no key file, agent or password to offer)".to_owned()
+    } else {
+        tried.join(" and ")
+    };
+    Failure::new(
+        ErrorKind::Auth,
+        format!(
+            "{}:{} refused authentication as `{}` with {what}; deploy a key with `remex keys deploy {}` or fix `user`/`key` in the config",
+            endpoint.host, endpoint.port, endpoint.user, endpoint.name
+        ),
+    )
+}
+
+/// Public-key authentication: the key file first, then the agent's keys.
+/// Returns `None` when logged in, else what was tried (for the message, or
+/// for a password to follow). A key file that exists but cannot be used
+/// (too open, encrypted without a passphrase, corrupt) is an error of its
+/// own, not skipped; a missing one is skipped when something else can be
+/// tried.
+async fn authenticate(
+    handle: &mut Handle<HostKeyCheck>,
+    endpoint: &Endpoint,
+    key_path: Option<&std::path::Path>,
+    key: Option<Result<Arc<PrivateKey>, IdentityError>>,
+    agent: Option<&std::path::Path>,
+    password_follows: bool,
+) -> Result<Option<Vec<String>>, Failure> {
+    let auth_failure = |message: String| Failure::new(ErrorKind::Auth, message);
+    let user = endpoint.user.as_str();
+    let mut tried = Vec::new();
+    match key {
+        Some(Ok(key)) => {
+            let hash = if key.algorithm().is_rsa() {
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(lost)?
+                    .flatten()
+                    .or(Some(HashAlg::Sha256))
+            } else {
+                None
+            };
+            let fp = fingerprint(key.public_key());
+            let result = handle
+                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
+                .await
+                .map_err(lost)?;
+            if matches!(result, AuthResult::Success) {
+                return Ok(None);
+            }
+            let path = key_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            tried.push(format!("{path} ({fp})"));
+        }
+        Some(Err(IdentityError::Missing { .. })) if agent.is_some() || password_follows => {}
+        Some(Err(e)) => return Err(auth_failure(e.to_string())),
+        None => {}
+    }
+    if let Some(socket) = agent {
+        match try_agent(handle, user, socket).await {
+            Ok(true) => return Ok(None),
+            Ok(false) => tried.push("the ssh-agent's keys".to_owned()),
+            Err(message) => tried.push(format!("the ssh-agent ({message})")),
+        }
+    }
+    if !password_follows {
+        return Err(refused(endpoint, &tried));
+    }
+    Ok(Some(tried))
+}
+
+/// A russh error during authentication: the connection is gone.
+fn lost(e: russh::Error) -> Failure {
+    Failure::new(
+        ErrorKind::Connect,
+        format!("connection lost during authentication: {e}"),
+    )
+}
+
+/// `password` authentication, then `keyboard-interactive` answering every
+/// hidden prompt with the password (what sshd asks through PAM). Returns
+/// whether the server accepted.
+async fn authenticate_password(
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    password: &Password,
+) -> Result<bool, Failure> {
+    use russh::client::KeyboardInteractiveAuthResponse as Kbd;
+    let result = handle
+        .authenticate_password(user, password.expose())
+        .await
+        .map_err(lost)?;
+    if result.success() {
+        return Ok(true);
+    }
+    let mut response = handle
+        .authenticate_keyboard_interactive_start(user, None)
+        .await
+        .map_err(lost)?;
+    // PAM may ask more than once (a password, then an info message); a
+    // bound keeps a server that keeps asking from looping forever.
+    for _ in 0..8 {
+        match response {
+            Kbd::Success => return Ok(true),
+            Kbd::Failure { .. } => return Ok(false),
+            Kbd::InfoRequest { prompts, .. } => {
+                let answers = prompts
+                    .iter()
+                    .map(|p| {
+                        if p.echo {
+                            String::new()
+                        } else {
+                            password.expose().to_owned()
+                        }
+                    })
+                    .collect();
+                response = handle
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await
+                    .map_err(lost)?;
+            }
+        }
+    }
+    Ok(false)
+}
+
+async fn try_agent(
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    socket: &std::path::Path,
+) -> Result<bool, String> {
+    let mut agent = AgentClient::connect_uds(socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    let identities = agent
+        .request_identities()
+        .await
+        .map_err(|e| e.to_string())?;
+    for identity in identities {
+        let AgentIdentity::PublicKey { key, .. } = identity else {
+            continue;
+        };
+        let hash = if key.algorithm().is_rsa() {
+            Some(HashAlg::Sha256)
+        } else {
+            None
+        };
+        match handle
+            .authenticate_publickey_with(user, key, hash, &mut agent)
+            .await
+        {
+            Ok(AuthResult::Success) => return Ok(true),
+            Ok(_) => {}
+            Err(e) => tracing::debug!("agent signing failed: {e}"),
+        }
+    }
+    Ok(false)
+}

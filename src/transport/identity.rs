@@ -1,0 +1,271 @@
+//! Client credentials: private keys from `key_storage_path`, checked and
+//! decrypted once while their file is unchanged.
+//!
+//! A private key file readable by group or others is refused, as OpenSSH
+//! refuses it ("UNPROTECTED PRIVATE KEY FILE"), with the `chmod` that fixes
+//! it. An encrypted key is decrypted with the passphrase its caller's
+//! [`PassphraseSource`] gives (the CLI: `REMEX_KEY_PASSPHRASE` or a prompt;
+//! a service: none). This module reads no environment variable and asks
+//! nobody.
+//!
+//! **Invariant:** no passphrase and no key material ever appears in an error
+//! message or a log line; errors name the file and the fingerprint only.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use russh::keys::{HashAlg, PrivateKey};
+
+use crate::fresh::Stamp;
+
+/// Why a private key could not be used.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The key file does not exist.
+    #[error(
+        "private key {path} does not exist; put a key there, set `key`/`default_key` in the config, or start a lab with `remex lab up`"
+    )]
+    Missing {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The file is readable by group or others.
+    #[error(
+        "permissions {mode:04o} for private key {path} are too open; run `chmod 600 {path}` (it must not be readable by others)"
+    )]
+    TooOpen {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key is encrypted and no passphrase was available.
+    #[error("private key {path} is encrypted; {why}")]
+    NeedsPassphrase {
+        /// The key file.
+        path: PathBuf,
+        /// Why there was no passphrase, and where one can come from.
+        why: String,
+    },
+    /// The passphrase did not decrypt the key.
+    #[error("wrong passphrase for private key {path}")]
+    BadPassphrase {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The file could not be read or is not an OpenSSH private key.
+    #[error("cannot load private key {path}: {reason}")]
+    Unreadable {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong (never the key's content).
+        reason: String,
+    },
+}
+
+/// Gives the passphrase of an encrypted key file, or says why there is
+/// none. Called on a blocking thread: it may prompt.
+pub(crate) type PassphraseSource = Arc<dyn Fn(&Path) -> Result<String, String> + Send + Sync>;
+
+/// Private keys loaded so far, shared by every connection of an executor,
+/// so a key is decrypted (and its passphrase asked) once while its file is
+/// unchanged. A failed load is not kept: the next connection tries again.
+#[derive(Default)]
+pub(crate) struct KeyStore {
+    /// Loaded keys by path.
+    loaded: tokio::sync::Mutex<HashMap<PathBuf, Loaded>>,
+}
+
+/// A loaded key and the stamp of the file it came from.
+type Loaded = (Option<Stamp>, Arc<PrivateKey>);
+
+impl KeyStore {
+    /// The private key at `path`: the one loaded before while the file is
+    /// unchanged, else loaded now (asking `passphrase` if it is encrypted).
+    pub(crate) async fn load(
+        &self,
+        path: &Path,
+        passphrase: &PassphraseSource,
+    ) -> Result<Arc<PrivateKey>, IdentityError> {
+        // Held across the passphrase prompt on purpose: the other hosts wait
+        // for the one prompt instead of asking again.
+        let mut loaded = self.loaded.lock().await;
+        let stamp = Stamp::of(path);
+        if let Some((seen, key)) = loaded.get(path)
+            && *seen == stamp
+        {
+            return Ok(key.clone());
+        }
+        let (path_owned, passphrase) = (path.to_owned(), passphrase.clone());
+        let key =
+            tokio::task::spawn_blocking(move || load_key_with(&path_owned, |p| passphrase(p)))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(IdentityError::Unreadable {
+                        path: path.to_owned(),
+                        reason: e.to_string(),
+                    })
+                })
+                .map(Arc::new)?;
+        loaded.insert(path.to_owned(), (stamp, key.clone()));
+        Ok(key)
+    }
+}
+
+/// Reads, checks and decrypts one private key (blocking), taking an
+/// encrypted key's passphrase from `passphrase`.
+pub(crate) fn load_key_with(
+    path: &Path,
+    passphrase: impl FnOnce(&Path) -> Result<String, String>,
+) -> Result<PrivateKey, IdentityError> {
+    let unreadable = |reason: String| IdentityError::Unreadable {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(IdentityError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) => return Err(unreadable(e.to_string())),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(IdentityError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    let key = PrivateKey::from_openssh(text.trim()).map_err(|e| unreadable(e.to_string()))?;
+    if !key.is_encrypted() {
+        return Ok(key);
+    }
+    let passphrase = passphrase(path).map_err(|why| IdentityError::NeedsPassphrase {
+        path: path.to_owned(),
+        why,
+    })?;
+    key.decrypt(passphrase.as_bytes())
+        .map_err(|_| IdentityError::BadPassphrase {
+            path: path.to_owned(),
+        })
+}
+
+/// `SHA256:…` fingerprint of a key, the form OpenSSH prints.
+pub(crate) fn fingerprint(key: &russh::keys::PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::{Algorithm, ssh_key::LineEnding};
+
+    fn none(_: &Path) -> Result<String, String> {
+        Err("none".into())
+    }
+
+    fn given(passphrase: &str) -> impl FnOnce(&Path) -> Result<String, String> + '_ {
+        move |_| Ok(passphrase.to_owned())
+    }
+
+    fn write_key(dir: &Path, name: &str, mode: u32, passphrase: Option<&str>) -> PathBuf {
+        let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
+            .unwrap_or_else(|e| panic!("generate: {e}"));
+        let key = match passphrase {
+            Some(p) => key
+                .encrypt(&mut rand::rng(), p)
+                .unwrap_or_else(|e| panic!("encrypt: {e}")),
+            None => key,
+        };
+        let path = dir.join(name);
+        let text = key
+            .to_openssh(LineEnding::LF)
+            .unwrap_or_else(|e| panic!("encode: {e}"));
+        std::fs::write(&path, text.as_bytes()).unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod: {e}"));
+        path
+    }
+
+    #[test]
+    fn a_private_key_readable_by_others_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = write_key(dir.path(), "k", 0o644, None);
+        let err = load_key_with(&path, none).unwrap_err();
+        assert!(matches!(err, IdentityError::TooOpen { mode: 0o644, .. }));
+        assert!(
+            err.to_string()
+                .contains(&format!("chmod 600 {}", path.display()))
+        );
+        let path = write_key(dir.path(), "k2", 0o600, None);
+        assert!(load_key_with(&path, none).is_ok());
+    }
+
+    #[test]
+    fn missing_key_says_where() {
+        let err = load_key_with(Path::new("/nonexistent/remex/key"), none).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/remex/key does not exist")
+        );
+    }
+
+    #[test]
+    fn encrypted_keys_need_the_right_passphrase() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = write_key(dir.path(), "enc", 0o600, Some("sesame"));
+        let err = load_key_with(&path, |_| Err("set it somewhere".into())).unwrap_err();
+        assert!(matches!(err, IdentityError::NeedsPassphrase { .. }));
+        assert!(
+            err.to_string().ends_with("is encrypted; set it somewhere"),
+            "{err}"
+        );
+        let err = load_key_with(&path, given("not-sesame-42")).unwrap_err();
+        assert!(matches!(err, IdentityError::BadPassphrase { .. }));
+        assert!(!err.to_string().contains("not-sesame-42"));
+        let key = load_key_with(&path, given("sesame"));
+        assert!(key.is_ok_and(|k| !k.is_encrypted()));
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_a_key_while_its_file_is_unchanged_and_no_failure() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = write_key(dir.path(), "k", 0o600, Some("pw"));
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let answer = Arc::new(std::sync::Mutex::new("wrong".to_owned()));
+        let source: PassphraseSource = {
+            let (asked, answer) = (asked.clone(), answer.clone());
+            Arc::new(move |_: &Path| {
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(answer.lock().map(|a| a.clone()).unwrap_or_default())
+            })
+        };
+        let store = KeyStore::default();
+        assert!(store.load(&path, &source).await.is_err());
+        *answer.lock().unwrap_or_else(|e| panic!("{e}")) = "pw".to_owned();
+        let first = store
+            .load(&path, &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let again = store
+            .load(&path, &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A new key in the same place (a rotation) is loaded anew.
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let path = write_key(dir.path(), "k", 0o600, None);
+        let new = store
+            .load(&path, &source)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(new.public_key(), first.public_key());
+    }
+}

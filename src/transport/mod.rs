@@ -1,0 +1,27 @@
+//! The transport: reaching one host over SSH. Nothing here knows about runs,
+//! audit records or reports beyond the [`crate::Failure`] a failed step
+//! becomes.
+//!
+//! - `tcp.rs` — resolve and dial, retrying transient errors only.
+//! - `connection.rs` — one authenticated russh connection: the one
+//!   dial-and-handshake path (also for a host-key scan), authentication,
+//!   session channels and helper commands.
+//! - `host_key.rs` — the handshake's host-key check against known_hosts as
+//!   it is now, and the scan's recorder.
+//! - `known_hosts.rs` (+ `known_hosts/edit.rs`) — remex's OpenSSH-format
+//!   known_hosts: matching, pinning, forgetting.
+//! - `identity.rs` — private keys: permission check, decryption, the store
+//!   of loaded keys.
+//! - `login.rs` — the credentials of one connection attempt.
+
+pub(crate) mod connection;
+pub(crate) mod host_key;
+pub(crate) mod identity;
+pub(crate) mod known_hosts;
+pub(crate) mod login;
+pub(crate) mod tcp;
+
+pub use connection::Endpoint;
+pub use identity::IdentityError;
+pub use known_hosts::KnownHostsError;
+pub use login::{Password, PasswordSource};
