@@ -133,6 +133,7 @@ pub(super) async fn trust(global: &Global<'_>, args: TrustArgs) -> Result<Status
         fingerprints: args.fingerprint,
         yes: args.yes,
         replace: args.replace,
+        scan_only: false,
     };
     let interrupts = Interrupts::watch("stopping")?;
     let report = executor
@@ -172,6 +173,7 @@ fn finish(report: &TrustReport, json: bool, interrupts: &Interrupts) -> Result<S
                 Some(TrustAction::AlreadyPinned) => Some(format!("already pinned: {key}")),
                 Some(TrustAction::Removed) => Some(format!("forgot {}", d.previous.join(" and "))),
                 Some(TrustAction::NotPinned) => Some("had no pin".to_owned()),
+                Some(TrustAction::Offered) => Some(format!("offers {key}")),
                 Some(TrustAction::Declined) | None => None,
             };
             if let Some(line) = line {

@@ -289,6 +289,11 @@ impl Executor {
         &self.inner.pool
     }
 
+    /// Connections open now, in all runs (at most `max_parallel`).
+    pub fn open_connections(&self) -> usize {
+        self.inner.pool.open()
+    }
+
     /// Closes every open connection (the next run reconnects).
     pub async fn close(&self) {
         self.inner.pool.close().await;

@@ -66,6 +66,11 @@ impl Pool {
         self.size
     }
 
+    /// Connections open now (pooled, or opened for one step).
+    pub(crate) fn open(&self) -> usize {
+        self.size - self.budget.available_permits()
+    }
+
     /// The slot of host `name`.
     pub(crate) fn slot(&self, name: &str) -> Slot {
         self.lock().entry(name.to_owned()).or_default().clone()

@@ -380,7 +380,7 @@ impl Executor {
     ) -> Result<RunReport<O::Detail, O::Details>, Error> {
         let started = Instant::now();
         let op = Arc::new(op);
-        let run_id = new_run_id();
+        let run_id = ctx.run_id.clone().unwrap_or_else(new_run_id);
         let starts = hosts
             .iter()
             .map(|name| {
@@ -451,7 +451,7 @@ impl Executor {
         op: O,
     ) -> Result<RunReport<NoHost, O::Output>, Error> {
         let started = Instant::now();
-        let run_id = new_run_id();
+        let run_id = ctx.run_id.clone().unwrap_or_else(new_run_id);
         let start = op.describe(Record::new(Event::Start, op.op(), run_id.clone()));
         let run = RunState::begin(self, ctx, op.op(), run_id, Vec::new(), vec![start]).await?;
         let done = op.run(&run).await;
