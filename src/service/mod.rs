@@ -364,3 +364,15 @@ pub(crate) mod tls {
         Ok(Arc::new(config))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_committed_openapi_document_is_up_to_date() {
+        let committed = include_str!("../../docs/openapi.json");
+        assert!(
+            committed.trim_end() == super::openapi_json().trim_end(),
+            "docs/openapi.json is out of date: run `cargo run -- serve --print-openapi > docs/openapi.json`"
+        );
+    }
+}

@@ -50,8 +50,13 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
-            let message = format!("the JSON body does not fit: {inner}");
-            if path.is_empty() || path == "." {
+            let message = if inner.is_syntax() || inner.is_eof() {
+                format!("the body is not JSON: {inner}")
+            } else {
+                format!("the JSON body does not fit: {inner}")
+            };
+            if inner.is_syntax() || inner.is_eof() || path.is_empty() || path == "." || path == "?"
+            {
                 Err(ApiError::bad_request(message))
             } else {
                 Err(ApiError::field(path, message))

@@ -105,7 +105,12 @@ impl Shared {
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(super::error::ErrorBody))
+    components(schemas(
+        super::error::ErrorBody,
+        super::jobs::HostStarted,
+        super::jobs::Output,
+        super::jobs::JobFinished
+    ))
 )]
 struct ApiDoc;
 
