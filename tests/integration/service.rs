@@ -333,7 +333,7 @@ fn tokens_and_scopes_deny_by_default() {
     // Revoked and expired tokens: 401.
     Remex::new()
         .arg("--config")
-        .arg(&lab.config())
+        .arg(lab.config())
         .args(["tokens", "revoke", "odd-only"])
         .run()
         .expect_code(0);
@@ -341,7 +341,7 @@ fn tokens_and_scopes_deny_by_default() {
     assert!(message.contains("revoked"), "{message}");
     let brief = Remex::new()
         .arg("--config")
-        .arg(&lab.config())
+        .arg(lab.config())
         .args([
             "tokens",
             "create",
