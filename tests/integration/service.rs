@@ -893,3 +893,287 @@ fn files_hosts_keys_and_audit_over_http() {
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(openapi["paths"]["/v1/runs"]["post"].is_object());
 }
+
+/// A token and its callback secret (`remex --json tokens create`).
+fn token_with_secret(config: &Path, name: &str, scopes: &str) -> (String, String) {
+    let made = Remex::new()
+        .arg("--config")
+        .arg(config)
+        .args(["--json", "tokens", "create", name, "--scope", scopes])
+        .run()
+        .expect_code(0)
+        .json();
+    (
+        made["token"].as_str().unwrap().to_owned(),
+        made["callback_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Hex HMAC-SHA256, computed here independently of the service.
+fn hmac_hex(key: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_finished_job_calls_back_with_a_signed_report() {
+    let lab = TestLab::new(1);
+    let served = Served::start(&lab.config());
+    let (token, secret) = token_with_secret(&lab.config(), "n8n", "exec");
+    // The receiver: refuses the first call (the service tries again),
+    // takes the second.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = std::thread::spawn(move || {
+        let mut calls = Vec::new();
+        for (status, _) in [("503 Service Unavailable", 0), ("200 OK", 1)] {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                headers.push(line.trim().to_owned());
+            }
+            let length: usize = headers
+                .iter()
+                .find_map(|h| {
+                    h.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap();
+            let mut body = vec![0u8; length];
+            std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+            std::io::Write::write_all(
+                &mut stream,
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            calls.push((headers, body));
+        }
+        calls
+    });
+    let accepted = json_of(
+        served.post(
+            &token,
+            "/v1/runs",
+            &json!({"targets": "vm01", "command": ["echo", "done"],
+                    "callback_url": format!("http://127.0.0.1:{port}/webhook")}),
+        ),
+        202,
+    );
+    let job = accepted["job_id"].as_str().unwrap().to_owned();
+    let calls = receiver.join().unwrap();
+    let (headers, body) = &calls[1];
+    let signature = headers
+        .iter()
+        .find_map(|h| {
+            h.strip_prefix("x-remex-signature: ")
+                .or_else(|| h.strip_prefix("X-Remex-Signature: "))
+        })
+        .unwrap_or_else(|| panic!("no signature in {headers:?}"));
+    assert_eq!(signature, format!("sha256={}", hmac_hex(&secret, body)));
+    let delivered: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(delivered["job_id"], job.as_str());
+    assert_eq!(delivered["state"], "succeeded");
+    assert_eq!(delivered["report"]["results"][0]["stdout"], "done\n");
+    // The job records how it went.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let view = json_of(served.get(&token, &format!("/v1/jobs/{job}")), 200);
+        if view["callback"] == "delivered" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{view}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `openssl` with `args`, in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// `curl` with `args`: its exit status and output.
+fn curl(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn tls_with_client_certificates_admits_only_signed_clients() {
+    let lab = TestLab::new(1);
+    let dir = lab.path().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_ext = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
+    std::fs::write(dir.join("ca.ext"), ca_ext).unwrap();
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=remex test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    for who in ["server", "client"] {
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.crt"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{who}.ext"),
+            ],
+        );
+    }
+    let config = lab.config_variant(
+        "tls.yml",
+        &[(
+            "service:\n",
+            &format!(
+                "service:\n  tls: {{ cert: {d}/server.crt, key: {d}/server.key, client_ca: {d}/ca.crt }}\n",
+                d = dir.display()
+            ),
+        )],
+    );
+    let served = Served::start(&config);
+    let url = format!("https://127.0.0.1:{}/healthz", served.addr.port());
+    let ca = dir.join("ca.crt").display().to_string();
+    let (code, out) = curl(&["--cacert", &ca, &url]);
+    assert_ne!(code, 0, "a client without a certificate got in: {out}");
+    let (cert, key) = (
+        dir.join("client.crt").display().to_string(),
+        dir.join("client.key").display().to_string(),
+    );
+    let (code, out) = curl(&["--cacert", &ca, "--cert", &cert, "--key", &key, &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"ok\""), "{out}");
+    // Plain HTTP on the TLS port: refused.
+    let (code, _) = curl(&[&format!("http://127.0.0.1:{}/healthz", served.addr.port())]);
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn a_token_over_its_rate_or_its_jobs_at_once_gets_429() {
+    let lab = TestLab::new(1);
+    let limited = lab.config_variant(
+        "limited.yml",
+        &[(
+            "service:\n",
+            "service:\n  limits: { requests_per_minute: 5, jobs_per_token: 1 }\n",
+        )],
+    );
+    let served = Served::start(&limited);
+    let token = served.token("busy", "exec", "all");
+    let first = json_of(
+        served.post(
+            &token,
+            "/v1/runs",
+            &json!({"targets": "vm01", "command": ["sleep", "2"]}),
+        ),
+        202,
+    );
+    let message = error_of(
+        served.post(
+            &token,
+            "/v1/runs",
+            &json!({"targets": "vm01", "command": ["true"]}),
+        ),
+        429,
+        "rate_limited",
+        None,
+    );
+    assert!(message.contains("jobs under way"), "{message}");
+    let _ = first;
+    let mut limited = false;
+    for _ in 0..6 {
+        let response = served.get(&token, "/v1/whoami");
+        if response.status().as_u16() == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(
+        limited,
+        "no 429 after more requests than requests_per_minute"
+    );
+}
