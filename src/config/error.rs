@@ -113,17 +113,16 @@ fn position_text(line: Option<usize>, column: Option<usize>) -> String {
 
 /// Turns a serde-saphyr error into [`ConfigError::Parse`].
 ///
-/// `field` is the path [`super::field_path::Tracked`] recorded, if any.
-/// serde-saphyr's position is used when it has one; otherwise the position
-/// of `field` (or its closest ancestor) in `text`.
+/// `field` is the path `serde_path_to_error` recorded (the root when no
+/// value was being read). serde-saphyr's position is used when it has one;
+/// otherwise the position of `field` (or its closest ancestor) in `text`.
 pub(super) fn parse_error(
     path: &Path,
     text: &str,
     err: &YamlError,
-    field: Option<FieldPath>,
+    mut field: FieldPath,
 ) -> ConfigError {
     let inner = original(err);
-    let mut field = field.unwrap_or_default();
     // A duplicate key is caught before the key is read: name it.
     if let YamlError::DuplicateMappingKey { key: Some(key), .. } = inner
         && field.last() != Some(&Segment::Key(key.clone()))

@@ -49,7 +49,7 @@
 //! - `size.rs`: [`parse_size`] and the byte-size fields' format.
 //! - `audit.rs`: the `audit:` section, [`AuditConfig`].
 //! - `error.rs`: [`ConfigError`], and wording for serde-saphyr's errors.
-//! - `field_path.rs`: which field failed to deserialize.
+//! - `field_path.rs`: field paths (`vms.vm02.port`) for errors.
 //! - `source_map.rs`: where a field sits in the text, for rule errors.
 //! - `validate.rs`: the rules beyond the shape (names, ranges).
 //! - `local.rs`: the local user name and home directory.
@@ -88,7 +88,7 @@ pub use size::parse_size;
 /// database), for the audit log's `actor`.
 pub(crate) use local::user_name;
 
-use field_path::{Failure, FieldPath, Tracked};
+use field_path::FieldPath;
 use source_map::{Position, SourceMap};
 use validate::{Part, Problem};
 
@@ -309,13 +309,17 @@ impl Config {
         path: &Path,
         home: Option<&Path>,
     ) -> Result<Config, ConfigError> {
-        let failure = Failure::default();
+        // Records the path of the value that failed, see `field_path.rs`.
+        let mut track = serde_path_to_error::Track::new();
         let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
-            Option::<Config>::deserialize(Tracked::root(de, &failure))
+            Option::<Config>::deserialize(serde_path_to_error::Deserializer::new(de, &mut track))
         });
         let parsed = match parsed {
             Ok(parsed) => parsed,
-            Err(err) => return Err(error::parse_error(path, text, &err, failure.into_path())),
+            Err(err) => {
+                let field = FieldPath::from(&track.path());
+                return Err(error::parse_error(path, text, &err, field));
+            }
         };
         let Some(mut config) = parsed else {
             return Err(ConfigError::Invalid {
