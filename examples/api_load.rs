@@ -26,7 +26,12 @@ async fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(300))
         .pool_max_idle_per_host(512)
         .build()?;
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["latency", url, token, targets, n] => {
             let n: usize = n.parse()?;
             let mut took = Vec::with_capacity(n);
