@@ -62,7 +62,7 @@ accepted_before=$(cat "$LAB"/hosts/vm*/sshd.log 2>/dev/null | grep -c 'Accepted 
 load=$("$LOAD" load "$URL" "$TOKEN" all "$CLIENTS" "$SECONDS_")
 accepted_after=$(cat "$LAB"/hosts/vm*/sshd.log 2>/dev/null | grep -c 'Accepted publickey' || true)
 rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER/status")
-echo "load       $CLIENTS clients x $HOSTS hosts for ${SECONDS_}s: $load; server peak RSS ${rss} MB (target <= 150); new SSH logins during the load: $((accepted_after - accepted_before)) (one connection per host, reused: 0)"
+echo "load       $CLIENTS clients x $HOSTS hosts for ${SECONDS_}s: $load; server peak RSS ${rss} MB (target <= 150); new SSH logins during the load: $((accepted_after - accepted_before)) (target 0: one connection per host, reused by every job)"
 
 # 3. Listing with 10,000 jobs in the store.
 STORE=$LAB/service/service.db

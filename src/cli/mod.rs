@@ -62,6 +62,9 @@ pub(crate) fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::tune_malloc();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -126,7 +126,7 @@ impl ExecutorBuilder {
         // whenever it changes.
         known.get(crate::transport::known_hosts::KnownHosts::load)?;
         let key_state = Fresh::new(state_path(&re.key_storage_path));
-        let pool = Pool::new(re.max_parallel);
+        let pool = Pool::new(re.max_parallel, re.max_sessions);
         let redactor = Redactor::from_config(&config.audit)?;
         let audit = AuditLog::open(&config.audit)?;
         if !audit.is_enabled() {
