@@ -99,8 +99,7 @@ pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> 
                 &rows
             )
         );
-        let s = &report.summary;
-        eprintln!("{}", counts(s.total, s.ok, s.failed));
+        eprintln!("{}", super::render::summary(&report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),
@@ -183,18 +182,11 @@ fn finish(report: &TrustReport, json: bool, interrupts: &Interrupts) -> Result<S
                 eprintln!("{host:<width$}: [{}] {}", failure.kind, failure.message);
             }
         }
-        let s = &report.summary;
-        eprintln!("{}", counts(s.total, s.ok, s.failed));
+        eprintln!("{}", super::render::summary(report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),
         interrupts,
         report.all_ok(),
     ))
-}
-
-/// `3 hosts: 2 ok, 1 failed`.
-pub(super) fn counts(total: usize, ok: usize, failed: usize) -> String {
-    let hosts = if total == 1 { "host" } else { "hosts" };
-    format!("{total} {hosts}: {ok} ok, {failed} failed")
 }

@@ -24,7 +24,7 @@
 //!              "ok":true,"duration_ms":20,"error":null,
 //!              "key_type":"ssh-ed25519","fingerprint":"SHA256:…",
 //!              "previous":[],"action":"pinned"}],
-//!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,"duration_ms":20}}
+//!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,"by_kind":{},"duration_ms":20}}
 //! ```
 //!
 //! `action` is `pinned`, `replaced`, `already_pinned`, `declined` or `null`
