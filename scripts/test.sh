@@ -2,7 +2,8 @@
 # Runs the whole remex test suite the way CI does: installs what is missing
 # (OpenSSH server and client, Dropbear, ProFTPD with mod_sftp, sudo), then
 # format check, clippy with warnings as errors, and every test (unit,
-# integration against real servers on loopback, doc tests).
+# integration against real servers on loopback, doc tests, and the n8n
+# example workflows run by real n8n against remex serve).
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -18,6 +19,17 @@ command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missi
 [ -f /usr/lib/proftpd/mod_sftp.so ] || missing+=(proftpd-mod-crypto)
 command -v sudo >/dev/null 2>&1 || missing+=(sudo)
 command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
+# The service's tests: a real HTTP client for TLS, and certificates for it.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Real n8n runs the example workflows (tests/n8n/run.sh): Node.js and npm
+# (n8n itself comes from the npm registry into a cache dir), python3 for the
+# checks, make and g++ for n8n's SQLite driver.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "error: missing packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
@@ -47,3 +59,5 @@ echo "==> cargo nextest run"
 cargo nextest run --all-targets --locked --no-fail-fast
 echo "==> cargo test --doc"
 cargo test --doc --locked
+echo "==> n8n workflows against remex serve (tests/n8n/run.sh)"
+tests/n8n/run.sh

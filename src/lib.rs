@@ -35,6 +35,8 @@ mod ops;
 mod pattern;
 pub mod quote;
 pub mod run;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod targets;
 mod transport;
 

@@ -8,17 +8,21 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
-    tune_malloc();
     cli::main()
 }
 
 /// Keeps glibc's allocator from handing transfer buffers back to the kernel
-/// after every request. A transfer allocates and frees 255 KiB buffers on
+/// after every request (called for every command but `serve`, before the
+/// runtime starts). A transfer allocates and frees 255 KiB buffers on
 /// several threads; by default glibc serves those from fresh mappings or
 /// trims the freed memory of its per-thread arenas at once, so every
 /// request page-faults and zeroes its buffer again (about a tenth of the
 /// client's CPU time in an upload). With these limits the memory is reused;
 /// the peak stays bounded by the transfer's memory budget.
+///
+/// Not for `remex serve`: a long-lived process with many threads would keep
+/// up to the trim threshold of freed memory in each of glibc's arenas
+/// (measured: 250 MB under bench/serve.sh's load, 4 arenas of 30-60 MB).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     #[allow(unsafe_code)]

@@ -35,6 +35,10 @@ pub enum Event {
     /// destination], `bytes` moved, `sha256`, and `action` (`written`,
     /// `unchanged`, `failed`).
     File,
+    /// A request to `remex serve` (allowed or denied): `action` is the
+    /// method and path, `status` the HTTP status, `workflow` the token's
+    /// name.
+    Request,
 }
 
 impl Event {
@@ -46,6 +50,7 @@ impl Event {
             Event::Key => "key",
             Event::HostKey => "host_key",
             Event::File => "file",
+            Event::Request => "request",
         }
     }
 }
@@ -90,11 +95,14 @@ pub enum Op {
     /// A host key was removed from remex's known_hosts.
     #[serde(rename = "hosts.forget")]
     HostsForget,
+    /// A request to `remex serve`'s API.
+    #[serde(rename = "api")]
+    Api,
 }
 
 impl Op {
     /// Every operation, for listings and `--op` completion.
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 13] = [
         Op::Exec,
         Op::Script,
         Op::Upload,
@@ -107,6 +115,7 @@ impl Op {
         Op::KeysPrune,
         Op::HostsTrust,
         Op::HostsForget,
+        Op::Api,
     ];
 
     /// The name written in the log, e.g. `keys.deploy`.
@@ -124,6 +133,7 @@ impl Op {
             Op::KeysPrune => "keys.prune",
             Op::HostsTrust => "hosts.trust",
             Op::HostsForget => "hosts.forget",
+            Op::Api => "api",
         }
     }
 }
@@ -243,6 +253,9 @@ pub struct Record {
     /// service's request id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// `request` records: the HTTP status of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     /// `hash` of the previous record in the chain; 64 zeros for the first.
     /// Set by `append`.
     pub prev: String,
@@ -301,6 +314,7 @@ impl Record {
             key: None,
             action: None,
             request: None,
+            status: None,
             prev: String::new(),
             hash: String::new(),
         }
@@ -347,6 +361,8 @@ impl Record {
         action: String;
         /// Sets `request`.
         request: String;
+        /// Sets `status`.
+        status: u16;
     }
 
     /// Sets `actor` (default: the local user name).

@@ -140,6 +140,25 @@ Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error
     /// Read and check the audit log: verify its hash chain, tail it, search it.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The Remote Execution Service: remex over an HTTP JSON API, for n8n and other automation.
+    #[command(after_help = "\
+Listens on service.listen (default 127.0.0.1:7878) until SIGTERM or Ctrl-C, then
+stops accepting, cancels (or, with service.on_shutdown: finish, waits for) the jobs
+under way, writes every audit record, and exits 0. Jobs, tokens and output are kept
+in service.store (SQLite; default ~/.local/state/remex/service.db).
+
+Every request needs a token: make one with `remex tokens create`.
+
+Examples:
+  remex tokens create n8n --scope exec,files:write --targets web
+  remex serve
+  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\
+       -d '{\"targets\":\"web\",\"command\":[\"uptime\"]}' 'http://127.0.0.1:7878/v1/runs?wait=30s'
+  remex serve --print-openapi > docs/openapi.json")]
+    Serve(super::serve::ServeArgs),
+    /// Tokens for `remex serve`: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Tokens(super::serve::TokensCommand),
 }
 
 /// `remex exec`.

@@ -99,8 +99,7 @@ pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> 
                 &rows
             )
         );
-        let s = &report.summary;
-        eprintln!("{}", counts(s.total, s.ok, s.failed));
+        eprintln!("{}", super::render::summary(&report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),
@@ -133,6 +132,7 @@ pub(super) async fn trust(global: &Global<'_>, args: TrustArgs) -> Result<Status
         fingerprints: args.fingerprint,
         yes: args.yes,
         replace: args.replace,
+        scan_only: false,
     };
     let interrupts = Interrupts::watch("stopping")?;
     let report = executor
@@ -172,6 +172,7 @@ fn finish(report: &TrustReport, json: bool, interrupts: &Interrupts) -> Result<S
                 Some(TrustAction::AlreadyPinned) => Some(format!("already pinned: {key}")),
                 Some(TrustAction::Removed) => Some(format!("forgot {}", d.previous.join(" and "))),
                 Some(TrustAction::NotPinned) => Some("had no pin".to_owned()),
+                Some(TrustAction::Offered) => Some(format!("offers {key}")),
                 Some(TrustAction::Declined) | None => None,
             };
             if let Some(line) = line {
@@ -181,18 +182,11 @@ fn finish(report: &TrustReport, json: bool, interrupts: &Interrupts) -> Result<S
                 eprintln!("{host:<width$}: [{}] {}", failure.kind, failure.message);
             }
         }
-        let s = &report.summary;
-        eprintln!("{}", counts(s.total, s.ok, s.failed));
+        eprintln!("{}", super::render::summary(report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),
         interrupts,
         report.all_ok(),
     ))
-}
-
-/// `3 hosts: 2 ok, 1 failed`.
-pub(super) fn counts(total: usize, ok: usize, failed: usize) -> String {
-    let hosts = if total == 1 { "host" } else { "hosts" };
-    format!("{total} {hosts}: {ok} ok, {failed} failed")
 }

@@ -398,17 +398,7 @@ fn finish(report: &KeysReport, json: bool, interrupts: &Interrupts) -> Result<St
                 archived.private_path.display()
             );
         }
-        let s = &report.summary;
-        eprintln!("{}", super::hosts::counts(s.total, s.ok, s.failed));
-        let failed: Vec<&str> = report
-            .results
-            .iter()
-            .filter(|r| !r.ok())
-            .map(|r| r.host.as_str())
-            .collect();
-        if !failed.is_empty() {
-            eprintln!("failed: {}", failed.join(","));
-        }
+        eprintln!("{}", super::render::summary(report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),

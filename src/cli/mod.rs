@@ -21,6 +21,7 @@ mod keys;
 mod lab;
 mod prompt;
 mod render;
+mod serve;
 mod signals;
 mod transfer;
 
@@ -61,6 +62,9 @@ pub(crate) fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::tune_malloc();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,6 +121,8 @@ async fn run(cli: Cli) -> Result<Status> {
         Command::Keys(command) => keys::run(&global, command).await,
         Command::Lab(command) => lab::run(command, global.json).await,
         Command::Audit(command) => audit::run(&global, command).await,
+        Command::Serve(args) => serve::serve(&global, args).await,
+        Command::Tokens(command) => serve::tokens(&global, command),
     }
 }
 

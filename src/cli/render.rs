@@ -2,10 +2,11 @@
 //! and a closing summary. (`--json` output is `serde_json` of the library's
 //! report types.)
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Mutex;
 
-use remex::{Detail, ExecReport, ExecResult, HostReport, Observer, Stream};
+use remex::{Detail, ErrorKind, ExecResult, HostReport, Observer, RunReport, Stream};
 
 /// Prints host output as `NAME: line`, stdout lines to stdout and stderr
 /// lines to stderr, under one lock so lines of different hosts never mix.
@@ -98,28 +99,26 @@ fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     trimmed.split(|&b| b == b'\n').filter(move |_| !empty)
 }
 
-/// The closing summary line(s), for stderr.
-pub(crate) fn summary(report: &ExecReport) -> String {
+/// The closing summary of a run, for stderr, the same for every operation:
+/// `4 hosts: 2 ok, 1 exited non-zero, 1 unreachable in 0.31s; slowest vm03
+/// (0.30s)`, then `failed: vm02,vm04` when some failed.
+pub(crate) fn summary<T, D>(report: &RunReport<T, D>) -> String {
+    summary_with(report, None)
+}
+
+/// [`summary`] with the operation's own figures after the counts (`1.0 MiB
+/// sent`).
+pub(crate) fn summary_with<T, D>(report: &RunReport<T, D>, extra: Option<&str>) -> String {
     let s = &report.summary;
-    let mut parts = vec![format!("{} ok", s.ok)];
-    let other_failed = s.failed - s.timed_out - s.unreachable;
-    if other_failed > 0 {
-        parts.push(format!("{other_failed} failed"));
-    }
-    if s.timed_out > 0 {
-        parts.push(format!("{} timed out", s.timed_out));
-    }
-    if s.unreachable > 0 {
-        parts.push(format!("{} unreachable", s.unreachable));
-    }
     let hosts = if s.total == 1 { "host" } else { "hosts" };
-    let mut line = format!(
-        "{} {hosts}: {} in {:.2}s",
-        s.total,
-        parts.join(", "),
-        s.duration_ms as f64 / 1000.0
-    );
-    if let Some(slowest) = report.results.iter().max_by_key(|r| r.duration) {
+    let mut line = format!("{} {hosts}: {}", s.total, classes(&s.by_kind, s.ok));
+    if let Some(extra) = extra {
+        line.push_str(&format!("; {extra}"));
+    }
+    line.push_str(&format!(" in {:.2}s", s.duration_ms as f64 / 1000.0));
+    if report.results.len() > 1
+        && let Some(slowest) = report.results.iter().max_by_key(|r| r.duration)
+    {
         line.push_str(&format!(
             "; slowest {} ({:.2}s)",
             slowest.host,
@@ -134,6 +133,39 @@ pub(crate) fn summary(report: &ExecReport) -> String {
             .map(|r| r.host.as_str()),
     ));
     line
+}
+
+/// `2 ok, 1 exited non-zero, 1 unreachable, 1 host key refused`: the hosts
+/// by what became of them. The network failures (dns, connect,
+/// connect_timeout) are one class, `unreachable`; a host refused for its
+/// host key or its login was reached, and says so.
+fn classes(by_kind: &BTreeMap<ErrorKind, usize>, ok: usize) -> String {
+    let mut parts = vec![format!("{ok} ok")];
+    let unreachable: usize = by_kind
+        .iter()
+        .filter(|(kind, _)| kind.is_unreachable())
+        .map(|(_, n)| n)
+        .sum();
+    let mut unreachable_said = false;
+    for (&kind, &n) in by_kind {
+        let part = match kind {
+            kind if kind.is_unreachable() => {
+                if std::mem::replace(&mut unreachable_said, true) {
+                    continue;
+                }
+                format!("{unreachable} unreachable")
+            }
+            ErrorKind::Exit => format!("{n} exited non-zero"),
+            ErrorKind::Timeout => format!("{n} timed out"),
+            ErrorKind::Signal => format!("{n} killed by a signal"),
+            ErrorKind::HostKey => format!("{n} host key refused"),
+            ErrorKind::Auth => format!("{n} auth failed"),
+            ErrorKind::Cancelled => format!("{n} cancelled"),
+            kind => format!("{n} {kind} failed"),
+        };
+        parts.push(part);
+    }
+    parts.join(", ")
 }
 
 /// The width host names are padded to: the longest name's.

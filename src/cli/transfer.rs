@@ -158,13 +158,18 @@ fn print_outcome(outcome: &HostReport<TransferResult>, width: usize) {
                 _ => "written",
             };
             let files = result.files.len();
-            let mut line = format!(
-                "{host:<width$}: {what} {} {}, {} in {secs:.2}s ({}/s)",
-                files,
-                if files == 1 { "entry" } else { "entries" },
-                human_bytes(result.bytes),
-                human_bytes((result.bytes as f64 / secs.max(0.001)) as u64),
-            );
+            let entries = if files == 1 { "entry" } else { "entries" };
+            // Bytes and a rate only when bytes moved: an unchanged host
+            // moved none.
+            let mut line = if result.bytes == 0 {
+                format!("{host:<width$}: {what} {files} {entries} in {secs:.2}s")
+            } else {
+                format!(
+                    "{host:<width$}: {what} {files} {entries}, {} in {secs:.2}s ({}/s)",
+                    human_bytes(result.bytes),
+                    human_bytes((result.bytes as f64 / secs.max(0.001)) as u64),
+                )
+            };
             if let Some(digest) = &result.sha256 {
                 line.push_str(&format!(" sha256 {digest}"));
             }
@@ -184,31 +189,19 @@ fn print_outcome(outcome: &HostReport<TransferResult>, width: usize) {
     }
 }
 
+/// The run's summary with the bytes moved (`1.0 MiB sent`).
 fn summary(report: &TransferReport) -> String {
-    let s = &report.summary;
     let bytes: u64 = report.results.iter().map(|r| r.detail.bytes).sum();
-    let hosts = if s.total == 1 { "host" } else { "hosts" };
-    let mut line = format!(
-        "{} {hosts}: {} ok, {} failed; {} {} in {:.2}s",
-        s.total,
-        s.ok,
-        s.failed,
+    let moved = format!(
+        "{} {}",
         human_bytes(bytes),
         if report.operation == remex::audit::Op::Upload {
             "sent"
         } else {
             "received"
-        },
-        s.duration_ms as f64 / 1000.0
+        }
     );
-    line.push_str(&super::render::failed_line(
-        report
-            .results
-            .iter()
-            .filter(|r| !r.ok())
-            .map(|r| r.host.as_str()),
-    ));
-    line
+    super::render::summary_with(report, Some(&moved))
 }
 
 fn human_bytes(n: u64) -> String {

@@ -1,5 +1,5 @@
-//! Durations in the config: `30s`, `5m`, `1h`, `500ms`, `1m30s`, or a
-//! whole number of seconds.
+//! Durations in the config: `30s`, `5m`, `1h`, `7d`, `500ms`, `1m30s`, or
+//! a whole number of seconds.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,16 +8,22 @@ use serde::de::{self, Deserializer, Visitor};
 
 /// The units a duration may use, largest first, with their length in
 /// milliseconds.
-const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+const UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
 
 /// How to write a duration, for error messages.
-const HINT: &str = "write a whole number with a unit (ms, s, m, h), e.g. \"500ms\", \"30s\", \"5m\", \"1h\", \"1m30s\", or a plain number of seconds";
+const HINT: &str = "write a whole number with a unit (ms, s, m, h, d), e.g. \"500ms\", \"30s\", \"5m\", \"1h\", \"7d\", \"1m30s\", or a plain number of seconds";
 
-/// Parses "30s", "5m", "1h", "500ms", "1m30s", or plain seconds ("30", or a
-/// YAML integer).
+/// Parses "30s", "5m", "1h", "7d", "500ms", "1m30s", or plain seconds ("30",
+/// or a YAML integer).
 ///
 /// A duration is one or more `<whole number><unit>` parts with units
-/// `h`, `m`, `s` and `ms`, largest first, each unit at most once; or digits
+/// `d`, `h`, `m`, `s` and `ms`, largest first, each unit at most once; or digits
 /// alone, meaning seconds. Surrounding spaces are ignored. Negative,
 /// fractional and overflowing values are rejected, and so is the empty
 /// string.

@@ -67,6 +67,7 @@ mod duration;
 mod error;
 mod field_path;
 mod local;
+mod service;
 mod size;
 mod source_map;
 mod validate;
@@ -80,6 +81,7 @@ use serde::{Deserialize, Deserializer};
 pub use audit::{AuditConfig, FsyncPolicy};
 pub use duration::parse_duration;
 pub use error::ConfigError;
+pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
 pub use size::parse_size;
 
 /// The local user name (`$USER`, else `$LOGNAME`, else the password
@@ -111,6 +113,10 @@ pub struct Config {
     /// field has a default, and auditing is on.
     #[serde(default, deserialize_with = "null_as_default")]
     pub audit: AuditConfig,
+    /// `remex serve`: where it listens, where it keeps its jobs, its
+    /// limits. Optional: every field has a default.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub service: ServiceConfig,
     /// The file the config was read from (not a YAML field). Relative paths
     /// in the config were resolved against its directory.
     #[serde(skip)]
@@ -420,6 +426,29 @@ impl Config {
             match resolve_path(value, &base, home) {
                 Ok(resolved) => *value = resolved,
                 Err(why) => problems.push(Problem::value(FieldPath::keys(["audit", field]), why)),
+            }
+        }
+        let service = &mut self.service;
+        let (tls_cert, tls_key, tls_ca) = match &mut service.tls {
+            Some(tls) => (
+                Some(&mut tls.cert),
+                Some(&mut tls.key),
+                tls.client_ca.as_mut(),
+            ),
+            None => (None, None, None),
+        };
+        let service_paths = [
+            (vec!["service", "store"], Some(&mut service.store)),
+            (vec!["service", "scripts_dir"], service.scripts_dir.as_mut()),
+            (vec!["service", "tls", "cert"], tls_cert),
+            (vec!["service", "tls", "key"], tls_key),
+            (vec!["service", "tls", "client_ca"], tls_ca),
+        ];
+        for (field, value) in service_paths {
+            let Some(value) = value else { continue };
+            match resolve_path(value, &base, home) {
+                Ok(resolved) => *value = resolved,
+                Err(why) => problems.push(Problem::value(FieldPath::keys(field), why)),
             }
         }
         // Key names stay names; only `~` is expanded.

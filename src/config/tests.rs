@@ -207,6 +207,7 @@ fn the_example_file_parses_and_shows_the_defaults() {
     // Its remote_execution and audit sections spell out every default.
     assert_eq!(example.remote_execution, parse_ok(ONE_VM).remote_execution);
     assert_eq!(example.audit, parse_ok(ONE_VM).audit);
+    assert_eq!(example.service, parse_ok(ONE_VM).service);
 }
 
 /// The field names a section accepts, read from the unknown-field error.
@@ -299,7 +300,7 @@ fn unknown_top_level_section() {
     assert_eq!(field, "remote_exec");
     assert_eq!(
         message,
-        "unknown section `remote_exec`, expected one of `vms`, `remote_execution`, `audit` \
+        "unknown section `remote_exec`, expected one of `vms`, `remote_execution`, `audit`, `service` \
          (did you mean `remote_execution`?)"
     );
 }

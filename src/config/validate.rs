@@ -57,6 +57,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     check_vms(config, &mut problems);
     check_remote_execution(config, &mut problems);
     check_audit(config, &mut problems);
+    check_service(config, &mut problems);
     problems
 }
 
@@ -225,6 +226,42 @@ fn check_audit(config: &Config, problems: &mut Vec<Problem>) {
                 ),
             ));
         }
+    }
+}
+
+fn check_service(config: &Config, problems: &mut Vec<Problem>) {
+    let section = FieldPath::keys(["service"]);
+    let service = &config.service;
+    if service.listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(Problem::value(
+            section.key("listen"),
+            format!(
+                "`{}` is not an address and port; use e.g. `127.0.0.1:7878` or `[::1]:7878`",
+                service.listen
+            ),
+        ));
+    }
+    let limits = section.key("limits");
+    let l = &service.limits;
+    for (field, value, least) in [
+        ("max_body", l.max_body, 1024),
+        ("max_json", l.max_json, 1024),
+        ("max_output", l.max_output, 1024),
+        ("requests_per_minute", u64::from(l.requests_per_minute), 1),
+        ("jobs_per_token", u64::from(l.jobs_per_token), 1),
+    ] {
+        if value < least {
+            problems.push(Problem::value(
+                limits.key(field),
+                format!("{field} {value} is too small; use at least {least}"),
+            ));
+        }
+    }
+    if service.retain.is_zero() {
+        problems.push(Problem::value(
+            section.key("retain"),
+            "retain 0 would delete every job as it ends; use e.g. `7d`",
+        ));
     }
 }
 

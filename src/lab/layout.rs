@@ -149,6 +149,11 @@ impl Layout {
         self.dir.join("audit").join("audit.jsonl")
     }
 
+    /// `DIR/service/service.db`: `remex serve`'s store for the lab.
+    pub(super) fn service_store(&self) -> PathBuf {
+        self.dir.join("service").join("service.db")
+    }
+
     /// The directory of one host.
     pub(super) fn host_dir(&self, name: &str) -> PathBuf {
         self.dir.join("hosts").join(name)
@@ -287,10 +292,13 @@ pub(super) fn config_yml(hosts: &[HostLine], user: &str, layout: &Layout) -> Str
          max_parallel: 64\n  \
          use_agent: false\n\
          audit:\n  \
-         path: {}\n",
+         path: {}\n\
+         service:\n  \
+         store: {}\n",
         yaml_scalar(&layout.keys_dir().display().to_string()),
         yaml_scalar(&layout.known_hosts().display().to_string()),
         yaml_scalar(&layout.audit_log().display().to_string()),
+        yaml_scalar(&layout.service_store().display().to_string()),
     );
     text
 }
@@ -396,7 +404,9 @@ mod tests {
              max_parallel: 64\n  \
              use_agent: false\n\
              audit:\n  \
-             path: /tmp/lab/audit/audit.jsonl\n"
+             path: /tmp/lab/audit/audit.jsonl\n\
+             service:\n  \
+             store: /tmp/lab/service/service.db\n"
         );
     }
 

@@ -24,7 +24,7 @@
 //!              "ok":true,"duration_ms":20,"error":null,
 //!              "key_type":"ssh-ed25519","fingerprint":"SHA256:…",
 //!              "previous":[],"action":"pinned"}],
-//!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,"duration_ms":20}}
+//!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,"by_kind":{},"duration_ms":20}}
 //! ```
 //!
 //! `action` is `pinned`, `replaced`, `already_pinned`, `declined` or `null`
@@ -59,6 +59,8 @@ pub enum TrustAction {
     Removed,
     /// The host had no pin (`forget`); nothing was written.
     NotPinned,
+    /// A scan (`scan_only`) saw this key, not pinned; nothing was written.
+    Offered,
 }
 
 /// One host's `trust` or `forget`.
@@ -87,6 +89,7 @@ impl TrustAction {
             TrustAction::Declined => "declined",
             TrustAction::Removed => "removed",
             TrustAction::NotPinned => "not_pinned",
+            TrustAction::Offered => "offered",
         }
     }
 }
@@ -139,6 +142,11 @@ pub struct TrustRequest {
     pub yes: bool,
     /// Replace the pins of hosts whose key changed.
     pub replace: bool,
+    /// Only look: report each host's key (`offered`, with `previous` when
+    /// it changed) and write nothing — the first step of a two-step trust
+    /// (check the fingerprint out of band, then trust it with
+    /// `fingerprints`).
+    pub scan_only: bool,
 }
 
 impl Executor {
@@ -297,6 +305,10 @@ fn decide(
         }
         HostKeyStatus::Changed { expected, .. } => {
             outcome.previous.clone_from(&expected);
+            if request.scan_only {
+                outcome.action = Some(TrustAction::Offered);
+                return Ok(());
+            }
             if !request.replace {
                 return Err(Failure::new(
                     ErrorKind::HostKey,
@@ -309,6 +321,10 @@ fn decide(
                 ));
             }
             true
+        }
+        HostKeyStatus::Unknown if request.scan_only => {
+            outcome.action = Some(TrustAction::Offered);
+            return Ok(());
         }
         HostKeyStatus::Unknown => false,
     };

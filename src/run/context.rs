@@ -24,6 +24,9 @@ pub struct RunContext {
     /// The request that started the run (a service's request id): written
     /// as `request` in every audit record of the run.
     pub request_id: Option<String>,
+    /// The run id to use (a service makes its job id the run id); `None`:
+    /// a fresh one. It must be unique: every record of the run carries it.
+    pub run_id: Option<String>,
     /// Hosts worked on at once in this run (`--parallel`); `None`: the
     /// executor's whole budget (`max_parallel`). The budget is shared by
     /// every run of the executor, so this only ever lowers it.
@@ -45,6 +48,7 @@ impl Default for RunContext {
         RunContext {
             actor: None,
             request_id: None,
+            run_id: None,
             parallel: None,
             cancel: None,
             secrets: Vec::new(),
@@ -59,6 +63,7 @@ impl std::fmt::Debug for RunContext {
         f.debug_struct("RunContext")
             .field("actor", &self.actor)
             .field("request_id", &self.request_id)
+            .field("run_id", &self.run_id)
             .field("parallel", &self.parallel)
             .field("cancel", &self.cancel)
             .field(

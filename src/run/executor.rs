@@ -126,7 +126,7 @@ impl ExecutorBuilder {
         // whenever it changes.
         known.get(crate::transport::known_hosts::KnownHosts::load)?;
         let key_state = Fresh::new(state_path(&re.key_storage_path));
-        let pool = Pool::new(re.max_parallel);
+        let pool = Pool::new(re.max_parallel, re.max_sessions);
         let redactor = Redactor::from_config(&config.audit)?;
         let audit = AuditLog::open(&config.audit)?;
         if !audit.is_enabled() {
@@ -287,6 +287,11 @@ impl Executor {
     /// The open connections.
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// Connections open now, in all runs (at most `max_parallel`).
+    pub fn open_connections(&self) -> usize {
+        self.inner.pool.open()
     }
 
     /// Closes every open connection (the next run reconnects).

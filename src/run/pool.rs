@@ -16,6 +16,15 @@
 //! A host task holds at most one connection at a time, so nobody waits for
 //! a permit while holding one: no deadlock.
 //!
+//! # Turns
+//!
+//! A host's connection carries at most `max_sessions` channels at once, so
+//! more host tasks than that for one host (many runs at once, as in a
+//! service) would only wait inside the operation. They wait for a *turn*
+//! instead ([`Pool::turn`], `max_sessions` per host, shared by all runs)
+//! before their work is even allocated: a waiting host task costs a few
+//! hundred bytes, not the operation's whole state.
+//!
 //! # Staleness
 //!
 //! A pooled connection is reused only while it is open, the host's endpoint
@@ -47,23 +56,47 @@ pub(crate) struct Pool {
     /// Woken when a host task lets go of a pooled connection, so a task
     /// waiting for a permit can close that now idle connection.
     released: Notify,
+    /// Host tasks working on a host at once, at most.
+    turns_per_host: usize,
+    /// Each host's turns.
+    turns: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl Pool {
-    /// An empty pool whose connections never number more than `budget`.
-    pub(crate) fn new(budget: usize) -> Self {
+    /// An empty pool whose connections never number more than `budget`,
+    /// with `turns_per_host` host tasks at once per host.
+    pub(crate) fn new(budget: usize, turns_per_host: usize) -> Self {
         let size = budget.max(1);
         Pool {
             budget: Arc::new(Semaphore::new(size)),
             size,
             slots: Mutex::new(HashMap::new()),
             released: Notify::new(),
+            turns_per_host: turns_per_host.max(1),
+            turns: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Waits for a turn to work on host `name`: see the module docs.
+    pub(crate) async fn turn(&self, name: &str) -> Option<OwnedSemaphorePermit> {
+        let turns = self
+            .turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.turns_per_host)))
+            .clone();
+        turns.acquire_owned().await.ok()
     }
 
     /// The budget: connections open at once, at most.
     pub(crate) fn size(&self) -> usize {
         self.size
+    }
+
+    /// Connections open now (pooled, or opened for one step).
+    pub(crate) fn open(&self) -> usize {
+        self.size - self.budget.available_permits()
     }
 
     /// The slot of host `name`.
@@ -178,5 +211,29 @@ pub(crate) async fn shutdown(conn: Arc<Connection>) {
     match Arc::try_unwrap(conn) {
         Ok(conn) => conn.shutdown().await,
         Err(shared) => shared.close().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Pool;
+
+    #[tokio::test]
+    async fn a_host_has_max_sessions_turns_shared_by_all_runs_and_hosts_do_not_wait_for_each_other()
+    {
+        let pool = Pool::new(4, 2);
+        let first = pool.turn("vm01").await;
+        let second = pool.turn("vm01").await;
+        assert!(first.is_some() && second.is_some());
+        // A third task on vm01 waits; vm02 does not.
+        let third = tokio::time::timeout(Duration::from_millis(50), pool.turn("vm01")).await;
+        assert!(third.is_err(), "a third turn on vm01 while two are taken");
+        assert!(pool.turn("vm02").await.is_some());
+        // A turn given back is the next task's.
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), pool.turn("vm01")).await;
+        assert!(matches!(third, Ok(Some(_))));
     }
 }

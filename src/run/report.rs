@@ -17,7 +17,7 @@
 //!              "exit_code":0,"signal":null,"stdout":"…","stderr":"…",
 //!              "truncated":false,"host_key":"SHA256:…"}],
 //!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,
-//!             "duration_ms":15}}
+//!             "by_kind":{},"duration_ms":15}}
 //! ```
 //!
 //! - `operation` is the audit log's name of the operation ([`Op`]): `exec`,
@@ -35,6 +35,7 @@
 //!   could not be written.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
@@ -45,7 +46,7 @@ use crate::audit::Op;
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Why a host did not succeed. Stable names: scripts match on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -107,15 +108,13 @@ impl ErrorKind {
         }
     }
 
-    /// Whether the host was never reached (so nothing ran there).
+    /// Whether the network never got remex to the host's SSH server (`dns`,
+    /// `connect`, `connect_timeout`). A host refused for its host key or
+    /// for authentication was reached: `hosts check` shows it reachable.
     pub fn is_unreachable(self) -> bool {
         matches!(
             self,
-            ErrorKind::Dns
-                | ErrorKind::Connect
-                | ErrorKind::ConnectTimeout
-                | ErrorKind::Auth
-                | ErrorKind::HostKey
+            ErrorKind::Dns | ErrorKind::Connect | ErrorKind::ConnectTimeout
         )
     }
 }
@@ -304,8 +303,13 @@ pub struct Summary {
     pub failed: usize,
     /// Hosts whose command was stopped by the timeout.
     pub timed_out: usize,
-    /// Hosts never reached (dns, connect, connect_timeout, auth, host_key).
+    /// Hosts the network never got remex to (dns, connect,
+    /// connect_timeout); host-key and authentication failures are counted
+    /// in `by_kind` only.
     pub unreachable: usize,
+    /// Failed hosts by error kind (`{"exit": 2, "auth": 1}`); kinds with no
+    /// host are left out.
+    pub by_kind: BTreeMap<ErrorKind, usize>,
     /// Wall time of the whole run.
     pub duration_ms: u64,
 }
@@ -327,6 +331,7 @@ impl Summary {
                 None => summary.ok += 1,
                 Some(failure) => {
                     summary.failed += 1;
+                    *summary.by_kind.entry(failure.kind).or_default() += 1;
                     if failure.kind == ErrorKind::Timeout {
                         summary.timed_out += 1;
                     }
@@ -506,8 +511,33 @@ mod tests {
         assert_eq!(json["summary"]["failed"], 2);
         assert_eq!(json["summary"]["timed_out"], 1);
         assert_eq!(json["summary"]["unreachable"], 1);
+        assert_eq!(
+            json["summary"]["by_kind"],
+            serde_json::json!({"connect": 1, "timeout": 1})
+        );
         assert_eq!(json["results"][1]["error"]["kind"], "timeout");
         assert!(json.get("audit_error").is_none());
+    }
+
+    #[test]
+    fn host_key_and_auth_failures_reached_the_host_and_are_counted_by_kind() {
+        let failures = [
+            Failure::new(ErrorKind::HostKey, "h"),
+            Failure::new(ErrorKind::Auth, "a"),
+            Failure::new(ErrorKind::Auth, "a"),
+            Failure::new(ErrorKind::Dns, "d"),
+        ];
+        let summary = Summary::tally(failures.iter().map(Some), Duration::ZERO);
+        assert_eq!((summary.failed, summary.unreachable), (4, 1));
+        let by_kind: Vec<(ErrorKind, usize)> = summary.by_kind.into_iter().collect();
+        assert_eq!(
+            by_kind,
+            [
+                (ErrorKind::Dns, 1),
+                (ErrorKind::Auth, 2),
+                (ErrorKind::HostKey, 1)
+            ]
+        );
     }
 
     #[test]

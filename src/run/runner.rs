@@ -11,8 +11,10 @@
 //!    local operation), committed as one batch before anything else happens
 //!    — when that fails the run is an [`Error::Audit`] and no host is
 //!    contacted;
-//! 3. the per-host wrapper: the run's own limit of hosts at once, a host
-//!    skipped as `cancelled` when the run was cancelled before its turn,
+//! 3. the per-host wrapper: the run's own limit of hosts at once, a turn
+//!    on the host (the pool's, shared by all runs; the work's state is
+//!    allocated only then), a host skipped as `cancelled` when the run was
+//!    cancelled before its turn,
 //!    the observer's `started`/`done`, the connection dropped from the pool
 //!    when the host failed with an I/O error, the host key pinned on first
 //!    use recorded, the result redacted, and its `end` record (with the
@@ -380,7 +382,7 @@ impl Executor {
     ) -> Result<RunReport<O::Detail, O::Details>, Error> {
         let started = Instant::now();
         let op = Arc::new(op);
-        let run_id = new_run_id();
+        let run_id = ctx.run_id.clone().unwrap_or_else(new_run_id);
         let starts = hosts
             .iter()
             .map(|name| {
@@ -451,7 +453,7 @@ impl Executor {
         op: O,
     ) -> Result<RunReport<NoHost, O::Output>, Error> {
         let started = Instant::now();
-        let run_id = new_run_id();
+        let run_id = ctx.run_id.clone().unwrap_or_else(new_run_id);
         let start = op.describe(Record::new(Event::Start, op.op(), run_id.clone()));
         let run = RunState::begin(self, ctx, op.op(), run_id, Vec::new(), vec![start]).await?;
         let done = op.run(&run).await;
@@ -511,6 +513,24 @@ async fn one_host<O: Operation>(
     prepared: Option<Failure>,
 ) -> HostReport<O::Detail> {
     let _turn = run.limit.clone().acquire_owned().await;
+    // A turn on the host (shared with other runs); a cancelled run stops
+    // waiting and reports the host not started.
+    let _host_turn = tokio::select! {
+        turn = run.executor.pool().turn(name) => turn,
+        () = cancel::cancelled(run.cancel()) => None,
+    };
+    // The work's state is allocated only now: a host task waiting for its
+    // turns stays small (thousands wait at once in a busy service).
+    Box::pin(work_on_host(run, op, name, prepared)).await
+}
+
+/// The per-host wrapper's work, once the host's turn came.
+async fn work_on_host<O: Operation>(
+    run: &RunState,
+    op: &O,
+    name: &str,
+    prepared: Option<Failure>,
+) -> HostReport<O::Detail> {
     let begun = Instant::now();
     let executor = &run.executor;
     let mut report = blank::<O::Detail>(executor, name);

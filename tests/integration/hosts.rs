@@ -233,3 +233,67 @@ fn a_changed_host_key_needs_replace_and_a_revoked_one_is_never_trusted() {
         .expect_code(1);
     assert_eq!(first(&run.json())["host_key"], "revoked");
 }
+
+#[test]
+fn exec_and_hosts_check_count_the_hosts_by_what_became_of_them() {
+    let lab = TestLab::new(4);
+    let port = lab.port();
+    let user = lab.lab.user.clone();
+    // vm02 is reached but refused for its host key (not pinned, strict).
+    let known_hosts = lab.path().join("known_hosts");
+    let pinned: String = read(&known_hosts)
+        .lines()
+        .filter(|line| !line.contains("[127.0.0.3]"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&known_hosts, pinned).unwrap();
+    // Nothing answers at vm03's address; vm04 is reached but refuses the
+    // login of a user it does not know.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let config = lab.config_variant(
+        "classes.yml",
+        &[
+            (
+                &format!("host: 127.0.0.4, port: {port}"),
+                &format!("host: 127.0.0.1, port: {closed}"),
+            ),
+            (
+                &format!("host: 127.0.0.5, port: {port}, user: {user}"),
+                &format!("host: 127.0.0.5, port: {port}, user: remex-nobody"),
+            ),
+        ],
+    );
+    let remex = || crate::util::Remex::new().arg("--config").arg(&config);
+
+    let run = remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("4 hosts: 1 ok, 1 unreachable, 1 auth failed, 1 host key refused in "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("failed: vm02,vm03,vm04"), "{stderr}");
+    let json = remex()
+        .args(["--json", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(1)
+        .json();
+    assert_eq!(json["summary"]["unreachable"], 1, "{json}");
+    assert_eq!(
+        json["summary"]["by_kind"],
+        serde_json::json!({"connect": 1, "auth": 1, "host_key": 1})
+    );
+
+    // hosts check tells the same story in the same words.
+    let run = remex().args(["hosts", "check", "all"]).run().expect_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("4 hosts: 1 ok, 1 unreachable, 1 auth failed, 1 host key refused in "),
+        "{stderr}"
+    );
+}

@@ -26,6 +26,7 @@ mod library;
 mod proftpd;
 mod proxy;
 mod script;
+mod service;
 mod signals;
 mod terminal;
 mod transfer;

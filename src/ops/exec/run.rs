@@ -241,6 +241,7 @@ async fn run_command(
             observer.line(host, stream, line);
         }
     };
+    let observed: Option<&EmitLine<'_>> = watch.observer.map(|_| &emit as _);
     let mut stopped: Option<Failure> = None;
     let mut closed = false;
     let cancelled = cancel::cancelled(watch.cancel);
@@ -266,19 +267,12 @@ async fn run_command(
                 break;
             }
         };
+        if let Some(msg) = &msg
+            && keep_output(msg, &mut ran, &mut lines, exec.max_output, observed)
+        {
+            continue;
+        }
         match msg {
-            Some(ChannelMsg::Data { data }) => {
-                ran.stdout.push(&data, exec.max_output);
-                if watch.observer.is_some() {
-                    lines[0].push(&data, |l| emit(Stream::Stdout, l));
-                }
-            }
-            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                ran.stderr.push(&data, exec.max_output);
-                if watch.observer.is_some() {
-                    lines[1].push(&data, |l| emit(Stream::Stderr, l));
-                }
-            }
             Some(ChannelMsg::ExitStatus { exit_status }) => ran.exit_code = Some(exit_status),
             Some(ChannelMsg::Success) => {
                 if let Some(confirm) = confirm.take() {
@@ -305,15 +299,33 @@ async fn run_command(
             None => break,
         }
     }
-    lines[0].finish(|l| emit(Stream::Stdout, l));
-    lines[1].finish(|l| emit(Stream::Stderr, l));
     feeder.abort();
 
     if let Some(failure) = stopped {
         stop_remote(conn, &writer, &tag, sudo).await;
+        // What the command printed before it was stopped may still be on
+        // its way (the reaper took a moment): keep it for the report, until
+        // the server closes the channel or a moment has passed.
+        let grace = Instant::now() + STOPPED_OUTPUT_GRACE;
+        loop {
+            let msg = tokio::select! {
+                msg = reader.wait() => msg,
+                () = tokio::time::sleep_until(grace) => break,
+            };
+            match msg {
+                Some(ChannelMsg::Close) | None => break,
+                Some(msg) => {
+                    keep_output(&msg, &mut ran, &mut lines, exec.max_output, observed);
+                }
+            }
+        }
+        lines[0].finish(|l| emit(Stream::Stdout, l));
+        lines[1].finish(|l| emit(Stream::Stderr, l));
         ran.error = Some(failure);
         return ran;
     }
+    lines[0].finish(|l| emit(Stream::Stdout, l));
+    lines[1].finish(|l| emit(Stream::Stderr, l));
     if !closed {
         let _ = writer.close().await;
     }
@@ -342,6 +354,33 @@ async fn run_command(
 }
 
 /// Stops a timed-out command and everything it started (see module docs).
+/// Hands a whole line of output to the observer.
+type EmitLine<'a> = dyn Fn(Stream, &[u8]) + Sync + 'a;
+
+/// How long output is still taken after remex stopped a command.
+const STOPPED_OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// Keeps a message's output (stdout, stderr) in `ran`, and hands its whole
+/// lines to `emit` when there is an observer; whether it was output.
+fn keep_output(
+    msg: &ChannelMsg,
+    ran: &mut Ran,
+    lines: &mut [Lines; 2],
+    max_output: usize,
+    emit: Option<&EmitLine<'_>>,
+) -> bool {
+    let (buffer, at, stream, data) = match msg {
+        ChannelMsg::Data { data } => (&mut ran.stdout, 0, Stream::Stdout, data),
+        ChannelMsg::ExtendedData { data, ext: 1 } => (&mut ran.stderr, 1, Stream::Stderr, data),
+        _ => return false,
+    };
+    buffer.push(data, max_output);
+    if let Some(emit) = emit {
+        lines[at].push(data, |l| emit(stream, l));
+    }
+    true
+}
+
 async fn stop_remote(
     conn: &Connection,
     writer: &russh::ChannelWriteHalf<russh::client::Msg>,

@@ -14,7 +14,7 @@
 //!                         {"action":"verified","key":"deploy","fingerprint":"SHA256:…"},
 //!                         {"action":"now_used","key":"deploy","fingerprint":"SHA256:…"}],
 //!              "uses":"deploy","rotation_step":null}],
-//!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,"duration_ms":80}}
+//!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,"by_kind":{},"duration_ms":80}}
 //! ```
 //!
 //! `operation` is `keys.deploy`, `keys.rotate` or `keys.revoke`; `action` is

@@ -12,7 +12,7 @@
 //!                        "size":1048576,"bytes":1048576,"sha256":"9f86…",
 //!                        "status":"written","error":null}]}],
 //!  "summary":{"total":1,"ok":1,"failed":0,"timed_out":0,"unreachable":0,
-//!             "duration_ms":130}}
+//!             "by_kind":{},"duration_ms":130}}
 //! ```
 //!
 //! Per host: `status` is `written` when any file was written, `unchanged`

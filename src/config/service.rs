@@ -1,0 +1,114 @@
+//! The `service:` section: how `remex serve` listens, where it keeps its
+//! jobs, and its limits. Optional: every field has a default, and a config
+//! without it serves on `127.0.0.1:7878` with a SQLite store beside the
+//! audit log.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{duration, size};
+
+/// `remex serve`'s settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Address and port to listen on. Default: `127.0.0.1:7878` (loopback
+    /// only: put TLS in front, or set `tls`, before listening elsewhere).
+    /// `remex serve --listen` overrides it.
+    pub listen: String,
+    /// HTTPS instead of HTTP. Default: none.
+    pub tls: Option<TlsConfig>,
+    /// The job store (SQLite). Default: `~/.local/state/remex/service.db`.
+    /// A relative path is relative to the config file's directory.
+    pub store: PathBuf,
+    /// How long finished jobs (with their output) are kept. Default: `7d`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub retain: Duration,
+    /// Local scripts a request may run by name (`"script": {"name": …}`).
+    /// Default: none (only inline scripts).
+    pub scripts_dir: Option<PathBuf>,
+    /// What a SIGTERM or SIGINT does to jobs still running: `cancel` them
+    /// (their remote commands are stopped, every `end` record written;
+    /// default) or let them `finish` (new requests get 503 meanwhile).
+    pub on_shutdown: OnShutdown,
+    /// Limits per request and per token.
+    pub limits: Limits,
+}
+
+/// What a shutdown does to running jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnShutdown {
+    /// Stop them as Ctrl-C stops a CLI run.
+    #[default]
+    Cancel,
+    /// Wait until they end.
+    Finish,
+}
+
+/// `service.tls`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by one of these
+    /// CAs (PEM), as well as a token. Default: none.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `service.limits`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The largest request body (uploads included). Default: `1G`.
+    #[serde(deserialize_with = "size::deserialize")]
+    pub max_body: u64,
+    /// The largest JSON request body. Default: `10M`.
+    #[serde(deserialize_with = "size::deserialize")]
+    pub max_json: u64,
+    /// Output kept per stream per host (stdout, stderr) in a job's report
+    /// and its live events; the rest is cut and marked `truncated`.
+    /// Default: `1M`.
+    #[serde(deserialize_with = "size::deserialize")]
+    pub max_output: u64,
+    /// Requests per minute per token. Default: 600.
+    pub requests_per_minute: u32,
+    /// Jobs per token running at once. Default: 16.
+    pub jobs_per_token: u32,
+    /// The longest `?wait=` a request may ask for. Default: `5m`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_wait: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            listen: "127.0.0.1:7878".to_owned(),
+            tls: None,
+            store: PathBuf::from("~/.local/state/remex/service.db"),
+            retain: Duration::from_secs(7 * 24 * 3600),
+            scripts_dir: None,
+            on_shutdown: OnShutdown::Cancel,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 1 << 30,
+            max_json: 10 << 20,
+            max_output: 1 << 20,
+            requests_per_minute: 600,
+            jobs_per_token: 16,
+            max_wait: Duration::from_secs(300),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `/v1/audit`: reading and verifying the audit log (scope `audit:read`).
+
+use std::time::SystemTime;
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use crate::audit::{self, Filter, Record};
+use crate::service::auth::{Caller, Scope};
+use crate::service::error::ApiError;
+
+/// `GET /v1/audit`'s filters (as `remex audit show`'s).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQuery {
+    /// The host, with `*`/`?` wildcards.
+    pub host: Option<String>,
+    /// The operation (`exec`, `keys.deploy`), or a family (`keys`).
+    pub op: Option<String>,
+    /// At or after this time (RFC 3339, a date, or `1h`/`2d` ago).
+    pub since: Option<String>,
+    /// Before this time.
+    pub until: Option<String>,
+    /// Only `end` records of failures.
+    pub failed: Option<bool>,
+    /// One run's (one job's) records.
+    pub run: Option<String>,
+    /// The newest this many (1 to 10000; default 1000).
+    pub limit: Option<usize>,
+}
+
+/// Audit records.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditRecords {
+    /// Oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<Record>,
+    /// Whether older matching records were left out (`limit`).
+    pub truncated: bool,
+}
+
+/// Audit records, filtered.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = AuditRecords), (status = 400, body = crate::service::error::ErrorBody)))]
+pub(crate) async fn list_records(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<AuditQuery>,
+) -> Result<axum::Json<AuditRecords>, ApiError> {
+    caller.require(Scope::AuditRead)?;
+    let limit = query.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::field("limit", "limit must be 1 to 10000"));
+    }
+    let now = SystemTime::now();
+    let time = |field: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| audit::parse_time(t, now))
+            .transpose()
+            .map_err(|e| ApiError::field(field, e.to_string()))
+    };
+    let filter = Filter {
+        host: query.host.clone(),
+        op: query.op.clone(),
+        since: time("since", &query.since)?,
+        until: time("until", &query.until)?,
+        failed_only: query.failed.unwrap_or(false),
+        run: query.run.clone(),
+    };
+    let config = state.executor.config().audit.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut records: std::collections::VecDeque<Record> = std::collections::VecDeque::new();
+        let mut truncated = false;
+        for stored in audit::read_records(&config)? {
+            let Ok(stored) = stored else { continue };
+            if filter.matches(&stored.record) {
+                records.push_back(stored.record);
+                if records.len() > limit {
+                    records.pop_front();
+                    truncated = true;
+                }
+            }
+        }
+        Ok::<_, audit::AuditError>((records.into(), truncated))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("{:#}", anyhow::Error::from(e))))?;
+    Ok(axum::Json(AuditRecords {
+        records: found.0,
+        truncated: found.1,
+    }))
+}
+
+/// Checks the audit log's hash chain (as `remex audit verify`).
+#[utoipa::path(post, path = "/v1/audit/verify", tag = "audit",
+    responses((status = 200, description = "The verification report; `ok` says whether the chain is intact")))]
+pub(crate) async fn verify_log(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::AuditRead)?;
+    let config = state.executor.config().audit.clone();
+    let report = tokio::task::spawn_blocking(move || audit::verify(&config))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(format!("{:#}", anyhow::Error::from(e))))?;
+    let mut value = serde_json::to_value(&report).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("ok".into(), report.ok().into());
+    }
+    Ok(axum::Json(value))
+}

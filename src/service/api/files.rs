@@ -1,0 +1,516 @@
+//! `/v1/files`: uploads to many hosts and downloads from one, with the
+//! CLI's atomic, verified transfers.
+//!
+//! An upload's bytes are first written to a private temp directory beside
+//! the store (never under a name the client chose beyond a checked file
+//! name), then sent to every host as `remex upload` sends them, then
+//! deleted. A download fetches into a private temp directory and streams
+//! the file back with its SHA-256 (`Digest: sha-256=…`), or a directory as
+//! a tar stream.
+
+use std::path::{Path, PathBuf};
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{FromRequest as _, Multipart, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt as _;
+use utoipa::IntoParams;
+
+use super::runs::{NewJob, submit};
+use super::{AppState, RequestId};
+use crate::ops::transfer::{Download, Upload};
+use crate::service::auth::{Caller, Scope};
+use crate::service::error::ApiError;
+use crate::service::jobs::Finished;
+
+/// `POST /v1/files/upload`'s query (with a raw body; a multipart form may
+/// carry the same fields as parts).
+#[derive(Debug, Default, Clone, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UploadQuery {
+    /// Which hosts (a selector).
+    pub targets: Option<String>,
+    /// The remote path: a file, or a directory to put it in (ending in `/`,
+    /// or existing).
+    pub path: Option<String>,
+    /// The file's name when `path` is a directory (default: the multipart
+    /// file name).
+    pub name: Option<String>,
+    /// The file's mode, octal (`0640`; default 0644).
+    pub mode: Option<String>,
+    /// Create missing parent directories.
+    pub mkdir: Option<bool>,
+    /// Leave hosts that hold the same bytes untouched.
+    pub skip_identical: Option<bool>,
+    /// Wait up to this long for the job (`30s`).
+    pub wait: Option<String>,
+}
+
+/// Uploads the body (raw, or the `file` part of a multipart form) to the
+/// same path on every selected host.
+#[utoipa::path(
+    post,
+    path = "/v1/files/upload",
+    tag = "files",
+    params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes (or multipart/form-data with a `file` part)"),
+    responses(
+        (status = 200, description = "The report"),
+        (status = 202, body = super::jobs::JobView),
+        (status = 400, body = crate::service::error::ErrorBody),
+        (status = 413, body = crate::service::error::ErrorBody)
+    )
+)]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Query(query): Query<UploadQuery>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::FilesWrite)?;
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    // Refused before a byte is read, when the query says where.
+    if let Some(targets) = &query.targets {
+        caller.reach(&state.executor, targets)?;
+    }
+    let limit = state.config.limits.max_body;
+    let spool = tempfile::Builder::new()
+        .prefix("upload.")
+        .tempdir_in(spool_dir(&state)?)
+        .map_err(|e| ApiError::internal(format!("cannot make a temp directory: {e}")))?;
+    let (query, file_name, local) = if multipart {
+        let form = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?;
+        receive_form(form, query, spool.path(), limit).await?
+    } else {
+        let name = file_name(&query, None)?;
+        let local = spool.path().join(&name);
+        receive(req.into_body(), &local, limit).await?;
+        (query, name, local)
+    };
+    let wait = super::body::wait(query.wait.as_deref(), state.config.limits.max_wait)?;
+    let targets = query
+        .targets
+        .clone()
+        .ok_or_else(|| ApiError::field("targets", "say which hosts: `targets=web`"))?;
+    let path = query
+        .path
+        .clone()
+        .ok_or_else(|| ApiError::field("path", "say where: `path=/etc/app/app.conf`"))?;
+    check_remote(&path)?;
+    let mut upload = Upload::new(vec![local], &path);
+    upload.mkdir = query.mkdir.unwrap_or(false);
+    upload.options.skip_identical = query.skip_identical.unwrap_or(false);
+    upload.mode = match &query.mode {
+        Some(mode) => Some(u32::from_str_radix(mode, 8).map_err(|_| {
+            ApiError::field(
+                "mode",
+                format!("`{mode}` is not an octal mode such as 0640"),
+            )
+        })?),
+        None => Some(0o644),
+    };
+    let recorded = RecordedUpload {
+        query: &query,
+        file_name: &file_name,
+    };
+    let selector = targets.clone();
+    let job = NewJob {
+        operation: "upload",
+        targets: &targets,
+        request: &recorded,
+        parallel: None,
+        secrets: Vec::new(),
+        work: Box::new(move |executor, ctx| {
+            Box::pin(async move {
+                let report = executor.upload(&ctx, &selector, &upload).await;
+                // The spooled bytes go as soon as the hosts have them.
+                drop(spool);
+                Ok(Finished::of(&report?))
+            })
+        }),
+    };
+    submit(&state, &caller, &request_id, wait, job).await
+}
+
+/// What an upload job keeps of its request.
+#[derive(Serialize)]
+struct RecordedUpload<'a> {
+    #[serde(flatten)]
+    query: &'a UploadQuery,
+    file_name: &'a str,
+}
+
+/// Where uploads are spooled: `uploads/` beside the store (0700).
+fn spool_dir(state: &AppState) -> Result<PathBuf, ApiError> {
+    let dir = state
+        .config
+        .store
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("uploads");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .map_err(|e| ApiError::internal(format!("cannot make {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// The file's name: `name`, else the multipart file name, else the last
+/// part of `path` — a plain name, never a path.
+fn file_name(query: &UploadQuery, from_form: Option<&str>) -> Result<String, ApiError> {
+    let from_path = query
+        .path
+        .as_deref()
+        .filter(|p| !p.ends_with('/'))
+        .and_then(|p| p.rsplit('/').next());
+    let (field, name) = match (&query.name, from_form, from_path) {
+        (Some(name), _, _) => ("name", name.as_str()),
+        (None, Some(name), _) => ("file", name),
+        (None, None, Some(name)) => ("path", name),
+        (None, None, None) => {
+            return Err(ApiError::field(
+                "name",
+                "`path` names a directory: give the file's `name`",
+            ));
+        }
+    };
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\0')
+        || name.len() > 255
+    {
+        return Err(ApiError::field(
+            field,
+            format!("`{name}` is not a file name (no `/`, not `.` or `..`)"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A remote path the service accepts: not empty, no NUL.
+fn check_remote(path: &str) -> Result<(), ApiError> {
+    if path.is_empty() || path.contains('\0') {
+        return Err(ApiError::field(
+            "path",
+            "the remote path is empty or holds a NUL byte",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `body` to `local`, at most `limit` bytes (413 beyond).
+async fn receive(body: Body, local: &Path, limit: u64) -> Result<u64, ApiError> {
+    let mut file = tokio::fs::File::create(local)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+    let mut stream = body.into_data_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(ApiError::too_large(format!(
+                "the upload is larger than service.limits.max_body ({limit} bytes)"
+            )));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+    Ok(total)
+}
+
+/// Reads a multipart form: text parts override the query's fields, the
+/// `file` part is spooled.
+async fn receive_form(
+    mut form: Multipart,
+    mut query: UploadQuery,
+    spool: &Path,
+    limit: u64,
+) -> Result<(UploadQuery, String, PathBuf), ApiError> {
+    let mut spooled = None;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let file_name = file_name(&query, field.file_name())?;
+            let local = spool.join(&file_name);
+            let mut file = tokio::fs::File::create(&local)
+                .await
+                .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+            let mut total = 0u64;
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?
+            {
+                total += chunk.len() as u64;
+                if total > limit {
+                    return Err(ApiError::too_large(format!(
+                        "the upload is larger than service.limits.max_body ({limit} bytes)"
+                    )));
+                }
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+            }
+            spooled = Some((file_name, local));
+            continue;
+        }
+        let text = field
+            .text()
+            .await
+            .map_err(|e| ApiError::field(name.clone(), format!("not text: {e}")))?;
+        let flag = |t: &str| matches!(t, "true" | "1" | "yes" | "on");
+        match name.as_str() {
+            "targets" => query.targets = Some(text),
+            "path" => query.path = Some(text),
+            "name" => query.name = Some(text),
+            "mode" => query.mode = Some(text),
+            "mkdir" => query.mkdir = Some(flag(&text)),
+            "skip_identical" => query.skip_identical = Some(flag(&text)),
+            other => {
+                return Err(ApiError::field(
+                    other,
+                    format!(
+                        "unknown form field `{other}` (targets, path, name, mode, mkdir, skip_identical, file)"
+                    ),
+                ));
+            }
+        }
+    }
+    let (file_name, local) =
+        spooled.ok_or_else(|| ApiError::field("file", "the form has no `file` part"))?;
+    Ok((query, file_name, local))
+}
+
+/// `GET /v1/files/download`'s query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DownloadQuery {
+    /// The host (one name).
+    pub host: String,
+    /// The remote file, or directory (sent as a tar stream).
+    pub path: String,
+}
+
+/// A file's bytes (with `Digest: sha-256=…` and `X-Remex-Sha256`), or a
+/// directory as a tar stream, from one host.
+#[utoipa::path(
+    get,
+    path = "/v1/files/download",
+    tag = "files",
+    params(DownloadQuery),
+    responses(
+        (status = 200, description = "The file, or a tar stream for a directory", content_type = "application/octet-stream"),
+        (status = 404, body = crate::service::error::ErrorBody),
+        (status = 502, description = "The host failed", body = crate::service::error::ErrorBody)
+    )
+)]
+pub(crate) async fn download(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Query(query): Query<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::FilesRead)?;
+    check_remote(&query.path)?;
+    if !state.executor.config().vms.contains_key(&query.host) {
+        return Err(ApiError::field(
+            "host",
+            format!("no host named `{}`", query.host),
+        ));
+    }
+    caller.reach(&state.executor, &query.host)?;
+    let spool = tempfile::Builder::new()
+        .prefix("download.")
+        .tempdir_in(spool_dir(&state)?)
+        .map_err(|e| ApiError::internal(format!("cannot make a temp directory: {e}")))?;
+    let mut download = Download::new(vec![query.path.clone()], spool.path());
+    download.flat = true;
+    download.recursive = true;
+    let ctx = crate::run::RunContext::new()
+        .actor(caller.token.name.clone())
+        .request_id(request_id.0.clone());
+    let report = state
+        .executor
+        .download(&ctx, &query.host, &download)
+        .await?;
+    let Some(host) = report.results.first() else {
+        return Err(ApiError::internal("the download reported no host"));
+    };
+    if let Some(failure) = &host.error {
+        if failure.message.contains("no such file") {
+            return Err(ApiError::not_found(format!(
+                "{}: {}",
+                query.host, failure.message
+            )));
+        }
+        return Err(ApiError::host_failed(failure));
+    }
+    let Some(first) = std::fs::read_dir(spool.path())
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(Result::ok)
+    else {
+        return Err(ApiError::internal("the download left nothing"));
+    };
+    let local = first.path();
+    let name = first.file_name().to_string_lossy().into_owned();
+    if local.is_dir() {
+        return tar_stream(spool, local, name).await;
+    }
+    let sha256 = host.detail.sha256.clone().unwrap_or_default();
+    let file = tokio::fs::File::open(&local)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot read the download: {e}")))?;
+    let length = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let stream = file_stream(file, spool);
+    let digest = hex_to_base64(&sha256);
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", name.replace('"', "")),
+            ),
+            (
+                header::HeaderName::from_static("digest"),
+                format!("sha-256={digest}"),
+            ),
+            (header::HeaderName::from_static("x-remex-sha256"), sha256),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The bytes of `file`, keeping `spool` (and so the file) until they are
+/// sent.
+fn file_stream(
+    file: tokio::fs::File,
+    spool: tempfile::TempDir,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send {
+    futures_util::stream::unfold((file, Some(spool)), |(mut file, spool)| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => {
+                drop(spool);
+                None
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), (file, spool)))
+            }
+            Err(e) => Some((Err(e), (file, None))),
+        }
+    })
+}
+
+/// A directory as a tar stream (built in the spool, then streamed).
+async fn tar_stream(
+    spool: tempfile::TempDir,
+    dir: PathBuf,
+    name: String,
+) -> Result<Response, ApiError> {
+    let archive = spool.path().join(".remex.tar");
+    let (from, to, entry) = (dir.clone(), archive.clone(), name.clone());
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let file = std::fs::File::create(&to)?;
+        let mut builder = tar::Builder::new(file);
+        builder.follow_symlinks(false);
+        builder.append_dir_all(&entry, &from)?;
+        builder.into_inner()?.sync_all()
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("cannot pack the directory: {e}")))?;
+    let file = tokio::fs::File::open(&archive)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot read the archive: {e}")))?;
+    let stream = file_stream(file, spool);
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.tar\"", name.replace('"', "")),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// A hex digest as standard base64 (the `Digest` header's form).
+fn hex_to_base64(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_names_never_paths() {
+        let query = |path: &str, name: Option<&str>| UploadQuery {
+            path: Some(path.into()),
+            name: name.map(Into::into),
+            ..UploadQuery::default()
+        };
+        assert_eq!(
+            file_name(&query("/etc/app.conf", None), None).unwrap(),
+            "app.conf"
+        );
+        assert_eq!(
+            file_name(&query("/etc/", None), Some("x.bin")).unwrap(),
+            "x.bin"
+        );
+        for bad in ["..", ".", "a/b", ""] {
+            let e = file_name(&query("/etc/", Some(bad)), None).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("name"), "{bad}");
+        }
+        let e = file_name(&query("/etc/", None), Some("../../etc/passwd")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("file"));
+        assert!(file_name(&query("/etc/", None), None).is_err());
+    }
+
+    #[test]
+    fn digests_convert() {
+        // SHA-256 of "abc".
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(
+            hex_to_base64(hex),
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
+    }
+}

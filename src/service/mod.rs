@@ -1,0 +1,378 @@
+//! `remex serve`: the Remote Execution Service — the library's operations
+//! over an HTTP/1.1 JSON API, for n8n and other automation.
+//!
+//! One process, one [`Executor`] (one SSH connection per host, shared by
+//! every job), one embedded store (SQLite) for tokens, jobs and their
+//! events. Every request needs a token (`remex tokens create`) that holds
+//! the operation's scope and reaches every selected host; every request is
+//! audited, allowed or not; every job is in the store before it is
+//! answered, so none is lost silently: a job under way when the service
+//! dies is `interrupted` at the next start.
+//!
+//! # Layout
+//!
+//! - `api/` — the handlers (`runs`, `jobs`, `files`, `hosts`, `keys`,
+//!   `audit`, `meta`), the guard every request passes (token, rate, audit
+//!   record), JSON bodies, and the OpenAPI document built from the handlers.
+//! - `jobs.rs` — running jobs, their events, waiting, cancelling, draining.
+//! - `store/` — the [`Store`] contract and its SQLite backend.
+//! - `auth.rs` — tokens and scopes; `requests.rs` — request records;
+//!   `callbacks.rs` — signed callbacks; `metrics.rs` — `/metrics`;
+//!   `error.rs` — the one error shape.
+
+mod api;
+mod auth;
+mod callbacks;
+mod error;
+mod jobs;
+mod metrics;
+mod requests;
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use store::sqlite::Sqlite;
+pub use store::{Store, StoreError, TokenRecord};
+
+use crate::config::OnShutdown;
+use crate::run::Executor;
+
+/// Why the service could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound, or TLS set up.
+    #[error("{0}")]
+    Listen(String),
+}
+
+/// What `remex serve` needs besides the executor.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Listen here instead of `service.listen` (`--listen`).
+    pub listen: Option<SocketAddr>,
+    /// Told the bound address once listening (a test binds port 0).
+    pub on_listening: Option<std::sync::mpsc::Sender<SocketAddr>>,
+}
+
+/// Runs the service on `executor` until `shutdown` resolves, then drains:
+/// new requests get 503, jobs under way are cancelled (or, with
+/// `service.on_shutdown: finish`, allowed to end), their records written,
+/// and the server stops.
+///
+/// # Errors
+///
+/// The store cannot be opened, or the address cannot be bound.
+pub async fn serve(
+    executor: Executor,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let config = executor.config().service.clone();
+    let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.store)?);
+    let interrupted = {
+        let store = store.clone();
+        let now = jobs::now_ms();
+        tokio::task::spawn_blocking(move || store.interrupt_unfinished(now))
+            .await
+            .map_err(|e| ServiceError::Listen(e.to_string()))??
+    };
+    for job in &interrupted {
+        tracing::warn!(job = %job.id, "job was under way when the service stopped: marked interrupted");
+        // Its event stream ends, as a finished job's does.
+        let next = store
+            .events_after(&job.id, 0)
+            .map(|events| events.last().map_or(1, |e| e.seq + 1))
+            .unwrap_or(1);
+        let end = jobs::JobFinished {
+            job_id: job.id.clone(),
+            state: store::JobState::Interrupted,
+            summary: None,
+            error: Some("the service stopped while the job was under way".to_owned()),
+        };
+        let event = store::EventRecord {
+            job: job.id.clone(),
+            seq: next,
+            kind: "job_finished".into(),
+            data: serde_json::to_string(&end).unwrap_or_default(),
+        };
+        if let Err(e) = store.append_events(&[event]) {
+            tracing::error!(job = %job.id, "cannot end its events: {e}");
+        }
+    }
+    let metrics = Arc::new(metrics::Metrics::default());
+    let callbacks = callbacks::Callbacks::new(Duration::from_secs(1));
+    let max_output = usize::try_from(config.limits.max_output).unwrap_or(usize::MAX);
+    let jobs = Arc::new(jobs::Jobs::new(
+        executor.clone(),
+        store.clone(),
+        max_output,
+        callbacks,
+        metrics.clone(),
+    ));
+    let requests = requests::RequestLog::start(executor.audit_log().clone());
+    let state = Arc::new(api::Shared::new(
+        executor.clone(),
+        jobs.clone(),
+        config.clone(),
+        requests,
+        metrics,
+    ));
+    let (router, openapi) = api::routes();
+    let openapi = Arc::new(openapi);
+    let app = router
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || {
+                let openapi = openapi.clone();
+                async move { axum::Json((*openapi).clone()) }
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::guard,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            usize::try_from(config.limits.max_body).unwrap_or(usize::MAX),
+        ))
+        .with_state(state.clone());
+
+    let addr = match options.listen {
+        Some(addr) => addr,
+        None => config.listen.parse().map_err(|e| {
+            ServiceError::Listen(format!("service.listen `{}`: {e}", config.listen))
+        })?,
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| ServiceError::Listen(format!("cannot listen on {addr}: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ServiceError::Listen(e.to_string()))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ServiceError::Listen(e.to_string()))?;
+    let handle = axum_server::Handle::new();
+    let sweeper = tokio::spawn(sweep(store.clone(), config.retain));
+    let draining = {
+        let (handle, jobs) = (handle.clone(), jobs.clone());
+        let cancel = config.on_shutdown == OnShutdown::Cancel;
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(
+                "shutting down: no new requests; {} jobs under way",
+                jobs.running()
+            );
+            jobs.shutdown(cancel).await;
+            handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        })
+    };
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let served = match &config.tls {
+        Some(tls) => {
+            let rustls = tls::server_config(tls).map_err(ServiceError::Listen)?;
+            if let Some(tell) = &options.on_listening {
+                let _ = tell.send(bound);
+            }
+            tracing::info!("listening on https://{bound}");
+            axum_server::from_tcp_rustls(
+                listener,
+                axum_server::tls_rustls::RustlsConfig::from_config(rustls),
+            )
+            .map_err(|e| ServiceError::Listen(e.to_string()))?
+            .handle(handle)
+            .serve(service)
+            .await
+        }
+        None => {
+            if let Some(tell) = &options.on_listening {
+                let _ = tell.send(bound);
+            }
+            tracing::info!("listening on http://{bound}");
+            axum_server::from_tcp(listener)
+                .map_err(|e| ServiceError::Listen(e.to_string()))?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    };
+    draining.abort();
+    sweeper.abort();
+    // Jobs that a failing server left behind still end and are recorded.
+    jobs.shutdown(true).await;
+    state.requests.close();
+    executor.close().await;
+    served.map_err(|e| ServiceError::Listen(e.to_string()))
+}
+
+/// The API's OpenAPI 3.1 document, as `/v1/openapi.json` serves it and
+/// `docs/openapi.json` holds it.
+pub fn openapi_json() -> String {
+    let (_, api) = api::routes();
+    api.to_pretty_json().unwrap_or_default()
+}
+
+/// Deletes finished jobs older than `retain`, hourly.
+async fn sweep(store: Arc<dyn Store>, retain: Duration) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let before = jobs::now_ms() - i64::try_from(retain.as_millis()).unwrap_or(i64::MAX);
+        match store::blocking(&store, move |s| s.sweep(before)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("deleted {n} jobs older than service.retain"),
+            Err(e) => tracing::error!("cannot sweep old jobs: {e}"),
+        }
+    }
+}
+
+/// Token administration, for `remex tokens`: what the store needs, and
+/// the token shown once.
+pub mod tokens {
+    use super::{Store, StoreError, TokenRecord};
+
+    /// A token just made: the secret parts are shown once.
+    #[derive(Debug, Clone)]
+    pub struct NewToken {
+        /// `rmx_…`: give it to the client; it is not stored.
+        pub token: String,
+        /// The key that signs this token's callbacks.
+        pub callback_secret: String,
+        /// What was stored.
+        pub record: TokenRecord,
+    }
+
+    /// Makes token `name` with `scopes` reaching `targets`, expiring at
+    /// `expires_ms`.
+    ///
+    /// # Errors
+    ///
+    /// An unknown scope; a name taken; the store.
+    pub fn create(
+        store: &dyn Store,
+        name: &str,
+        scopes: &[String],
+        targets: &str,
+        expires_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<NewToken, String> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(format!(
+                "`{name}` is not a token name: letters, digits, `-`, `_`, `.`, up to 64"
+            ));
+        }
+        if scopes.is_empty() {
+            return Err("give the token at least one --scope".to_owned());
+        }
+        for scope in scopes {
+            super::auth::Scope::parse(scope)?;
+        }
+        let token = super::auth::new_token();
+        let callback_secret = super::auth::new_secret();
+        let record = TokenRecord {
+            name: name.to_owned(),
+            hash: super::auth::hash(&token),
+            scopes: scopes.to_vec(),
+            targets: targets.to_owned(),
+            created_ms: now_ms,
+            expires_ms,
+            revoked_ms: None,
+            callback_secret: callback_secret.clone(),
+        };
+        store.insert_token(&record).map_err(|e| match e {
+            StoreError::Exists(_) => {
+                format!("a token named `{name}` exists; revoke it or pick another name")
+            }
+            other => other.to_string(),
+        })?;
+        Ok(NewToken {
+            token,
+            callback_secret,
+            record,
+        })
+    }
+
+    /// Every scope's name.
+    pub fn scopes() -> Vec<&'static str> {
+        super::auth::Scope::ALL.iter().map(|s| s.as_str()).collect()
+    }
+}
+
+/// TLS from `service.tls`.
+pub(crate) mod tls {
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use crate::config::TlsConfig;
+
+    /// Makes *ring* the process's TLS crypto (the callbacks' client and the
+    /// server use it). rustls deprecates *ring* for lacking post-quantum
+    /// key exchange; remex already builds *ring* for SSH, and its TLS is
+    /// for the orchestrator's own network — aws-lc-rs would add a C build
+    /// of minutes for it.
+    #[allow(deprecated)]
+    pub(crate) fn install_provider() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+
+    /// The rustls server config: certificate and key; with `client_ca`,
+    /// client certificates are required.
+    pub(super) fn server_config(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, String> {
+        install_provider();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+            .map_err(|e| format!("service.tls.cert {}: {e}", tls.cert.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("service.tls.cert {}: {e}", tls.cert.display()))?;
+        let key = PrivateKeyDer::from_pem_file(&tls.key)
+            .map_err(|e| format!("service.tls.key {}: {e}", tls.key.display()))?;
+        let builder = rustls::ServerConfig::builder();
+        let builder = match &tls.client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(ca)
+                    .map_err(|e| format!("service.tls.client_ca {}: {e}", ca.display()))?
+                {
+                    let cert =
+                        cert.map_err(|e| format!("service.tls.client_ca {}: {e}", ca.display()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("service.tls.client_ca {}: {e}", ca.display()))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .map_err(|e| format!("service.tls.client_ca: {e}"))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("service.tls: {e}"))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_committed_openapi_document_is_up_to_date() {
+        let committed = include_str!("../../docs/openapi.json");
+        assert!(
+            committed.trim_end() == super::openapi_json().trim_end(),
+            "docs/openapi.json is out of date: run `cargo run -- serve --print-openapi > docs/openapi.json`"
+        );
+    }
+}
