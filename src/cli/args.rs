@@ -27,15 +27,23 @@ Every action on a host is recorded first in the audit log (audit: in the config;
 default ~/.local/state/remex/audit.jsonl). If it cannot be written, remex contacts no host.
 
 Exit status: 0 every host succeeded, 1 some host failed, 2 usage, config or audit
-log error (no host contacted), 130 interrupted."
+log error (no host contacted), 130 interrupted. With --exit-zero: 0 whenever the
+report was printed. With --json, an error that stops remex (exit 2) is printed on
+stdout too, as {\"version\":2,\"operation\":…,\"error\":{\"kind\",\"message\"}}."
 )]
 pub struct Cli {
     /// Config file (default: $REMEX_CONFIG, ./configs/config.yml, ~/.config/remex/config.yml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Print one JSON document on stdout instead of human output.
+    /// Print one JSON document on stdout instead of human output (also for
+    /// an error that stops remex: `{"version","operation","error"}`).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Exit 0 whenever the command ran and printed its report, even when
+    /// hosts failed (for callers that throw away the output of a failed
+    /// command); 2 still means nothing ran (usage, config, audit log).
+    #[arg(long, global = true)]
+    pub exit_zero: bool,
     /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -48,11 +56,52 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The options of `exec` and `script`, for the other commands `None`.
+    fn run_args(&self) -> Option<&RunArgs> {
+        match &self.command {
+            Command::Exec(args) => Some(&args.run),
+            Command::Script(args) => Some(&args.run),
+            _ => None,
+        }
+    }
+
+    /// Whether the command asks for `--ndjson` (exec and script).
+    pub fn ndjson(&self) -> bool {
+        self.run_args().is_some_and(|run| run.ndjson)
+    }
+
+    /// The conflicts clap does not see: `--json` given before the
+    /// subcommand with `--stream` or `--ndjson` after it (`--stream`
+    /// would be silently ignored).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let Some(run) = self.run_args().filter(|_| self.json) else {
+            return Ok(());
+        };
+        let other = if run.stream {
+            "--stream"
+        } else if run.ndjson {
+            "--ndjson"
+        } else {
+            return Ok(());
+        };
+        let mut command = <Cli as clap::CommandFactory>::command();
+        Err(command.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("the argument '--json' cannot be used with '{other}' (--stream is for human output; --ndjson prints one JSON line per host)"),
+        ))
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command on the selected hosts.
-    #[command(after_help = "\
+    #[command(
+        override_usage = "remex exec [OPTIONS] <TARGETS> -- <COMMAND>...
+       remex exec [OPTIONS] <TARGETS> --raw <STRING>
+       remex exec [OPTIONS] --request <FILE|->",
+        after_help = "\
 TARGETS is a comma-separated selector: host names (vm01), groups (web), `all`,
 globs (vm0*), and exclusions (all,!vm03). Quote it in your shell when it holds `!` or `*`.
 
@@ -64,7 +113,11 @@ Examples:
   remex exec 'web,!vm03' --parallel 16 -- systemctl restart nginx
   remex exec db --env PGUSER=app --cwd /srv/app -- ./migrate --check
   remex exec all --raw 'df -h / | tail -n 1'
-  remex exec all --stdin payload.json -- tee /tmp/payload.json")]
+  remex exec all --stdin payload.json -- tee /tmp/payload.json
+  remex exec all --timeout none -- ./long-migration
+  remex --json exec --request request.json       the whole request as JSON (see README)
+  remex exec all --ndjson -- uptime               one JSON line per host as it finishes"
+    )]
     Exec(ExecArgs),
     /// Copy a local script to the selected hosts, run it, and remove it.
     #[command(after_help = "\
@@ -165,13 +218,32 @@ Examples:
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
-    pub targets: String,
+    #[arg(required_unless_present = "request")]
+    pub targets: Option<String>,
     /// The command and its arguments (after `--`).
-    #[arg(last = true, value_name = "COMMAND", required_unless_present = "raw")]
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        required_unless_present_any = ["raw", "request"]
+    )]
     pub argv: Vec<String>,
     /// One shell string, passed to the remote shell as is (instead of `-- COMMAND`).
     #[arg(long, value_name = "STRING", conflicts_with = "argv")]
     pub raw: Option<String>,
+    /// Read the whole request (targets, command or raw or script, env,
+    /// timeout, cwd, stdin, sudo, parallel, …) as one JSON object from FILE
+    /// or `-` (stdin), with the field names of the service's `POST /v1/runs`;
+    /// nothing of it passes through a shell. Output options (--json,
+    /// --ndjson, --stream, --exit-zero) still come from the command line.
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        conflicts_with_all = [
+            "targets", "argv", "raw", "parallel", "timeout", "env", "secret_env",
+            "cwd", "stdin", "pty", "max_output", "sudo", "sudo_user", "sudo_password_env",
+        ]
+    )]
+    pub request: Option<PathBuf>,
     /// How to run it.
     #[command(flatten)]
     pub run: RunArgs,
@@ -204,8 +276,9 @@ pub struct RunArgs {
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
     /// Stop the command after this long, and its child processes with it
-    /// (30s, 5m, 1h; default: remote_execution.command_timeout).
-    #[arg(long, short = 't', value_name = "DURATION", value_parser = parse_duration_arg)]
+    /// (30s, 5m, 1h; `none`: never; default: remote_execution.command_timeout).
+    /// 0 is refused: it would stop the command at once.
+    #[arg(long, short = 't', value_name = "DURATION|none", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// Set an environment variable for the command (repeatable); works even
     /// when sshd's AcceptEnv refuses it.
@@ -226,13 +299,21 @@ pub struct RunArgs {
     /// Request a pseudo-terminal (stdout and stderr are merged).
     #[arg(long)]
     pub pty: bool,
-    /// Cap on each of stdout and stderr per host (bytes; K, M, G suffixes).
+    /// Cap on each of stdout and stderr per host (bytes; K, M, G suffixes);
+    /// what is cut is flagged `truncated`. Lower it when the caller reads
+    /// the report into a small buffer (the report holds every host's output).
     #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
     pub max_output: usize,
     /// Print lines as they arrive (prefixed by host) instead of each host's
-    /// output when it finishes.
-    #[arg(long)]
+    /// output when it finishes. Human output only: refused with --json and
+    /// --ndjson.
+    #[arg(long, conflicts_with_all = ["json", "ndjson"])]
     pub stream: bool,
+    /// Print one JSON line per host as it finishes (the object of --json's
+    /// `results[]`), then one line with the run's `version`, `operation`,
+    /// `run_id` and `summary`.
+    #[arg(long, conflicts_with = "json")]
+    pub ndjson: bool,
     /// Run as root through `sudo` (non-interactive: never waits for a prompt).
     #[arg(long)]
     pub sudo: bool,
@@ -469,6 +550,27 @@ pub enum Server {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     remex::config::parse_duration(s)
+}
+
+/// How long `--timeout none` lets a command run: a hundred years, which
+/// the timer treats as never (a deadline the clock cannot reach would
+/// overflow it).
+pub const NO_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `--timeout` (and a request's `timeout`): a duration, or `none` for no
+/// timeout ([`NO_TIMEOUT`]). Zero is refused rather than taken to mean
+/// "none": a computed 0 in a script should not silently run forever.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(NO_TIMEOUT);
+    }
+    let timeout = remex::config::parse_duration(s)?;
+    if timeout.is_zero() {
+        return Err(format!(
+            "a timeout of {s:?} would stop the command at once; give a duration such as 30s, or `none` for no timeout"
+        ));
+    }
+    Ok(timeout)
 }
 
 /// Parses an octal file mode: `0640`, `640`, `0o640`.

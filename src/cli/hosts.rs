@@ -58,10 +58,11 @@ pub(super) fn list(global: &Global<'_>) -> Result<Status> {
 pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> {
     let executor = global.executor(global.config()?)?;
     let interrupts = Interrupts::watch("stopping the checks")?;
-    let report = executor
+    let mut report = executor
         .check(&global.context(&interrupts), targets)
         .await?;
     executor.close().await;
+    global.invocation.rewrite_report(&mut report);
     if global.json {
         print_json(&report)?;
     } else {
@@ -138,7 +139,7 @@ pub(super) async fn trust(global: &Global<'_>, args: TrustArgs) -> Result<Status
     let report = executor
         .hosts_trust(&global.context(&interrupts), &args.targets, &request)
         .await?;
-    finish(&report, global.json, &interrupts)
+    finish(global, report, &interrupts)
 }
 
 /// `remex hosts forget`.
@@ -148,12 +149,13 @@ pub(super) async fn forget(global: &Global<'_>, targets: &str) -> Result<Status>
     let report = executor
         .hosts_forget(&global.context(&interrupts), targets)
         .await?;
-    finish(&report, global.json, &interrupts)
+    finish(global, report, &interrupts)
 }
 
-fn finish(report: &TrustReport, json: bool, interrupts: &Interrupts) -> Result<Status> {
-    if json {
-        print_json(report)?;
+fn finish(global: &Global<'_>, mut report: TrustReport, interrupts: &Interrupts) -> Result<Status> {
+    global.invocation.rewrite_report(&mut report);
+    if global.json {
+        print_json(&report)?;
     } else {
         let width = render::name_width(report.results.iter().map(|r| r.host.as_str()));
         for r in &report.results {

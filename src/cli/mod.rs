@@ -1,7 +1,11 @@
 //! The `remex` command: parse, call the library, render, and map the outcome
 //! to an exit status (0 every host succeeded, 1 some host failed, 2 usage,
 //! config or audit log error, 130/143/129 interrupted by SIGINT/SIGTERM/
-//! SIGHUP).
+//! SIGHUP; with `--exit-zero`, 0 whenever the report was printed).
+//!
+//! An error that stops a command (exit 2) is printed on stderr, and with
+//! `--json` or `--ndjson` also on stdout as an [`error_report::ErrorReport`]
+//! — clap's usage errors included.
 //!
 //! Only translation happens here: arguments become a request and a
 //! [`RunContext`] (the actor, the signals' cancel, the terminal prompter,
@@ -15,24 +19,32 @@
 
 mod args;
 mod audit;
+mod error_report;
 mod exec;
 mod hosts;
+mod invocation;
 mod keys;
 mod lab;
+mod ndjson;
 mod prompt;
 mod render;
+mod request;
 mod serve;
 mod signals;
 mod transfer;
+mod usage;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use serde::Serialize;
 
 use args::{Cli, Command, HostsCommand};
+use error_report::ErrorReport;
+use invocation::Invocation;
 use remex::{Config, Executor, Listing, RunContext};
 use signals::Interrupts;
 
@@ -53,13 +65,23 @@ enum Status {
 
 /// Entry point of the binary.
 pub(crate) fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            // Help and version go to stdout with status 0; usage errors exit 2.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let parsed = Cli::command()
+        .try_get_matches_from(&argv)
+        .and_then(|matches| {
+            let cli = Cli::from_arg_matches(&matches)?;
+            cli.check()?;
+            Ok((usage::operation_of_matches(&matches), cli))
+        });
+    let (operation, cli) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return usage_error(e, &argv),
+    };
+    let outcome = Outcome {
+        operation,
+        json: cli.json || cli.ndjson(),
+        exit_zero: cli.exit_zero,
+        invocation: Invocation::new(cli.config.as_deref()),
     };
     init_tracing(cli.verbose);
     if !matches!(cli.command, Command::Serve(_)) {
@@ -71,19 +93,73 @@ pub(crate) fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("remex: error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return outcome
+                .failed(&anyhow::Error::new(e).context("cannot start the async runtime"));
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(Status::Success) => ExitCode::SUCCESS,
-        Ok(Status::HostFailed) => ExitCode::from(1),
-        Ok(Status::Interrupted(code)) => ExitCode::from(code),
-        Ok(Status::AuditIncomplete) => ExitCode::from(2),
-        Err(e) => {
-            eprintln!("remex: error: {e:#}");
-            ExitCode::from(2)
+    let invocation = outcome.invocation.clone();
+    match runtime.block_on(run(cli, &invocation)) {
+        Ok(status) => outcome.status(status),
+        Err(e) => outcome.failed(&e),
+    }
+}
+
+/// A command line clap refused (or `--help`, `--version`): printed as clap
+/// prints it, with remex's hint, and with `--json` also as an
+/// [`ErrorReport`] on stdout.
+fn usage_error(error: clap::Error, argv: &[OsString]) -> ExitCode {
+    // Help and version go to stdout with status 0; usage errors exit 2.
+    if !error.use_stderr() {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let error = usage::with_hint(error, argv);
+    let _ = error.print();
+    if usage::wants_json(argv) {
+        let operation = usage::operation_of_args(argv);
+        let message = usage::one_line(&error);
+        let _ = print_json(&ErrorReport::new(operation.as_deref(), "usage", &message));
+    }
+    ExitCode::from(2)
+}
+
+/// How a parsed command line wants its end reported.
+struct Outcome {
+    /// The operation it names, for an [`ErrorReport`].
+    operation: Option<String>,
+    /// `--json` or `--ndjson`: an error is reported on stdout too.
+    json: bool,
+    /// `--exit-zero`.
+    exit_zero: bool,
+    /// For the commands suggested in error messages.
+    invocation: Invocation,
+}
+
+impl Outcome {
+    /// The exit status of a command that ran to its end: with
+    /// `--exit-zero`, 0 whatever the hosts did (the report says it).
+    fn status(&self, status: Status) -> ExitCode {
+        if self.exit_zero {
+            return ExitCode::SUCCESS;
         }
+        match status {
+            Status::Success => ExitCode::SUCCESS,
+            Status::HostFailed => ExitCode::from(1),
+            Status::Interrupted(code) => ExitCode::from(code),
+            Status::AuditIncomplete => ExitCode::from(2),
+        }
+    }
+
+    /// Reports an error that stopped the command: exit 2.
+    fn failed(&self, error: &anyhow::Error) -> ExitCode {
+        let text = format!("{error:#}");
+        let message = self.invocation.rewrite(&text);
+        eprintln!("remex: error: {message}");
+        if self.json {
+            let kind = error_report::kind_of(error);
+            let _ = print_json(&ErrorReport::new(self.operation.as_deref(), kind, &message));
+        }
+        ExitCode::from(2)
     }
 }
 
@@ -103,11 +179,12 @@ fn init_tracing(verbose: u8) {
 }
 
 /// Runs a parsed command line.
-async fn run(cli: Cli) -> Result<Status> {
+async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
     let global = Global {
         config: cli.config.as_deref(),
         json: cli.json,
         actor: cli.actor.as_deref(),
+        invocation,
     };
     match cli.command {
         Command::Exec(args) => exec::exec(&global, args).await,
@@ -134,6 +211,8 @@ struct Global<'a> {
     json: bool,
     /// `--actor` / `REMEX_ACTOR`.
     actor: Option<&'a str>,
+    /// How remex was invoked, for the commands suggested in messages.
+    invocation: &'a Invocation,
 }
 
 impl Global<'_> {

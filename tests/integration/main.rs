@@ -18,6 +18,7 @@
 )]
 
 mod audit;
+mod automation;
 mod exec;
 mod hosts;
 mod keys;
