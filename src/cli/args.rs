@@ -278,7 +278,7 @@ pub struct RunArgs {
     /// Stop the command after this long, and its child processes with it
     /// (30s, 5m, 1h; `none`: never; default: remote_execution.command_timeout).
     /// 0 is refused: it would stop the command at once.
-    #[arg(long, short = 't', value_name = "DURATION|none", value_parser = parse_timeout)]
+    #[arg(long, short = 't', value_name = "DURATION|none", value_parser = remex::config::parse_timeout)]
     pub timeout: Option<Duration>,
     /// Set an environment variable for the command (repeatable); works even
     /// when sshd's AcceptEnv refuses it.
@@ -550,27 +550,6 @@ pub enum Server {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     remex::config::parse_duration(s)
-}
-
-/// How long `--timeout none` lets a command run: a hundred years, which
-/// the timer treats as never (a deadline the clock cannot reach would
-/// overflow it).
-pub const NO_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
-
-/// `--timeout` (and a request's `timeout`): a duration, or `none` for no
-/// timeout ([`NO_TIMEOUT`]). Zero is refused rather than taken to mean
-/// "none": a computed 0 in a script should not silently run forever.
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    if s.trim().eq_ignore_ascii_case("none") {
-        return Ok(NO_TIMEOUT);
-    }
-    let timeout = remex::config::parse_duration(s)?;
-    if timeout.is_zero() {
-        return Err(format!(
-            "a timeout of {s:?} would stop the command at once; give a duration such as 30s, or `none` for no timeout"
-        ));
-    }
-    Ok(timeout)
 }
 
 /// Parses an octal file mode: `0640`, `640`, `0o640`.

@@ -184,7 +184,7 @@ fn finish(global: &Global<'_>, mut report: TrustReport, interrupts: &Interrupts)
                 eprintln!("{host:<width$}: [{}] {}", failure.kind, failure.message);
             }
         }
-        eprintln!("{}", super::render::summary(report));
+        eprintln!("{}", super::render::summary(&report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),

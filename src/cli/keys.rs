@@ -408,7 +408,7 @@ fn finish(global: &Global<'_>, mut report: KeysReport, interrupts: &Interrupts) 
                 global.invocation.command("keys prune")
             );
         }
-        eprintln!("{}", super::render::summary(report));
+        eprintln!("{}", super::render::summary(&report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),

@@ -179,7 +179,7 @@ impl RunRequest {
         exec.pty = self.pty;
         if let Some(timeout) = &self.timeout {
             exec.timeout =
-                Some(super::args::parse_timeout(timeout).map_err(|e| usage("timeout", e))?);
+                Some(remex::config::parse_timeout(timeout).map_err(|e| usage("timeout", e))?);
         }
         if let Some(size) = &self.max_output {
             exec.max_output = match size {
@@ -250,7 +250,7 @@ mod tests {
             exec.command,
             remex::exec::Command::Argv(vec!["printf".into(), "%s\n".into(), "$(id)".into()])
         );
-        assert_eq!(exec.timeout, Some(super::super::args::NO_TIMEOUT));
+        assert_eq!(exec.timeout, Some(std::time::Duration::MAX));
         assert_eq!(exec.env, [("A".to_owned(), "b".to_owned())]);
         assert_eq!(exec.max_output, 1024);
         assert_eq!(request.parallel, Some(2));

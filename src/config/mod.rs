@@ -79,7 +79,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub use audit::{AuditConfig, FsyncPolicy};
-pub use duration::parse_duration;
+pub use duration::{parse_duration, parse_timeout};
 pub use error::ConfigError;
 pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
 pub use size::parse_size;
