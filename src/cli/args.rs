@@ -51,6 +51,14 @@ pub struct Cli {
     /// `workflow` in every audit record next to the OS user.
     #[arg(long, global = true, env = "REMEX_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
+    /// Log in as USER on every host (instead of each host's `user` or
+    /// `remote_execution.default_user`).
+    #[arg(long, short = 'l', global = true, value_name = "USER")]
+    pub user: Option<String>,
+    /// How long to wait for a host's TCP connect and SSH handshake
+    /// (instead of `remote_execution.connect_timeout`), e.g. 3s.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub connect_timeout: Option<Duration>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -68,7 +76,17 @@ impl Cli {
 
     /// Whether the command asks for `--ndjson` (exec and script).
     pub fn ndjson(&self) -> bool {
-        self.run_args().is_some_and(|run| run.ndjson)
+        self.run_args().is_some_and(RunArgs::wants_ndjson)
+    }
+
+    /// Whether the command asks for JSON output of any kind (`--json`,
+    /// `--ndjson`, `--output json|ndjson`).
+    pub fn machine_readable(&self) -> bool {
+        self.json
+            || self.ndjson()
+            || self
+                .run_args()
+                .is_some_and(|run| run.output == Some(OutputFormat::Json))
     }
 
     /// The conflicts clap does not see: `--json` given before the
@@ -80,8 +98,12 @@ impl Cli {
         };
         let other = if run.stream {
             "--stream"
-        } else if run.ndjson {
+        } else if run.wants_ndjson() {
             "--ndjson"
+        } else if run.quiet {
+            "--quiet"
+        } else if run.output.is_some_and(|o| o != OutputFormat::Json) {
+            "--output"
         } else {
             return Ok(());
         };
@@ -212,6 +234,27 @@ Examples:
     /// Tokens for `remex serve`: create (shown once), list, revoke.
     #[command(subcommand)]
     Tokens(super::serve::TokensCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  remex completions bash > /etc/bash_completion.d/remex
+  remex completions zsh > \"${fpath[1]}/_remex\"
+  remex completions fish > ~/.config/fish/completions/remex.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print remex's man page (roff), or write it and one per command to a directory.
+    #[command(after_help = "\
+Examples:
+  remex man | man -l -
+  remex man --dir /usr/local/share/man/man1      remex.1, remex-exec.1, …")]
+    Man {
+        /// Write remex.1 and a page per command (remex-exec.1, …) into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `remex exec`.
@@ -314,6 +357,15 @@ pub struct RunArgs {
     /// `run_id` and `summary`.
     #[arg(long, conflicts_with = "json")]
     pub ndjson: bool,
+    /// How to print the hosts' output: `lines` (default: `HOST: line`),
+    /// `oneline` (one line per host, newlines as `\n`, for grep and sort),
+    /// `json` (as --json) or `ndjson` (as --ndjson).
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT", conflicts_with_all = ["ndjson", "stream"])]
+    pub output: Option<OutputFormat>,
+    /// Print only what failed and the summary (successful hosts' output is
+    /// left out).
+    #[arg(long, short = 'q', conflicts_with_all = ["ndjson", "stream"])]
+    pub quiet: bool,
     /// Run as root through `sudo` (non-interactive: never waits for a prompt).
     #[arg(long)]
     pub sudo: bool,
@@ -418,8 +470,16 @@ pub struct SecretArgs {
 /// `remex hosts …`.
 #[derive(Debug, Subcommand)]
 pub enum HostsCommand {
-    /// List the hosts of the config: name, address, user, groups.
-    List,
+    /// List the hosts of the config (or those TARGETS selects): name, address, user, groups.
+    #[command(after_help = "\
+Examples:
+  remex hosts list                      the whole inventory
+  remex hosts list 'web,!vm03'          what a selector picks, before running anything")]
+    List {
+        /// Which hosts (default: all).
+        #[arg(default_value = "all")]
+        targets: String,
+    },
     /// Check each selected host: reachable, host key pinned, auth, round trip.
     Check {
         /// Which hosts (default: all).
@@ -443,6 +503,27 @@ Examples:
         /// Which hosts.
         targets: String,
     },
+}
+
+impl RunArgs {
+    /// Whether one JSON line per host is asked for (`--ndjson` or
+    /// `--output ndjson`).
+    pub fn wants_ndjson(&self) -> bool {
+        self.ndjson || self.output == Some(OutputFormat::Ndjson)
+    }
+}
+
+/// `--output`: how `exec` and `script` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// `HOST: line` for every line, stdout and stderr apart.
+    Lines,
+    /// One line per host: `HOST: [ok] output\nmore output`.
+    Oneline,
+    /// One JSON document (as `--json`).
+    Json,
+    /// One JSON line per host as it finishes, then a summary (as `--ndjson`).
+    Ndjson,
 }
 
 /// `remex lab …`.
@@ -550,6 +631,18 @@ pub enum Server {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     remex::config::parse_duration(s)
+}
+
+/// A duration that is more than zero (a zero connect timeout would fail
+/// every host at once).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let duration = remex::config::parse_duration(s)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{s:?} would give up at once; give a duration such as 5s"
+        ));
+    }
+    Ok(duration)
 }
 
 /// Parses an octal file mode: `0640`, `640`, `0o640`.

@@ -7,8 +7,9 @@ use anyhow::{Context as _, Result};
 use remex::exec::Command;
 use remex::{Detail, Exec, ExecReport, ExecResult, HostReport, Observer, Script, Stream, Sudo};
 
-use super::args::{ExecArgs, RunArgs, ScriptArgs};
+use super::args::{ExecArgs, OutputFormat, RunArgs, ScriptArgs};
 use super::invocation::Invocation;
+use super::render::Style;
 use super::request::RunRequest;
 use super::signals::Interrupts;
 use super::{Global, Status, ndjson, print_json, render, run_status};
@@ -84,7 +85,8 @@ async fn run_on_hosts(
     exec: impl FnOnce() -> Result<Exec>,
     run: &RunArgs,
 ) -> Result<Status> {
-    let json = global.json;
+    let json = global.json || run.output == Some(OutputFormat::Json);
+    let ndjson = run.wants_ndjson();
     let mut config = global.config()?;
     if let Some(parallel) = run.parallel {
         // One run per process: its limit is the process's budget.
@@ -98,11 +100,20 @@ async fn run_on_hosts(
     let interrupts = Interrupts::watch("stopping remote commands")?;
     let mut ctx = global.context(&interrupts);
     let invocation = global.invocation.clone();
-    if run.ndjson {
+    if ndjson {
         ctx = ctx.observer(Arc::new(ndjson::Printer::new(invocation)));
     } else if !json {
         let width = render::name_width(hosts.iter().map(String::as_str));
-        let printer = render::Printer::new(width, run.stream);
+        let style = if run.stream {
+            Style::Stream
+        } else if run.quiet {
+            Style::Quiet
+        } else if run.output == Some(OutputFormat::Oneline) {
+            Style::Oneline
+        } else {
+            Style::Lines
+        };
+        let printer = render::Printer::new(width, style);
         ctx = ctx.observer(Arc::new(Suggesting {
             inner: printer,
             invocation,
@@ -111,7 +122,7 @@ async fn run_on_hosts(
     let mut report = executor.exec(&ctx, targets, &exec).await?;
     executor.close().await;
     global.invocation.rewrite_report(&mut report);
-    if run.ndjson {
+    if ndjson {
         print_json(&ndjson::End::of(&report))?;
     } else if json {
         print_json(&report)?;

@@ -29,8 +29,11 @@ pub(crate) struct TrustArgs {
 }
 
 /// `remex hosts list`.
-pub(super) fn list(global: &Global<'_>) -> Result<Status> {
-    let list = global.config()?.host_list();
+pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {
+    let config = global.config()?;
+    let selected = config.select(targets)?;
+    let mut list = config.host_list();
+    list.hosts.retain(|h| selected.contains(&h.name));
     if global.json {
         print_listing("hosts.list", &list)?;
     } else {

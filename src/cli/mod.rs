@@ -25,6 +25,7 @@ mod hosts;
 mod invocation;
 mod keys;
 mod lab;
+mod manuals;
 mod ndjson;
 mod prompt;
 mod render;
@@ -79,7 +80,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let outcome = Outcome {
         operation,
-        json: cli.json || cli.ndjson(),
+        json: cli.machine_readable(),
         exit_zero: cli.exit_zero,
         invocation: Invocation::new(cli.config.as_deref()),
     };
@@ -184,6 +185,8 @@ async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
         config: cli.config.as_deref(),
         json: cli.json,
         actor: cli.actor.as_deref(),
+        user: cli.user.as_deref(),
+        connect_timeout: cli.connect_timeout,
         invocation,
     };
     match cli.command {
@@ -191,7 +194,7 @@ async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
         Command::Script(args) => exec::script(&global, args).await,
         Command::Upload(args) => transfer::upload(&global, args).await,
         Command::Download(args) => transfer::download(&global, args).await,
-        Command::Hosts(HostsCommand::List) => hosts::list(&global),
+        Command::Hosts(HostsCommand::List { targets }) => hosts::list(&global, &targets),
         Command::Hosts(HostsCommand::Check { targets }) => hosts::check(&global, &targets).await,
         Command::Hosts(HostsCommand::Trust(args)) => hosts::trust(&global, args).await,
         Command::Hosts(HostsCommand::Forget { targets }) => hosts::forget(&global, &targets).await,
@@ -200,6 +203,8 @@ async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
         Command::Audit(command) => audit::run(&global, command).await,
         Command::Serve(args) => serve::serve(&global, args).await,
         Command::Tokens(command) => serve::tokens(&global, command),
+        Command::Completions { shell } => manuals::completions(shell).map(|()| Status::Success),
+        Command::Man { dir } => manuals::man(dir.as_deref()).map(|()| Status::Success),
     }
 }
 
@@ -211,6 +216,10 @@ struct Global<'a> {
     json: bool,
     /// `--actor` / `REMEX_ACTOR`.
     actor: Option<&'a str>,
+    /// `--user`: every host's login user.
+    user: Option<&'a str>,
+    /// `--connect-timeout`.
+    connect_timeout: Option<std::time::Duration>,
     /// How remex was invoked, for the commands suggested in messages.
     invocation: &'a Invocation,
 }
@@ -221,7 +230,16 @@ impl Global<'_> {
         let from_env = std::env::var_os(remex::config::CONFIG_ENV)
             .filter(|path| !path.is_empty())
             .map(std::path::PathBuf::from);
-        Ok(Config::discover(self.config, from_env.as_deref())?)
+        let mut config = Config::discover(self.config, from_env.as_deref())?;
+        if let Some(user) = self.user {
+            for vm in config.vms.values_mut() {
+                vm.user = Some(user.to_owned());
+            }
+        }
+        if let Some(timeout) = self.connect_timeout {
+            config.remote_execution.connect_timeout = timeout;
+        }
+        Ok(config)
     }
 
     /// An executor for `config`, with the ssh-agent of `SSH_AUTH_SOCK`.

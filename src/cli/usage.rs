@@ -16,10 +16,20 @@ fn words(args: &[OsString]) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
         .take_while(|arg| arg != "--")
 }
 
-/// Whether the command line asks for machine-readable output (`--json` or
-/// `--ndjson` before `--`), so that a usage error is reported as JSON too.
+/// Whether the command line asks for machine-readable output (`--json`,
+/// `--ndjson` or `--output json|ndjson` before `--`), so that a usage error
+/// is reported as JSON too.
 pub(crate) fn wants_json(args: &[OsString]) -> bool {
-    words(args).any(|word| word == "--json" || word == "--ndjson")
+    let words: Vec<_> = words(args).collect();
+    let machine = |value: &str| matches!(value, "json" | "ndjson");
+    words
+        .iter()
+        .enumerate()
+        .any(|(i, word)| match word.as_ref() {
+            "--json" | "--ndjson" => true,
+            "--output" | "-o" => words.get(i + 1).is_some_and(|value| machine(value)),
+            word => word.strip_prefix("--output=").is_some_and(machine),
+        })
 }
 
 /// The subcommand path a command line names (`["hosts", "check"]`), as far
@@ -220,6 +230,18 @@ mod tests {
         assert!(wants_json(&args(&["remex", "exec", "all", "--json"])));
         assert!(wants_json(&args(&[
             "remex", "exec", "all", "--ndjson", "--", "x"
+        ])));
+        assert!(wants_json(&args(&[
+            "remex", "exec", "all", "--output", "ndjson", "--", "x"
+        ])));
+        assert!(wants_json(&args(&[
+            "remex",
+            "exec",
+            "all",
+            "--output=json"
+        ])));
+        assert!(!wants_json(&args(&[
+            "remex", "exec", "all", "-o", "oneline"
         ])));
         assert!(!wants_json(&args(&[
             "remex", "exec", "all", "--", "jq", "--json"

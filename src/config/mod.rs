@@ -357,6 +357,24 @@ impl Config {
         }
     }
 
+    /// The hosts `selector` picks (the [`crate::targets`] grammar), in
+    /// inventory order.
+    ///
+    /// # Errors
+    ///
+    /// A selector that names nothing in the inventory, or selects nothing.
+    pub fn select(&self, selector: &str) -> Result<Vec<String>, crate::targets::TargetError> {
+        let candidates: Vec<crate::targets::Candidate<'_>> = self
+            .vms
+            .iter()
+            .map(|(name, vm)| crate::targets::Candidate {
+                name,
+                groups: &vm.groups,
+            })
+            .collect();
+        crate::targets::select(selector, &candidates)
+    }
+
     /// The inventory as `remex hosts list` shows it.
     pub fn host_list(&self) -> HostList {
         HostList {

@@ -19,6 +19,7 @@
 
 mod audit;
 mod automation;
+mod daily;
 mod exec;
 mod hosts;
 mod keys;
