@@ -304,3 +304,75 @@ async fn dropbear_lab_logs_in_as_a_throwaway_user() {
     let text = fs::read_to_string(&authorized_keys).unwrap();
     assert!(!text.contains(&marker), "{text}");
 }
+
+/// Each OpenSSH lab host has its own home: SFTP's `~` and relative paths
+/// and a command's `~` and working directory are all that home, as on a
+/// separate machine, and not the login user's real home.
+#[test]
+fn exec_and_sftp_agree_on_each_hosts_home() {
+    let lab = crate::util::TestLab::new(2);
+    let local = tempfile::tempdir().unwrap();
+    for host in ["vm01", "vm02"] {
+        for (name, remote) in [("tilde", "~/a.txt"), ("relative", "b.txt")] {
+            let file = local.path().join(format!("{host}-{name}"));
+            fs::write(&file, format!("{host} {name}\n")).unwrap();
+            lab.remex()
+                .args(["upload", host])
+                .arg(&file)
+                .arg(remote)
+                .run()
+                .expect_code(0);
+        }
+    }
+    let run = lab
+        .remex()
+        .args([
+            "exec",
+            "all",
+            "--raw",
+            "cat ~/a.txt a.txt ~/b.txt b.txt; pwd",
+        ])
+        .run()
+        .expect_code(0);
+    for host in ["vm01", "vm02"] {
+        let home = lab.path().join("hosts").join(host).join("home");
+        let tilde = format!("{host}: {host} tilde\n");
+        let relative = format!("{host}: {host} relative\n");
+        let expected = format!(
+            "{tilde}{tilde}{relative}{relative}{host}: {}\n",
+            home.display()
+        );
+        assert!(run.stdout().contains(&expected), "{}", run.stdout());
+        assert!(home.join("a.txt").is_file() && home.join("b.txt").is_file());
+    }
+}
+
+/// A Dropbear lab has no per-host home (Dropbear cannot set `HOME` nor
+/// SFTP's start directory): every host's sessions and SFTP use the login
+/// user's real home, so they agree, and the hosts share it.
+#[test]
+fn dropbear_hosts_share_the_login_users_home_for_exec_and_sftp() {
+    let (lab, user, _parent) = crate::util::TestLab::dropbear(2);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("a.txt");
+    fs::write(&file, "from vm01\n").unwrap();
+    lab.remex()
+        .args(["upload", "vm01"])
+        .arg(&file)
+        .arg("~/a.txt")
+        .run()
+        .expect_code(0);
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--raw", "cat ~/a.txt a.txt; pwd"])
+        .run()
+        .expect_code(0);
+    for host in ["vm01", "vm02"] {
+        let expected = format!(
+            "{host}: from vm01\n{host}: from vm01\n{host}: {}\n",
+            user.home.display()
+        );
+        assert!(run.stdout().contains(&expected), "{}", run.stdout());
+    }
+    assert!(user.home.join("a.txt").is_file());
+}
