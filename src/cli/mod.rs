@@ -164,11 +164,16 @@ impl Outcome {
     }
 }
 
+/// Logs on stderr: remex's own events at the level `-v` asks for (`-v`:
+/// each connection's steps with timings, `-vv`: everything). russh stays
+/// silent unless `RUST_LOG` names it: it reports remex's deliberate
+/// 256 KiB packet size as an ERROR on every connection, and its debug
+/// lines are protocol internals an operator cannot act on.
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "remex=warn",
         1 => "remex=debug",
-        _ => "remex=trace,russh=debug",
+        _ => "remex=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -34,3 +34,4 @@ mod terminal;
 mod transfer;
 mod transfer_edge;
 mod util;
+mod verbose;
