@@ -36,6 +36,7 @@ mod transfer;
 mod usage;
 
 use std::ffi::OsString;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -181,7 +182,15 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour_on_stderr())
         .try_init();
+}
+
+/// Whether stderr may carry colour: only a terminal, and not when
+/// `NO_COLOR` is set (<https://no-color.org>). Logs in a file, n8n or cron
+/// stay plain text. (indicatif's bars follow the same rules.)
+fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Runs a parsed command line.

@@ -46,3 +46,38 @@ fn verbose_shows_each_connection_step_with_timings() {
     assert!(!stderr.contains("tcp connected"), "{stderr}");
     assert!(!stderr.contains("DEBUG"), "{stderr}");
 }
+
+/// Colour only on a terminal, and never with `NO_COLOR`: logs written to a
+/// file, n8n or cron stay plain text.
+#[test]
+fn log_colours_are_for_terminals_only_and_no_color_turns_them_off() {
+    const ESC: &str = "\u{1b}[";
+    let lab = TestLab::new(1);
+    let run = lab
+        .remex()
+        .args(["-v", "exec", "vm01", "--", "true"])
+        .run()
+        .expect_code(0);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("DEBUG") && !stderr.contains(ESC),
+        "{stderr:?}"
+    );
+
+    let (code, shown) = lab
+        .remex()
+        .args(["-v", "exec", "vm01", "--", "true"])
+        .on_a_terminal()
+        .finish();
+    assert_eq!(code, 0, "{shown:?}");
+    assert!(shown.contains(ESC), "a terminal gets colour: {shown:?}");
+
+    let (code, shown) = lab
+        .remex()
+        .env("NO_COLOR", "1")
+        .args(["-v", "exec", "vm01", "--", "true"])
+        .on_a_terminal()
+        .finish();
+    assert_eq!(code, 0, "{shown:?}");
+    assert!(shown.contains("DEBUG") && !shown.contains(ESC), "{shown:?}");
+}
