@@ -55,6 +55,11 @@ pub struct Cli {
     /// `remote_execution.default_user`).
     #[arg(long, short = 'l', global = true, value_name = "USER")]
     pub user: Option<String>,
+    /// A host that is not in the config, for this command (repeatable):
+    /// ADDR or ADDR:PORT, selected in TARGETS by that same text (and by the
+    /// group `adhoc`). Its host key is checked like any other's.
+    #[arg(long = "host", global = true, value_name = "ADDR[:PORT]", value_parser = parse_adhoc_host)]
+    pub hosts: Vec<(String, u16)>,
     /// How long to wait for a host's TCP connect and SSH handshake
     /// (instead of `remote_execution.connect_timeout`), e.g. 3s.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration)]
@@ -631,6 +636,30 @@ pub enum Server {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     remex::config::parse_duration(s)
+}
+
+/// `--host ADDR[:PORT]`: an address (a name, IPv4, or `[IPv6]`) and the
+/// port (default 22).
+fn parse_adhoc_host(s: &str) -> Result<(String, u16), String> {
+    let bad =
+        || format!("`{s}` is not ADDR or ADDR:PORT (a name, an IPv4 address, or [IPv6]:PORT)");
+    let (addr, port) = match s.rsplit_once(':') {
+        Some((addr, port)) if !addr.contains(':') || addr.ends_with(']') => (
+            addr,
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(bad)?,
+        ),
+        Some(_) => (s, 22),
+        None => (s, 22),
+    };
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
+    if addr.is_empty() || !addr.chars().all(name_like) {
+        return Err(bad());
+    }
+    Ok((addr.to_owned(), port))
 }
 
 /// A duration that is more than zero (a zero connect timeout would fail

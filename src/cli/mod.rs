@@ -200,6 +200,7 @@ async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
         json: cli.json,
         actor: cli.actor.as_deref(),
         user: cli.user.as_deref(),
+        hosts: &cli.hosts,
         connect_timeout: cli.connect_timeout,
         invocation,
     };
@@ -232,6 +233,8 @@ struct Global<'a> {
     actor: Option<&'a str>,
     /// `--user`: every host's login user.
     user: Option<&'a str>,
+    /// `--host`: hosts outside the config, for this command.
+    hosts: &'a [(String, u16)],
     /// `--connect-timeout`.
     connect_timeout: Option<std::time::Duration>,
     /// How remex was invoked, for the commands suggested in messages.
@@ -245,6 +248,20 @@ impl Global<'_> {
             .filter(|path| !path.is_empty())
             .map(std::path::PathBuf::from);
         let mut config = Config::discover(self.config, from_env.as_deref())?;
+        for (address, port) in self.hosts {
+            let name = if *port == 22 {
+                address.clone()
+            } else {
+                format!("{address}:{port}")
+            };
+            config.vms.entry(name).or_insert_with(|| remex::config::Vm {
+                host: address.clone(),
+                port: *port,
+                user: None,
+                groups: vec!["adhoc".to_owned()],
+                key: None,
+            });
+        }
         if let Some(user) = self.user {
             for vm in config.vms.values_mut() {
                 vm.user = Some(user.to_owned());

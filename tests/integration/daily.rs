@@ -208,3 +208,41 @@ fn output_oneline_gives_each_host_one_line_and_json_formats_are_the_flags() {
             .expect_code(2);
     }
 }
+
+#[test]
+fn ad_hoc_hosts_are_reached_by_address_and_their_host_keys_are_still_checked() {
+    let lab = TestLab::new(2);
+    let port = lab.port();
+    // The lab's config without vm02: it becomes a host outside the inventory
+    // whose key is not pinned either.
+    let known_hosts = lab.path().join("known_hosts");
+    let pinned: String = std::fs::read_to_string(&known_hosts)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.contains("[127.0.0.3]"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&known_hosts, pinned).unwrap();
+    let known = format!("127.0.0.2:{port}");
+    let unknown = format!("127.0.0.3:{port}");
+    let json = lab
+        .remex()
+        .args(["--host", &known, "--host", &unknown, "--json", "exec"])
+        .arg(format!("{known},adhoc"))
+        .args(["--", "echo", "hi"])
+        .run()
+        .expect_code(1)
+        .json();
+    let results = json["results"].as_array().unwrap();
+    let of = |name: &str| results.iter().find(|r| r["host"] == name).unwrap();
+    assert_eq!(results.len(), 2, "{json}");
+    assert_eq!(of(&known)["stdout"], "hi\n", "{json}");
+    assert_eq!(of(&unknown)["error"]["kind"], "host_key", "{json}");
+    // Something that is not an address is refused before anything runs.
+    let run = lab
+        .remex()
+        .args(["--host", "a;touch x", "exec", "all", "--", "true"])
+        .run()
+        .expect_code(2);
+    assert!(run.stderr().contains("is not ADDR"), "{}", run.stderr());
+}
