@@ -55,11 +55,6 @@ pub struct Cli {
     /// `remote_execution.default_user`).
     #[arg(long, short = 'l', global = true, value_name = "USER")]
     pub user: Option<String>,
-    /// A host that is not in the config, for this command (repeatable):
-    /// ADDR or ADDR:PORT, selected in TARGETS by that same text (and by the
-    /// group `adhoc`). Its host key is checked like any other's.
-    #[arg(long = "host", global = true, value_name = "ADDR[:PORT]", value_parser = parse_adhoc_host)]
-    pub hosts: Vec<(String, u16)>,
     /// How long to wait for a host's TCP connect and SSH handshake
     /// (instead of `remote_execution.connect_timeout`), e.g. 3s.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration)]
@@ -320,6 +315,8 @@ pub struct ScriptArgs {
 /// Options shared by `exec` and `script`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub adhoc: AdHoc,
     /// Hosts worked on at once (default: remote_execution.max_parallel).
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
@@ -386,6 +383,8 @@ pub struct RunArgs {
 /// `remex upload`.
 #[derive(Debug, Args)]
 pub struct UploadArgs {
+    #[command(flatten)]
+    pub adhoc: AdHoc,
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Local files or directories, then the remote destination.
@@ -414,6 +413,8 @@ pub struct UploadArgs {
 /// `remex download`.
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
+    #[command(flatten)]
+    pub adhoc: AdHoc,
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Remote files or directories, then the local directory.
@@ -516,6 +517,16 @@ impl RunArgs {
     pub fn wants_ndjson(&self) -> bool {
         self.ndjson || self.output == Some(OutputFormat::Ndjson)
     }
+}
+
+/// `--host ADDR[:PORT]` of the commands that contact hosts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AdHoc {
+    /// A host that is not in the config, for this command (repeatable):
+    /// ADDR or ADDR:PORT, selected in TARGETS by that same text (and by the
+    /// group `adhoc`). Its host key is checked like any other's.
+    #[arg(long = "host", id = "adhoc", value_name = "ADDR[:PORT]", value_parser = parse_adhoc_host)]
+    pub hosts: Vec<(String, u16)>,
 }
 
 /// `--output`: how `exec` and `script` print.
@@ -640,7 +651,7 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 
 /// `--host ADDR[:PORT]`: an address (a name, IPv4, or `[IPv6]`) and the
 /// port (default 22).
-fn parse_adhoc_host(s: &str) -> Result<(String, u16), String> {
+pub(crate) fn parse_adhoc_host(s: &str) -> Result<(String, u16), String> {
     let bad =
         || format!("`{s}` is not ADDR or ADDR:PORT (a name, an IPv4 address, or [IPv6]:PORT)");
     let (addr, port) = match s.rsplit_once(':') {

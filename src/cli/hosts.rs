@@ -12,6 +12,8 @@ use super::{Global, Status, print_json, print_listing, render, run_status};
 /// `remex hosts trust`.
 #[derive(Debug, Args)]
 pub(crate) struct TrustArgs {
+    #[command(flatten)]
+    pub adhoc: super::args::AdHoc,
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Pin only a key with this fingerprint (SHA256:…, obtained out of band,

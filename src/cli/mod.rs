@@ -195,12 +195,20 @@ fn colour_on_stderr() -> bool {
 
 /// Runs a parsed command line.
 async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
+    let adhoc = match &cli.command {
+        Command::Exec(args) => args.run.adhoc.clone(),
+        Command::Script(args) => args.run.adhoc.clone(),
+        Command::Upload(args) => args.adhoc.clone(),
+        Command::Download(args) => args.adhoc.clone(),
+        Command::Hosts(HostsCommand::Trust(args)) => args.adhoc.clone(),
+        _ => args::AdHoc::default(),
+    };
     let global = Global {
         config: cli.config.as_deref(),
         json: cli.json,
         actor: cli.actor.as_deref(),
         user: cli.user.as_deref(),
-        hosts: &cli.hosts,
+        hosts: &adhoc.hosts,
         connect_timeout: cli.connect_timeout,
         invocation,
     };

@@ -227,7 +227,7 @@ fn ad_hoc_hosts_are_reached_by_address_and_their_host_keys_are_still_checked() {
     let unknown = format!("127.0.0.3:{port}");
     let json = lab
         .remex()
-        .args(["--host", &known, "--host", &unknown, "--json", "exec"])
+        .args(["--json", "exec", "--host", &known, "--host", &unknown])
         .arg(format!("{known},adhoc"))
         .args(["--", "echo", "hi"])
         .run()
@@ -241,7 +241,7 @@ fn ad_hoc_hosts_are_reached_by_address_and_their_host_keys_are_still_checked() {
     // Something that is not an address is refused before anything runs.
     let run = lab
         .remex()
-        .args(["--host", "a;touch x", "exec", "all", "--", "true"])
+        .args(["exec", "--host", "a;touch x", "all", "--", "true"])
         .run()
         .expect_code(2);
     assert!(run.stderr().contains("is not ADDR"), "{}", run.stderr());
