@@ -23,8 +23,10 @@ need parallel-ssh pssh
 [ -x /usr/bin/time ] || { echo "installing GNU time"; apt-get install -y -qq time >/dev/null; }
 
 cargo build --release --quiet --bin remex --example warm_commands
-REMEX=$PWD/target/release/remex
-WARM=$PWD/target/release/examples/warm_commands
+# Where cargo put the binaries (CARGO_TARGET_DIR is honoured).
+RELEASE=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+REMEX=$RELEASE/remex
+WARM=$RELEASE/examples/warm_commands
 
 LAB=$(mktemp -d /tmp/remex-bench.XXXXXX)
 trap '"$REMEX" lab down --dir "$LAB" >/dev/null 2>&1 || true; rm -rf "$LAB"' EXIT

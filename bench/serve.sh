@@ -20,9 +20,11 @@ CLIENTS=${2:-200}
 SECONDS_=${3:-60}
 
 cargo build --release --quiet --bin remex --example warm_commands --example api_load
-REMEX=$PWD/target/release/remex
-WARM=$PWD/target/release/examples/warm_commands
-LOAD=$PWD/target/release/examples/api_load
+# Where cargo put the binaries (CARGO_TARGET_DIR is honoured).
+RELEASE=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+REMEX=$RELEASE/remex
+WARM=$RELEASE/examples/warm_commands
+LOAD=$RELEASE/examples/api_load
 command -v sqlite3 >/dev/null 2>&1 || apt-get install -y -qq sqlite3 >/dev/null
 
 LAB=$(mktemp -d /tmp/remex-serve-bench.XXXXXX)

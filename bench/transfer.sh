@@ -47,8 +47,10 @@ need openssl openssl
 [ -x /usr/bin/time ] || { echo "installing GNU time"; apt-get install -y -qq time >/dev/null; }
 
 cargo build --release --quiet --bin remex --example delay_proxy
-REMEX=$PWD/target/release/remex
-DELAY=$PWD/target/release/examples/delay_proxy
+# Where cargo put the binaries (CARGO_TARGET_DIR is honoured).
+RELEASE=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+REMEX=$RELEASE/remex
+DELAY=$RELEASE/examples/delay_proxy
 
 LAB=$(mktemp -d /tmp/remex-bench-transfer.XXXXXX)
 MNT=$LAB/mnt

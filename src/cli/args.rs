@@ -27,15 +27,23 @@ Every action on a host is recorded first in the audit log (audit: in the config;
 default ~/.local/state/remex/audit.jsonl). If it cannot be written, remex contacts no host.
 
 Exit status: 0 every host succeeded, 1 some host failed, 2 usage, config or audit
-log error (no host contacted), 130 interrupted."
+log error (no host contacted), 130 interrupted. With --exit-zero: 0 whenever the
+report was printed. With --json, an error that stops remex (exit 2) is printed on
+stdout too, as {\"version\":2,\"operation\":…,\"error\":{\"kind\",\"message\"}}."
 )]
 pub struct Cli {
     /// Config file (default: $REMEX_CONFIG, ./configs/config.yml, ~/.config/remex/config.yml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Print one JSON document on stdout instead of human output.
+    /// Print one JSON document on stdout instead of human output (also for
+    /// an error that stops remex: `{"version","operation","error"}`).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Exit 0 whenever the command ran and printed its report, even when
+    /// hosts failed (for callers that throw away the output of a failed
+    /// command); 2 still means nothing ran (usage, config, audit log).
+    #[arg(long, global = true)]
+    pub exit_zero: bool,
     /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -43,16 +51,79 @@ pub struct Cli {
     /// `workflow` in every audit record next to the OS user.
     #[arg(long, global = true, env = "REMEX_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
+    /// Log in as USER on every host (instead of each host's `user` or
+    /// `remote_execution.default_user`).
+    #[arg(long, short = 'l', global = true, value_name = "USER")]
+    pub user: Option<String>,
+    /// How long to wait for a host's TCP connect and SSH handshake
+    /// (instead of `remote_execution.connect_timeout`), e.g. 3s.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub connect_timeout: Option<Duration>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The options of `exec` and `script`, for the other commands `None`.
+    fn run_args(&self) -> Option<&RunArgs> {
+        match &self.command {
+            Command::Exec(args) => Some(&args.run),
+            Command::Script(args) => Some(&args.run),
+            _ => None,
+        }
+    }
+
+    /// Whether the command asks for `--ndjson` (exec and script).
+    pub fn ndjson(&self) -> bool {
+        self.run_args().is_some_and(RunArgs::wants_ndjson)
+    }
+
+    /// Whether the command asks for JSON output of any kind (`--json`,
+    /// `--ndjson`, `--output json|ndjson`).
+    pub fn machine_readable(&self) -> bool {
+        self.json
+            || self.ndjson()
+            || self
+                .run_args()
+                .is_some_and(|run| run.output == Some(OutputFormat::Json))
+    }
+
+    /// The conflicts clap does not see: `--json` given before the
+    /// subcommand with `--stream` or `--ndjson` after it (`--stream`
+    /// would be silently ignored).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let Some(run) = self.run_args().filter(|_| self.json) else {
+            return Ok(());
+        };
+        let other = if run.stream {
+            "--stream"
+        } else if run.wants_ndjson() {
+            "--ndjson"
+        } else if run.quiet {
+            "--quiet"
+        } else if run.output.is_some_and(|o| o != OutputFormat::Json) {
+            "--output"
+        } else {
+            return Ok(());
+        };
+        let mut command = <Cli as clap::CommandFactory>::command();
+        Err(command.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("the argument '--json' cannot be used with '{other}' (--stream is for human output; --ndjson prints one JSON line per host)"),
+        ))
+    }
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command on the selected hosts.
-    #[command(after_help = "\
+    #[command(
+        override_usage = "remex exec [OPTIONS] <TARGETS> -- <COMMAND>...
+       remex exec [OPTIONS] <TARGETS> --raw <STRING>
+       remex exec [OPTIONS] --request <FILE|->",
+        after_help = "\
 TARGETS is a comma-separated selector: host names (vm01), groups (web), `all`,
 globs (vm0*), and exclusions (all,!vm03). Quote it in your shell when it holds `!` or `*`.
 
@@ -64,7 +135,11 @@ Examples:
   remex exec 'web,!vm03' --parallel 16 -- systemctl restart nginx
   remex exec db --env PGUSER=app --cwd /srv/app -- ./migrate --check
   remex exec all --raw 'df -h / | tail -n 1'
-  remex exec all --stdin payload.json -- tee /tmp/payload.json")]
+  remex exec all --stdin payload.json -- tee /tmp/payload.json
+  remex exec all --timeout none -- ./long-migration
+  remex --json exec --request request.json       the whole request as JSON (see README)
+  remex exec all --ndjson -- uptime               one JSON line per host as it finishes"
+    )]
     Exec(ExecArgs),
     /// Copy a local script to the selected hosts, run it, and remove it.
     #[command(after_help = "\
@@ -159,19 +234,59 @@ Examples:
     /// Tokens for `remex serve`: create (shown once), list, revoke.
     #[command(subcommand)]
     Tokens(super::serve::TokensCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  remex completions bash > /etc/bash_completion.d/remex
+  remex completions zsh > \"${fpath[1]}/_remex\"
+  remex completions fish > ~/.config/fish/completions/remex.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print remex's man page (roff), or write it and one per command to a directory.
+    #[command(after_help = "\
+Examples:
+  remex man | man -l -
+  remex man --dir /usr/local/share/man/man1      remex.1, remex-exec.1, …")]
+    Man {
+        /// Write remex.1 and a page per command (remex-exec.1, …) into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `remex exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
-    pub targets: String,
+    #[arg(required_unless_present = "request")]
+    pub targets: Option<String>,
     /// The command and its arguments (after `--`).
-    #[arg(last = true, value_name = "COMMAND", required_unless_present = "raw")]
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        required_unless_present_any = ["raw", "request"]
+    )]
     pub argv: Vec<String>,
     /// One shell string, passed to the remote shell as is (instead of `-- COMMAND`).
     #[arg(long, value_name = "STRING", conflicts_with = "argv")]
     pub raw: Option<String>,
+    /// Read the whole request (targets, command or raw or script, env,
+    /// timeout, cwd, stdin, sudo, parallel, …) as one JSON object from FILE
+    /// or `-` (stdin), with the field names of the service's `POST /v1/runs`;
+    /// nothing of it passes through a shell. Output options (--json,
+    /// --ndjson, --stream, --exit-zero) still come from the command line.
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        conflicts_with_all = [
+            "targets", "argv", "raw", "parallel", "timeout", "env", "secret_env",
+            "cwd", "stdin", "pty", "max_output", "sudo", "sudo_user", "sudo_password_env",
+        ]
+    )]
+    pub request: Option<PathBuf>,
     /// How to run it.
     #[command(flatten)]
     pub run: RunArgs,
@@ -200,12 +315,15 @@ pub struct ScriptArgs {
 /// Options shared by `exec` and `script`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub adhoc: AdHoc,
     /// Hosts worked on at once (default: remote_execution.max_parallel).
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
     /// Stop the command after this long, and its child processes with it
-    /// (30s, 5m, 1h; default: remote_execution.command_timeout).
-    #[arg(long, short = 't', value_name = "DURATION", value_parser = parse_duration_arg)]
+    /// (30s, 5m, 1h; `none`: never; default: remote_execution.command_timeout).
+    /// 0 is refused: it would stop the command at once.
+    #[arg(long, short = 't', value_name = "DURATION|none", value_parser = remex::config::parse_timeout)]
     pub timeout: Option<Duration>,
     /// Set an environment variable for the command (repeatable); works even
     /// when sshd's AcceptEnv refuses it.
@@ -226,13 +344,30 @@ pub struct RunArgs {
     /// Request a pseudo-terminal (stdout and stderr are merged).
     #[arg(long)]
     pub pty: bool,
-    /// Cap on each of stdout and stderr per host (bytes; K, M, G suffixes).
+    /// Cap on each of stdout and stderr per host (bytes; K, M, G suffixes);
+    /// what is cut is flagged `truncated`. Lower it when the caller reads
+    /// the report into a small buffer (the report holds every host's output).
     #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
     pub max_output: usize,
     /// Print lines as they arrive (prefixed by host) instead of each host's
-    /// output when it finishes.
-    #[arg(long)]
+    /// output when it finishes. Human output only: refused with --json and
+    /// --ndjson.
+    #[arg(long, conflicts_with_all = ["json", "ndjson"])]
     pub stream: bool,
+    /// Print one JSON line per host as it finishes (the object of --json's
+    /// `results[]`), then one line with the run's `version`, `operation`,
+    /// `run_id` and `summary`.
+    #[arg(long, conflicts_with = "json")]
+    pub ndjson: bool,
+    /// How to print the hosts' output: `lines` (default: `HOST: line`),
+    /// `oneline` (one line per host, newlines as `\n`, for grep and sort),
+    /// `json` (as --json) or `ndjson` (as --ndjson).
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT", conflicts_with_all = ["ndjson", "stream"])]
+    pub output: Option<OutputFormat>,
+    /// Print only what failed and the summary (successful hosts' output is
+    /// left out).
+    #[arg(long, short = 'q', conflicts_with_all = ["ndjson", "stream"])]
+    pub quiet: bool,
     /// Run as root through `sudo` (non-interactive: never waits for a prompt).
     #[arg(long)]
     pub sudo: bool,
@@ -248,6 +383,8 @@ pub struct RunArgs {
 /// `remex upload`.
 #[derive(Debug, Args)]
 pub struct UploadArgs {
+    #[command(flatten)]
+    pub adhoc: AdHoc,
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Local files or directories, then the remote destination.
@@ -276,6 +413,8 @@ pub struct UploadArgs {
 /// `remex download`.
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
+    #[command(flatten)]
+    pub adhoc: AdHoc,
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Remote files or directories, then the local directory.
@@ -337,8 +476,16 @@ pub struct SecretArgs {
 /// `remex hosts …`.
 #[derive(Debug, Subcommand)]
 pub enum HostsCommand {
-    /// List the hosts of the config: name, address, user, groups.
-    List,
+    /// List the hosts of the config (or those TARGETS selects): name, address, user, groups.
+    #[command(after_help = "\
+Examples:
+  remex hosts list                      the whole inventory
+  remex hosts list 'web,!vm03'          what a selector picks, before running anything")]
+    List {
+        /// Which hosts (default: all).
+        #[arg(default_value = "all")]
+        targets: String,
+    },
     /// Check each selected host: reachable, host key pinned, auth, round trip.
     Check {
         /// Which hosts (default: all).
@@ -362,6 +509,37 @@ Examples:
         /// Which hosts.
         targets: String,
     },
+}
+
+impl RunArgs {
+    /// Whether one JSON line per host is asked for (`--ndjson` or
+    /// `--output ndjson`).
+    pub fn wants_ndjson(&self) -> bool {
+        self.ndjson || self.output == Some(OutputFormat::Ndjson)
+    }
+}
+
+/// `--host ADDR[:PORT]` of the commands that contact hosts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AdHoc {
+    /// A host that is not in the config, for this command (repeatable):
+    /// ADDR or ADDR:PORT, selected in TARGETS by that same text (and by the
+    /// group `adhoc`). Its host key is checked like any other's.
+    #[arg(long = "host", id = "adhoc", value_name = "ADDR[:PORT]", value_parser = parse_adhoc_host)]
+    pub hosts: Vec<(String, u16)>,
+}
+
+/// `--output`: how `exec` and `script` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// `HOST: line` for every line, stdout and stderr apart.
+    Lines,
+    /// One line per host: `HOST: [ok] output\nmore output`.
+    Oneline,
+    /// One JSON document (as `--json`).
+    Json,
+    /// One JSON line per host as it finishes, then a summary (as `--ndjson`).
+    Ndjson,
 }
 
 /// `remex lab …`.
@@ -469,6 +647,42 @@ pub enum Server {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     remex::config::parse_duration(s)
+}
+
+/// `--host ADDR[:PORT]`: an address (a name, IPv4, or `[IPv6]`) and the
+/// port (default 22).
+pub(crate) fn parse_adhoc_host(s: &str) -> Result<(String, u16), String> {
+    let bad =
+        || format!("`{s}` is not ADDR or ADDR:PORT (a name, an IPv4 address, or [IPv6]:PORT)");
+    let (addr, port) = match s.rsplit_once(':') {
+        Some((addr, port)) if !addr.contains(':') || addr.ends_with(']') => (
+            addr,
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(bad)?,
+        ),
+        Some(_) => (s, 22),
+        None => (s, 22),
+    };
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
+    if addr.is_empty() || !addr.chars().all(name_like) {
+        return Err(bad());
+    }
+    Ok((addr.to_owned(), port))
+}
+
+/// A duration that is more than zero (a zero connect timeout would fail
+/// every host at once).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let duration = remex::config::parse_duration(s)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{s:?} would give up at once; give a duration such as 5s"
+        ));
+    }
+    Ok(duration)
 }
 
 /// Parses an octal file mode: `0640`, `640`, `0o640`.

@@ -10,6 +10,7 @@ use remex::audit::{self, AuditConfig, AuditError, Event, Filter, Record, Stored}
 use remex::quote;
 
 use super::args::AuditCommand;
+use super::invocation::Invocation;
 use super::{Global, Status, print_listing};
 
 /// How often `tail --follow` looks for new records.
@@ -19,7 +20,9 @@ pub(super) async fn run(global: &Global<'_>, command: AuditCommand) -> Result<St
     let config = global.config()?.audit;
     match command {
         AuditCommand::Verify => verify(&config, global.json),
-        AuditCommand::Tail { lines, follow } => tail(&config, global.json, lines, follow).await,
+        AuditCommand::Tail { lines, follow } => {
+            tail(&config, global.json, global.invocation, lines, follow).await
+        }
         AuditCommand::Show {
             host,
             op,
@@ -43,7 +46,7 @@ pub(super) async fn run(global: &Global<'_>, command: AuditCommand) -> Result<St
                 failed_only: failed,
                 run,
             };
-            show(&config, global.json, &filter)
+            show(&config, global.json, global.invocation, &filter)
         }
     }
 }
@@ -98,12 +101,18 @@ fn verify(config: &AuditConfig, json: bool) -> Result<Status> {
     })
 }
 
-async fn tail(config: &AuditConfig, json: bool, lines: usize, follow: bool) -> Result<Status> {
+async fn tail(
+    config: &AuditConfig,
+    json: bool,
+    invocation: &Invocation,
+    lines: usize,
+    follow: bool,
+) -> Result<Status> {
     // At least one record is read, so that `-n 0 --follow` knows where the
     // log ends and follows from there.
     let stored = audit::tail(config, lines.max(1))?;
     let mut last_seq = 0;
-    let mut records = records_of(stored, &mut last_seq);
+    let mut records = records_of(stored, invocation, &mut last_seq);
     records.drain(..records.len().saturating_sub(lines));
     if follow {
         // Followed output is a stream: one record per line, as it comes.
@@ -114,7 +123,7 @@ async fn tail(config: &AuditConfig, json: bool, lines: usize, follow: bool) -> R
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
         loop {
-            for record in records_of(follower.poll()?, &mut last_seq) {
+            for record in records_of(follower.poll()?, invocation, &mut last_seq) {
                 print_record(&record, json)?;
             }
             tokio::select! {
@@ -126,9 +135,14 @@ async fn tail(config: &AuditConfig, json: bool, lines: usize, follow: bool) -> R
     print_records(&records, json, "audit.tail")
 }
 
-fn show(config: &AuditConfig, json: bool, filter: &Filter) -> Result<Status> {
+fn show(
+    config: &AuditConfig,
+    json: bool,
+    invocation: &Invocation,
+    filter: &Filter,
+) -> Result<Status> {
     let mut last_seq = 0;
-    let records: Vec<Record> = records_of(audit::read_records(config)?, &mut last_seq)
+    let records: Vec<Record> = records_of(audit::read_records(config)?, invocation, &mut last_seq)
         .into_iter()
         .filter(|record| filter.matches(record))
         .collect();
@@ -139,6 +153,7 @@ fn show(config: &AuditConfig, json: bool, filter: &Filter) -> Result<Status> {
 /// records (and stopping at nothing); `last_seq` follows the last one.
 fn records_of(
     items: impl IntoIterator<Item = Result<Stored, AuditError>>,
+    invocation: &Invocation,
     last_seq: &mut u64,
 ) -> Vec<Record> {
     let mut records = Vec::new();
@@ -149,8 +164,9 @@ fn records_of(
                 records.push(stored.record);
             }
             Err(err) => eprintln!(
-                "remex: warning: {:#} (run `remex audit verify`)",
-                anyhow::Error::from(err)
+                "remex: warning: {:#} (run `{}`)",
+                anyhow::Error::from(err),
+                invocation.command("audit verify")
             ),
         }
     }

@@ -4,19 +4,33 @@ use std::io::{IsTerminal as _, Read as _};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use remex::{Exec, Script, Sudo};
+use remex::exec::Command;
+use remex::{Detail, Exec, ExecReport, ExecResult, HostReport, Observer, Script, Stream, Sudo};
 
-use super::args::{ExecArgs, RunArgs, ScriptArgs};
+use super::args::{ExecArgs, OutputFormat, RunArgs, ScriptArgs};
+use super::invocation::Invocation;
+use super::render::Style;
+use super::request::RunRequest;
 use super::signals::Interrupts;
-use super::{Global, Status, print_json, render, run_status};
+use super::{Global, Status, ndjson, print_json, render, run_status};
 
-/// `remex exec TARGETS -- ARGV…` or `--raw STRING`.
+/// `remex exec TARGETS -- ARGV…`, `--raw STRING`, or `--request FILE|-`.
 pub(super) async fn exec(global: &Global<'_>, args: ExecArgs) -> Result<Status> {
+    if let Some(path) = &args.request {
+        let request = RunRequest::read(path)?;
+        let exec = request.exec()?;
+        let run = RunArgs {
+            parallel: request.parallel,
+            ..args.run
+        };
+        return run_on_hosts(global, &request.targets, || Ok(exec), &run).await;
+    }
     let exec = match args.raw {
         Some(raw) => Exec::raw(raw),
         None => Exec::argv(args.argv),
     };
-    run_on_hosts(global, &args.targets, exec, &args.run).await
+    let targets = args.targets.unwrap_or_default();
+    run_on_hosts(global, &targets, || options(exec, &args.run), &args.run).await
 }
 
 /// `remex script TARGETS SCRIPT -- ARGS…`.
@@ -27,24 +41,17 @@ pub(super) async fn script(global: &Global<'_>, args: ScriptArgs) -> Result<Stat
         script = script.with_interpreter(interpreter);
     }
     let exec = Exec::script(script, args.args);
-    run_on_hosts(global, &args.targets, exec, &args.run).await
+    run_on_hosts(
+        global,
+        &args.targets,
+        || options(exec, &args.run),
+        &args.run,
+    )
+    .await
 }
 
-/// The common part of `exec` and `script`: options, signals, output.
-async fn run_on_hosts(
-    global: &Global<'_>,
-    targets: &str,
-    mut exec: Exec,
-    run: &RunArgs,
-) -> Result<Status> {
-    let json = global.json;
-    let mut config = global.config()?;
-    if let Some(parallel) = run.parallel {
-        // One run per process: its limit is the process's budget.
-        config.remote_execution.max_parallel = parallel as usize;
-    }
-    let executor = global.executor(config)?;
-    let hosts = executor.select(targets)?;
+/// `exec` with the command line's options: env, cwd, timeout, stdin, sudo, ….
+fn options(mut exec: Exec, run: &RunArgs) -> Result<Exec> {
     exec.env = run.env.clone();
     exec.secret_env = run.secret_env.clone();
     exec.cwd = run.cwd.clone();
@@ -66,25 +73,152 @@ async fn run_on_hosts(
             password,
         });
     }
+    Ok(exec)
+}
+
+/// The common part of `exec` and `script`: the config, the request (made
+/// by `exec` once the targets are known: `--stdin -` is read only then),
+/// signals, the run, output.
+async fn run_on_hosts(
+    global: &Global<'_>,
+    targets: &str,
+    exec: impl FnOnce() -> Result<Exec>,
+    run: &RunArgs,
+) -> Result<Status> {
+    let json = global.json || run.output == Some(OutputFormat::Json);
+    let ndjson = run.wants_ndjson();
+    let mut config = global.config()?;
+    if let Some(parallel) = run.parallel {
+        // One run per process: its limit is the process's budget.
+        config.remote_execution.max_parallel = parallel as usize;
+    }
+    let executor = global.executor(config)?;
+    let hosts = executor.select(targets)?;
+    let exec = exec()?;
     // A signal stops the remote commands (and cleans up scripts) instead of
     // leaving them running; a second one exits at once.
     let interrupts = Interrupts::watch("stopping remote commands")?;
     let mut ctx = global.context(&interrupts);
-    if !json {
+    let invocation = global.invocation.clone();
+    if ndjson {
+        ctx = ctx.observer(Arc::new(ndjson::Printer::new(invocation)));
+    } else if !json {
         let width = render::name_width(hosts.iter().map(String::as_str));
-        ctx = ctx.observer(Arc::new(render::Printer::new(width, run.stream)));
+        let style = if run.stream {
+            Style::Stream
+        } else if run.quiet {
+            Style::Quiet
+        } else if run.output == Some(OutputFormat::Oneline) {
+            Style::Oneline
+        } else {
+            Style::Lines
+        };
+        let printer = render::Printer::new(width, style);
+        ctx = ctx.observer(Arc::new(Suggesting {
+            inner: printer,
+            invocation,
+        }));
     }
-    let report = executor.exec(&ctx, targets, &exec).await?;
+    let mut report = executor.exec(&ctx, targets, &exec).await?;
     executor.close().await;
-    if json {
+    global.invocation.rewrite_report(&mut report);
+    if ndjson {
+        print_json(&ndjson::End::of(&report))?;
+    } else if json {
         print_json(&report)?;
     } else {
+        if let Some(hint) = raw_hint(global.invocation, targets, &exec, &report) {
+            eprintln!("{hint}");
+        }
         eprintln!("{}", render::summary(&report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),
         &interrupts,
         report.all_ok(),
+    ))
+}
+
+/// The human printer, with the commands suggested in failure messages
+/// carrying the user's `--config` (see [`Invocation`]).
+struct Suggesting<O> {
+    /// The printer.
+    inner: O,
+    /// How remex was invoked.
+    invocation: Invocation,
+}
+
+impl<O: Observer> Observer for Suggesting<O> {
+    fn started(&self, host: &str) {
+        self.inner.started(host);
+    }
+
+    fn line(&self, host: &str, stream: Stream, line: &[u8]) {
+        self.inner.line(host, stream, line);
+    }
+
+    fn done(&self, outcome: &HostReport<dyn Detail>) {
+        let rewritten = outcome.error.as_ref().and_then(|failure| {
+            let message = self.invocation.rewrite(&failure.message);
+            matches!(message, std::borrow::Cow::Owned(_)).then(|| message.into_owned())
+        });
+        let result = outcome.detail.as_any().downcast_ref::<ExecResult>();
+        let (Some(message), Some(result), Some(failure)) = (rewritten, result, &outcome.error)
+        else {
+            return self.inner.done(outcome);
+        };
+        let mut failure = failure.clone();
+        failure.message = message;
+        let copy = HostReport {
+            host: outcome.host.clone(),
+            address: outcome.address.clone(),
+            port: outcome.port,
+            user: outcome.user.clone(),
+            duration: outcome.duration,
+            error: Some(failure),
+            detail: result.clone(),
+        };
+        self.inner.done(&copy as &HostReport<dyn Detail>);
+    }
+}
+
+/// The hint for a command word that holds shell syntax (`'ls -l | head'`
+/// after `--`) when a host answered 127 (command not found): the words after
+/// `--` reach no shell, so the host looked for a program of that name.
+fn raw_hint(
+    invocation: &Invocation,
+    targets: &str,
+    exec: &Exec,
+    report: &ExecReport,
+) -> Option<String> {
+    let Command::Argv(argv) = &exec.command else {
+        return None;
+    };
+    let first = argv.first()?;
+    let shell_syntax = first
+        .chars()
+        .any(|c| c.is_whitespace() || "|&;<>()$`\\\"'*?[]{}~#=".contains(c));
+    let not_found = report
+        .results
+        .iter()
+        .any(|r| r.detail.exit_code == Some(127));
+    if !(shell_syntax && not_found) {
+        return None;
+    }
+    let raw = if argv.len() == 1 {
+        first.clone()
+    } else {
+        argv.join(" ")
+    };
+    let suggestion = invocation.command(&format!(
+        "exec {} --raw {}",
+        remex::quote::quote(targets),
+        remex::quote::quote(&raw)
+    ));
+    Some(format!(
+        "hint: {} was run as one program name: the words after `--` reach no shell; \
+         for a shell command line (pipes, `;`, `&&`, redirections, `$VAR`) use --raw: {suggestion}",
+        remex::quote::quote(first)
     ))
 }
 

@@ -12,6 +12,8 @@ use super::{Global, Status, print_json, print_listing, render, run_status};
 /// `remex hosts trust`.
 #[derive(Debug, Args)]
 pub(crate) struct TrustArgs {
+    #[command(flatten)]
+    pub adhoc: super::args::AdHoc,
     /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
     pub targets: String,
     /// Pin only a key with this fingerprint (SHA256:…, obtained out of band,
@@ -29,8 +31,11 @@ pub(crate) struct TrustArgs {
 }
 
 /// `remex hosts list`.
-pub(super) fn list(global: &Global<'_>) -> Result<Status> {
-    let list = global.config()?.host_list();
+pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {
+    let config = global.config()?;
+    let selected = config.select(targets)?;
+    let mut list = config.host_list();
+    list.hosts.retain(|h| selected.contains(&h.name));
     if global.json {
         print_listing("hosts.list", &list)?;
     } else {
@@ -58,10 +63,11 @@ pub(super) fn list(global: &Global<'_>) -> Result<Status> {
 pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> {
     let executor = global.executor(global.config()?)?;
     let interrupts = Interrupts::watch("stopping the checks")?;
-    let report = executor
+    let mut report = executor
         .check(&global.context(&interrupts), targets)
         .await?;
     executor.close().await;
+    global.invocation.rewrite_report(&mut report);
     if global.json {
         print_json(&report)?;
     } else {
@@ -138,7 +144,7 @@ pub(super) async fn trust(global: &Global<'_>, args: TrustArgs) -> Result<Status
     let report = executor
         .hosts_trust(&global.context(&interrupts), &args.targets, &request)
         .await?;
-    finish(&report, global.json, &interrupts)
+    finish(global, report, &interrupts)
 }
 
 /// `remex hosts forget`.
@@ -148,12 +154,13 @@ pub(super) async fn forget(global: &Global<'_>, targets: &str) -> Result<Status>
     let report = executor
         .hosts_forget(&global.context(&interrupts), targets)
         .await?;
-    finish(&report, global.json, &interrupts)
+    finish(global, report, &interrupts)
 }
 
-fn finish(report: &TrustReport, json: bool, interrupts: &Interrupts) -> Result<Status> {
-    if json {
-        print_json(report)?;
+fn finish(global: &Global<'_>, mut report: TrustReport, interrupts: &Interrupts) -> Result<Status> {
+    global.invocation.rewrite_report(&mut report);
+    if global.json {
+        print_json(&report)?;
     } else {
         let width = render::name_width(report.results.iter().map(|r| r.host.as_str()));
         for r in &report.results {
@@ -182,7 +189,7 @@ fn finish(report: &TrustReport, json: bool, interrupts: &Interrupts) -> Result<S
                 eprintln!("{host:<width$}: [{}] {}", failure.kind, failure.message);
             }
         }
-        eprintln!("{}", super::render::summary(report));
+        eprintln!("{}", super::render::summary(&report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),

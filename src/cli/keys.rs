@@ -188,8 +188,10 @@ pub(super) async fn run(global: &Global<'_>, command: KeysCommand) -> Result<Sta
                             key.public_path.display()
                         );
                         eprintln!(
-                            "next: remex keys deploy TARGETS --name {} (add --password-env VAR for first contact)",
-                            key.name
+                            "next: `{}` (add --password-env VAR for first contact)",
+                            global
+                                .invocation
+                                .command(&format!("keys deploy TARGETS --name {}", key.name))
                         );
                     }
                     return Ok(run_status(report.audit_error.as_deref(), &interrupts, true));
@@ -205,11 +207,14 @@ pub(super) async fn run(global: &Global<'_>, command: KeysCommand) -> Result<Sta
                         }
                         for key in &pruned.kept {
                             eprintln!(
-                                "kept archived key `{}`: still deployed on {}; run `remex keys revoke {} --name {}` first, or prune --force",
+                                "kept archived key `{}`: still deployed on {}; run `{}` first, or prune --force",
                                 key.name,
                                 key.deployed_to.join(","),
-                                key.deployed_to.join(","),
-                                key.name
+                                global.invocation.command(&format!(
+                                    "keys revoke {} --name {}",
+                                    key.deployed_to.join(","),
+                                    key.name
+                                ))
                             );
                         }
                         eprintln!(
@@ -252,7 +257,7 @@ pub(super) async fn run(global: &Global<'_>, command: KeysCommand) -> Result<Sta
                 }
                 KeysCommand::List => unreachable!("handled above"),
             };
-            finish(&report, json, &interrupts)
+            finish(global, report, &interrupts)
         }
     }
 }
@@ -334,14 +339,17 @@ fn list(global: &Global<'_>, config: &Config) -> Result<Status> {
     );
     for (host, rotation) in &listing.rotations_in_progress {
         eprintln!(
-            "unfinished rotation on {host}: to `{}` (after step `{}`); run `remex keys rotate {host}` to finish it",
-            rotation.new, rotation.step
+            "unfinished rotation on {host}: to `{}` (after step `{}`); run `{}` to finish it",
+            rotation.new,
+            rotation.step,
+            global.invocation.command(&format!("keys rotate {host}"))
         );
     }
     if listing.keys.is_empty() {
         eprintln!(
-            "no keys in {}; create one with `remex keys generate --name NAME`",
-            listing.key_storage_path.display()
+            "no keys in {}; create one with `{}`",
+            listing.key_storage_path.display(),
+            global.invocation.command("keys generate --name NAME")
         );
     }
     Ok(Status::Success)
@@ -356,9 +364,10 @@ fn dash(s: &str) -> String {
 }
 
 /// Prints a deploy/rotate/revoke report and maps it to the exit status.
-fn finish(report: &KeysReport, json: bool, interrupts: &Interrupts) -> Result<Status> {
-    if json {
-        print_json(report)?;
+fn finish(global: &Global<'_>, mut report: KeysReport, interrupts: &Interrupts) -> Result<Status> {
+    global.invocation.rewrite_report(&mut report);
+    if global.json {
+        print_json(&report)?;
     } else {
         let width = render::name_width(report.results.iter().map(|r| r.host.as_str()));
         for outcome in &report.results {
@@ -393,12 +402,13 @@ fn finish(report: &KeysReport, json: bool, interrupts: &Interrupts) -> Result<St
         }
         for archived in &report.details.archived {
             eprintln!(
-                "archived key `{}` as {} (delete it with `remex keys prune`)",
+                "archived key `{}` as {} (delete it with `{}`)",
                 archived.name,
-                archived.private_path.display()
+                archived.private_path.display(),
+                global.invocation.command("keys prune")
             );
         }
-        eprintln!("{}", super::render::summary(report));
+        eprintln!("{}", super::render::summary(&report));
     }
     Ok(run_status(
         report.audit_error.as_deref(),

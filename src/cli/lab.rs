@@ -1,5 +1,7 @@
 //! `remex lab up|down|status`: local labs of real sshd hosts.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Result;
 use remex::lab;
 
@@ -47,22 +49,23 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
                 })
                 .collect();
             println!("{}", render::table(&["NAME", "ADDRESS", "PID"], &table));
-            let config = lab.config_path.display();
+            let remex = invocation();
+            let config = quote_path(&lab.config_path);
             if let Some(file) = &lab.password_file {
                 eprintln!(
                     "password lab: log in as `{user}` with the password in {file} (no key is authorized yet); try:\n  \
-                     remex --config {config} keys generate --name demo\n  \
-                     REMEX_PASSWORD=$(cat {file}) remex --config {config} keys deploy all --name demo --password-env REMEX_PASSWORD\n  \
-                     remex --config {config} exec all -- id",
+                     {remex} --config {config} keys generate --name demo\n  \
+                     REMEX_PASSWORD=$(cat {file}) {remex} --config {config} keys deploy all --name demo --password-env REMEX_PASSWORD\n  \
+                     {remex} --config {config} exec all -- id",
                     user = lab.user,
-                    file = file.display(),
+                    file = quote_path(file),
                 );
             }
             eprintln!(
-                "lab is up: {} hosts, logging in as {}\ntry:  remex --config {config} exec all -- uname -a\nstop: remex lab down --dir {}",
+                "lab is up: {} hosts, logging in as {}\ntry:  {remex} --config {config} exec all -- uname -a\nstop: {remex} lab down --dir {}",
                 lab.hosts.len(),
                 lab.user,
-                lab.dir.display()
+                quote_path(&lab.dir)
             );
             Ok(Status::Success)
         }
@@ -110,4 +113,37 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
             })
         }
     }
+}
+
+/// How the hint lines `up` prints call remex, so that they work as printed:
+/// `remex` when that name on `PATH` is this very program, else this
+/// program's own path (a fresh build in `target/`, or an older install
+/// shadowing it on `PATH`, would make a plain `remex` fail or run another
+/// version).
+fn invocation() -> String {
+    let Ok(this) = std::env::current_exe().and_then(|exe| exe.canonicalize()) else {
+        return "remex".to_owned();
+    };
+    match on_path("remex") {
+        Some(found) if found.canonicalize().is_ok_and(|found| found == this) => "remex".to_owned(),
+        _ => quote_path(&this),
+    }
+}
+
+/// The first executable file called `name` in a directory of `PATH`, as
+/// the shell would find it.
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|file| {
+            file.metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// A path as one shell word, for a line meant to be copied.
+fn quote_path(path: &Path) -> String {
+    remex::quote::quote(&path.to_string_lossy())
 }

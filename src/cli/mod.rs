@@ -1,7 +1,11 @@
 //! The `remex` command: parse, call the library, render, and map the outcome
 //! to an exit status (0 every host succeeded, 1 some host failed, 2 usage,
 //! config or audit log error, 130/143/129 interrupted by SIGINT/SIGTERM/
-//! SIGHUP).
+//! SIGHUP; with `--exit-zero`, 0 whenever the report was printed).
+//!
+//! An error that stops a command (exit 2) is printed on stderr, and with
+//! `--json` or `--ndjson` also on stdout as an [`error_report::ErrorReport`]
+//! — clap's usage errors included.
 //!
 //! Only translation happens here: arguments become a request and a
 //! [`RunContext`] (the actor, the signals' cancel, the terminal prompter,
@@ -15,24 +19,34 @@
 
 mod args;
 mod audit;
+mod error_report;
 mod exec;
 mod hosts;
+mod invocation;
 mod keys;
 mod lab;
+mod manuals;
+mod ndjson;
 mod prompt;
 mod render;
+mod request;
 mod serve;
 mod signals;
 mod transfer;
+mod usage;
 
+use std::ffi::OsString;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use serde::Serialize;
 
 use args::{Cli, Command, HostsCommand};
+use error_report::ErrorReport;
+use invocation::Invocation;
 use remex::{Config, Executor, Listing, RunContext};
 use signals::Interrupts;
 
@@ -53,13 +67,23 @@ enum Status {
 
 /// Entry point of the binary.
 pub(crate) fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            // Help and version go to stdout with status 0; usage errors exit 2.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let parsed = Cli::command()
+        .try_get_matches_from(&argv)
+        .and_then(|matches| {
+            let cli = Cli::from_arg_matches(&matches)?;
+            cli.check()?;
+            Ok((usage::operation_of_matches(&matches), cli))
+        });
+    let (operation, cli) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return usage_error(e, &argv),
+    };
+    let outcome = Outcome {
+        operation,
+        json: cli.machine_readable(),
+        exit_zero: cli.exit_zero,
+        invocation: Invocation::new(cli.config.as_deref()),
     };
     init_tracing(cli.verbose);
     if !matches!(cli.command, Command::Serve(_)) {
@@ -71,27 +95,86 @@ pub(crate) fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("remex: error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return outcome
+                .failed(&anyhow::Error::new(e).context("cannot start the async runtime"));
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(Status::Success) => ExitCode::SUCCESS,
-        Ok(Status::HostFailed) => ExitCode::from(1),
-        Ok(Status::Interrupted(code)) => ExitCode::from(code),
-        Ok(Status::AuditIncomplete) => ExitCode::from(2),
-        Err(e) => {
-            eprintln!("remex: error: {e:#}");
-            ExitCode::from(2)
-        }
+    let invocation = outcome.invocation.clone();
+    match runtime.block_on(run(cli, &invocation)) {
+        Ok(status) => outcome.status(status),
+        Err(e) => outcome.failed(&e),
     }
 }
 
+/// A command line clap refused (or `--help`, `--version`): printed as clap
+/// prints it, with remex's hint, and with `--json` also as an
+/// [`ErrorReport`] on stdout.
+fn usage_error(error: clap::Error, argv: &[OsString]) -> ExitCode {
+    // Help and version go to stdout with status 0; usage errors exit 2.
+    if !error.use_stderr() {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let error = usage::with_hint(error, argv);
+    let _ = error.print();
+    if usage::wants_json(argv) {
+        let operation = usage::operation_of_args(argv);
+        let message = usage::one_line(&error);
+        let _ = print_json(&ErrorReport::new(operation.as_deref(), "usage", &message));
+    }
+    ExitCode::from(2)
+}
+
+/// How a parsed command line wants its end reported.
+struct Outcome {
+    /// The operation it names, for an [`ErrorReport`].
+    operation: Option<String>,
+    /// `--json` or `--ndjson`: an error is reported on stdout too.
+    json: bool,
+    /// `--exit-zero`.
+    exit_zero: bool,
+    /// For the commands suggested in error messages.
+    invocation: Invocation,
+}
+
+impl Outcome {
+    /// The exit status of a command that ran to its end: with
+    /// `--exit-zero`, 0 whatever the hosts did (the report says it).
+    fn status(&self, status: Status) -> ExitCode {
+        if self.exit_zero {
+            return ExitCode::SUCCESS;
+        }
+        match status {
+            Status::Success => ExitCode::SUCCESS,
+            Status::HostFailed => ExitCode::from(1),
+            Status::Interrupted(code) => ExitCode::from(code),
+            Status::AuditIncomplete => ExitCode::from(2),
+        }
+    }
+
+    /// Reports an error that stopped the command: exit 2.
+    fn failed(&self, error: &anyhow::Error) -> ExitCode {
+        let text = format!("{error:#}");
+        let message = self.invocation.rewrite(&text);
+        eprintln!("remex: error: {message}");
+        if self.json {
+            let kind = error_report::kind_of(error);
+            let _ = print_json(&ErrorReport::new(self.operation.as_deref(), kind, &message));
+        }
+        ExitCode::from(2)
+    }
+}
+
+/// Logs on stderr: remex's own events at the level `-v` asks for (`-v`:
+/// each connection's steps with timings, `-vv`: everything). russh stays
+/// silent unless `RUST_LOG` names it: it reports remex's deliberate
+/// 256 KiB packet size as an ERROR on every connection, and its debug
+/// lines are protocol internals an operator cannot act on.
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "remex=warn",
         1 => "remex=debug",
-        _ => "remex=trace,russh=debug",
+        _ => "remex=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -99,22 +182,42 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour_on_stderr())
         .try_init();
 }
 
+/// Whether stderr may carry colour: only a terminal, and not when
+/// `NO_COLOR` is set (<https://no-color.org>). Logs in a file, n8n or cron
+/// stay plain text. (indicatif's bars follow the same rules.)
+fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Runs a parsed command line.
-async fn run(cli: Cli) -> Result<Status> {
+async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
+    let adhoc = match &cli.command {
+        Command::Exec(args) => args.run.adhoc.clone(),
+        Command::Script(args) => args.run.adhoc.clone(),
+        Command::Upload(args) => args.adhoc.clone(),
+        Command::Download(args) => args.adhoc.clone(),
+        Command::Hosts(HostsCommand::Trust(args)) => args.adhoc.clone(),
+        _ => args::AdHoc::default(),
+    };
     let global = Global {
         config: cli.config.as_deref(),
         json: cli.json,
         actor: cli.actor.as_deref(),
+        user: cli.user.as_deref(),
+        hosts: &adhoc.hosts,
+        connect_timeout: cli.connect_timeout,
+        invocation,
     };
     match cli.command {
         Command::Exec(args) => exec::exec(&global, args).await,
         Command::Script(args) => exec::script(&global, args).await,
         Command::Upload(args) => transfer::upload(&global, args).await,
         Command::Download(args) => transfer::download(&global, args).await,
-        Command::Hosts(HostsCommand::List) => hosts::list(&global),
+        Command::Hosts(HostsCommand::List { targets }) => hosts::list(&global, &targets),
         Command::Hosts(HostsCommand::Check { targets }) => hosts::check(&global, &targets).await,
         Command::Hosts(HostsCommand::Trust(args)) => hosts::trust(&global, args).await,
         Command::Hosts(HostsCommand::Forget { targets }) => hosts::forget(&global, &targets).await,
@@ -123,6 +226,8 @@ async fn run(cli: Cli) -> Result<Status> {
         Command::Audit(command) => audit::run(&global, command).await,
         Command::Serve(args) => serve::serve(&global, args).await,
         Command::Tokens(command) => serve::tokens(&global, command),
+        Command::Completions { shell } => manuals::completions(shell).map(|()| Status::Success),
+        Command::Man { dir } => manuals::man(dir.as_deref()).map(|()| Status::Success),
     }
 }
 
@@ -134,6 +239,14 @@ struct Global<'a> {
     json: bool,
     /// `--actor` / `REMEX_ACTOR`.
     actor: Option<&'a str>,
+    /// `--user`: every host's login user.
+    user: Option<&'a str>,
+    /// `--host`: hosts outside the config, for this command.
+    hosts: &'a [(String, u16)],
+    /// `--connect-timeout`.
+    connect_timeout: Option<std::time::Duration>,
+    /// How remex was invoked, for the commands suggested in messages.
+    invocation: &'a Invocation,
 }
 
 impl Global<'_> {
@@ -142,7 +255,30 @@ impl Global<'_> {
         let from_env = std::env::var_os(remex::config::CONFIG_ENV)
             .filter(|path| !path.is_empty())
             .map(std::path::PathBuf::from);
-        Ok(Config::discover(self.config, from_env.as_deref())?)
+        let mut config = Config::discover(self.config, from_env.as_deref())?;
+        for (address, port) in self.hosts {
+            let name = if *port == 22 {
+                address.clone()
+            } else {
+                format!("{address}:{port}")
+            };
+            config.vms.entry(name).or_insert_with(|| remex::config::Vm {
+                host: address.clone(),
+                port: *port,
+                user: None,
+                groups: vec!["adhoc".to_owned()],
+                key: None,
+            });
+        }
+        if let Some(user) = self.user {
+            for vm in config.vms.values_mut() {
+                vm.user = Some(user.to_owned());
+            }
+        }
+        if let Some(timeout) = self.connect_timeout {
+            config.remote_execution.connect_timeout = timeout;
+        }
+        Ok(config)
     }
 
     /// An executor for `config`, with the ssh-agent of `SSH_AUTH_SOCK`.

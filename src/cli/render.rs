@@ -8,25 +8,60 @@ use std::sync::Mutex;
 
 use remex::{Detail, ErrorKind, ExecResult, HostReport, Observer, RunReport, Stream};
 
+/// How a [`Printer`] shows each host's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// Every line as `NAME: line` when the host finishes.
+    Lines,
+    /// Every line as `NAME: line` as it arrives (`--stream`).
+    Stream,
+    /// Only failed hosts' lines (`--quiet`).
+    Quiet,
+    /// One line per host: `NAME: [ok] out\nput` (`--output oneline`).
+    Oneline,
+}
+
 /// Prints host output as `NAME: line`, stdout lines to stdout and stderr
 /// lines to stderr, under one lock so lines of different hosts never mix.
 pub(crate) struct Printer {
     /// Width that host names are padded to, so output lines up.
     width: usize,
-    /// Print lines as they arrive (`--stream`) rather than per finished host.
-    stream: bool,
+    /// How each host's output is shown.
+    style: Style,
     /// Serialises writers across host tasks.
     lock: Mutex<()>,
 }
 
 impl Printer {
     /// A printer for hosts named up to `width` characters.
-    pub(crate) fn new(width: usize, stream: bool) -> Self {
+    pub(crate) fn new(width: usize, style: Style) -> Self {
         Printer {
             width,
-            stream,
+            style,
             lock: Mutex::new(()),
         }
+    }
+
+    /// `NAME: [ok] first line\nsecond line [stderr] …` on stdout: a host's
+    /// whole result on one line, for grep, sort and diff.
+    fn write_oneline(&self, outcome: &HostReport<dyn Detail>, result: Option<&ExecResult>) {
+        let status = match &outcome.error {
+            None => "ok".to_owned(),
+            Some(failure) => format!("{}: {}", failure.kind, failure.message),
+        };
+        let mut line = format!("{:<width$}: [{status}]", outcome.host, width = self.width);
+        if let Some(result) = result {
+            for (label, captured) in [("", &result.stdout), (" [stderr]", &result.stderr)] {
+                let text = String::from_utf8_lossy(&captured.bytes);
+                let text = text.trim_end_matches('\n');
+                if !text.is_empty() {
+                    line.push_str(label);
+                    line.push(' ');
+                    line.push_str(&text.replace('\\', "\\\\").replace('\n', "\\n"));
+                }
+            }
+        }
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
 
     fn write_line(&self, host: &str, stream: Stream, line: &[u8]) {
@@ -57,7 +92,7 @@ impl Printer {
 
 impl Observer for Printer {
     fn line(&self, host: &str, stream: Stream, line: &[u8]) {
-        if self.stream {
+        if self.style == Style::Stream {
             let _guard = self.lock.lock();
             self.write_line(host, stream, line);
         }
@@ -66,7 +101,12 @@ impl Observer for Printer {
     fn done(&self, outcome: &HostReport<dyn Detail>) {
         let _guard = self.lock.lock();
         let result = outcome.detail.as_any().downcast_ref::<ExecResult>();
-        if let (false, Some(result)) = (self.stream, result) {
+        match self.style {
+            Style::Oneline => return self.write_oneline(outcome, result),
+            Style::Quiet if outcome.ok() => return,
+            _ => {}
+        }
+        if let (false, Some(result)) = (self.style == Style::Stream, result) {
             for (stream, captured) in [
                 (Stream::Stdout, &result.stdout),
                 (Stream::Stderr, &result.stderr),

@@ -13,6 +13,7 @@ use remex::transfer::{Download, Options, TransferReport, TransferResult, Transfe
 use remex::{Detail, Executor, HostReport, Observer, RunContext};
 
 use super::args::{DownloadArgs, TransferArgs, UploadArgs};
+use super::invocation::Invocation;
 use super::signals::Interrupts;
 use super::{Global, Status, print_json, run_status};
 
@@ -74,6 +75,8 @@ struct Run {
     bars: Option<Arc<Bars>>,
     interrupts: Interrupts,
     width: usize,
+    /// Suggested commands repeat the user's `--config`.
+    invocation: Invocation,
 }
 
 impl Run {
@@ -117,6 +120,7 @@ impl Run {
             bars,
             interrupts,
             width,
+            invocation: global.invocation.clone(),
         })
     }
 
@@ -128,8 +132,9 @@ impl Run {
         if let Some(bars) = &self.bars {
             bars.clear();
         }
-        let report = report?;
+        let mut report = report?;
         self.executor.close().await;
+        self.invocation.rewrite_report(&mut report);
         if json {
             print_json(&report)?;
         } else {

@@ -37,6 +37,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_parts(text).map_err(|why| format!("invalid duration {s:?}: {why}; {HINT}"))
 }
 
+/// A command's timeout as people write it: a duration, or `none` for no
+/// timeout ([`Duration::MAX`], which remex's timer treats as never). Zero
+/// is refused rather than taken to mean "none": a computed 0 in a script
+/// should not silently run forever, nor stop every command at once.
+///
+/// # Errors
+///
+/// A message naming the input, as [`parse_duration`]'s, or why zero is
+/// refused.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(Duration::MAX);
+    }
+    let timeout = parse_duration(s)?;
+    if timeout.is_zero() {
+        return Err(format!(
+            "a timeout of {s:?} would stop the command at once; give a duration such as 30s, or `none` for no timeout"
+        ));
+    }
+    Ok(timeout)
+}
+
 /// Parses a trimmed duration, returning only the reason on failure.
 fn parse_parts(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
@@ -141,6 +163,16 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_timeout_is_a_duration_or_none_and_never_zero() {
+        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout(" None "), Ok(Duration::MAX));
+        for zero in ["0", "0s", "0ms"] {
+            let error = parse_timeout(zero).err().unwrap_or_default();
+            assert!(error.contains("`none`"), "{zero}: {error}");
+        }
+    }
 
     #[test]
     fn accepts_units_and_plain_seconds() {

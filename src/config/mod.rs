@@ -79,7 +79,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub use audit::{AuditConfig, FsyncPolicy};
-pub use duration::parse_duration;
+pub use duration::{parse_duration, parse_timeout};
 pub use error::ConfigError;
 pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
 pub use size::parse_size;
@@ -355,6 +355,24 @@ impl Config {
             }),
             None => Ok(config),
         }
+    }
+
+    /// The hosts `selector` picks (the [`crate::targets`] grammar), in
+    /// inventory order.
+    ///
+    /// # Errors
+    ///
+    /// A selector that names nothing in the inventory, or selects nothing.
+    pub fn select(&self, selector: &str) -> Result<Vec<String>, crate::targets::TargetError> {
+        let candidates: Vec<crate::targets::Candidate<'_>> = self
+            .vms
+            .iter()
+            .map(|(name, vm)| crate::targets::Candidate {
+                name,
+                groups: &vm.groups,
+            })
+            .collect();
+        crate::targets::select(selector, &candidates)
     }
 
     /// The inventory as `remex hosts list` shows it.

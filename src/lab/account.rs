@@ -23,6 +23,8 @@ pub(crate) struct Account {
     pub gid: u32,
     /// The home directory.
     pub home: PathBuf,
+    /// The login shell (sshd runs commands with `SHELL -c`).
+    pub shell: PathBuf,
 }
 
 /// The effective user id of this process (the owner of `/proc/self`).
@@ -61,6 +63,7 @@ fn parse_passwd_line(line: &str) -> Option<Account> {
     let gid = fields.next()?.parse().ok()?;
     let _gecos = fields.next()?;
     let home = PathBuf::from(fields.next()?);
+    let shell = PathBuf::from(fields.next().unwrap_or_default());
     if name.is_empty() {
         return None;
     }
@@ -69,6 +72,7 @@ fn parse_passwd_line(line: &str) -> Option<Account> {
         uid,
         gid,
         home,
+        shell,
     })
 }
 
@@ -171,12 +175,19 @@ pub(crate) fn comment(name: &str) -> io::Result<Option<String>> {
         .find_map(|line| line.split(':').nth(4).map(str::to_owned)))
 }
 
-/// Creates login user `name` (`useradd -m -s /bin/sh -c COMMENT`), so the
-/// comment marks it as the lab's. Root only.
+/// Creates login user `name` (`useradd -m -s SHELL -c COMMENT`), so the
+/// comment marks it as the lab's. Root only. Its shell is bash where
+/// installed: a lab host's start files move a session to the host's
+/// `$HOME` for bash and zsh, but `sh -c` reads no start file.
 pub(crate) fn create_user(name: &str, comment: &str) -> io::Result<Account> {
+    let shell = if Path::new("/bin/bash").is_file() {
+        "/bin/bash"
+    } else {
+        "/bin/sh"
+    };
     run_tool(
         Command::new("useradd")
-            .args(["-m", "-s", "/bin/sh", "-c", comment])
+            .args(["-m", "-s", shell, "-c", comment])
             .arg(name),
         "useradd",
     )?;
@@ -238,6 +249,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 home: PathBuf::from("/root"),
+                shell: PathBuf::from("/bin/bash"),
             })
         );
         assert_eq!(parse_passwd_line("broken:x:zero:0::/:/bin/sh"), None);
@@ -272,6 +284,7 @@ mod tests {
             uid,
             gid: fs::metadata(home.path()).unwrap().gid(),
             home: home.path().to_owned(),
+            shell: PathBuf::from("/bin/sh"),
         };
         fs::create_dir(home.path().join(".ssh")).unwrap();
         let path = home.path().join(".ssh/authorized_keys");
@@ -298,6 +311,7 @@ mod tests {
             uid: effective_uid().unwrap(),
             gid: fs::metadata(home.path()).unwrap().gid(),
             home: home.path().to_owned(),
+            shell: PathBuf::from("/bin/sh"),
         };
         let path = add_authorized_key(&account, "ssh-ed25519 B lab").unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o777;

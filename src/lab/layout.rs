@@ -123,7 +123,7 @@ impl Layout {
     }
 
     /// `DIR/hosts/NAME/home`: `$HOME` of every session on an OpenSSH lab
-    /// host, so the invoking user's shell rc files (a heavy `~/.bashrc`
+    /// host, and where its sessions and SFTP start (see [`sshd_config`]), so the invoking user's shell rc files (a heavy `~/.bashrc`
     /// costs 100 ms and more per command) play no part in the lab or its
     /// benchmarks, and each host has its own `~/.ssh/authorized_keys` (which
     /// its sshd reads besides `DIR/authorized_keys`), as separate machines
@@ -199,6 +199,15 @@ pub(super) const CLIENT_KEY_NAME: &str = "id_ed25519";
 /// the lab's shared file, `home` the host's own `$HOME` (whose
 /// `.ssh/authorized_keys` sshd reads too). With `password_auth`, sshd
 /// checks passwords through PAM (`password` and `keyboard-interactive`).
+///
+/// Sessions and SFTP agree on `home`, as on a real host: SFTP starts
+/// there (`internal-sftp -d`, so `~/x` and relative paths land there),
+/// and a shell session moves there through the [`START_SCRIPT`] sshd
+/// lets the login shell read (bash: `BASH_ENV`, or `~/.bashrc` where
+/// bash reads it for sshd, and `~/.profile` as a login shell; zsh:
+/// `~/.zshenv`; see [`start_env`]) — sshd itself starts every session in the login user's
+/// real home directory, and has no option to change that short of a
+/// `ForceCommand`, which would wrap every command and SFTP too.
 pub(super) fn sshd_config(
     listen: SocketAddrV4,
     host_key: &Path,
@@ -206,8 +215,10 @@ pub(super) fn sshd_config(
     authorized_keys: &Path,
     home: &Path,
     password_auth: bool,
+    shell: &Path,
 ) -> String {
     let password = if password_auth { "yes" } else { "no" };
+    let start = start_env(shell, home);
     format!(
         "# remex lab host, written by `remex lab up`\n\
          ListenAddress {listen}\n\
@@ -223,18 +234,51 @@ pub(super) fn sshd_config(
          MaxStartups 1000:30:1000\n\
          MaxSessions 64\n\
          LogLevel VERBOSE\n\
-         Subsystem sftp internal-sftp\n\
+         Subsystem sftp internal-sftp -d {}\n\
          PrintMotd no\n\
          PrintLastLog no\n\
          UseDNS no\n\
-         SetEnv HOME={}\n",
+         SetEnv HOME={}{start}\n",
         host_key.display(),
         pid_file.display(),
         authorized_keys.display(),
         home.display(),
         home.display(),
+        home.display(),
     )
 }
+
+/// What `SetEnv` adds besides `HOME` so that `shell` reads the
+/// [`START_SCRIPT`] and acts on it: bash reads `BASH_ENV` for `bash -c`
+/// (Debian's bash reads `~/.bashrc` instead when sshd starts it), zsh
+/// reads `~/.zshenv` anyway. Nothing for other shells: `sh -c` reads no
+/// file, and a marker left set would move a bash the user starts later.
+fn start_env(shell: &Path, home: &Path) -> String {
+    match shell.file_name().and_then(|name| name.to_str()) {
+        Some("bash") => format!(" {START_VAR}=1 BASH_ENV={}/.bashrc", home.display()),
+        Some("zsh") => format!(" {START_VAR}=1"),
+        _ => String::new(),
+    }
+}
+
+/// Set for each session by the lab's sshd, and unset by [`START_SCRIPT`]
+/// once it moved the session to `$HOME`: only the shell sshd starts
+/// moves, not a shell the user starts later in another directory.
+const START_VAR: &str = "REMEX_LAB_START";
+
+/// The start files the lab writes into each OpenSSH host's `$HOME`, each
+/// with [`START_SCRIPT`]: the files the login shells read (see
+/// [`sshd_config`]).
+pub(super) const START_FILES: &[&str] = &[".bashrc", ".zshenv", ".profile"];
+
+/// What a lab host's shell start files say: move a session sshd started
+/// to `$HOME`. POSIX sh, so that bash, zsh and sh read it alike.
+pub(super) const START_SCRIPT: &str = "\
+# Written by `remex lab up`. The lab's sshd starts every session in the login
+# user's real home; this moves it to this host's own $HOME, where SFTP starts
+# too (a separate machine's session would start there).
+if [ -n \"${REMEX_LAB_START-}\" ]; then unset REMEX_LAB_START BASH_ENV; cd -- \"$HOME\" || :; fi
+";
 
 /// The arguments of a Dropbear server: foreground (`-F`), log to stderr
 /// (`-E`), no password logins (`-s`).
@@ -438,9 +482,14 @@ mod tests {
             Path::new("/l/authorized_keys"),
             Path::new("/l/hosts/vm01/home"),
             false,
+            Path::new("/bin/bash"),
         );
         assert!(text.contains("\nListenAddress 127.0.0.2:40123\n"));
-        assert!(text.contains("\nSetEnv HOME=/l/hosts/vm01/home\n"));
+        assert!(text.contains(
+            "\nSetEnv HOME=/l/hosts/vm01/home REMEX_LAB_START=1 BASH_ENV=/l/hosts/vm01/home/.bashrc\n"
+        ));
+        assert!(text.contains("\nSubsystem sftp internal-sftp -d /l/hosts/vm01/home\n"));
+        assert!(START_SCRIPT.contains(START_VAR));
         assert!(text.contains(
             "\nAuthorizedKeysFile /l/authorized_keys /l/hosts/vm01/home/.ssh/authorized_keys\n"
         ));
@@ -453,7 +502,9 @@ mod tests {
             Path::new("/a"),
             Path::new("/h"),
             true,
+            Path::new("/bin/sh"),
         );
+        assert!(text.contains("\nSetEnv HOME=/h\n"), "{text}");
         for line in [
             "UsePAM yes",
             "PasswordAuthentication yes",

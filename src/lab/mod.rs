@@ -35,6 +35,8 @@
 //! DIR/hosts/vm01/ssh_host_ed25519_key   host key (+ Dropbear form)
 //! DIR/hosts/vm01/sshd.pid          written by the server once listening
 //! DIR/hosts/vm01/sshd.log          the server's stderr
+//! DIR/hosts/vm01/home/             OpenSSH only: the host's $HOME, where
+//!                                  sessions and SFTP start
 //! ```
 //!
 //! `lab.json` records the server kind and binary, the port, the user and
@@ -566,6 +568,7 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         password_auth,
         password_user: password_state.as_ref(),
         home_owner: (euid == 0 && account.uid != 0).then_some((account.uid, account.gid)),
+        shell: &account.shell,
     };
     let (port, children) = start_all(&plan)?;
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
@@ -835,6 +838,9 @@ struct Plan<'a> {
     password_user: Option<&'a state::PasswordUserState>,
     /// Who owns the hosts' `$HOME`s when the lab logs in as another user.
     home_owner: Option<(u32, u32)>,
+    /// The login user's shell: which start files move a session to the
+    /// host's `$HOME` depends on it.
+    shell: &'a Path,
 }
 
 /// Picks a port, starts every server on it and waits until all are
@@ -875,6 +881,7 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
                 host.listen,
                 plan.password_auth,
                 plan.home_owner,
+                plan.shell,
             )?;
         }
         if let Some(first) = pending.first() {

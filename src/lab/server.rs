@@ -180,7 +180,8 @@ pub(super) fn write_host_keys(
 
 /// Writes a host's server configuration for `listen` (OpenSSH only;
 /// Dropbear takes everything as arguments), and creates the host's `$HOME`
-/// (owned by `home_owner` when given: a lab for another login user).
+/// with its shell start files (owned by `home_owner` when given: a lab for
+/// another login user).
 pub(super) fn write_config(
     kind: ServerKind,
     layout: &Layout,
@@ -188,6 +189,7 @@ pub(super) fn write_config(
     listen: SocketAddrV4,
     password_auth: bool,
     home_owner: Option<(u32, u32)>,
+    shell: &Path,
 ) -> Result<(), LabError> {
     if kind != ServerKind::OpenSsh {
         return Ok(());
@@ -200,11 +202,20 @@ pub(super) fn write_config(
         &layout.authorized_keys(),
         &home,
         password_auth,
+        shell,
     );
     fs::create_dir_all(&home).map_err(|source| LabError::io("create", &home, source))?;
+    let mut owned = vec![home.clone()];
+    for name in layout::START_FILES {
+        let file = home.join(name);
+        write_file(&file, layout::START_SCRIPT.as_bytes(), 0o644)?;
+        owned.push(file);
+    }
     if let Some((uid, gid)) = home_owner {
-        std::os::unix::fs::chown(&home, Some(uid), Some(gid))
-            .map_err(|source| LabError::io("chown", &home, source))?;
+        for path in owned {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .map_err(|source| LabError::io("chown", &path, source))?;
+        }
     }
     write_file(&layout.sshd_config(name), text.as_bytes(), 0o644)
 }

@@ -19,7 +19,7 @@ use crate::ops::keys::resolve::host_key;
 use crate::ops::keys::{KeyState, KeysError, load_state, state_path};
 use crate::run::pool::Pool;
 use crate::run::report::Failure;
-use crate::targets::{self, Candidate, TargetError};
+use crate::targets::TargetError;
 use crate::transport::connection::{ConnectOptions, Endpoint};
 use crate::transport::host_key::{self, KnownHostsView};
 use crate::transport::identity::KeyStore;
@@ -186,15 +186,7 @@ impl Executor {
     ///
     /// A selector that names nothing in the inventory, or selects nothing.
     pub fn select(&self, selector: &str) -> Result<Vec<String>, TargetError> {
-        let vms = &self.inner.config.vms;
-        let candidates: Vec<Candidate<'_>> = vms
-            .iter()
-            .map(|(name, vm)| Candidate {
-                name,
-                groups: &vm.groups,
-            })
-            .collect();
-        targets::select(selector, &candidates)
+        self.inner.config.select(selector)
     }
 
     /// Where and as whom remex connects to `name` now. The key is the

@@ -4,7 +4,9 @@
 //! Connecting is: resolve and dial ([`crate::transport::tcp`]), the SSH handshake with
 //! the host key checked against remex's known_hosts ([`HostKeyCheck`]), then
 //! public-key authentication with the host's key file, and the ssh-agent's
-//! keys when allowed. The whole is bounded by the connect timeout.
+//! keys when allowed. The whole is bounded by the connect timeout. Each
+//! step is a debug event with its timing (`-v`, see
+//! [`crate::transport::steps`]).
 //!
 //! **Invariant:** a host key is accepted only when known_hosts pins it, or
 //! when the policy is accept-new and known_hosts knows nothing of the host.
@@ -12,7 +14,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::AgentIdentity;
@@ -24,6 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::host_key::{HostKeyCheck, KnownHostsView, Recorder, Verdict};
 use super::identity::{IdentityError, KeyStore, PassphraseSource, fingerprint};
 use super::login::{Login, Password};
+use super::steps::{ChannelClock, ms};
 use super::tcp::{self, DialError};
 use crate::config::HostKeyPolicy;
 use crate::run::report::{ErrorKind, Failure};
@@ -249,6 +252,7 @@ impl Connection {
             known: keys.known.clone(),
             policy: options.host_key_policy,
             verdict: verdict.clone(),
+            channels: ChannelClock::new(&endpoint.name),
         };
         let agent = login.agent.then_some(options.agent.as_deref()).flatten();
         let password_possible = login.password.is_some();
@@ -256,6 +260,7 @@ impl Connection {
             let mut handle = handshake(endpoint, options, check)
                 .await?
                 .map_err(|e| handshake_failure(endpoint, &e, &verdict))?;
+            log_host_key(endpoint, &verdict);
             let tried = authenticate(
                 &mut handle,
                 endpoint,
@@ -277,13 +282,16 @@ impl Connection {
                 .get(&endpoint.user)
                 .await
                 .map_err(|message| Failure::new(ErrorKind::Auth, message))?;
+            let started = Instant::now();
             let accepted = within(
                 options,
                 endpoint,
                 authenticate_password(&mut handle, &endpoint.user, &password),
             )
             .await?;
-            if !accepted {
+            if let Some(method) = accepted {
+                log_authenticated(endpoint, method, started);
+            } else {
                 tried.push("the password (password and keyboard-interactive)".to_owned());
                 return Err(refused(endpoint, &tried));
             }
@@ -366,9 +374,13 @@ impl Connection {
             .map_err(|_| Failure::new(ErrorKind::Io, "connection is shutting down"))?;
         let mut backoff = Duration::from_millis(5);
         let mut retries = 6;
+        let started = Instant::now();
         loop {
             match self.handle.channel_open_session().await {
-                Ok(channel) => return Ok(Session { channel, slot }),
+                Ok(channel) => {
+                    self.log_channel(&channel, started);
+                    return Ok(Session { channel, slot });
+                }
                 Err(russh::Error::ChannelOpenFailure(_)) if retries > 0 => {
                     retries -= 1;
                     tokio::time::sleep(backoff).await;
@@ -400,8 +412,20 @@ impl Connection {
     /// the additional SFTP channels of a large upload).
     pub(crate) async fn try_session(&self) -> Option<Session> {
         let slot = self.sessions.clone().try_acquire_owned().ok()?;
+        let started = Instant::now();
         let channel = self.handle.channel_open_session().await.ok()?;
+        self.log_channel(&channel, started);
         Some(Session { channel, slot })
+    }
+
+    /// `-v`: a channel opened, `started` being when it was asked for.
+    fn log_channel(&self, channel: &Channel<client::Msg>, started: Instant) {
+        tracing::debug!(
+            "{}: channel {} opened in {}",
+            self.endpoint.name,
+            channel.id(),
+            ms(started.elapsed())
+        );
     }
 
     /// Session slots free right now.
@@ -462,6 +486,7 @@ impl Connection {
     /// Closes the connection politely (others may still hold it: their
     /// next use fails).
     pub(crate) async fn close(&self) {
+        tracing::debug!("{}: disconnecting", self.endpoint.name);
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
@@ -493,10 +518,61 @@ where
 {
     let config =
         Arc::new(ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?);
+    let started = Instant::now();
     let stream = tcp::dial(&endpoint.host, endpoint.port, options.retries)
         .await
         .map_err(|e| dial_failure(&e))?;
-    Ok(client::connect_stream(config, stream, handler).await)
+    let peer = stream.peer_addr().map_or_else(
+        |_| format!("{}:{}", endpoint.host, endpoint.port),
+        |a| a.to_string(),
+    );
+    tracing::debug!(
+        "{}: tcp connected to {peer} in {}",
+        endpoint.name,
+        ms(started.elapsed())
+    );
+    let started = Instant::now();
+    let handle = client::connect_stream(config, stream, handler).await;
+    if handle.is_ok() {
+        tracing::debug!(
+            "{}: key exchange done in {}",
+            endpoint.name,
+            ms(started.elapsed())
+        );
+    }
+    Ok(handle)
+}
+
+/// `-v`: the host key the handshake accepted, and why.
+fn log_host_key(endpoint: &Endpoint, verdict: &Mutex<Option<Verdict>>) {
+    if let Ok(Some(Verdict {
+        outcome: Ok(key),
+        pinned,
+    })) = verdict.lock().as_deref()
+    {
+        let how = if *pinned {
+            "unknown, pinned now (accept-new)"
+        } else {
+            "matches known_hosts"
+        };
+        tracing::debug!(
+            "{}: host key {} {} {how}",
+            endpoint.name,
+            key.algorithm(),
+            fingerprint(key)
+        );
+    }
+}
+
+/// `-v`: the authentication method that got remex in, and how long
+/// authenticating took since `started`.
+fn log_authenticated(endpoint: &Endpoint, method: &str, started: Instant) {
+    tracing::debug!(
+        "{}: authenticated as {} with {method} in {}",
+        endpoint.name,
+        endpoint.user,
+        ms(started.elapsed())
+    );
 }
 
 fn dial_failure(e: &DialError) -> Failure {
@@ -577,6 +653,7 @@ async fn authenticate(
 ) -> Result<Option<Vec<String>>, Failure> {
     let auth_failure = |message: String| Failure::new(ErrorKind::Auth, message);
     let user = endpoint.user.as_str();
+    let started = Instant::now();
     let mut tried = Vec::new();
     match key {
         Some(Ok(key)) => {
@@ -590,17 +667,19 @@ async fn authenticate(
             } else {
                 None
             };
-            let fp = fingerprint(key.public_key());
+            let fp = format!("{} {}", key.algorithm(), fingerprint(key.public_key()));
             let result = handle
                 .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
                 .await
                 .map_err(lost)?;
-            if matches!(result, AuthResult::Success) {
-                return Ok(None);
-            }
             let path = key_path
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
+            if matches!(result, AuthResult::Success) {
+                let method = format!("publickey {path} ({fp})");
+                log_authenticated(endpoint, &method, started);
+                return Ok(None);
+            }
             tried.push(format!("{path} ({fp})"));
         }
         Some(Err(IdentityError::Missing { .. })) if agent.is_some() || password_follows => {}
@@ -609,7 +688,10 @@ async fn authenticate(
     }
     if let Some(socket) = agent {
         match try_agent(handle, user, socket).await {
-            Ok(true) => return Ok(None),
+            Ok(true) => {
+                log_authenticated(endpoint, "publickey (a key of the ssh-agent)", started);
+                return Ok(None);
+            }
             Ok(false) => tried.push("the ssh-agent's keys".to_owned()),
             Err(message) => tried.push(format!("the ssh-agent ({message})")),
         }
@@ -630,19 +712,19 @@ fn lost(e: russh::Error) -> Failure {
 
 /// `password` authentication, then `keyboard-interactive` answering every
 /// hidden prompt with the password (what sshd asks through PAM). Returns
-/// whether the server accepted.
+/// the method the server accepted, if any.
 async fn authenticate_password(
     handle: &mut Handle<HostKeyCheck>,
     user: &str,
     password: &Password,
-) -> Result<bool, Failure> {
+) -> Result<Option<&'static str>, Failure> {
     use russh::client::KeyboardInteractiveAuthResponse as Kbd;
     let result = handle
         .authenticate_password(user, password.expose())
         .await
         .map_err(lost)?;
     if result.success() {
-        return Ok(true);
+        return Ok(Some("password"));
     }
     let mut response = handle
         .authenticate_keyboard_interactive_start(user, None)
@@ -652,8 +734,8 @@ async fn authenticate_password(
     // bound keeps a server that keeps asking from looping forever.
     for _ in 0..8 {
         match response {
-            Kbd::Success => return Ok(true),
-            Kbd::Failure { .. } => return Ok(false),
+            Kbd::Success => return Ok(Some("keyboard-interactive")),
+            Kbd::Failure { .. } => return Ok(None),
             Kbd::InfoRequest { prompts, .. } => {
                 let answers = prompts
                     .iter()
@@ -672,7 +754,7 @@ async fn authenticate_password(
             }
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 async fn try_agent(

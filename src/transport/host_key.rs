@@ -17,6 +17,7 @@ use russh::keys::{PublicKey, PublicKeyOrCertificate};
 use super::connection::Endpoint;
 use super::identity::fingerprint;
 use super::known_hosts::{self, HostKeyStatus, KnownHosts};
+use super::steps::ChannelClock;
 use crate::config::HostKeyPolicy;
 use crate::fresh::Fresh;
 use crate::run::report::{Failure, HostKeyProblem};
@@ -48,7 +49,9 @@ pub(crate) struct Verdict {
     pub pinned: bool,
 }
 
-/// Judges the offered host key during the handshake.
+/// Judges the offered host key during the handshake; afterwards, as the
+/// connection's handler, it logs what the server says of each channel
+/// (`-v`, see [`crate::transport::steps`]).
 pub(crate) struct HostKeyCheck {
     /// Whom we are connecting to.
     pub endpoint: Endpoint,
@@ -58,6 +61,8 @@ pub(crate) struct HostKeyCheck {
     pub policy: HostKeyPolicy,
     /// The verdict, for the caller once the handshake is over.
     pub verdict: Arc<Mutex<Option<Verdict>>>,
+    /// When each channel opened, for the `-v` lines of how it exited.
+    pub channels: ChannelClock,
 }
 
 impl client::Handler for HostKeyCheck {
@@ -82,6 +87,51 @@ impl client::Handler for HostKeyCheck {
             *slot = Some(verdict);
         }
         Ok(accepted)
+    }
+
+    async fn channel_open_confirmation(
+        &mut self,
+        id: russh::ChannelId,
+        _max_packet_size: u32,
+        _window_size: u32,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.opened(id);
+        Ok(())
+    }
+
+    async fn exit_status(
+        &mut self,
+        channel: russh::ChannelId,
+        exit_status: u32,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.channels
+            .exited(channel, &format!("exit status {exit_status}"));
+        Ok(())
+    }
+
+    async fn exit_signal(
+        &mut self,
+        channel: russh::ChannelId,
+        signal_name: russh::Sig,
+        _core_dumped: bool,
+        _error_message: &str,
+        _lang_tag: &str,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.channels
+            .exited(channel, &format!("killed by signal {signal_name:?}"));
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: russh::ChannelId,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.closed(channel);
+        Ok(())
     }
 }
 

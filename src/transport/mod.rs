@@ -13,12 +13,14 @@
 //! - `identity.rs` — private keys: permission check, decryption, the store
 //!   of loaded keys.
 //! - `login.rs` — the credentials of one connection attempt.
+//! - `steps.rs` — what `-v` shows: each step of a connection, with timings.
 
 pub(crate) mod connection;
 pub(crate) mod host_key;
 pub(crate) mod identity;
 pub(crate) mod known_hosts;
 pub(crate) mod login;
+pub(crate) mod steps;
 pub(crate) mod tcp;
 
 pub use connection::Endpoint;

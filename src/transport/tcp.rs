@@ -123,6 +123,11 @@ impl QuickAck {
         stream
     }
 
+    /// The address the socket is connected to.
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
     fn arm(&self) {
         // Best effort: only Linux has quick-ACK, and a failure costs latency,
         // not correctness.

@@ -538,8 +538,12 @@ fn verify_names_the_record_that_was_tampered_with() {
         .args(["exec", "all", "--", "true"])
         .run()
         .expect_code(2);
+    // The suggestion carries the --config the command was given.
     assert!(
-        run.stderr().contains("remex audit verify"),
+        run.stderr().contains(&format!(
+            "`remex --config {} audit verify`",
+            lab.config().display()
+        )),
         "{}",
         run.stderr()
     );

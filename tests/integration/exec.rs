@@ -891,3 +891,168 @@ fn concurrent_commands_on_one_connection_respect_max_sessions() {
         "sshd accepted 24 sessions; the test proves nothing"
     );
 }
+
+#[test]
+fn a_command_without_the_separator_gets_a_hint_to_add_it() {
+    let lab = TestLab::new(1);
+    let run = lab
+        .remex()
+        .args(["exec", "all", "uname", "-a"])
+        .run()
+        .expect_code(2);
+    let stderr = run.stderr();
+    assert!(stderr.contains("unexpected argument 'uname'"), "{stderr}");
+    let config = lab.config().display().to_string();
+    assert!(
+        stderr.contains("tip: ")
+            && stderr.contains(&format!("remex --config {config} exec all -- uname -a")),
+        "{stderr}"
+    );
+    // Options between the targets and the command stay where they were;
+    // `script` takes its LOCAL_SCRIPT first.
+    let run = lab
+        .remex()
+        .args(["script", "all", "./x.sh", "--timeout", "5s", "one", "two"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("script all ./x.sh --timeout 5s -- one two"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_command_word_with_shell_syntax_that_is_not_found_hints_at_raw() {
+    let lab = TestLab::new(2);
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "ls -l | head -n 1"])
+        .run()
+        .expect_code(1);
+    let stderr = run.stderr();
+    let config = lab.config().display().to_string();
+    assert_eq!(stderr.matches("hint:").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "use --raw: remex --config {config} exec all --raw 'ls -l | head -n 1'"
+        )),
+        "{stderr}"
+    );
+    // The hint is right: --raw runs it.
+    lab.remex()
+        .args(["exec", "all", "--raw", "ls -l / | head -n 1"])
+        .run()
+        .expect_code(0);
+    // A plain missing program gets no hint, and neither does --json.
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "no-such-program-here"])
+        .run()
+        .expect_code(1);
+    assert!(!run.stderr().contains("hint:"), "{}", run.stderr());
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "all", "--", "ls -l | head -n 1"])
+        .run()
+        .expect_code(1);
+    assert_eq!(results(&run.json())[0]["exit_code"], 127);
+    assert!(!run.stderr().contains("hint:"), "{}", run.stderr());
+}
+
+#[test]
+fn timeout_none_means_no_timeout_and_zero_is_refused() {
+    let lab = TestLab::new(1);
+    let config = lab.config_variant(
+        "short.yml",
+        &[("command_timeout: 5m", "command_timeout: 1s")],
+    );
+    let remex = || Remex::new().arg("--config").arg(&config);
+    let run = remex()
+        .args(["--json", "exec", "vm01", "--", "sleep", "2"])
+        .run()
+        .expect_code(1);
+    assert_first_error(&run, "timeout", "1s");
+    for none in ["none", "NONE"] {
+        remex()
+            .args(["exec", "vm01", "--timeout", none, "--", "sleep", "2"])
+            .run()
+            .expect_code(0);
+    }
+    let script = lab.path().join("slow.sh");
+    std::fs::write(&script, "sleep 2\n").unwrap_or_else(|e| panic!("{e}"));
+    remex()
+        .args(["script", "vm01"])
+        .arg(&script)
+        .args(["-t", "none"])
+        .run()
+        .expect_code(0);
+    for zero in ["0", "0s", "0ms"] {
+        let run = remex()
+            .args(["exec", "vm01", "-t", zero, "--", "true"])
+            .run()
+            .expect_code(2);
+        assert!(
+            run.stderr().contains("would stop the command at once")
+                && run.stderr().contains("`none`"),
+            "{}",
+            run.stderr()
+        );
+    }
+}
+
+#[test]
+fn suggested_commands_carry_the_config_the_user_passed() {
+    let lab = TestLab::new(1);
+    let (path, _) = known_hosts(&lab);
+    std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
+    let config = lab.config().display().to_string();
+    let with_config = format!("`remex --config {config} hosts trust vm01`");
+
+    let run = lab
+        .remex()
+        .args(["exec", "vm01", "--", "true"])
+        .run()
+        .expect_code(1);
+    assert!(run.stderr().contains(&with_config), "{}", run.stderr());
+    let run = lab
+        .remex()
+        .args(["--json", "exec", "vm01", "--", "true"])
+        .run()
+        .expect_code(1);
+    assert_first_error(&run, "host_key", &with_config);
+    let run = lab
+        .remex()
+        .args(["hosts", "check", "vm01"])
+        .run()
+        .expect_code(1);
+    assert!(run.stdout().contains(&with_config), "{}", run.stdout());
+    let run = lab
+        .remex()
+        .args(["exec", "vm01", "--ndjson", "--", "true"])
+        .run()
+        .expect_code(1);
+    assert!(run.stdout().contains(&with_config), "{}", run.stdout());
+
+    // The pasted suggestion works.
+    let run = lab
+        .remex()
+        .args(["hosts", "trust", "vm01", "--yes"])
+        .run()
+        .expect_code(0);
+    assert!(run.stdout().contains("pinned"), "{}", run.stdout());
+
+    // With $REMEX_CONFIG the suggestion needs no --config.
+    std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
+    let run = Remex::new()
+        .env("REMEX_CONFIG", lab.config())
+        .args(["exec", "vm01", "--", "true"])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr().contains("run `remex hosts trust vm01`"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -56,10 +56,10 @@ fn forget_then_trust_with_a_fingerprint_or_yes() {
     let error = first(&run.json())["error"].clone();
     assert_eq!(error["kind"], "host_key");
     assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("remex hosts trust vm01"),
+        error["message"].as_str().unwrap().contains(&format!(
+            "`remex --config {} hosts trust vm01`",
+            lab.config().display()
+        )),
         "{error}"
     );
     let run = lab

@@ -436,10 +436,14 @@ fn rotate_interrupted_on_some_hosts_keeps_their_old_key_and_a_rerun_finishes() {
     assert_eq!(actions(vm02), ["added"], "{vm02}");
     assert_eq!(vm02["uses"], "k1");
     let message = vm02["error"]["message"].as_str().unwrap();
+    let rerun = format!(
+        "run `remex --config {} keys rotate vm02` again",
+        lab.config().display()
+    );
     for needle in [
         "refused the new key `k2`",
         "still uses key `k1`",
-        "run `remex keys rotate vm02` again",
+        rerun.as_str(),
     ] {
         assert!(message.contains(needle), "no {needle:?} in {message}");
     }

@@ -304,3 +304,145 @@ async fn dropbear_lab_logs_in_as_a_throwaway_user() {
     let text = fs::read_to_string(&authorized_keys).unwrap();
     assert!(!text.contains(&marker), "{text}");
 }
+
+/// The line of `lab up`'s hints that starts with `label`, without it.
+fn hint<'a>(stderr: &'a str, label: &str) -> &'a str {
+    stderr
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{stderr}"))
+        .trim()
+}
+
+/// Runs a hint line as a user pasting it would: through `sh -c`, with
+/// `path` as `PATH`.
+fn run_hint(line: &str, path: &std::ffi::OsStr) -> Output {
+    Command::new("sh")
+        .args(["-c", line])
+        .env("PATH", path)
+        .env_remove("REMEX_CONFIG")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `lab up` prints `try:` and `stop:` commands that work when pasted: with
+/// `remex` on PATH being this binary they say `remex`; without it (a build
+/// in target/, not installed) they name the binary by its path.
+#[test]
+fn lab_up_hints_run_as_printed() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_remex"));
+    let system_path = std::env::var_os("PATH").unwrap_or_default();
+    let installed = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&bin, installed.path().join("remex")).unwrap();
+    let mut with_remex = std::ffi::OsString::from(installed.path());
+    with_remex.push(":");
+    with_remex.push(&system_path);
+
+    for (path, expect_plain) in [(system_path.clone(), false), (with_remex, true)] {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("lab");
+        let _down = Down(dir.clone());
+        let up = crate::util::Remex::new()
+            .env("PATH", &path)
+            .args(["lab", "up", "--hosts", "1", "--dir"])
+            .arg(&dir)
+            .run()
+            .expect_code(0);
+        let stderr = up.stderr();
+        let (try_line, stop_line) = (hint(&stderr, "try:"), hint(&stderr, "stop:"));
+        let program = try_line.split(' ').next().unwrap();
+        if expect_plain {
+            assert_eq!(program, "remex", "{stderr}");
+        } else {
+            assert_eq!(Path::new(program), bin.canonicalize().unwrap(), "{stderr}");
+        }
+
+        let tried = run_hint(try_line, &path);
+        let stdout = String::from_utf8_lossy(&tried.stdout);
+        assert!(
+            tried.status.success() && stdout.starts_with("vm01: Linux "),
+            "`{try_line}` failed: {stdout}{}",
+            String::from_utf8_lossy(&tried.stderr)
+        );
+        let stopped = run_hint(stop_line, &path);
+        assert!(stopped.status.success(), "`{stop_line}`: {stopped:?}");
+        assert!(
+            !dir.join("lab.json").exists(),
+            "`{stop_line}` left the lab up"
+        );
+    }
+}
+
+/// Each OpenSSH lab host has its own home: SFTP's `~` and relative paths
+/// and a command's `~` and working directory are all that home, as on a
+/// separate machine, and not the login user's real home.
+#[test]
+fn exec_and_sftp_agree_on_each_hosts_home() {
+    let lab = crate::util::TestLab::new(2);
+    let local = tempfile::tempdir().unwrap();
+    for host in ["vm01", "vm02"] {
+        for (name, remote) in [("tilde", "~/a.txt"), ("relative", "b.txt")] {
+            let file = local.path().join(format!("{host}-{name}"));
+            fs::write(&file, format!("{host} {name}\n")).unwrap();
+            lab.remex()
+                .args(["upload", host])
+                .arg(&file)
+                .arg(remote)
+                .run()
+                .expect_code(0);
+        }
+    }
+    let run = lab
+        .remex()
+        .args([
+            "exec",
+            "all",
+            "--raw",
+            "cat ~/a.txt a.txt ~/b.txt b.txt; pwd",
+        ])
+        .run()
+        .expect_code(0);
+    for host in ["vm01", "vm02"] {
+        let home = lab.path().join("hosts").join(host).join("home");
+        let tilde = format!("{host}: {host} tilde\n");
+        let relative = format!("{host}: {host} relative\n");
+        let expected = format!(
+            "{tilde}{tilde}{relative}{relative}{host}: {}\n",
+            home.display()
+        );
+        assert!(run.stdout().contains(&expected), "{}", run.stdout());
+        assert!(home.join("a.txt").is_file() && home.join("b.txt").is_file());
+    }
+}
+
+/// A Dropbear lab has no per-host home (Dropbear cannot set `HOME` nor
+/// SFTP's start directory): every host's sessions and SFTP use the login
+/// user's real home, so they agree, and the hosts share it.
+#[test]
+fn dropbear_hosts_share_the_login_users_home_for_exec_and_sftp() {
+    let (lab, user, _parent) = crate::util::TestLab::dropbear(2);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("a.txt");
+    fs::write(&file, "from vm01\n").unwrap();
+    lab.remex()
+        .args(["upload", "vm01"])
+        .arg(&file)
+        .arg("~/a.txt")
+        .run()
+        .expect_code(0);
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--raw", "cat ~/a.txt a.txt; pwd"])
+        .run()
+        .expect_code(0);
+    for host in ["vm01", "vm02"] {
+        let expected = format!(
+            "{host}: from vm01\n{host}: from vm01\n{host}: {}\n",
+            user.home.display()
+        );
+        assert!(run.stdout().contains(&expected), "{}", run.stdout());
+    }
+    assert!(user.home.join("a.txt").is_file());
+}

@@ -18,6 +18,8 @@
 )]
 
 mod audit;
+mod automation;
+mod daily;
 mod exec;
 mod hosts;
 mod keys;
@@ -32,3 +34,4 @@ mod terminal;
 mod transfer;
 mod transfer_edge;
 mod util;
+mod verbose;

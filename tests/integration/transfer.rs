@@ -628,10 +628,11 @@ fn downloads_never_write_outside_the_local_dir() {
             run.stderr()
         );
     }
-    let relative = format!("../{}", remote.join("fine.txt").display());
+    // Relative to the host's home, where SFTP starts (hosts/vm01/home).
+    let relative = "../../../hostile/fine.txt";
     let run = lab
         .remex()
-        .args(["--json", "download", "vm01", &relative])
+        .args(["--json", "download", "vm01", relative])
         .arg(lab.path().join("flat"))
         .arg("--flat")
         .run()

@@ -234,7 +234,8 @@ async fn run_command(
     };
 
     let mut ran = Ran::default();
-    let deadline = Instant::now() + timeout;
+    // `Duration::MAX` (no timeout) lies beyond what the clock can say.
+    let deadline = Instant::now().checked_add(timeout);
     let mut lines = [Lines::default(), Lines::default()];
     let emit = |stream: Stream, line: &[u8]| {
         if let Some(observer) = watch.observer {
@@ -249,7 +250,7 @@ async fn run_command(
     loop {
         let msg = tokio::select! {
             msg = reader.wait() => msg,
-            () = tokio::time::sleep_until(deadline) => {
+            () = until(deadline) => {
                 stopped = Some(Failure::new(
                     ErrorKind::Timeout,
                     format!(
@@ -354,6 +355,14 @@ async fn run_command(
 }
 
 /// Stops a timed-out command and everything it started (see module docs).
+/// Sleeps until `deadline`, or forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Hands a whole line of output to the observer.
 type EmitLine<'a> = dyn Fn(Stream, &[u8]) + Sync + 'a;
 

@@ -37,8 +37,9 @@ pub(crate) struct RunRequest {
     /// A script to copy to each host, run and remove.
     #[serde(default)]
     pub script: Option<ScriptRequest>,
-    /// How long the command may run (`30s`, `5m`); default the config's
-    /// `command_timeout`. The command and its children are stopped then.
+    /// How long the command may run (`30s`, `5m`, or `none`); default the
+    /// config's `command_timeout`. The command and its children are
+    /// stopped then.
     #[serde(default)]
     pub timeout: Option<String>,
     /// Environment for the command.
@@ -235,9 +236,8 @@ fn exec_of(state: &AppState, request: &RunRequest) -> Result<Exec, ApiError> {
     exec.cwd = request.cwd.clone();
     exec.max_output = usize::try_from(state.config.limits.max_output).unwrap_or(usize::MAX);
     if let Some(timeout) = &request.timeout {
-        exec.timeout = Some(
-            crate::config::parse_duration(timeout).map_err(|e| ApiError::field("timeout", e))?,
-        );
+        exec.timeout =
+            Some(crate::config::parse_timeout(timeout).map_err(|e| ApiError::field("timeout", e))?);
     }
     if let Some(stdin) = &request.stdin {
         exec.stdin = Some(Arc::new(stdin.clone().into_bytes()));
