@@ -89,6 +89,7 @@ pub(crate) fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         crate::tune_malloc();
     }
+    crate::raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -81,3 +81,26 @@ fn log_colours_are_for_terminals_only_and_no_color_turns_them_off() {
     assert_eq!(code, 0, "{shown:?}");
     assert!(shown.contains("DEBUG") && !shown.contains(ESC), "{shown:?}");
 }
+
+/// A run on many hosts needs a descriptor per connection: remex raises its
+/// soft open-file limit to the hard one, and says so at `-v`.
+#[test]
+fn the_open_file_limit_is_raised_and_said_at_verbose() {
+    let lab = TestLab::new(1);
+    let script = format!(
+        "ulimit -S -n 256 && exec '{}' -v --config '{}' exec vm01 -- sh -c 'ulimit -n' 2>&1",
+        env!("CARGO_BIN_EXE_remex"),
+        lab.config().display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("raised the open-file limit (RLIMIT_NOFILE) from 256 to "),
+        "{text}"
+    );
+}
