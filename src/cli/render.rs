@@ -2,11 +2,10 @@
 //! and a closing summary. (`--json` output is `serde_json` of the library's
 //! report types.)
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Mutex;
 
-use remex::{Detail, ErrorKind, ExecResult, HostReport, Observer, RunReport, Stream};
+use remex::{Detail, ErrorKind, ExecResult, HostReport, Observer, RunReport, Stream, Summary};
 
 /// How a [`Printer`] shows each host's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +150,7 @@ pub(crate) fn summary<T, D>(report: &RunReport<T, D>) -> String {
 pub(crate) fn summary_with<T, D>(report: &RunReport<T, D>, extra: Option<&str>) -> String {
     let s = &report.summary;
     let hosts = if s.total == 1 { "host" } else { "hosts" };
-    let mut line = format!("{} {hosts}: {}", s.total, classes(&s.by_kind, s.ok));
+    let mut line = format!("{} {hosts}: {}", s.total, classes(s));
     if let Some(extra) = extra {
         line.push_str(&format!("; {extra}"));
     }
@@ -179,22 +178,17 @@ pub(crate) fn summary_with<T, D>(report: &RunReport<T, D>, extra: Option<&str>) 
 /// by what became of them. The network failures (dns, connect,
 /// connect_timeout) are one class, `unreachable`; a host refused for its
 /// host key or its login was reached, and says so.
-fn classes(by_kind: &BTreeMap<ErrorKind, usize>, ok: usize) -> String {
-    let mut parts = vec![format!("{ok} ok")];
-    let unreachable: usize = by_kind
+fn classes(summary: &Summary) -> String {
+    let mut parts = vec![format!("{} ok", summary.ok)];
+    if summary.unreachable > 0 {
+        parts.push(format!("{} unreachable", summary.unreachable));
+    }
+    for (&kind, &n) in summary
+        .by_kind
         .iter()
-        .filter(|(kind, _)| kind.is_unreachable())
-        .map(|(_, n)| n)
-        .sum();
-    let mut unreachable_said = false;
-    for (&kind, &n) in by_kind {
-        let part = match kind {
-            kind if kind.is_unreachable() => {
-                if std::mem::replace(&mut unreachable_said, true) {
-                    continue;
-                }
-                format!("{unreachable} unreachable")
-            }
+        .filter(|(kind, _)| !kind.is_unreachable())
+    {
+        parts.push(match kind {
             ErrorKind::Exit => format!("{n} exited non-zero"),
             ErrorKind::Timeout => format!("{n} timed out"),
             ErrorKind::Signal => format!("{n} killed by a signal"),
@@ -202,8 +196,7 @@ fn classes(by_kind: &BTreeMap<ErrorKind, usize>, ok: usize) -> String {
             ErrorKind::Auth => format!("{n} auth failed"),
             ErrorKind::Cancelled => format!("{n} cancelled"),
             kind => format!("{n} {kind} failed"),
-        };
-        parts.push(part);
+        });
     }
     parts.join(", ")
 }

@@ -213,16 +213,9 @@ fn output_oneline_gives_each_host_one_line_and_json_formats_are_the_flags() {
 fn ad_hoc_hosts_are_reached_by_address_and_their_host_keys_are_still_checked() {
     let lab = TestLab::new(2);
     let port = lab.port();
-    // The lab's config without vm02: it becomes a host outside the inventory
-    // whose key is not pinned either.
-    let known_hosts = lab.path().join("known_hosts");
-    let pinned: String = std::fs::read_to_string(&known_hosts)
-        .unwrap()
-        .lines()
-        .filter(|line| !line.contains("[127.0.0.3]"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    std::fs::write(&known_hosts, pinned).unwrap();
+    // vm02's address, named by address (outside the inventory) and with its
+    // pin removed: an ad-hoc host whose key is unknown.
+    lab.unpin("127.0.0.3");
     let known = format!("127.0.0.2:{port}");
     let unknown = format!("127.0.0.3:{port}");
     let json = lab

@@ -308,10 +308,7 @@ fn connect_timeout_against_a_silent_port() {
 #[test]
 fn a_closed_port_is_a_connect_error() {
     let lab = TestLab::new(1);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().map(|a| a.port()).unwrap_or_default()
-    };
+    let port = crate::util::closed_port();
     let config = lab.config_variant(
         "closed.yml",
         &[(

@@ -240,19 +240,10 @@ fn exec_and_hosts_check_count_the_hosts_by_what_became_of_them() {
     let port = lab.port();
     let user = lab.lab.user.clone();
     // vm02 is reached but refused for its host key (not pinned, strict).
-    let known_hosts = lab.path().join("known_hosts");
-    let pinned: String = read(&known_hosts)
-        .lines()
-        .filter(|line| !line.contains("[127.0.0.3]"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    std::fs::write(&known_hosts, pinned).unwrap();
+    lab.unpin("127.0.0.3");
     // Nothing answers at vm03's address; vm04 is reached but refuses the
     // login of a user it does not know.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
+    let closed = crate::util::closed_port();
     let config = lab.config_variant(
         "classes.yml",
         &[

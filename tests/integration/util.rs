@@ -241,6 +241,20 @@ impl TestLab {
         path
     }
 
+    /// Removes the known_hosts pins of the host at `address` (other lines
+    /// stay): remex then refuses its key under the strict policy.
+    pub fn unpin(&self, address: &str) {
+        let path = self.path().join("known_hosts");
+        let needle = format!("[{address}]");
+        let kept: String = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+            .lines()
+            .filter(|line| !line.contains(&needle))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&path, kept).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+
     /// The sshd log of a lab host.
     pub fn sshd_log(&self, host: &str) -> String {
         let path = self.path().join("hosts").join(host).join("sshd.log");
@@ -890,4 +904,12 @@ pub fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnM
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A loopback port nothing listens on (bound, then let go).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("finding a free port: {e}"))
 }
