@@ -368,16 +368,47 @@ pub struct RunArgs {
     /// left out).
     #[arg(long, short = 'q', conflicts_with_all = ["ndjson", "stream"])]
     pub quiet: bool,
-    /// Run as root through `sudo` (non-interactive: never waits for a prompt).
+    /// Run as another user through sudo.
+    #[command(flatten)]
+    pub sudo: SudoArgs,
+}
+
+/// `--sudo`, `--sudo-user`, `--sudo-password-env`: of `exec`, `script`,
+/// `upload` and `download`.
+#[derive(Debug, Args)]
+pub struct SudoArgs {
+    /// As root through `sudo` (non-interactive: never waits for a prompt).
+    /// Transfers then read and write as root: files are root's, relative
+    /// paths are in root's home.
     #[arg(long)]
     pub sudo: bool,
-    /// Run as USER through `sudo` (implies --sudo).
+    /// As USER through `sudo` (implies --sudo).
     #[arg(long, value_name = "USER")]
     pub sudo_user: Option<String>,
     /// Read the sudo password from this environment variable; it is sent on
     /// stdin only, never on a command line or in output.
     #[arg(long, value_name = "VAR")]
     pub sudo_password_env: Option<String>,
+}
+
+impl SudoArgs {
+    /// The sudo request, when any of the flags is given.
+    pub fn sudo(&self) -> anyhow::Result<Option<remex::Sudo>> {
+        use anyhow::Context as _;
+        if !(self.sudo || self.sudo_user.is_some() || self.sudo_password_env.is_some()) {
+            return Ok(None);
+        }
+        let password = match &self.sudo_password_env {
+            Some(var) => Some(std::sync::Arc::new(std::env::var(var).with_context(|| {
+                format!("--sudo-password-env {var}: the environment variable {var} is not set")
+            })?)),
+            None => None,
+        };
+        Ok(Some(remex::Sudo {
+            user: self.sudo_user.clone(),
+            password,
+        }))
+    }
 }
 
 /// `remex upload`.
@@ -438,6 +469,9 @@ pub struct DownloadArgs {
 /// Options shared by `upload` and `download`.
 #[derive(Debug, Args)]
 pub struct TransferArgs {
+    /// Read and write as another user through sudo.
+    #[command(flatten)]
+    pub sudo: SudoArgs,
     /// Hosts worked on at once (default: remote_execution.max_parallel).
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
@@ -783,7 +817,7 @@ mod tests {
             panic!("not script");
         };
         assert_eq!(args.args, ["--flag", "", "a b"]);
-        assert_eq!(args.run.sudo_user.as_deref(), Some("nobody"));
+        assert_eq!(args.run.sudo.sudo_user.as_deref(), Some("nobody"));
     }
 
     #[test]

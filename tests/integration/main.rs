@@ -33,5 +33,6 @@ mod signals;
 mod terminal;
 mod transfer;
 mod transfer_edge;
+mod transfer_sudo;
 mod util;
 mod verbose;
