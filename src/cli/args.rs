@@ -399,9 +399,9 @@ impl SudoArgs {
             return Ok(None);
         }
         let password = match &self.sudo_password_env {
-            Some(var) => Some(std::sync::Arc::new(std::env::var(var).with_context(|| {
-                format!("--sudo-password-env {var}: the environment variable {var} is not set")
-            })?)),
+            Some(var) => Some(std::sync::Arc::new(std::env::var(var).with_context(
+                || format!("--sudo-password-env {var}: the environment variable {var} is not set"),
+            )?)),
             None => None,
         };
         Ok(Some(remex::Sudo {

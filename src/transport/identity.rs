@@ -20,6 +20,8 @@ use russh::keys::{HashAlg, PrivateKey};
 
 use crate::fresh::Stamp;
 
+use super::short_scalar;
+
 /// Why a private key could not be used.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -142,7 +144,10 @@ pub(crate) fn load_key_with(
         });
     }
     let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
-    let key = PrivateKey::from_openssh(text.trim()).map_err(|e| unreadable(e.to_string()))?;
+    let key = match PrivateKey::from_openssh(text.trim()) {
+        Ok(key) => key,
+        Err(e) => return short_scalar::unencrypted(&text).map_err(|_| unreadable(e.to_string())),
+    };
     if !key.is_encrypted() {
         return Ok(key);
     }
@@ -150,10 +155,11 @@ pub(crate) fn load_key_with(
         path: path.to_owned(),
         why,
     })?;
+    let bad = || IdentityError::BadPassphrase {
+        path: path.to_owned(),
+    };
     key.decrypt(passphrase.as_bytes())
-        .map_err(|_| IdentityError::BadPassphrase {
-            path: path.to_owned(),
-        })
+        .or_else(|_| short_scalar::decrypt(&key, passphrase.as_bytes()).map_err(|_| bad()))
 }
 
 /// `SHA256:…` fingerprint of a key, the form OpenSSH prints.
@@ -214,6 +220,129 @@ mod tests {
             err.to_string()
                 .contains("/nonexistent/remex/key does not exist")
         );
+    }
+
+    /// An OpenSSH P-256 key file whose scalar starts with a zero byte and
+    /// then a byte under 0x80, written as OpenSSH writes it: an mpint of 31
+    /// bytes (about one key in 512).
+    fn short_scalar_key(path: &Path) -> russh::keys::PublicKey {
+        use russh::keys::ssh_encoding::Encode as _;
+        use russh::keys::{EcdsaCurve, ssh_key::private::KeypairData};
+        let key = loop {
+            let key = PrivateKey::random(
+                &mut rand::rng(),
+                Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP256,
+                },
+            )
+            .unwrap_or_else(|e| panic!("generate: {e}"));
+            if let KeypairData::Ecdsa(ecdsa) = key.key_data()
+                && ecdsa.private_key_bytes()[0] == 0
+                && ecdsa.private_key_bytes()[1] < 0x80
+            {
+                break key;
+            }
+        };
+        let KeypairData::Ecdsa(ecdsa) = key.key_data() else {
+            unreachable!()
+        };
+        let scalar = ecdsa.private_key_bytes();
+        let first = scalar.iter().position(|b| *b != 0).unwrap_or(0);
+        let point = ecdsa.public_key_bytes().to_vec();
+        let put = |out: &mut Vec<u8>, bytes: &[u8]| {
+            bytes.encode(out).unwrap_or_else(|e| panic!("{e}"));
+        };
+        let mut public = Vec::new();
+        for field in [&b"ecdsa-sha2-nistp256"[..], b"nistp256", &point] {
+            put(&mut public, field);
+        }
+        let mut section = vec![0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a];
+        for field in [
+            &b"ecdsa-sha2-nistp256"[..],
+            b"nistp256",
+            &point,
+            &scalar[first..],
+            b"c",
+        ] {
+            put(&mut section, field);
+        }
+        let mut pad = 1u8;
+        while section.len() % 8 != 0 {
+            section.push(pad);
+            pad += 1;
+        }
+        let mut file = b"openssh-key-v1\0".to_vec();
+        for field in [&b"none"[..], b"none", b""] {
+            put(&mut file, field);
+        }
+        1u32.encode(&mut file).unwrap_or_else(|e| panic!("{e}"));
+        put(&mut file, &public);
+        put(&mut file, &section);
+        let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &file);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(70)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect();
+        let text = format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            lines.join("\n")
+        );
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("chmod: {e}"));
+        key.public_key().clone()
+    }
+
+    /// `ssh-keygen ARGS`, which must succeed: its stdout.
+    fn ssh_keygen(args: &[&str]) -> String {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("ssh-keygen (apt-get install openssh-client): {e}"));
+        assert!(out.status.success(), "ssh-keygen {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn a_p256_key_whose_scalar_starts_with_zero_loads_plain_and_encrypted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("short");
+        let public = short_scalar_key(&path);
+        let file = path.to_str().unwrap_or_default();
+        // OpenSSH reads the file as a valid key with that public half, and
+        // the key parser alone refuses it (the bug worked around).
+        let derived = ssh_keygen(&["-y", "-f", file]);
+        assert_eq!(
+            derived.split_whitespace().nth(1),
+            public
+                .to_openssh()
+                .ok()
+                .as_deref()
+                .and_then(|l| l.split_whitespace().nth(1))
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(PrivateKey::from_openssh(&text).is_err());
+        let key = load_key_with(&path, none).unwrap_or_else(|e| panic!("{e}"));
+        signs_for(&key, &public);
+
+        // Encrypted by OpenSSH itself (aes256-ctr, bcrypt KDF).
+        ssh_keygen(&["-p", "-q", "-P", "", "-N", "sesame-77", "-f", file]);
+        let err = load_key_with(&path, given("wrong-77")).unwrap_err();
+        assert!(matches!(err, IdentityError::BadPassphrase { .. }), "{err}");
+        let key = load_key_with(&path, given("sesame-77")).unwrap_or_else(|e| panic!("{e}"));
+        signs_for(&key, &public);
+    }
+
+    /// `key` is the private half of `public`: what it signs, `public` verifies.
+    fn signs_for(key: &PrivateKey, public: &russh::keys::PublicKey) {
+        assert_eq!(key.public_key().key_data(), public.key_data());
+        let signature = key
+            .sign("remex-test", HashAlg::Sha256, b"message")
+            .unwrap_or_else(|e| panic!("sign: {e}"));
+        public
+            .verify("remex-test", b"message", &signature)
+            .unwrap_or_else(|e| panic!("the loaded key does not sign for its public key: {e}"));
     }
 
     #[test]

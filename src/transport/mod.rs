@@ -12,6 +12,8 @@
 //!   known_hosts: matching, pinning, forgetting.
 //! - `identity.rs` — private keys: permission check, decryption, the store
 //!   of loaded keys.
+//! - `short_scalar.rs` — reads P-256 keys whose scalar OpenSSH wrote in
+//!   fewer than 32 bytes, which the key parser refuses.
 //! - `login.rs` — the credentials of one connection attempt.
 //! - `steps.rs` — what `-v` shows: each step of a connection, with timings.
 
@@ -20,6 +22,7 @@ pub(crate) mod host_key;
 pub(crate) mod identity;
 pub(crate) mod known_hosts;
 pub(crate) mod login;
+mod short_scalar;
 pub(crate) mod steps;
 pub(crate) mod tcp;
 

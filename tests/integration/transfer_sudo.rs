@@ -43,7 +43,10 @@ fn sudo_transfers_read_and_write_as_root_and_keep_the_password_secret() {
     let sent = digest_of(&local, b"");
     let remote = vault.join("app.conf");
     let run = |extra: &[&str], paths: &[&Path], code: i32| {
-        let mut remex = lab.remex().env("REMEX_TEST_SUDO_PW", password).arg("--json");
+        let mut remex = lab
+            .remex()
+            .env("REMEX_TEST_SUDO_PW", password)
+            .arg("--json");
         remex = remex.args(extra);
         let run = remex.args(paths).run().expect_code(code);
         assert!(
@@ -131,7 +134,12 @@ fn sudo_user_transfers_land_in_that_users_home_as_that_user() {
     assert!(same_bytes(&landed, &local), "not in {}", landed.display());
     for made in [&landed, &user.home.join("notes")] {
         let meta = std::fs::metadata(made).unwrap();
-        assert_eq!(meta.uid(), owner.uid(), "{} is not the user's", made.display());
+        assert_eq!(
+            meta.uid(),
+            owner.uid(),
+            "{} is not the user's",
+            made.display()
+        );
     }
 
     // A relative path is in the same home.

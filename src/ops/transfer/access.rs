@@ -116,8 +116,10 @@ impl Access {
         match &self.sudo {
             None => (command.to_owned(), Vec::new()),
             Some(s) => (
-                s.sudo
-                    .wrap(s.mode, &format!("cd {} || exit 1; {command}", quote(&s.home))),
+                s.sudo.wrap(
+                    s.mode,
+                    &format!("cd {} || exit 1; {command}", quote(&s.home)),
+                ),
                 s.sudo.stdin_prefix(s.mode),
             ),
         }
@@ -174,7 +176,11 @@ impl Access {
             Some(s) => {
                 let mut early = Vec::new();
                 let runs = self
-                    .start(session, &format!("exec {}", quote(&s.sftp_server)), &mut early)
+                    .start(
+                        session,
+                        &format!("exec {}", quote(&s.sftp_server)),
+                        &mut early,
+                    )
                     .await?;
                 if !early.is_empty() {
                     tracing::debug!(output = %String::from_utf8_lossy(&early), "sftp-server said");

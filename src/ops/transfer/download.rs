@@ -17,9 +17,9 @@ use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Connection;
 
+use super::access::Access;
 use super::local;
 use super::pipeline::{self, PipeError, Progress, Target};
-use super::access::Access;
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp};
 use super::upload::read_back;
 use super::{

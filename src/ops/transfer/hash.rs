@@ -200,9 +200,7 @@ pub(super) async fn remote(
     path: &str,
     range: Option<(u64, u64)>,
 ) -> Result<Option<String>, Failure> {
-    let (status, output) = access
-        .run_helper(conn, &command(path, range), &[])
-        .await?;
+    let (status, output) = access.run_helper(conn, &command(path, range), &[]).await?;
     interpret(path, status, &output)
 }
 

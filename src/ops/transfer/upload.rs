@@ -15,9 +15,9 @@ use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Connection;
 
+use super::access::Access;
 use super::local::{self, LocalEntry};
 use super::pipeline::{self, PipeError, Progress, Target};
-use super::access::Access;
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp};
 use super::{
     EntryKind, FileOutcome, Options, READBACK_MAX, TransferReport, TransferResult, TransferStatus,
