@@ -59,6 +59,11 @@ pub struct Cli {
     /// (instead of `remote_execution.connect_timeout`), e.g. 3s.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub connect_timeout: Option<Duration>,
+    /// Reach every host through these jump hosts (instead of each host's
+    /// `jump`), outermost first, comma-separated: VM names or
+    /// [user@]host[:port], as `ssh -J`. `--jump none`: dial directly.
+    #[arg(long, short = 'J', global = true, value_name = "HOPS")]
+    pub jump: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -599,6 +604,12 @@ pub enum LabCommand {
         /// (default: a random one, written to DIR/password, mode 0600).
         #[arg(long, value_name = "VAR", requires = "password_user")]
         password_env: Option<String>,
+        /// Put the hosts behind a bastion: they listen in a network
+        /// namespace only the extra host `bastion` can reach, and
+        /// config.yml reaches them with `jump: bastion`. Needs root and
+        /// iproute2.
+        #[arg(long)]
+        bastion: bool,
     },
     /// Stop the processes a lab started (and nothing else).
     Down {

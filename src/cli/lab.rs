@@ -17,6 +17,7 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
             server,
             password_user,
             password_env,
+            bastion,
         } => {
             let password = password_env
                 .as_deref()
@@ -31,6 +32,7 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
                 },
                 user: None,
                 password_user: password_user.map(|name| lab::PasswordUser { name, password }),
+                bastion,
             };
             let lab = lab::up(&spec).await?;
             if json {
@@ -59,6 +61,13 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
                      {remex} --config {config} exec all -- id",
                     user = lab.user,
                     file = quote_path(file),
+                );
+            }
+            if let Some(namespace) = &lab.namespace {
+                eprintln!(
+                    "the hosts listen in the network namespace {namespace}: only `bastion` reaches them \
+                     (config.yml has `jump: bastion`); `{remex} --config {config} --jump none exec vm01 -- true` \
+                     shows the direct path refused"
                 );
             }
             eprintln!(

@@ -66,6 +66,7 @@ mod audit;
 mod duration;
 mod error;
 mod field_path;
+mod jump;
 mod local;
 mod service;
 mod size;
@@ -81,6 +82,7 @@ use serde::{Deserialize, Deserializer};
 pub use audit::{AuditConfig, FsyncPolicy};
 pub use duration::{parse_duration, parse_timeout};
 pub use error::ConfigError;
+pub use jump::{Hop, parse_chain};
 pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
 pub use size::parse_size;
 
@@ -146,6 +148,13 @@ pub struct Vm {
     /// none, meaning `default_key`. OpenSSH: `IdentityFile` (`ssh -i`).
     #[serde(default)]
     pub key: Option<String>,
+    /// Jump hosts to reach this VM through, outermost first, comma-separated:
+    /// VM names from `vms` (each with its own user, key, port and host key)
+    /// or `[user@]host[:port]` (`[IPv6]:port`), e.g. `bastion` or
+    /// `ops@gw.example.net:2222,bastion`. Default: none (dial directly).
+    /// OpenSSH: `ProxyJump` (`ssh -J`).
+    #[serde(default)]
+    pub jump: Option<String>,
 }
 
 /// How remex connects to the fleet and runs commands.
@@ -202,6 +211,32 @@ pub struct RemoteExecution {
     /// preference (AES-GCM first on CPUs with AES instructions). OpenSSH:
     /// `Ciphers` (`ssh -c`).
     pub ciphers: Vec<String>,
+    /// How often to check that a quiet connection is still alive (an SSH
+    /// keepalive request), so long commands through NATs and bastions
+    /// survive and a dead peer is noticed. `none` turns it off. Default:
+    /// 15s. OpenSSH: `ServerAliveInterval`.
+    #[serde(deserialize_with = "duration::deserialize_optional")]
+    pub keepalive_interval: Option<Duration>,
+    /// Unanswered keepalives after which the connection counts as dead: a
+    /// dead peer is noticed within `keepalive_interval` × this. Default: 3;
+    /// at least 1. OpenSSH: `ServerAliveCountMax`.
+    pub keepalive_count_max: u32,
+    /// Which addresses of a host name to dial: `any` (default), `inet`
+    /// (IPv4 only) or `inet6` (IPv6 only). OpenSSH: `AddressFamily`.
+    pub address_family: AddressFamily,
+}
+
+/// Which address family to dial.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    /// IPv4 or IPv6, in the resolver's order.
+    #[default]
+    Any,
+    /// IPv4 only.
+    Inet,
+    /// IPv6 only.
+    Inet6,
 }
 
 /// What to do when a host offers a key that `known_hosts` does not list.
@@ -238,6 +273,9 @@ impl Default for RemoteExecution {
             max_sessions: 10,
             connect_retries: 2,
             ciphers: Vec::new(),
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_count_max: 3,
+            address_family: AddressFamily::Any,
         }
     }
 }
@@ -396,9 +434,15 @@ impl Config {
     /// The effective user for a VM: vm.user, else default_user, else the
     /// local user.
     pub fn user_for(&self, vm: &Vm) -> String {
-        vm.user
+        vm.user.clone().unwrap_or_else(|| self.default_user())
+    }
+
+    /// The user of hosts that name none: `default_user`, else the local
+    /// user name.
+    pub fn default_user(&self) -> String {
+        self.remote_execution
+            .default_user
             .clone()
-            .or_else(|| self.remote_execution.default_user.clone())
             .unwrap_or_else(local::user_name)
     }
 

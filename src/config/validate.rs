@@ -104,6 +104,11 @@ fn check_vms(config: &Config, problems: &mut Vec<Problem>) {
                 "user is empty: leave `user` out to use `remote_execution.default_user`",
             ));
         }
+        if vm.jump.is_some()
+            && let Some(why) = config.jump_problem(name)
+        {
+            problems.push(Problem::value(here.key("jump"), why));
+        }
         if vm.key.as_deref().is_some_and(str::is_empty) {
             problems.push(Problem::value(
                 here.key("key"),

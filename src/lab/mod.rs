@@ -59,6 +59,7 @@
 
 pub(crate) mod account;
 mod layout;
+mod netns;
 mod process;
 mod server;
 mod state;
@@ -154,6 +155,11 @@ pub struct LabSpec {
     /// A throwaway login user with a password (OpenSSH only, root only):
     /// see [`PasswordUser`]. Replaces `user`.
     pub password_user: Option<PasswordUser>,
+    /// Put the hosts behind a bastion (OpenSSH only, root only): they
+    /// listen in a network namespace of their own that only the extra host
+    /// `bastion` can reach, and `config.yml` reaches them with
+    /// `jump: bastion`. See `netns.rs`.
+    pub bastion: bool,
 }
 
 /// The login user of a password lab, for trying `remex keys deploy` end to
@@ -185,6 +191,7 @@ impl LabSpec {
             server: ServerKind::default(),
             user: None,
             password_user: None,
+            bastion: false,
         }
     }
 }
@@ -229,6 +236,10 @@ pub struct Lab {
     pub hosts: Vec<LabHost>,
     /// `DIR/password`, when `up` chose the password of a password lab.
     pub password_file: Option<PathBuf>,
+    /// The network namespace the hosts listen in (`--bastion`): their
+    /// addresses are its loopback, reachable only through the host
+    /// `bastion`.
+    pub namespace: Option<String>,
 }
 
 /// What [`down`] did. Each list holds host names.
@@ -452,6 +463,19 @@ pub enum LabError {
         "a lab with --password-user needs root: it creates a local user and its sshd checks passwords through PAM; run it as root (in a VM or container you can throw away)"
     )]
     NeedsRoot,
+    /// A bastion lab was asked for without root or with Dropbear.
+    #[error(
+        "a lab with --bastion needs root and OpenSSH: it puts the hosts in a network namespace (ip netns) that only the bastion can reach"
+    )]
+    BastionNeedsRootAndOpenSsh,
+    /// Setting up the network namespace failed.
+    #[error("cannot set up the lab's network namespace: `{command}` failed: {message}")]
+    Netns {
+        /// The `ip` command.
+        command: String,
+        /// What it said.
+        message: String,
+    },
     /// A password lab was asked for with Dropbear.
     #[error("--password-user works with OpenSSH labs only (leave out --server dropbear)")]
     PasswordNeedsOpenSsh,
@@ -529,15 +553,24 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
     };
     let password_auth = password_state.is_some();
     server::prepare_runtime(spec.server, euid)?;
+    if spec.bastion && (euid != 0 || spec.server != ServerKind::OpenSsh) {
+        return Err(LabError::BastionNeedsRootAndOpenSsh);
+    }
 
-    let names: Vec<String> = (0..spec.hosts)
+    let mut names: Vec<String> = (0..spec.hosts)
         .map(|index| layout::host_name(index, spec.hosts))
         .collect();
-    let addresses: Vec<Ipv4Addr> = (0..spec.hosts)
+    let mut addresses: Vec<Ipv4Addr> = (0..spec.hosts)
         .map(|index| {
             layout::host_address(index).ok_or(LabError::BadHostCount { hosts: spec.hosts })
         })
         .collect::<Result<_, _>>()?;
+    let namespace = spec.bastion.then(|| netns::Netns::for_dir(&layout.dir));
+    if let Some(namespace) = &namespace {
+        namespace.create()?;
+        names.push(layout::BASTION.to_owned());
+        addresses.push(namespace.bastion_addr);
+    }
 
     let client_line = write_client_key(&layout)?;
     let lab_line = format!("{client_line} {KEY_COMMENT}:{}", layout.dir.display());
@@ -569,8 +602,17 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         password_user: password_state.as_ref(),
         home_owner: (euid == 0 && account.uid != 0).then_some((account.uid, account.gid)),
         shell: &account.shell,
+        namespace: namespace.as_ref().map(|n| n.name.as_str()),
     };
-    let (port, children) = start_all(&plan)?;
+    let (port, children) = match start_all(&plan) {
+        Ok(started) => started,
+        Err(error) => {
+            if let Some(namespace) = &namespace {
+                netns::delete(&namespace.name);
+            }
+            return Err(error);
+        }
+    };
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
     for child in children {
         server::reap_in_background(child);
@@ -598,7 +640,7 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         )?;
         server::write_file(
             &layout.config(),
-            layout::config_yml(&lines, &account.name, &layout).as_bytes(),
+            layout::config_yml(&lines, &account.name, &layout, spec.bastion).as_bytes(),
             0o644,
         )
     };
@@ -615,6 +657,7 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         user: account.name,
         server: spec.server,
         password_file,
+        namespace: namespace.map(|n| n.name),
         hosts: names
             .into_iter()
             .zip(addresses)
@@ -688,6 +731,9 @@ pub fn down(dir: &Path) -> Result<DownReport, LabError> {
             report.user_removed = Some(user.name.clone());
         }
         let _ = fs::remove_file(layout.password_file());
+    }
+    if let Some(namespace) = &state.namespace {
+        netns::delete(namespace);
     }
     state::remove(&layout.state())?;
     Ok(report)
@@ -765,10 +811,18 @@ impl Lab {
             return Ok(());
         }
         let listen = SocketAddrV4::new(host.address, state.port);
-        let child = server::spawn(state.server, &state.server_path, &layout, name, listen)?;
+        let child = server::spawn(
+            state.server,
+            &state.server_path,
+            &layout,
+            name,
+            listen,
+            state.namespace.as_deref(),
+        )?;
         let mut children = vec![child];
         let pending = [server::Pending { name, listen }];
-        match server::wait_ready(&layout, &mut children, &pending, READY_TIMEOUT) {
+        let probe = state.namespace.is_none();
+        match server::wait_ready(&layout, &mut children, &pending, READY_TIMEOUT, probe) {
             server::Readiness::Ready => {}
             server::Readiness::PortTaken => {
                 server::kill_all(&mut children);
@@ -841,6 +895,8 @@ struct Plan<'a> {
     /// The login user's shell: which start files move a session to the
     /// host's `$HOME` depends on it.
     shell: &'a Path,
+    /// The network namespace the servers run in (`--bastion`).
+    namespace: Option<&'a str>,
 }
 
 /// Picks a port, starts every server on it and waits until all are
@@ -863,7 +919,15 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
         + READY_TIMEOUT_PER_HOST
             .saturating_mul(u32::try_from(plan.names.len()).unwrap_or(u32::MAX));
     for attempt in 1..=PORT_ATTEMPTS {
-        let port = server::pick_port(plan.addresses)?;
+        // Addresses in a namespace cannot be tried from here, and nothing
+        // else listens there; the loopback ones are tried (harmlessly).
+        let outside: Vec<Ipv4Addr> = plan
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| a.is_loopback())
+            .collect();
+        let port = server::pick_port(&outside)?;
         let pending: Vec<server::Pending<'_>> = plan
             .names
             .iter()
@@ -890,7 +954,14 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
 
         let mut children = Vec::with_capacity(pending.len());
         for host in &pending {
-            match server::spawn(plan.kind, plan.server, plan.layout, host.name, host.listen) {
+            match server::spawn(
+                plan.kind,
+                plan.server,
+                plan.layout,
+                host.name,
+                host.listen,
+                plan.namespace,
+            ) {
                 Ok(child) => children.push(child),
                 Err(error) => {
                     server::kill_all(&mut children);
@@ -915,12 +986,14 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
                 .collect(),
             authorized_key: plan.authorized_key.cloned(),
             password_user: plan.password_user.cloned(),
+            namespace: plan.namespace.map(str::to_owned),
         };
         if let Err(error) = state::write(&plan.layout.state(), &state) {
             server::kill_all(&mut children);
             return Err(error);
         }
-        match server::wait_ready(plan.layout, &mut children, &pending, timeout) {
+        let probe = plan.namespace.is_none();
+        match server::wait_ready(plan.layout, &mut children, &pending, timeout, probe) {
             server::Readiness::Ready => return Ok((port, children)),
             server::Readiness::PortTaken => {
                 tracing::debug!(port, attempt, "lab port taken meanwhile; trying another");

@@ -260,6 +260,7 @@ pub(super) fn spawn(
     layout: &Layout,
     name: &str,
     listen: SocketAddrV4,
+    namespace: Option<&str>,
 ) -> Result<Child, LabError> {
     let pid_file = layout.pid_file(name);
     match fs::remove_file(&pid_file) {
@@ -274,7 +275,10 @@ pub(super) fn spawn(
     let stdout = log
         .try_clone()
         .map_err(|source| LabError::io("open", &log_path, source))?;
-    let mut command = Command::new(server);
+    let mut command = match namespace {
+        Some(ns) => super::netns::command(ns, server),
+        None => Command::new(server),
+    };
     match kind {
         ServerKind::OpenSsh => {
             command
@@ -347,12 +351,14 @@ pub(super) enum Readiness {
 }
 
 /// Waits until every server in `children` (in the order of `hosts`) is
-/// ready, or one fails, or `deadline` passes.
+/// ready, or one fails, or `deadline` passes. `probe`: also wait for its
+/// SSH banner (not for servers in a network namespace).
 pub(super) fn wait_ready(
     layout: &Layout,
     children: &mut [Child],
     hosts: &[Pending<'_>],
     timeout: Duration,
+    probe: bool,
 ) -> Readiness {
     let deadline = Instant::now() + timeout;
     for (child, host) in children.iter_mut().zip(hosts) {
@@ -380,7 +386,10 @@ pub(super) fn wait_ready(
                     ));
                 }
             }
-            if wrote_pid_file(&layout.pid_file(host.name), child.id()) && sends_banner(host.listen)
+            // sshd writes its pid file once it listens; a server in a
+            // namespace cannot be probed from here, the pid file must do.
+            if wrote_pid_file(&layout.pid_file(host.name), child.id())
+                && (!probe || sends_banner(host.listen))
             {
                 break;
             }

@@ -44,6 +44,35 @@ pub struct Endpoint {
     pub user: String,
     /// Private key file (`IdentityFile`).
     pub key_path: PathBuf,
+    /// The jump host this host is reached through (`ProxyJump`): its own
+    /// endpoint, itself maybe reached through another. `None`: dialed
+    /// directly.
+    pub via: Option<Box<Endpoint>>,
+}
+
+impl Endpoint {
+    /// Whether `other` reaches the same server the same way: address, port,
+    /// user, key, and the same jump hosts.
+    pub(crate) fn same_route(&self, other: &Endpoint) -> bool {
+        self.host == other.host
+            && self.port == other.port
+            && self.user == other.user
+            && self.key_path == other.key_path
+            && match (&self.via, &other.via) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.name == b.name && a.same_route(b),
+                _ => false,
+            }
+    }
+
+    /// `host:port`, with an IPv6 address in brackets.
+    pub(crate) fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
 }
 
 /// How to connect; the same for every host of a run.
@@ -69,6 +98,13 @@ pub(crate) struct ConnectOptions {
     pub max_sessions: usize,
     /// Cipher preference (`Ciphers`); empty means [`default_ciphers`].
     pub ciphers: Vec<String>,
+    /// Keepalive interval (`ServerAliveInterval`); `None`: off.
+    pub keepalive_interval: Option<Duration>,
+    /// Unanswered keepalives before the connection is dead
+    /// (`ServerAliveCountMax`).
+    pub keepalive_count_max: u32,
+    /// Which addresses to dial (`AddressFamily`).
+    pub address_family: crate::config::AddressFamily,
 }
 
 /// remex's cipher preference: AES-GCM first on CPUs with AES instructions
@@ -131,7 +167,8 @@ pub(crate) fn ssh_config(options: &ConnectOptions) -> Result<client::Config, Str
         // Larger packets from the server (sshd honours what we advertise):
         // fewer packets, MACs and wakeups per byte on bulk downloads.
         maximum_packet_size: 256 * 1024,
-        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_interval: options.keepalive_interval,
+        keepalive_max: options.keepalive_count_max.max(1) as usize,
         ..client::Config::default()
     };
     config.preferred.cipher = ciphers.into();
@@ -156,6 +193,9 @@ pub(crate) struct Connection {
     /// The place this connection takes in the executor's connection budget
     /// (`max_parallel`), given back when it is dropped.
     budget: Mutex<Option<OwnedSemaphorePermit>>,
+    /// The jump host's connection this one is tunnelled through: kept open
+    /// while this one is.
+    via: Option<Arc<Connection>>,
 }
 
 /// An open session channel, holding one of the connection's slots.
@@ -240,6 +280,7 @@ impl Connection {
         options: &ConnectOptions,
         keys: &Keys<'_>,
         login: &Login,
+        via: Option<Arc<Connection>>,
     ) -> Result<Connection, Failure> {
         // Loaded before the clock starts: it may prompt for a passphrase.
         let key = match &login.key {
@@ -257,7 +298,7 @@ impl Connection {
         let agent = login.agent.then_some(options.agent.as_deref()).flatten();
         let password_possible = login.password.is_some();
         let attempt = async {
-            let mut handle = handshake(endpoint, options, check)
+            let mut handle = handshake(endpoint, options, check, via.as_deref())
                 .await?
                 .map_err(|e| handshake_failure(endpoint, &e, &verdict))?;
             log_host_key(endpoint, &verdict);
@@ -314,6 +355,7 @@ impl Connection {
             pinned_now: std::sync::atomic::AtomicBool::new(pinned),
             endpoint: endpoint.clone(),
             budget: Mutex::new(None),
+            via,
         })
     }
 
@@ -322,13 +364,14 @@ impl Connection {
     pub(crate) async fn scan(
         endpoint: &Endpoint,
         options: &ConnectOptions,
+        via: Option<&Connection>,
     ) -> Result<PublicKey, Failure> {
         let seen = Arc::new(Mutex::new(None));
         let recorder = Recorder { seen: seen.clone() };
         // The recorder refuses every key, so the handshake ends in an error
         // once the key was seen; the key, not the result, is what counts.
         within(options, endpoint, async {
-            handshake(endpoint, options, recorder).await.map(drop)
+            handshake(endpoint, options, recorder, via).await.map(drop)
         })
         .await?;
         let seen = seen.lock().map(|mut s| s.take()).ok().flatten();
@@ -344,8 +387,8 @@ impl Connection {
             None => Err(Failure::new(
                 ErrorKind::Connect,
                 format!(
-                    "SSH handshake with {}:{} failed before the host key was offered",
-                    endpoint.host, endpoint.port
+                    "SSH handshake with {} failed before the host key was offered",
+                    endpoint.address()
                 ),
             )),
         }
@@ -498,7 +541,15 @@ impl Connection {
     /// that takes the place never overlaps this one.
     pub(crate) async fn shutdown(self) {
         self.close().await;
-        let Connection { handle, budget, .. } = self;
+        let Connection {
+            handle,
+            budget,
+            via,
+            ..
+        } = self;
+        // The tunnel goes with the handle; the jump host's connection
+        // stays pooled for others.
+        drop(via);
         let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
         drop(budget);
     }
@@ -512,6 +563,7 @@ async fn handshake<H>(
     endpoint: &Endpoint,
     options: &ConnectOptions,
     handler: H,
+    via: Option<&Connection>,
 ) -> Result<Result<Handle<H>, russh::Error>, Failure>
 where
     H: client::Handler<Error = russh::Error> + Send + 'static,
@@ -519,13 +571,31 @@ where
     let config =
         Arc::new(ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?);
     let started = Instant::now();
-    let stream = tcp::dial(&endpoint.host, endpoint.port, options.retries)
-        .await
-        .map_err(|e| dial_failure(&e))?;
-    let peer = stream.peer_addr().map_or_else(
-        |_| format!("{}:{}", endpoint.host, endpoint.port),
-        |a| a.to_string(),
-    );
+    if let Some(jump) = via {
+        let tunnel = jump.tunnel(endpoint).await?;
+        tracing::debug!(
+            "{}: tunnel to {} through {} opened in {}",
+            endpoint.name,
+            endpoint.address(),
+            jump.endpoint.name,
+            ms(started.elapsed())
+        );
+        let started = Instant::now();
+        let handle = client::connect_stream(config, tunnel.into_stream(), handler).await;
+        log_kex(endpoint, &handle, started);
+        return Ok(handle);
+    }
+    let stream = tcp::dial(
+        &endpoint.host,
+        endpoint.port,
+        options.retries,
+        options.address_family,
+    )
+    .await
+    .map_err(|e| dial_failure(&e))?;
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| endpoint.address(), |a| a.to_string());
     tracing::debug!(
         "{}: tcp connected to {peer} in {}",
         endpoint.name,
@@ -533,6 +603,12 @@ where
     );
     let started = Instant::now();
     let handle = client::connect_stream(config, stream, handler).await;
+    log_kex(endpoint, &handle, started);
+    Ok(handle)
+}
+
+/// `-v`: the key exchange is done.
+fn log_kex<T>(endpoint: &Endpoint, handle: &Result<T, russh::Error>, started: Instant) {
     if handle.is_ok() {
         tracing::debug!(
             "{}: key exchange done in {}",
@@ -540,7 +616,34 @@ where
             ms(started.elapsed())
         );
     }
-    Ok(handle)
+}
+
+impl Connection {
+    /// A `direct-tcpip` channel from this (jump) host to `target`'s address:
+    /// the next hop's SSH connection runs inside it. Not a session: sshd's
+    /// `MaxSessions` does not count it.
+    async fn tunnel(&self, target: &Endpoint) -> Result<Channel<client::Msg>, Failure> {
+        let port = u32::from(target.port);
+        self.handle
+            .channel_open_direct_tcpip(target.host.clone(), port, "127.0.0.1", 0)
+            .await
+            .map_err(|e| {
+                let why = match e {
+                    russh::Error::ChannelOpenFailure(reason) => format!("{reason:?}"),
+                    other => other.to_string(),
+                };
+                Failure::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "jump host {} could not open a connection to {}: {why} \
+                         (is sshd's AllowTcpForwarding off there, or is {} down?)",
+                        self.endpoint.name,
+                        target.address(),
+                        target.name
+                    ),
+                )
+            })
+    }
 }
 
 /// `-v`: the host key the handshake accepted, and why.
@@ -596,10 +699,7 @@ fn handshake_failure(
     }
     Failure::new(
         ErrorKind::Connect,
-        format!(
-            "SSH handshake with {}:{} failed: {e}",
-            endpoint.host, endpoint.port
-        ),
+        format!("SSH handshake with {} failed: {e}", endpoint.address()),
     )
 }
 
@@ -614,8 +714,9 @@ async fn within<T>(
         Err(_) => Err(Failure::new(
             ErrorKind::ConnectTimeout,
             format!(
-                "connecting to {}:{} took longer than {:?} (connect_timeout)",
-                endpoint.host, endpoint.port, options.connect_timeout
+                "connecting to {} took longer than {:?} (connect_timeout)",
+                endpoint.address(),
+                options.connect_timeout
             ),
         )),
     }
@@ -631,8 +732,10 @@ fn refused(endpoint: &Endpoint, tried: &[String]) -> Failure {
     Failure::new(
         ErrorKind::Auth,
         format!(
-            "{}:{} refused authentication as `{}` with {what}; deploy a key with `remex keys deploy {}` or fix `user`/`key` in the config",
-            endpoint.host, endpoint.port, endpoint.user, endpoint.name
+            "{} refused authentication as `{}` with {what}; deploy a key with `remex keys deploy {}` or fix `user`/`key` in the config",
+            endpoint.address(),
+            endpoint.user,
+            endpoint.name
         ),
     )
 }

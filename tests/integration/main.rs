@@ -22,6 +22,7 @@ mod automation;
 mod daily;
 mod exec;
 mod hosts;
+mod jump;
 mod keys;
 mod lab;
 mod library;

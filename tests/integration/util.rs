@@ -77,6 +77,20 @@ impl TestLab {
         })
     }
 
+    /// A lab of `hosts` OpenSSH hosts behind the extra host `bastion`: they
+    /// listen in a network namespace that only the bastion reaches
+    /// (`remex lab up --bastion`). Needs root.
+    pub fn behind_bastion(hosts: usize) -> TestLab {
+        assert!(
+            running_as_root(),
+            "THIS TEST NEEDS ROOT: a bastion lab puts its hosts in a network namespace (ip netns). CI runs it as root."
+        );
+        TestLab::start(false, |dir| LabSpec {
+            bastion: true,
+            ..LabSpec::new(hosts, dir)
+        })
+    }
+
     /// Starts the lab `spec` describes for a fresh temp dir. `other_user`:
     /// the lab logs in as another user, who must be able to read inside.
     fn start(other_user: bool, spec: impl FnOnce(&Path) -> LabSpec) -> TestLab {
