@@ -283,6 +283,8 @@ impl Global<'_> {
         for (address, port) in self.hosts {
             let name = if *port == 22 {
                 address.clone()
+            } else if address.contains(':') {
+                format!("[{address}]:{port}")
             } else {
                 format!("{address}:{port}")
             };

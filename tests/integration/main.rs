@@ -28,6 +28,7 @@ mod lab;
 mod library;
 mod proftpd;
 mod proxy;
+mod reach;
 mod script;
 mod service;
 mod signals;

@@ -894,12 +894,17 @@ pub fn assert_every_host_ended<'a>(
 
 /// Sends signal `name` (`INT`, `TERM`, `HUP`) to `child`.
 pub fn send_signal(child: &std::process::Child, name: &str) {
+    send_signal_to(child.id(), name);
+}
+
+/// Sends signal `name` (`TERM`, `STOP`, …) to process `pid`.
+pub fn send_signal_to(pid: u32, name: &str) {
     let sent = Command::new("kill")
         .arg(format!("-{name}"))
-        .arg(child.id().to_string())
+        .arg(pid.to_string())
         .status()
         .unwrap_or_else(|e| panic!("kill: {e}"));
-    assert!(sent.success(), "kill -{name} {}", child.id());
+    assert!(sent.success(), "kill -{name} {pid}");
 }
 
 /// Waits up to 20 s until `ready` says so; panics naming `what` (after
