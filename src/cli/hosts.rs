@@ -39,24 +39,39 @@ pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {
     if global.json {
         print_listing("hosts.list", &list)?;
     } else {
+        let jumps = list.hosts.iter().any(|h| !h.jump.is_empty());
         let rows: Vec<Vec<String>> = list
             .hosts
             .iter()
             .map(|h| {
-                vec![
+                let mut row = vec![
                     h.name.clone(),
-                    format!("{}:{}", h.address, h.port),
+                    address(&h.address, h.port),
                     h.user.clone(),
                     h.groups.join(","),
-                ]
+                ];
+                if jumps {
+                    row.push(h.jump.join(","));
+                }
+                row
             })
             .collect();
-        println!(
-            "{}",
-            render::table(&["NAME", "ADDRESS", "USER", "GROUPS"], &rows)
-        );
+        let mut headers = vec!["NAME", "ADDRESS", "USER", "GROUPS"];
+        if jumps {
+            headers.push("VIA");
+        }
+        println!("{}", render::table(&headers, &rows));
     }
     Ok(Status::Success)
+}
+
+/// `host:port`, an IPv6 address in brackets.
+fn address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// `remex hosts check`.
@@ -78,7 +93,7 @@ pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> 
                 let d = &c.detail;
                 vec![
                     c.host.clone(),
-                    format!("{}:{}", c.address, c.port),
+                    address(&c.address, c.port),
                     yes_no(d.reachable),
                     d.host_key.to_owned(),
                     yes_no(d.auth),

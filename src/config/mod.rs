@@ -426,6 +426,12 @@ impl Config {
                     port: vm.port,
                     user: self.user_for(vm),
                     groups: vm.groups.clone(),
+                    jump: self
+                        .jump_chain(vm)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|hop| hop.name().to_owned())
+                        .collect(),
                 })
                 .collect(),
         }
@@ -626,4 +632,7 @@ pub struct HostEntry {
     pub user: String,
     /// Its groups.
     pub groups: Vec<String>,
+    /// The jump hosts it is reached through, outermost first (empty:
+    /// dialed directly).
+    pub jump: Vec<String>,
 }

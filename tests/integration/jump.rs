@@ -53,6 +53,35 @@ fn assert_direct_path_is_closed(lab: &TestLab) {
 fn hosts_behind_a_bastion_run_commands_scripts_and_transfers_through_one_connection() {
     let lab = TestLab::behind_bastion(3);
     assert_direct_path_is_closed(&lab);
+    // `hosts list` shows the way to each host.
+    let out = lab
+        .remex()
+        .args(["hosts", "list"])
+        .run()
+        .expect_code(0)
+        .stdout();
+    assert!(out.contains("VIA"), "{out}");
+    let json = lab
+        .remex()
+        .args(["--json", "hosts", "list"])
+        .run()
+        .expect_code(0)
+        .json();
+    let jumps: Vec<String> = json["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| format!("{}<{}", h["name"].as_str().unwrap(), h["jump"]))
+        .collect();
+    assert_eq!(
+        jumps,
+        [
+            "bastion<[]",
+            r#"vm01<["bastion"]"#,
+            r#"vm02<["bastion"]"#,
+            r#"vm03<["bastion"]"#
+        ]
+    );
 
     let before = logins(&lab, "bastion");
     let json = lab
