@@ -116,10 +116,33 @@ impl Config {
     ///
     /// Why its `jump` does not parse.
     pub fn jump_chain(&self, vm: &Vm) -> Result<Vec<Hop>, String> {
-        match vm.jump.as_deref().map(str::trim) {
+        match self.jump_of(vm).map(str::trim) {
             None | Some("") => Ok(Vec::new()),
             Some(text) => parse_chain(text, &|name| self.vms.contains_key(name)),
         }
+    }
+
+    /// The jump text that applies to `vm`: its own `jump`, else that of the
+    /// first of its groups that has one and does not name `vm` as a hop (a
+    /// group's bastion may be in the group).
+    fn jump_of<'a>(&'a self, vm: &'a Vm) -> Option<&'a str> {
+        if let Some(own) = vm.jump.as_deref() {
+            return Some(own);
+        }
+        let is_vm = |name: &str| self.vms.contains_key(name);
+        let is_this_vm = |hop: &Hop| match hop {
+            Hop::Vm(name) => self.vms.get(name).is_some_and(|v| std::ptr::eq(v, vm)),
+            Hop::Address { .. } => false,
+        };
+        vm.groups
+            .iter()
+            .filter_map(|group| self.groups.get(group)?.jump.as_deref())
+            .find(|text| parse_chain(text, &is_vm).is_ok_and(|hops| !hops.iter().any(is_this_vm)))
+    }
+
+    /// Whether `vm` is reached through jump hosts (its own or a group's).
+    pub(crate) fn has_jump(&self, vm: &Vm) -> bool {
+        self.jump_of(vm).is_some()
     }
 
     /// Why VM `name`'s jumps do not work, if they do not: a hop that does

@@ -107,6 +107,10 @@ pub struct Config {
     /// `*` `?` or whitespace. Required: at least one VM.
     #[serde(default, deserialize_with = "null_as_default")]
     pub vms: BTreeMap<String, Vm>,
+    /// Settings shared by the VMs of a group, by group name (a group that
+    /// some VM lists in its `groups`). Optional.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub groups: BTreeMap<String, Group>,
     /// How remex connects and runs commands. Optional: every field has a
     /// default.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -153,6 +157,18 @@ pub struct Vm {
     /// or `[user@]host[:port]` (`[IPv6]:port`), e.g. `bastion` or
     /// `ops@gw.example.net:2222,bastion`. Default: none (dial directly).
     /// OpenSSH: `ProxyJump` (`ssh -J`).
+    #[serde(default)]
+    pub jump: Option<String>,
+}
+
+/// Settings of a group of VMs (`groups.NAME`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Jump hosts for the group's VMs that have no `jump` of their own (a
+    /// VM in several groups takes the first of its groups that has one;
+    /// the group's own jump hosts are never reached through themselves).
+    /// Same form as [`Vm::jump`]. OpenSSH: `ProxyJump` in a `Host` block.
     #[serde(default)]
     pub jump: Option<String>,
 }

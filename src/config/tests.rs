@@ -302,8 +302,8 @@ fn unknown_top_level_section() {
     assert_eq!(field, "remote_exec");
     assert_eq!(
         message,
-        "unknown section `remote_exec`, expected one of `vms`, `remote_execution`, `audit`, `service` \
-         (did you mean `remote_execution`?)"
+        "unknown section `remote_exec`, expected one of `vms`, `groups`, `remote_execution`, \
+         `audit`, `service` (did you mean `remote_execution`?)"
     );
 }
 
@@ -981,4 +981,35 @@ fn keepalives_and_the_address_family_have_defaults_and_can_be_turned_off() {
         "{ONE_VM}remote_execution:\n  address_family: ipv6\n"
     ));
     assert_eq!(field, "remote_execution.address_family");
+}
+
+#[test]
+fn a_group_jump_applies_to_its_vms_but_not_to_its_own_bastion_nor_over_a_vm_jump() {
+    let config = parse_ok(
+        "vms:\n  bastion: { host: 10.0.0.1, groups: [dc1] }\n  \
+         vm01: { host: 10.0.0.11, groups: [dc1] }\n  \
+         vm02: { host: 10.0.0.12, groups: [dc1], jump: 'gw:2222' }\n\
+         groups:\n  dc1: { jump: bastion }\n",
+    );
+    let chain = |name: &str| {
+        config
+            .jump_chain(&config.vms[name])
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(chain("vm01"), ["bastion"]);
+    assert_eq!(chain("vm02"), ["gw:2222"]);
+    assert!(chain("bastion").is_empty());
+
+    let (_, _, field, message) =
+        invalid_err(&format!("{ONE_VM}groups:\n  web: {{ jump: vm01 }}\n"));
+    assert_eq!(field, "groups.web");
+    assert!(message.contains("no VM is in group `web`"), "{message}");
+    let (_, _, field, message) = invalid_err(
+        "vms:\n  vm01: { host: 10.0.0.11, groups: [web] }\ngroups:\n  web: { jump: ',' }\n",
+    );
+    assert_eq!(field, "groups.web.jump");
+    assert!(message.contains("empty"), "{message}");
 }

@@ -112,7 +112,7 @@ impl ExecutorBuilder {
     pub fn build(self) -> Result<Executor, Error> {
         let config = self.config;
         for (name, vm) in &config.vms {
-            if vm.jump.is_some()
+            if config.has_jump(vm)
                 && let Some(why) = config.jump_problem(name)
             {
                 return Err(Error::Invalid(format!("vms.{name}.jump: {why}")));
