@@ -697,25 +697,9 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 /// `--host ADDR[:PORT]`: an address (a name, IPv4, or `[IPv6]`) and the
 /// port (default 22).
 pub(crate) fn parse_adhoc_host(s: &str) -> Result<(String, u16), String> {
-    let bad =
-        || format!("`{s}` is not ADDR or ADDR:PORT (a name, an IPv4 address, or [IPv6]:PORT)");
-    let (addr, port) = match s.rsplit_once(':') {
-        Some((addr, port)) if !addr.contains(':') || addr.ends_with(']') => (
-            addr,
-            port.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(bad)?,
-        ),
-        Some(_) => (s, 22),
-        None => (s, 22),
-    };
-    let addr = addr.trim_start_matches('[').trim_end_matches(']');
-    let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
-    if addr.is_empty() || !addr.chars().all(name_like) {
-        return Err(bad());
-    }
-    Ok((addr.to_owned(), port))
+    remex::config::parse_host_port(s).ok_or_else(|| {
+        format!("`{s}` is not ADDR or ADDR:PORT (a name, an IPv4 address, or [IPv6]:PORT)")
+    })
 }
 
 /// A duration that is more than zero (a zero connect timeout would fail

@@ -66,47 +66,41 @@ fn parse_hop(part: &str, is_vm: &dyn Fn(&str) -> bool) -> Result<Hop, String> {
         Some(_) => return Err(format!("`{part}`: the user before `@` is empty")),
         None => (None, part),
     };
-    let bad = || {
+    let (host, port) = parse_host_port(rest).ok_or_else(|| {
         format!(
             "`{part}` is neither a VM in `vms` nor [user@]host[:port] (a name, an IPv4 \
              address, or [IPv6]:port)"
         )
-    };
-    let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
-        let (host, after) = inner.split_once(']').ok_or_else(bad)?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(bad)?,
-            None if after.is_empty() => 22,
-            None => return Err(bad()),
-        };
-        (host, port)
-    } else {
-        match rest.split_once(':') {
-            Some((host, port)) if !port.contains(':') => (
-                host,
-                port.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(bad)?,
-            ),
-            Some(_) => (rest, 22),
-            None => (rest, 22),
-        }
-    };
-    let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
-    if host.is_empty() || !host.chars().all(name_like) {
-        return Err(bad());
-    }
+    })?;
     Ok(Hop::Address {
         user,
-        host: host.to_owned(),
+        host,
         port,
         text: part.to_owned(),
     })
+}
+
+/// `host[:port]`: a name, an IPv4 address, or an IPv6 address (in
+/// brackets when a port follows; bare without one), and the port (default
+/// 22, never 0). `None` when it is none of these.
+pub fn parse_host_port(text: &str) -> Option<(String, u16)> {
+    let port_of = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0);
+    let (host, port) = if let Some(inner) = text.strip_prefix('[') {
+        let (host, after) = inner.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, port_of(port)?),
+            None if after.is_empty() => (host, 22),
+            None => return None,
+        }
+    } else {
+        match text.split_once(':') {
+            Some((host, port)) if !port.contains(':') => (host, port_of(port)?),
+            // Several colons: a bare IPv6 address, no port.
+            _ => (text, 22),
+        }
+    };
+    let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
+    (!host.is_empty() && host.chars().all(name_like)).then(|| (host.to_owned(), port))
 }
 
 impl Config {

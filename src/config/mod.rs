@@ -82,7 +82,7 @@ use serde::{Deserialize, Deserializer};
 pub use audit::{AuditConfig, FsyncPolicy};
 pub use duration::{parse_duration, parse_timeout};
 pub use error::ConfigError;
-pub use jump::{Hop, parse_chain};
+pub use jump::{Hop, parse_chain, parse_host_port};
 pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
 pub use size::parse_size;
 

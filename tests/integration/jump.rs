@@ -8,17 +8,8 @@
 
 use serde_json::Value;
 
+use crate::transfer_edge::result_of as result;
 use crate::util::{TestLab, log_path, records, ssh_keygen, write};
-
-/// Each host's result in a `--json` run, by name.
-fn result<'a>(json: &'a Value, host: &str) -> &'a Value {
-    json["results"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no results in {json}"))
-        .iter()
-        .find(|r| r["host"] == host)
-        .unwrap_or_else(|| panic!("no result for {host} in {json}"))
-}
 
 /// The client address each host saw (`$SSH_CONNECTION`'s first word).
 fn client_address(json: &Value, host: &str) -> String {
