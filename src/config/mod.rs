@@ -71,6 +71,7 @@ mod local;
 mod service;
 mod size;
 mod source_map;
+pub mod ssh_config;
 mod validate;
 
 use std::collections::BTreeMap;
