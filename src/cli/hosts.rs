@@ -40,6 +40,7 @@ pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {
         print_listing("hosts.list", &list)?;
     } else {
         let jumps = list.hosts.iter().any(|h| !h.jump.is_empty());
+        let sourced = list.hosts.iter().any(|h| !h.from_ssh_config.is_empty());
         let rows: Vec<Vec<String>> = list
             .hosts
             .iter()
@@ -53,6 +54,9 @@ pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {
                 if jumps {
                     row.push(h.jump.join(","));
                 }
+                if sourced {
+                    row.push(from_ssh_config(&h.from_ssh_config));
+                }
                 row
             })
             .collect();
@@ -60,9 +64,29 @@ pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {
         if jumps {
             headers.push("VIA");
         }
+        if sourced {
+            headers.push("FROM SSH_CONFIG");
+        }
         println!("{}", render::table(&headers, &rows));
     }
     Ok(Status::Success)
+}
+
+/// `port,user: FILE:3 key: FILE:5`: the values a host took from the
+/// ssh_config, grouped by the line they came from.
+fn from_ssh_config(from: &std::collections::BTreeMap<String, String>) -> String {
+    let mut by_line: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (field, line) in from {
+        match by_line.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, fields)) => fields.push(field),
+            None => by_line.push((line, vec![field])),
+        }
+    }
+    by_line
+        .iter()
+        .map(|(line, fields)| format!("{}: {line}", fields.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `host:port`, an IPv6 address in brackets.

@@ -295,6 +295,8 @@ impl Global<'_> {
                 groups: vec!["adhoc".to_owned()],
                 key: None,
                 jump: None,
+                tuning: Default::default(),
+                from_ssh_config: Default::default(),
             });
         }
         if let Some(user) = self.user {

@@ -66,6 +66,7 @@ mod audit;
 mod duration;
 mod error;
 mod field_path;
+mod from_ssh;
 mod jump;
 mod local;
 mod service;
@@ -160,6 +161,29 @@ pub struct Vm {
     /// OpenSSH: `ProxyJump` (`ssh -J`).
     #[serde(default)]
     pub jump: Option<String>,
+    /// Per-host connection settings (not a YAML field: from
+    /// `remote_execution.ssh_config`).
+    #[serde(skip)]
+    pub tuning: HostTuning,
+    /// The values taken from `remote_execution.ssh_config` (not a YAML
+    /// field): field name (`address`, `user`, `port`, `key`, `jump`, …) →
+    /// `FILE:LINE`.
+    #[serde(skip)]
+    pub from_ssh_config: BTreeMap<String, String>,
+}
+
+/// Connection settings of one host that differ from `remote_execution`'s
+/// (from an ssh_config `Host` block). `None`: as `remote_execution` says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostTuning {
+    /// `ConnectTimeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `ServerAliveInterval` (`Some(None)`: off).
+    pub keepalive_interval: Option<Option<Duration>>,
+    /// `ServerAliveCountMax`.
+    pub keepalive_count_max: Option<u32>,
+    /// `AddressFamily`.
+    pub address_family: Option<AddressFamily>,
 }
 
 /// Settings of a group of VMs (`groups.NAME`).
@@ -241,6 +265,12 @@ pub struct RemoteExecution {
     /// Which addresses of a host name to dial: `any` (default), `inet`
     /// (IPv4 only) or `inet6` (IPv6 only). OpenSSH: `AddressFamily`.
     pub address_family: AddressFamily,
+    /// An OpenSSH client config to read (opt-in), e.g. `~/.ssh/config`:
+    /// each VM's `host` is looked up there as an alias, and its `HostName`,
+    /// `User`, `Port`, `IdentityFile`, `ProxyJump`, `ConnectTimeout`,
+    /// `ServerAliveInterval`, `ServerAliveCountMax` and `AddressFamily`
+    /// apply where the VM sets nothing. Default: none (not read).
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// Which address family to dial.
@@ -293,6 +323,7 @@ impl Default for RemoteExecution {
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_count_max: 3,
             address_family: AddressFamily::Any,
+            ssh_config: None,
         }
     }
 }
@@ -392,6 +423,18 @@ impl Config {
         let mut problems = validate::check(&config);
         problems.extend(config.resolve_paths(home));
         if problems.is_empty() {
+            problems.extend(config.apply_ssh_config(home));
+            // Jumps taken from the ssh_config must not make a cycle either.
+            for name in config.vms.keys() {
+                if let Some(why) = config.jump_problem(name) {
+                    problems.push(validate::Problem::value(
+                        FieldPath::keys(["vms", name]),
+                        why,
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
             return Ok(config);
         }
         // Report the problem that comes first in the file.
@@ -449,6 +492,7 @@ impl Config {
                         .iter()
                         .map(|hop| hop.name().to_owned())
                         .collect(),
+                    from_ssh_config: vm.from_ssh_config.clone(),
                 })
                 .collect(),
         }
@@ -493,9 +537,11 @@ impl Config {
         let mut problems = Vec::new();
         let re = &mut self.remote_execution;
         for (field, value) in [
-            ("key_storage_path", &mut re.key_storage_path),
-            ("known_hosts", &mut re.known_hosts),
+            ("key_storage_path", Some(&mut re.key_storage_path)),
+            ("known_hosts", Some(&mut re.known_hosts)),
+            ("ssh_config", re.ssh_config.as_mut()),
         ] {
+            let Some(value) = value else { continue };
             match resolve_path(value, &base, home) {
                 Ok(resolved) => *value = resolved,
                 Err(why) => problems.push(Problem::value(section.key(field), why)),
@@ -652,4 +698,7 @@ pub struct HostEntry {
     /// The jump hosts it is reached through, outermost first (empty:
     /// dialed directly).
     pub jump: Vec<String>,
+    /// The values taken from `remote_execution.ssh_config`: field →
+    /// `FILE:LINE` (empty without one).
+    pub from_ssh_config: BTreeMap<String, String>,
 }

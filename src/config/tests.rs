@@ -87,6 +87,8 @@ remote_execution:
             groups: vec!["web".into()],
             key: None,
             jump: None,
+            tuning: Default::default(),
+            from_ssh_config: Default::default(),
         }
     );
     let vm02 = &config.vms["vm02"];
@@ -149,6 +151,8 @@ fn vm_defaults() {
             groups: vec![],
             key: None,
             jump: None,
+            tuning: Default::default(),
+            from_ssh_config: Default::default(),
         }
     );
 }

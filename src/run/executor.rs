@@ -221,6 +221,7 @@ impl Executor {
             user: config.user_for(vm),
             key_path,
             via: self.jump_endpoint(vm),
+            tuning: vm.tuning,
         })
     }
 
@@ -249,6 +250,7 @@ impl Executor {
                         .key_storage_path
                         .join(&config.remote_execution.default_key),
                     via: None,
+                    tuning: crate::config::HostTuning::default(),
                 },
             };
             if i > 0 {

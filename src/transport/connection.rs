@@ -48,6 +48,9 @@ pub struct Endpoint {
     /// endpoint, itself maybe reached through another. `None`: dialed
     /// directly.
     pub via: Option<Box<Endpoint>>,
+    /// This host's own connect timeout, keepalives and address family
+    /// (from an ssh_config), where they differ from the run's.
+    pub tuning: crate::config::HostTuning,
 }
 
 impl Endpoint {
@@ -105,6 +108,30 @@ pub(crate) struct ConnectOptions {
     pub keepalive_count_max: u32,
     /// Which addresses to dial (`AddressFamily`).
     pub address_family: crate::config::AddressFamily,
+}
+
+impl ConnectOptions {
+    /// The options for `endpoint`: these, with its own tuning applied.
+    pub(crate) fn for_endpoint(&self, endpoint: &Endpoint) -> std::borrow::Cow<'_, ConnectOptions> {
+        let tuning = &endpoint.tuning;
+        if *tuning == crate::config::HostTuning::default() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut options = self.clone();
+        if let Some(timeout) = tuning.connect_timeout {
+            options.connect_timeout = timeout;
+        }
+        if let Some(interval) = tuning.keepalive_interval {
+            options.keepalive_interval = interval;
+        }
+        if let Some(count) = tuning.keepalive_count_max {
+            options.keepalive_count_max = count;
+        }
+        if let Some(family) = tuning.address_family {
+            options.address_family = family;
+        }
+        std::borrow::Cow::Owned(options)
+    }
 }
 
 /// remex's cipher preference: AES-GCM first on CPUs with AES instructions
@@ -282,6 +309,7 @@ impl Connection {
         login: &Login,
         via: Option<Arc<Connection>>,
     ) -> Result<Connection, Failure> {
+        let options = &*options.for_endpoint(endpoint);
         // Loaded before the clock starts: it may prompt for a passphrase.
         let key = match &login.key {
             Some(path) => Some(keys.store.load(path, keys.passphrase).await),
@@ -366,6 +394,7 @@ impl Connection {
         options: &ConnectOptions,
         via: Option<&Connection>,
     ) -> Result<PublicKey, Failure> {
+        let options = &*options.for_endpoint(endpoint);
         let seen = Arc::new(Mutex::new(None));
         let recorder = Recorder { seen: seen.clone() };
         // The recorder refuses every key, so the handshake ends in an error

@@ -32,6 +32,7 @@ mod reach;
 mod script;
 mod service;
 mod signals;
+mod ssh_config;
 mod terminal;
 mod transfer;
 mod transfer_edge;
