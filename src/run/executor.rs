@@ -119,6 +119,7 @@ impl ExecutorBuilder {
             agent: self.agent.filter(|_| re.use_agent),
             max_sessions: re.max_sessions,
             ciphers: re.ciphers.clone(),
+            host_certificates: false,
         };
         crate::transport::connection::ssh_config(&options).map_err(Error::Invalid)?;
         let known = Arc::new(KnownHostsView::new(&re.known_hosts));
@@ -255,7 +256,7 @@ impl Executor {
     pub(crate) fn still_trusted(
         &self,
         endpoint: &Endpoint,
-        key: &russh::keys::PublicKey,
+        key: &host_key::HostKey,
     ) -> Result<(), Failure> {
         let known = host_key::current(&self.inner.known)?;
         host_key::judge(endpoint, &known, key)
