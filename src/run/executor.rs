@@ -130,6 +130,7 @@ impl ExecutorBuilder {
             keepalive_interval: re.keepalive_interval,
             keepalive_count_max: re.keepalive_count_max,
             address_family: re.address_family,
+            host_certificates: false,
         };
         crate::transport::connection::ssh_config(&options).map_err(Error::Invalid)?;
         let known = Arc::new(KnownHostsView::new(&re.known_hosts));
@@ -304,7 +305,7 @@ impl Executor {
     pub(crate) fn still_trusted(
         &self,
         endpoint: &Endpoint,
-        key: &russh::keys::PublicKey,
+        key: &host_key::HostKey,
     ) -> Result<(), Failure> {
         let known = host_key::current(&self.inner.known)?;
         host_key::judge(endpoint, &known, key)

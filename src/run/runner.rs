@@ -321,7 +321,13 @@ impl HostRun<'_> {
                 agent: true,
                 password: None,
             };
-            let conn = Arc::new(self.open_to(endpoint, &login).await?);
+            let conn = self.open_to(endpoint, &login).await?;
+            // A key pinned on first use is this host's news (a jump host's
+            // is its own, when it is run).
+            if endpoint.name == self.endpoint.name && conn.take_pinned_host_key() {
+                self.pinned = Some(conn.host_key_fingerprint().to_owned());
+            }
+            let conn = Arc::new(conn);
             *slot = Some(conn.clone());
             Ok(conn)
         })

@@ -3,14 +3,17 @@
 //!
 //! Connecting is: resolve and dial ([`crate::transport::tcp`]), the SSH handshake with
 //! the host key checked against remex's known_hosts ([`HostKeyCheck`]), then
-//! public-key authentication with the host's key file, and the ssh-agent's
-//! keys when allowed. The whole is bounded by the connect timeout. Each
+//! public-key authentication with the host's key file (its certificate
+//! first, when one lies beside it), and the ssh-agent's keys when allowed.
+//! The whole is bounded by the connect timeout. Each
 //! step is a debug event with its timing (`-v`, see
 //! [`crate::transport::steps`]).
 //!
 //! **Invariant:** a host key is accepted only when known_hosts pins it, or
-//! when the policy is accept-new and known_hosts knows nothing of the host.
-//! Nothing here retries after an authentication or host-key failure.
+//! when the policy is accept-new and known_hosts knows nothing of the host,
+//! or when it comes in a host certificate an `@cert-authority` line
+//! vouches for. Nothing here retries after an authentication or host-key
+//! failure.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,12 +22,19 @@ use std::time::{Duration, Instant};
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
+use russh::keys::ssh_key::Certificate;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{Channel, ChannelMsg};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::host_key::{HostKeyCheck, KnownHostsView, Recorder, Verdict};
-use super::identity::{IdentityError, KeyStore, PassphraseSource, fingerprint};
+use super::host_certificate;
+use super::host_key::{
+    HostKey, HostKeyCheck, KnownHostsView, Recorder, Verdict, wants_certificate,
+};
+use super::identity::{
+    Identity, IdentityError, KeyStore, PassphraseSource, certificate_path, certificate_problem,
+    fingerprint,
+};
 use super::login::{Login, Password};
 use super::steps::{ChannelClock, ms};
 use super::tcp::{self, DialError};
@@ -108,6 +118,11 @@ pub(crate) struct ConnectOptions {
     pub keepalive_count_max: u32,
     /// Which addresses to dial (`AddressFamily`).
     pub address_family: crate::config::AddressFamily,
+    /// Whether to ask for a host certificate: the `*-cert-v01@openssh.com`
+    /// host-key algorithms ahead of the plain ones (`HostKeyAlgorithms`).
+    /// `false` in an executor's options; [`Connection::open`] turns it on
+    /// for a host that known_hosts has an `@cert-authority` line for.
+    pub host_certificates: bool,
 }
 
 impl ConnectOptions {
@@ -199,6 +214,19 @@ pub(crate) fn ssh_config(options: &ConnectOptions) -> Result<client::Config, Str
         ..client::Config::default()
     };
     config.preferred.cipher = ciphers.into();
+    if options.host_certificates {
+        // The certificate variant of each host-key algorithm, advertised
+        // ahead of the plain ones; not SHA-1 RSA (`ssh-rsa-cert-v01`),
+        // which OpenSSH no longer offers either.
+        config.preferred.host_key_certificates = config
+            .preferred
+            .key
+            .iter()
+            .filter(|a| !matches!(a, russh::keys::Algorithm::Rsa { hash: None }))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+    }
     Ok(config)
 }
 
@@ -208,9 +236,11 @@ pub(crate) struct Connection {
     handle: Handle<HostKeyCheck>,
     /// Free channel slots (the server's MaxSessions).
     sessions: Arc<Semaphore>,
-    /// The host key that was verified.
-    host_key: PublicKey,
-    /// Its SHA256 fingerprint.
+    /// The host key (or host certificate) that was verified; a pooled
+    /// connection is reused only while known_hosts still accepts it.
+    host_key: HostKey,
+    /// The SHA256 fingerprint of the key (for a certificate, of the key in
+    /// it).
     host_key_fingerprint: String,
     /// Whether this connection pinned the host key (accept-new), until
     /// someone takes the news.
@@ -325,6 +355,16 @@ impl Connection {
         };
         let agent = login.agent.then_some(options.agent.as_deref()).flatten();
         let password_possible = login.password.is_some();
+        let with_certificates;
+        let options = if wants_certificate(keys.known, endpoint) {
+            with_certificates = ConnectOptions {
+                host_certificates: true,
+                ..options.clone()
+            };
+            &with_certificates
+        } else {
+            options
+        };
         let attempt = async {
             let mut handle = handshake(endpoint, options, check, via.as_deref())
                 .await?
@@ -378,7 +418,7 @@ impl Connection {
         Ok(Connection {
             handle,
             sessions: Arc::new(Semaphore::new(options.max_sessions.max(1))),
-            host_key_fingerprint: fingerprint(&host_key),
+            host_key_fingerprint: fingerprint(&host_key.public_key()),
             host_key,
             pinned_now: std::sync::atomic::AtomicBool::new(pinned),
             endpoint: endpoint.clone(),
@@ -409,8 +449,10 @@ impl Connection {
             Some(None) => Err(Failure::new(
                 ErrorKind::HostKey,
                 format!(
-                    "{} presented a host certificate; remex pins plain host keys only",
-                    endpoint.name
+                    "{} presented a host certificate, which remex does not pin; \
+                     trust its CA instead: add `@cert-authority PATTERN CA-PUBLIC-KEY` to {}",
+                    endpoint.name,
+                    options.known_hosts_path.display()
                 ),
             )),
             None => Err(Failure::new(
@@ -510,8 +552,8 @@ impl Connection {
         &self.host_key_fingerprint
     }
 
-    /// The verified host key.
-    pub(crate) fn host_key(&self) -> &PublicKey {
+    /// The verified host key or certificate.
+    pub(crate) fn host_key(&self) -> &HostKey {
         &self.host_key
     }
 
@@ -684,15 +726,12 @@ fn log_host_key(endpoint: &Endpoint, verdict: &Mutex<Option<Verdict>>) {
     {
         let how = if *pinned {
             "unknown, pinned now (accept-new)"
+        } else if key.is_certificate() {
+            "signed by a CA of known_hosts (@cert-authority)"
         } else {
             "matches known_hosts"
         };
-        tracing::debug!(
-            "{}: host key {} {} {how}",
-            endpoint.name,
-            key.algorithm(),
-            fingerprint(key)
-        );
+        tracing::debug!("{}: host {} {how}", endpoint.name, key.describe());
     }
 }
 
@@ -769,17 +808,18 @@ fn refused(endpoint: &Endpoint, tried: &[String]) -> Failure {
     )
 }
 
-/// Public-key authentication: the key file first, then the agent's keys.
-/// Returns `None` when logged in, else what was tried (for the message, or
-/// for a password to follow). A key file that exists but cannot be used
-/// (too open, encrypted without a passphrase, corrupt) is an error of its
-/// own, not skipped; a missing one is skipped when something else can be
-/// tried.
+/// Public-key authentication: the key file's certificate, then the key
+/// file, then the agent's keys. Returns `None` when logged in, else what
+/// was tried (for the message, or for a password to follow). A key file
+/// that exists but cannot be used (too open, encrypted without a
+/// passphrase, corrupt) is an error of its own, not skipped; a missing one
+/// is skipped when something else can be tried. A certificate that cannot
+/// be used or is refused is skipped (`-v` says why).
 async fn authenticate(
     handle: &mut Handle<HostKeyCheck>,
     endpoint: &Endpoint,
     key_path: Option<&std::path::Path>,
-    key: Option<Result<Arc<PrivateKey>, IdentityError>>,
+    key: Option<Result<Identity, IdentityError>>,
     agent: Option<&std::path::Path>,
     password_follows: bool,
 ) -> Result<Option<Vec<String>>, Failure> {
@@ -788,7 +828,54 @@ async fn authenticate(
     let started = Instant::now();
     let mut tried = Vec::new();
     match key {
-        Some(Ok(key)) => {
+        Some(Ok(identity)) => {
+            if let Some(path) = key_path
+                && let Some(cert) = usable_certificate(endpoint, path, &identity)
+            {
+                let cert_path = certificate_path(path).display().to_string();
+                let what = host_certificate::describe(&cert);
+                let cert = Certificate::clone(&cert);
+                let accepted = if identity.key.algorithm().is_rsa() {
+                    let hash = handle
+                        .best_supported_rsa_hash()
+                        .await
+                        .map_err(lost)?
+                        .flatten()
+                        .or(Some(HashAlg::Sha256));
+                    let mut signer = RsaCertSigner(identity.key.clone());
+                    match handle
+                        .authenticate_certificate_with(user, cert, hash, &mut signer)
+                        .await
+                    {
+                        Ok(result) => matches!(result, AuthResult::Success),
+                        Err(SignFailed::Lost) => return Err(lost(russh::Error::SendError)),
+                        Err(SignFailed::Key(why)) => {
+                            tracing::debug!(
+                                "{}: cannot sign with the certificate {cert_path}: {why}",
+                                endpoint.name
+                            );
+                            false
+                        }
+                    }
+                } else {
+                    let result = handle
+                        .authenticate_openssh_cert(user, identity.key.clone(), cert)
+                        .await
+                        .map_err(lost)?;
+                    matches!(result, AuthResult::Success)
+                };
+                if accepted {
+                    let method = format!("publickey certificate {cert_path} ({what})");
+                    log_authenticated(endpoint, &method, started);
+                    return Ok(None);
+                }
+                tracing::debug!(
+                    "{}: certificate {cert_path} refused; trying the key alone",
+                    endpoint.name
+                );
+                tried.push(format!("{cert_path} (certificate {what})"));
+            }
+            let key = identity.key;
             let hash = if key.algorithm().is_rsa() {
                 handle
                     .best_supported_rsa_hash()
@@ -832,6 +919,92 @@ async fn authenticate(
         return Err(refused(endpoint, &tried));
     }
     Ok(Some(tried))
+}
+
+/// The certificate beside the key file at `key_path`, if there is one and
+/// it can be offered now; else `None`, with a `-v` line saying why a
+/// certificate that is there cannot be used.
+fn usable_certificate(
+    endpoint: &Endpoint,
+    key_path: &std::path::Path,
+    identity: &Identity,
+) -> Option<Arc<Certificate>> {
+    let why = match identity.certificate.as_ref()? {
+        Ok(cert) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match certificate_problem(cert, now) {
+                None => return Some(cert.clone()),
+                Some(why) => why,
+            }
+        }
+        Err(why) => why.clone(),
+    };
+    tracing::debug!(
+        "{}: not offering the certificate {}: {why}; trying the key alone",
+        endpoint.name,
+        certificate_path(key_path).display()
+    );
+    None
+}
+
+/// Signs the authentication with an RSA key's certificate under the hash
+/// the server accepts (`rsa-sha2-512-cert-v01@openssh.com` or `-256`):
+/// russh's `authenticate_openssh_cert` names an RSA certificate
+/// `ssh-rsa-cert-v01@openssh.com` and signs with SHA-1, which OpenSSH
+/// 8.8 and later refuse.
+struct RsaCertSigner(Arc<PrivateKey>);
+
+/// Why [`RsaCertSigner`] did not sign.
+#[derive(Debug)]
+enum SignFailed {
+    /// The connection's event loop is gone.
+    Lost,
+    /// The key could not sign (not RSA, or the signature failed).
+    Key(String),
+}
+
+impl From<russh::SendError> for SignFailed {
+    fn from(_: russh::SendError) -> Self {
+        SignFailed::Lost
+    }
+}
+
+impl russh::Signer for RsaCertSigner {
+    type Error = SignFailed;
+
+    fn auth_sign(
+        &mut self,
+        _: &AgentIdentity,
+        hash: Option<HashAlg>,
+        to_sign: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, SignFailed>> + Send {
+        std::future::ready(sign_rsa(&self.0, hash, to_sign))
+    }
+}
+
+/// `to_sign` with its signature by `key` under `hash` appended, as the
+/// SSH wire format wants it (a string holding the encoded signature).
+fn sign_rsa(
+    key: &PrivateKey,
+    hash: Option<HashAlg>,
+    mut to_sign: Vec<u8>,
+) -> Result<Vec<u8>, SignFailed> {
+    use russh::keys::signature::Signer as _;
+    use russh::keys::ssh_encoding::Encode as _;
+    let russh::keys::ssh_key::private::KeypairData::Rsa(rsa) = key.key_data() else {
+        return Err(SignFailed::Key("not an RSA key".to_owned()));
+    };
+    let key_error = |e: russh::keys::ssh_key::Error| SignFailed::Key(e.to_string());
+    let signature: russh::keys::ssh_key::Signature = (rsa, hash)
+        .try_sign(&to_sign)
+        .map_err(|e| SignFailed::Key(e.to_string()))?;
+    let blob = signature.encode_vec().map_err(|e| key_error(e.into()))?;
+    blob.as_slice()
+        .encode(&mut to_sign)
+        .map_err(|e| key_error(e.into()))?;
+    Ok(to_sign)
 }
 
 /// A russh error during authentication: the connection is gone.

@@ -19,6 +19,7 @@
 
 mod audit;
 mod automation;
+mod certs;
 mod daily;
 mod exec;
 mod hosts;

@@ -220,6 +220,20 @@ impl TestLab {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(from), "{} has no `{from}`", path.display());
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        self.restart(host);
+    }
+
+    /// Adds `lines` to a host's sshd_config (where no `Match` block can
+    /// scope them) and restarts the host: `TrustedUserCAKeys`,
+    /// `HostCertificate`, ….
+    pub fn add_sshd_config(&mut self, host: &str, lines: &[String]) {
+        let anchor = "PubkeyAuthentication yes\n";
+        self.reconfigure(host, anchor, &format!("{anchor}{}\n", lines.join("\n")));
+    }
+
+    /// Restarts a host's sshd, which reads its config, keys and
+    /// certificates again.
+    pub fn restart(&mut self, host: &str) {
         self.lab.stop_host(host).unwrap_or_else(|e| panic!("{e}"));
         self.lab.start_host(host).unwrap_or_else(|e| panic!("{e}"));
     }
