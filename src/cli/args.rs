@@ -610,6 +610,11 @@ pub enum LabCommand {
         /// iproute2.
         #[arg(long)]
         bastion: bool,
+        /// Sign the host keys and the client key with a lab CA: the hosts
+        /// accept the client's certificate (no key is authorized) and
+        /// known_hosts holds one @cert-authority line instead of pins.
+        #[arg(long)]
+        ca: bool,
     },
     /// Stop the processes a lab started (and nothing else).
     Down {

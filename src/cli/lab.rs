@@ -18,6 +18,7 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
             password_user,
             password_env,
             bastion,
+            ca,
         } => {
             let password = password_env
                 .as_deref()
@@ -33,6 +34,7 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
                 user: None,
                 password_user: password_user.map(|name| lab::PasswordUser { name, password }),
                 bastion,
+                ca,
             };
             let lab = lab::up(&spec).await?;
             if json {
@@ -61,6 +63,14 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
                      {remex} --config {config} exec all -- id",
                     user = lab.user,
                     file = quote_path(file),
+                );
+            }
+            if let Some(ca) = &lab.ca {
+                eprintln!(
+                    "the hosts trust certificates of the lab CA {}: the client key has one \
+                     (keys/id_ed25519-cert.pub), no key is authorized, and known_hosts holds \
+                     one @cert-authority line instead of pins",
+                    quote_path(ca)
                 );
             }
             if let Some(namespace) = &lab.namespace {

@@ -58,6 +58,7 @@
 //! files: the servers are started directly, never through a shell.
 
 pub(crate) mod account;
+mod ca;
 mod layout;
 mod netns;
 mod process;
@@ -160,6 +161,11 @@ pub struct LabSpec {
     /// `bastion` can reach, and `config.yml` reaches them with
     /// `jump: bastion`. See `netns.rs`.
     pub bastion: bool,
+    /// Sign every host key and the client key with a lab CA (OpenSSH
+    /// only): the hosts trust the CA's user certificates and authorize no
+    /// key, and known_hosts holds one `@cert-authority` line, no pins. See
+    /// `ca.rs`.
+    pub ca: bool,
 }
 
 /// The login user of a password lab, for trying `remex keys deploy` end to
@@ -192,6 +198,7 @@ impl LabSpec {
             user: None,
             password_user: None,
             bastion: false,
+            ca: false,
         }
     }
 }
@@ -240,6 +247,8 @@ pub struct Lab {
     /// addresses are its loopback, reachable only through the host
     /// `bastion`.
     pub namespace: Option<String>,
+    /// The lab CA's public key (`--ca`), which `known_hosts` trusts.
+    pub ca: Option<PathBuf>,
 }
 
 /// What [`down`] did. Each list holds host names.
@@ -476,6 +485,15 @@ pub enum LabError {
         /// What it said.
         message: String,
     },
+    /// A CA lab was asked for with Dropbear.
+    #[error("--ca works with OpenSSH labs only (leave out --server dropbear)")]
+    CaNeedsOpenSsh,
+    /// `ssh-keygen -s` failed.
+    #[error("cannot sign the lab's keys with its CA (ssh-keygen -s): {message}")]
+    Certificate {
+        /// What ssh-keygen said.
+        message: String,
+    },
     /// A password lab was asked for with Dropbear.
     #[error("--password-user works with OpenSSH labs only (leave out --server dropbear)")]
     PasswordNeedsOpenSsh,
@@ -556,6 +574,9 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
     if spec.bastion && (euid != 0 || spec.server != ServerKind::OpenSsh) {
         return Err(LabError::BastionNeedsRootAndOpenSsh);
     }
+    if spec.ca && spec.server != ServerKind::OpenSsh {
+        return Err(LabError::CaNeedsOpenSsh);
+    }
 
     let mut names: Vec<String> = (0..spec.hosts)
         .map(|index| layout::host_name(index, spec.hosts))
@@ -576,13 +597,24 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
     let lab_line = format!("{client_line} {KEY_COMMENT}:{}", layout.dir.display());
     // A password lab starts with no key authorized: first contact is by
     // password, as with a freshly installed machine.
-    let shared_keys = if password_auth {
+    let shared_keys = if password_auth || spec.ca {
         String::new()
     } else {
         format!("{lab_line}\n")
     };
     server::write_file(&layout.authorized_keys(), shared_keys.as_bytes(), 0o644)?;
     let host_keys = server::write_host_keys(spec.server, &binaries, &layout, &names)?;
+    let ca = if spec.ca {
+        Some(ca::sign_all(
+            &layout,
+            &names,
+            &addresses,
+            &host_keys,
+            &account.name,
+        )?)
+    } else {
+        None
+    };
     let authorized_key = match spec.server {
         ServerKind::OpenSsh => None,
         ServerKind::Dropbear => Some(AuthorizedKey {
@@ -603,6 +635,7 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         home_owner: (euid == 0 && account.uid != 0).then_some((account.uid, account.gid)),
         shell: &account.shell,
         namespace: namespace.as_ref().map(|n| n.name.as_str()),
+        ca: ca.as_ref().map(|ca| ca.public_path.as_path()),
     };
     let (port, children) = match start_all(&plan) {
         Ok(started) => started,
@@ -633,11 +666,11 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
                 host_key,
             })
             .collect();
-        server::write_file(
-            &layout.known_hosts(),
-            layout::known_hosts(&lines).as_bytes(),
-            0o644,
-        )?;
+        let known = match &ca {
+            Some(ca) => ca::known_hosts(ca, &addresses, port),
+            None => layout::known_hosts(&lines),
+        };
+        server::write_file(&layout.known_hosts(), known.as_bytes(), 0o644)?;
         server::write_file(
             &layout.config(),
             layout::config_yml(&lines, &account.name, &layout, spec.bastion).as_bytes(),
@@ -658,6 +691,7 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         server: spec.server,
         password_file,
         namespace: namespace.map(|n| n.name),
+        ca: ca.map(|ca| ca.public_path),
         hosts: names
             .into_iter()
             .zip(addresses)
@@ -897,6 +931,8 @@ struct Plan<'a> {
     shell: &'a Path,
     /// The network namespace the servers run in (`--bastion`).
     namespace: Option<&'a str>,
+    /// The lab CA's public key (`--ca`).
+    ca: Option<&'a Path>,
 }
 
 /// Picks a port, starts every server on it and waits until all are
@@ -947,6 +983,13 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
                 plan.home_owner,
                 plan.shell,
             )?;
+            if let Some(ca_public) = plan.ca {
+                let config = plan.layout.sshd_config(host.name);
+                let mut text = fs::read_to_string(&config)
+                    .map_err(|source| LabError::io("read", &config, source))?;
+                text.push_str(&ca::sshd_lines(&plan.layout.host_key(host.name), ca_public));
+                server::write_file(&config, text.as_bytes(), 0o644)?;
+            }
         }
         if let Some(first) = pending.first() {
             server::validate(plan.kind, plan.server, plan.layout, first.name)?;

@@ -484,7 +484,7 @@ pub(super) fn pick_port(addresses: &[Ipv4Addr]) -> Result<u16, LabError> {
 
 /// Spawns every command, then waits for them all, so that many short
 /// programs run in parallel.
-fn run_all(commands: impl Iterator<Item = Command>) -> Vec<io::Result<Output>> {
+pub(super) fn run_all(commands: impl Iterator<Item = Command>) -> Vec<io::Result<Output>> {
     let children: Vec<io::Result<Child>> = commands
         .map(|mut command| {
             command
@@ -501,7 +501,7 @@ fn run_all(commands: impl Iterator<Item = Command>) -> Vec<io::Result<Output>> {
 }
 
 /// A program's stderr and stdout, for an error message.
-fn output_text(output: &Output) -> String {
+pub(super) fn output_text(output: &Output) -> String {
     let mut text = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !stdout.trim().is_empty() {

@@ -91,6 +91,16 @@ impl TestLab {
         })
     }
 
+    /// A lab whose host keys and client key a lab CA signed (`remex lab up
+    /// --ca`), behind a bastion too when `bastion` (which needs root).
+    pub fn with_ca(hosts: usize, bastion: bool) -> TestLab {
+        TestLab::start(false, |dir| LabSpec {
+            ca: true,
+            bastion,
+            ..LabSpec::new(hosts, dir)
+        })
+    }
+
     /// Starts the lab `spec` describes for a fresh temp dir. `other_user`:
     /// the lab logs in as another user, who must be able to read inside.
     fn start(other_user: bool, spec: impl FnOnce(&Path) -> LabSpec) -> TestLab {
