@@ -557,6 +557,11 @@ impl Connection {
         &self.host_key
     }
 
+    /// How many jump hosts this connection goes through.
+    pub(crate) fn hops(&self) -> usize {
+        self.via.as_ref().map_or(0, |via| via.hops() + 1)
+    }
+
     /// Whom this connection reaches.
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
