@@ -175,6 +175,34 @@ fn two_jumps_chain_through_each_hop_and_a_hop_down_is_named() {
     assert!(message.contains("jump host vm01"), "{message}");
     lab.lab.start_host("vm01").unwrap();
     via_vm01(&lab).expect_code(0);
+
+    // Files go both ways over the two hops too.
+    let local = lab.path().join("two-hops.bin");
+    let bytes: Vec<u8> = (0..2 * 1024 * 1024 + 3).map(|i| (i % 253) as u8).collect();
+    write(&local, &bytes);
+    let remote = lab.path().join("far").join("two-hops.bin");
+    std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
+    let hops = ["--jump", "bastion,vm01"];
+    lab.remex()
+        .args(hops)
+        .args(["--json", "upload", "vm03"])
+        .arg(&local)
+        .arg(&remote)
+        .run()
+        .expect_code(0);
+    assert_eq!(std::fs::read(&remote).unwrap(), bytes);
+    let back = lab.path().join("back");
+    lab.remex()
+        .args(hops)
+        .args(["--json", "download", "vm03"])
+        .arg(&remote)
+        .arg(&back)
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        std::fs::read(back.join("vm03").join("two-hops.bin")).unwrap(),
+        bytes
+    );
 }
 
 #[test]

@@ -30,6 +30,7 @@ mod library;
 mod proftpd;
 mod proxy;
 mod reach;
+mod scale;
 mod script;
 mod service;
 mod signals;
