@@ -9,7 +9,8 @@
 #   64-host fan-out      <= 0.3x pssh's wall time, <= 0.25x its client CPU
 #   single cold exec     <= 0.3x `ssh host true`
 #   warm command         <= 3 ms on an open connection
-# and (issue "remex audit"):
+# and (issue 14) the same fan-out through one bastion, with the bastion
+# connections each tool used; and (issue "remex audit"):
 #   audit cost           <= 5% of the 64-host fan-out's wall time, against
 #                        the same run with `audit: {enabled: false}`
 set -euo pipefail
@@ -115,8 +116,39 @@ measure "remex_warm_200" "$WARM" "$CONFIG" vm01 200
 measure "ssh_cm_200" bash -c "for i in \$(seq 200); do ssh $(printf '%q ' "${SSH_OPTS[@]}" "${CM[@]}") $USER_@${ADDRS[0]} true; done"
 ssh "${SSH_OPTS[@]}" "${CM[@]}" -O exit "$USER_@${ADDRS[0]}" 2>/dev/null || true
 
+# Fan-out through one bastion (root only: the bastion lab's hosts live in a
+# network namespace only the bastion reaches): remex (one pooled bastion
+# connection) vs parallel-ssh with ProxyJump (one bastion connection per host).
+BASTION_NOTE="bastion: skipped (needs root for the network namespace)"
+if [ "$(id -u)" = 0 ]; then
+  BLAB=$(mktemp -d /tmp/remex-bench-bastion.XXXXXX)
+  trap '"$REMEX" lab down --dir "$LAB" >/dev/null 2>&1 || true; "$REMEX" lab down --dir "$BLAB" >/dev/null 2>&1 || true; rm -rf "$LAB" "$BLAB"' EXIT
+  "$REMEX" lab up --hosts "$HOSTS" --dir "$BLAB" --bastion >/dev/null 2>&1
+  BCONFIG=$BLAB/config.yml
+  BPORT=$(awk '/vm01:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="port:") print $(i+1)}' "$BCONFIG")
+  BADDR=$(awk '/bastion:/ {gsub(/[,}]/,""); for (i=1;i<=NF;i++) if ($i=="host:") print $(i+1)}' "$BCONFIG")
+  cat > "$BLAB/ssh_config" <<EOF_SSH
+Host *
+  User $USER_
+  IdentityFile $BLAB/keys/id_ed25519
+  UserKnownHostsFile $BLAB/known_hosts
+  StrictHostKeyChecking yes
+  BatchMode yes
+Host 127.*
+  ProxyJump $USER_@$BADDR:$BPORT
+EOF_SSH
+  printf '%s\n' "${ADDRS[@]/%/:$BPORT}" > "$BLAB/pssh_hosts"
+  logins() { grep -c 'Accepted publickey' "$BLAB/hosts/bastion/sshd.log" || true; }
+  b0=$(logins)
+  measure "remex_bastion" "$REMEX" --config "$BCONFIG" exec 'all,!bastion' -- hostname
+  b1=$(logins)
+  measure "pssh_bastion" parallel-ssh -p "$HOSTS" -h "$BLAB/pssh_hosts" -x "-F $BLAB/ssh_config" -i hostname
+  b2=$(logins)
+  BASTION_NOTE="bastion logins per run: remex $(( (b1 - b0) / REPEAT )), pssh+ProxyJump $(( (b2 - b1) / REPEAT ))"
+fi
+
 echo
-awk -v warm="$WARM_OUT" -v warm_off="$WARM_OFF" '
+awk -v warm="$WARM_OUT" -v warm_off="$WARM_OFF" -v bastion_note="$BASTION_NOTE" '
   { wall[$1]=$2; cpu[$1]=$3; rss[$1]=$4; order[NR]=$1 }
   function ratio(a, b) { return (b > 0 && a != "-" && b != "-") ? sprintf("%.3f", a / b) : "-" }
   END {
@@ -129,6 +161,9 @@ awk -v warm="$WARM_OUT" -v warm_off="$WARM_OFF" '
     printf "warm 200 remex/ssh CM    wall %s   cpu %s   rss %s\n", ratio(wall["remex_warm_200"], wall["ssh_cm_200"]), ratio(cpu["remex_warm_200"], cpu["ssh_cm_200"]), ratio(rss["remex_warm_200"], rss["ssh_cm_200"])
     printf "warm command latency (library, one connection), audit on:  %s\n", warm
     printf "warm command latency (library, one connection), audit off: %s (target <= 3 ms)\n", warm_off
+    if ("remex_bastion" in wall)
+      printf "bastion  remex/pssh -J   wall %s   cpu %s   rss %s\n", ratio(wall["remex_bastion"], wall["pssh_bastion"]), ratio(cpu["remex_bastion"], cpu["pssh_bastion"]), ratio(rss["remex_bastion"], rss["pssh_bastion"])
+    print bastion_note
     on = wall["fanout_audit_on"]; off = wall["fanout_audit_off"]
     printf "audit    on/off fan-out  wall %s  cost %.1f%% (target <= 5%%)\n", ratio(on, off), (off > 0 ? 100 * (on - off) / off : 0)
   }' "$RESULTS"

@@ -19,6 +19,8 @@ command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missi
 [ -f /usr/lib/proftpd/mod_sftp.so ] || missing+=(proftpd-mod-crypto)
 command -v sudo >/dev/null 2>&1 || missing+=(sudo)
 command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
+# Bastion labs put their hosts in a network namespace (ip netns, veth).
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # The service's tests: a real HTTP client for TLS, and certificates for it.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)

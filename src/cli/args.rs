@@ -59,6 +59,11 @@ pub struct Cli {
     /// (instead of `remote_execution.connect_timeout`), e.g. 3s.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub connect_timeout: Option<Duration>,
+    /// Reach every host through these jump hosts (instead of each host's
+    /// `jump`), outermost first, comma-separated: VM names or
+    /// [user@]host[:port], as `ssh -J`. `--jump none`: dial directly.
+    #[arg(long, short = 'J', global = true, value_name = "HOPS")]
+    pub jump: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -368,16 +373,47 @@ pub struct RunArgs {
     /// left out).
     #[arg(long, short = 'q', conflicts_with_all = ["ndjson", "stream"])]
     pub quiet: bool,
-    /// Run as root through `sudo` (non-interactive: never waits for a prompt).
+    /// Run as another user through sudo.
+    #[command(flatten)]
+    pub sudo: SudoArgs,
+}
+
+/// `--sudo`, `--sudo-user`, `--sudo-password-env`: of `exec`, `script`,
+/// `upload` and `download`.
+#[derive(Debug, Args)]
+pub struct SudoArgs {
+    /// As root through `sudo` (non-interactive: never waits for a prompt).
+    /// Transfers then read and write as root: files are root's, relative
+    /// paths are in root's home.
     #[arg(long)]
     pub sudo: bool,
-    /// Run as USER through `sudo` (implies --sudo).
+    /// As USER through `sudo` (implies --sudo).
     #[arg(long, value_name = "USER")]
     pub sudo_user: Option<String>,
     /// Read the sudo password from this environment variable; it is sent on
     /// stdin only, never on a command line or in output.
     #[arg(long, value_name = "VAR")]
     pub sudo_password_env: Option<String>,
+}
+
+impl SudoArgs {
+    /// The sudo request, when any of the flags is given.
+    pub fn sudo(&self) -> anyhow::Result<Option<remex::Sudo>> {
+        use anyhow::Context as _;
+        if !(self.sudo || self.sudo_user.is_some() || self.sudo_password_env.is_some()) {
+            return Ok(None);
+        }
+        let password = match &self.sudo_password_env {
+            Some(var) => Some(std::sync::Arc::new(std::env::var(var).with_context(
+                || format!("--sudo-password-env {var}: the environment variable {var} is not set"),
+            )?)),
+            None => None,
+        };
+        Ok(Some(remex::Sudo {
+            user: self.sudo_user.clone(),
+            password,
+        }))
+    }
 }
 
 /// `remex upload`.
@@ -438,6 +474,9 @@ pub struct DownloadArgs {
 /// Options shared by `upload` and `download`.
 #[derive(Debug, Args)]
 pub struct TransferArgs {
+    /// Read and write as another user through sudo.
+    #[command(flatten)]
+    pub sudo: SudoArgs,
     /// Hosts worked on at once (default: remote_execution.max_parallel).
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
@@ -565,6 +604,17 @@ pub enum LabCommand {
         /// (default: a random one, written to DIR/password, mode 0600).
         #[arg(long, value_name = "VAR", requires = "password_user")]
         password_env: Option<String>,
+        /// Put the hosts behind a bastion: they listen in a network
+        /// namespace only the extra host `bastion` can reach, and
+        /// config.yml reaches them with `jump: bastion`. Needs root and
+        /// iproute2.
+        #[arg(long)]
+        bastion: bool,
+        /// Sign the host keys and the client key with a lab CA: the hosts
+        /// accept the client's certificate (no key is authorized) and
+        /// known_hosts holds one @cert-authority line instead of pins.
+        #[arg(long)]
+        ca: bool,
     },
     /// Stop the processes a lab started (and nothing else).
     Down {
@@ -652,25 +702,9 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 /// `--host ADDR[:PORT]`: an address (a name, IPv4, or `[IPv6]`) and the
 /// port (default 22).
 pub(crate) fn parse_adhoc_host(s: &str) -> Result<(String, u16), String> {
-    let bad =
-        || format!("`{s}` is not ADDR or ADDR:PORT (a name, an IPv4 address, or [IPv6]:PORT)");
-    let (addr, port) = match s.rsplit_once(':') {
-        Some((addr, port)) if !addr.contains(':') || addr.ends_with(']') => (
-            addr,
-            port.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(bad)?,
-        ),
-        Some(_) => (s, 22),
-        None => (s, 22),
-    };
-    let addr = addr.trim_start_matches('[').trim_end_matches(']');
-    let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
-    if addr.is_empty() || !addr.chars().all(name_like) {
-        return Err(bad());
-    }
-    Ok((addr.to_owned(), port))
+    remex::config::parse_host_port(s).ok_or_else(|| {
+        format!("`{s}` is not ADDR or ADDR:PORT (a name, an IPv4 address, or [IPv6]:PORT)")
+    })
 }
 
 /// A duration that is more than zero (a zero connect timeout would fail
@@ -783,7 +817,7 @@ mod tests {
             panic!("not script");
         };
         assert_eq!(args.args, ["--flag", "", "a b"]);
-        assert_eq!(args.run.sudo_user.as_deref(), Some("nobody"));
+        assert_eq!(args.run.sudo.sudo_user.as_deref(), Some("nobody"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use remex::exec::Command;
-use remex::{Detail, Exec, ExecReport, ExecResult, HostReport, Observer, Script, Stream, Sudo};
+use remex::{Detail, Exec, ExecReport, ExecResult, HostReport, Observer, Script, Stream};
 
 use super::args::{ExecArgs, OutputFormat, RunArgs, ScriptArgs};
 use super::invocation::Invocation;
@@ -61,18 +61,7 @@ fn options(mut exec: Exec, run: &RunArgs) -> Result<Exec> {
     if let Some(path) = &run.stdin {
         exec.stdin = Some(Arc::new(read_stdin_arg(path)?));
     }
-    if run.sudo || run.sudo_user.is_some() || run.sudo_password_env.is_some() {
-        let password = match &run.sudo_password_env {
-            Some(var) => Some(Arc::new(std::env::var(var).with_context(|| {
-                format!("--sudo-password-env {var}: the environment variable {var} is not set")
-            })?)),
-            None => None,
-        };
-        exec.sudo = Some(Sudo {
-            user: run.sudo_user.clone(),
-            password,
-        });
-    }
+    exec.sudo = run.sudo.sudo()?;
     Ok(exec)
 }
 

@@ -39,24 +39,63 @@ pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {
     if global.json {
         print_listing("hosts.list", &list)?;
     } else {
+        let jumps = list.hosts.iter().any(|h| !h.jump.is_empty());
+        let sourced = list.hosts.iter().any(|h| !h.from_ssh_config.is_empty());
         let rows: Vec<Vec<String>> = list
             .hosts
             .iter()
             .map(|h| {
-                vec![
+                let mut row = vec![
                     h.name.clone(),
-                    format!("{}:{}", h.address, h.port),
+                    address(&h.address, h.port),
                     h.user.clone(),
                     h.groups.join(","),
-                ]
+                ];
+                if jumps {
+                    row.push(h.jump.join(","));
+                }
+                if sourced {
+                    row.push(from_ssh_config(&h.from_ssh_config));
+                }
+                row
             })
             .collect();
-        println!(
-            "{}",
-            render::table(&["NAME", "ADDRESS", "USER", "GROUPS"], &rows)
-        );
+        let mut headers = vec!["NAME", "ADDRESS", "USER", "GROUPS"];
+        if jumps {
+            headers.push("VIA");
+        }
+        if sourced {
+            headers.push("FROM SSH_CONFIG");
+        }
+        println!("{}", render::table(&headers, &rows));
     }
     Ok(Status::Success)
+}
+
+/// `port,user: FILE:3 key: FILE:5`: the values a host took from the
+/// ssh_config, grouped by the line they came from.
+fn from_ssh_config(from: &std::collections::BTreeMap<String, String>) -> String {
+    let mut by_line: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (field, line) in from {
+        match by_line.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, fields)) => fields.push(field),
+            None => by_line.push((line, vec![field])),
+        }
+    }
+    by_line
+        .iter()
+        .map(|(line, fields)| format!("{}: {line}", fields.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `host:port`, an IPv6 address in brackets.
+fn address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// `remex hosts check`.
@@ -78,7 +117,7 @@ pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> 
                 let d = &c.detail;
                 vec![
                     c.host.clone(),
-                    format!("{}:{}", c.address, c.port),
+                    address(&c.address, c.port),
                     yes_no(d.reachable),
                     d.host_key.to_owned(),
                     yes_no(d.auth),

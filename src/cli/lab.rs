@@ -17,6 +17,8 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
             server,
             password_user,
             password_env,
+            bastion,
+            ca,
         } => {
             let password = password_env
                 .as_deref()
@@ -31,6 +33,8 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
                 },
                 user: None,
                 password_user: password_user.map(|name| lab::PasswordUser { name, password }),
+                bastion,
+                ca,
             };
             let lab = lab::up(&spec).await?;
             if json {
@@ -59,6 +63,21 @@ pub(super) async fn run(command: LabCommand, json: bool) -> Result<Status> {
                      {remex} --config {config} exec all -- id",
                     user = lab.user,
                     file = quote_path(file),
+                );
+            }
+            if let Some(ca) = &lab.ca {
+                eprintln!(
+                    "the hosts trust certificates of the lab CA {}: the client key has one \
+                     (keys/id_ed25519-cert.pub), no key is authorized, and known_hosts holds \
+                     one @cert-authority line instead of pins",
+                    quote_path(ca)
+                );
+            }
+            if let Some(namespace) = &lab.namespace {
+                eprintln!(
+                    "the hosts listen in the network namespace {namespace}: only `bastion` reaches them \
+                     (config.yml has `jump: bastion`); `{remex} --config {config} --jump none exec vm01 -- true` \
+                     shows the direct path refused"
                 );
             }
             eprintln!(

@@ -194,6 +194,26 @@ fn colour_on_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// `--jump HOPS`: every VM is reached through HOPS, except the VMs that
+/// are hops themselves (they keep their own `jump`); `none`: every VM is
+/// dialed directly.
+fn apply_jump(config: &mut Config, jump: &str) -> Result<()> {
+    if jump.trim().eq_ignore_ascii_case("none") {
+        for vm in config.vms.values_mut() {
+            vm.jump = None;
+        }
+        return Ok(());
+    }
+    let hops = remex::config::parse_chain(jump, &|name| config.vms.contains_key(name))
+        .map_err(|why| anyhow::anyhow!("--jump {jump}: {why}"))?;
+    for (name, vm) in &mut config.vms {
+        if !hops.iter().any(|hop| hop.name() == name) {
+            vm.jump = Some(jump.to_owned());
+        }
+    }
+    Ok(())
+}
+
 /// Runs a parsed command line.
 async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
     let adhoc = match &cli.command {
@@ -211,6 +231,7 @@ async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
         user: cli.user.as_deref(),
         hosts: &adhoc.hosts,
         connect_timeout: cli.connect_timeout,
+        jump: cli.jump.as_deref(),
         invocation,
     };
     match cli.command {
@@ -246,6 +267,8 @@ struct Global<'a> {
     hosts: &'a [(String, u16)],
     /// `--connect-timeout`.
     connect_timeout: Option<std::time::Duration>,
+    /// `--jump`: every host's jump hosts.
+    jump: Option<&'a str>,
     /// How remex was invoked, for the commands suggested in messages.
     invocation: &'a Invocation,
 }
@@ -260,6 +283,8 @@ impl Global<'_> {
         for (address, port) in self.hosts {
             let name = if *port == 22 {
                 address.clone()
+            } else if address.contains(':') {
+                format!("[{address}]:{port}")
             } else {
                 format!("{address}:{port}")
             };
@@ -269,6 +294,9 @@ impl Global<'_> {
                 user: None,
                 groups: vec!["adhoc".to_owned()],
                 key: None,
+                jump: None,
+                tuning: Default::default(),
+                from_ssh_config: Default::default(),
             });
         }
         if let Some(user) = self.user {
@@ -278,6 +306,9 @@ impl Global<'_> {
         }
         if let Some(timeout) = self.connect_timeout {
             config.remote_execution.connect_timeout = timeout;
+        }
+        if let Some(jump) = self.jump {
+            apply_jump(&mut config, jump)?;
         }
         Ok(config)
     }

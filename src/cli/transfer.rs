@@ -93,6 +93,7 @@ impl Run {
             verify: !args.no_verify,
             skip_identical: args.skip_identical,
             resume: args.resume,
+            sudo: args.sudo.sudo()?,
             ..Options::default()
         };
         if let Some(timeout) = args.request_timeout {

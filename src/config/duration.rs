@@ -125,6 +125,51 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, 
     de.deserialize_any(DurationVisitor)
 }
 
+/// Deserializes an optional duration: a duration as [`deserialize`] reads
+/// it, or `none` (or 0) for "off". For `#[serde(deserialize_with = ...)]`.
+pub(crate) fn deserialize_optional<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Option<Duration>, D::Error> {
+    de.deserialize_any(OptionalVisitor)
+}
+
+struct OptionalVisitor;
+
+impl Visitor<'_> for OptionalVisitor {
+    type Value = Option<Duration>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as \"15s\", or `none`")
+    }
+
+    fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Self::Value, E> {
+        Ok(Some(Duration::from_secs(secs)).filter(|d| !d.is_zero()))
+    }
+
+    fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Self::Value, E> {
+        DurationVisitor
+            .visit_i64(secs)
+            .map(|d| Some(d).filter(|d| !d.is_zero()))
+    }
+
+    fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Self::Value, E> {
+        DurationVisitor.visit_f64(secs).map(Some)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        if text.trim().eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        parse_duration(text)
+            .map(|d| Some(d).filter(|d| !d.is_zero()))
+            .map_err(|why| E::custom(format!("{why}, or `none`")))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
 struct DurationVisitor;
 
 impl Visitor<'_> for DurationVisitor {

@@ -66,10 +66,13 @@ mod audit;
 mod duration;
 mod error;
 mod field_path;
+mod from_ssh;
+mod jump;
 mod local;
 mod service;
 mod size;
 mod source_map;
+pub mod ssh_config;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -81,6 +84,7 @@ use serde::{Deserialize, Deserializer};
 pub use audit::{AuditConfig, FsyncPolicy};
 pub use duration::{parse_duration, parse_timeout};
 pub use error::ConfigError;
+pub use jump::{Hop, parse_chain, parse_host_port};
 pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
 pub use size::parse_size;
 
@@ -105,6 +109,10 @@ pub struct Config {
     /// `*` `?` or whitespace. Required: at least one VM.
     #[serde(default, deserialize_with = "null_as_default")]
     pub vms: BTreeMap<String, Vm>,
+    /// Settings shared by the VMs of a group, by group name (a group that
+    /// some VM lists in its `groups`). Optional.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub groups: BTreeMap<String, Group>,
     /// How remex connects and runs commands. Optional: every field has a
     /// default.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -146,6 +154,48 @@ pub struct Vm {
     /// none, meaning `default_key`. OpenSSH: `IdentityFile` (`ssh -i`).
     #[serde(default)]
     pub key: Option<String>,
+    /// Jump hosts to reach this VM through, outermost first, comma-separated:
+    /// VM names from `vms` (each with its own user, key, port and host key)
+    /// or `[user@]host[:port]` (`[IPv6]:port`), e.g. `bastion` or
+    /// `ops@gw.example.net:2222,bastion`. Default: none (dial directly).
+    /// OpenSSH: `ProxyJump` (`ssh -J`).
+    #[serde(default)]
+    pub jump: Option<String>,
+    /// Per-host connection settings (not a YAML field: from
+    /// `remote_execution.ssh_config`).
+    #[serde(skip)]
+    pub tuning: HostTuning,
+    /// The values taken from `remote_execution.ssh_config` (not a YAML
+    /// field): field name (`address`, `user`, `port`, `key`, `jump`, …) →
+    /// `FILE:LINE`.
+    #[serde(skip)]
+    pub from_ssh_config: BTreeMap<String, String>,
+}
+
+/// Connection settings of one host that differ from `remote_execution`'s
+/// (from an ssh_config `Host` block). `None`: as `remote_execution` says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostTuning {
+    /// `ConnectTimeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `ServerAliveInterval` (`Some(None)`: off).
+    pub keepalive_interval: Option<Option<Duration>>,
+    /// `ServerAliveCountMax`.
+    pub keepalive_count_max: Option<u32>,
+    /// `AddressFamily`.
+    pub address_family: Option<AddressFamily>,
+}
+
+/// Settings of a group of VMs (`groups.NAME`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Jump hosts for the group's VMs that have no `jump` of their own (a
+    /// VM in several groups takes the first of its groups that has one;
+    /// the group's own jump hosts are never reached through themselves).
+    /// Same form as [`Vm::jump`]. OpenSSH: `ProxyJump` in a `Host` block.
+    #[serde(default)]
+    pub jump: Option<String>,
 }
 
 /// How remex connects to the fleet and runs commands.
@@ -202,6 +252,38 @@ pub struct RemoteExecution {
     /// preference (AES-GCM first on CPUs with AES instructions). OpenSSH:
     /// `Ciphers` (`ssh -c`).
     pub ciphers: Vec<String>,
+    /// How often to check that a quiet connection is still alive (an SSH
+    /// keepalive request), so long commands through NATs and bastions
+    /// survive and a dead peer is noticed. `none` turns it off. Default:
+    /// 15s. OpenSSH: `ServerAliveInterval`.
+    #[serde(deserialize_with = "duration::deserialize_optional")]
+    pub keepalive_interval: Option<Duration>,
+    /// Unanswered keepalives after which the connection counts as dead: a
+    /// dead peer is noticed within `keepalive_interval` × this. Default: 3;
+    /// at least 1. OpenSSH: `ServerAliveCountMax`.
+    pub keepalive_count_max: u32,
+    /// Which addresses of a host name to dial: `any` (default), `inet`
+    /// (IPv4 only) or `inet6` (IPv6 only). OpenSSH: `AddressFamily`.
+    pub address_family: AddressFamily,
+    /// An OpenSSH client config to read (opt-in), e.g. `~/.ssh/config`:
+    /// each VM's `host` is looked up there as an alias, and its `HostName`,
+    /// `User`, `Port`, `IdentityFile`, `ProxyJump`, `ConnectTimeout`,
+    /// `ServerAliveInterval`, `ServerAliveCountMax` and `AddressFamily`
+    /// apply where the VM sets nothing. Default: none (not read).
+    pub ssh_config: Option<PathBuf>,
+}
+
+/// Which address family to dial.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    /// IPv4 or IPv6, in the resolver's order.
+    #[default]
+    Any,
+    /// IPv4 only.
+    Inet,
+    /// IPv6 only.
+    Inet6,
 }
 
 /// What to do when a host offers a key that `known_hosts` does not list.
@@ -238,6 +320,10 @@ impl Default for RemoteExecution {
             max_sessions: 10,
             connect_retries: 2,
             ciphers: Vec::new(),
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_count_max: 3,
+            address_family: AddressFamily::Any,
+            ssh_config: None,
         }
     }
 }
@@ -337,6 +423,18 @@ impl Config {
         let mut problems = validate::check(&config);
         problems.extend(config.resolve_paths(home));
         if problems.is_empty() {
+            problems.extend(config.apply_ssh_config(home));
+            // Jumps taken from the ssh_config must not make a cycle either.
+            for name in config.vms.keys() {
+                if let Some(why) = config.jump_problem(name) {
+                    problems.push(validate::Problem::value(
+                        FieldPath::keys(["vms", name]),
+                        why,
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
             return Ok(config);
         }
         // Report the problem that comes first in the file.
@@ -388,6 +486,13 @@ impl Config {
                     port: vm.port,
                     user: self.user_for(vm),
                     groups: vm.groups.clone(),
+                    jump: self
+                        .jump_chain(vm)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|hop| hop.name().to_owned())
+                        .collect(),
+                    from_ssh_config: vm.from_ssh_config.clone(),
                 })
                 .collect(),
         }
@@ -396,9 +501,15 @@ impl Config {
     /// The effective user for a VM: vm.user, else default_user, else the
     /// local user.
     pub fn user_for(&self, vm: &Vm) -> String {
-        vm.user
+        vm.user.clone().unwrap_or_else(|| self.default_user())
+    }
+
+    /// The user of hosts that name none: `default_user`, else the local
+    /// user name.
+    pub fn default_user(&self) -> String {
+        self.remote_execution
+            .default_user
             .clone()
-            .or_else(|| self.remote_execution.default_user.clone())
             .unwrap_or_else(local::user_name)
     }
 
@@ -426,9 +537,11 @@ impl Config {
         let mut problems = Vec::new();
         let re = &mut self.remote_execution;
         for (field, value) in [
-            ("key_storage_path", &mut re.key_storage_path),
-            ("known_hosts", &mut re.known_hosts),
+            ("key_storage_path", Some(&mut re.key_storage_path)),
+            ("known_hosts", Some(&mut re.known_hosts)),
+            ("ssh_config", re.ssh_config.as_mut()),
         ] {
+            let Some(value) = value else { continue };
             match resolve_path(value, &base, home) {
                 Ok(resolved) => *value = resolved,
                 Err(why) => problems.push(Problem::value(section.key(field), why)),
@@ -582,4 +695,10 @@ pub struct HostEntry {
     pub user: String,
     /// Its groups.
     pub groups: Vec<String>,
+    /// The jump hosts it is reached through, outermost first (empty:
+    /// dialed directly).
+    pub jump: Vec<String>,
+    /// The values taken from `remote_execution.ssh_config`: field →
+    /// `FILE:LINE` (empty without one).
+    pub from_ssh_config: BTreeMap<String, String>,
 }

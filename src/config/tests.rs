@@ -86,6 +86,9 @@ remote_execution:
             user: Some("ops".into()),
             groups: vec!["web".into()],
             key: None,
+            jump: None,
+            tuning: Default::default(),
+            from_ssh_config: Default::default(),
         }
     );
     let vm02 = &config.vms["vm02"];
@@ -147,6 +150,9 @@ fn vm_defaults() {
             user: None,
             groups: vec![],
             key: None,
+            jump: None,
+            tuning: Default::default(),
+            from_ssh_config: Default::default(),
         }
     );
 }
@@ -202,7 +208,7 @@ fn the_example_file_parses_and_shows_the_defaults() {
     let example = parse_ok(text);
     assert_eq!(
         example.vms.keys().collect::<Vec<_>>(),
-        ["vm01", "vm02", "vm03"]
+        ["vm01", "vm02", "vm03", "vm04"]
     );
     // Its remote_execution and audit sections spell out every default.
     assert_eq!(example.remote_execution, parse_ok(ONE_VM).remote_execution);
@@ -275,8 +281,8 @@ fn unknown_field_in_a_flow_vm() {
     assert_eq!(field, "vms.vm02.prot");
     assert_eq!(
         message,
-        "unknown field `prot`, expected one of `host`, `port`, `user`, `groups`, `key` \
-         (did you mean `port`?)"
+        "unknown field `prot`, expected one of `host`, `port`, `user`, `groups`, `key`, \
+         `jump` (did you mean `port`?)"
     );
     assert_eq!(
         parse(text).unwrap_err().to_string(),
@@ -300,8 +306,8 @@ fn unknown_top_level_section() {
     assert_eq!(field, "remote_exec");
     assert_eq!(
         message,
-        "unknown section `remote_exec`, expected one of `vms`, `remote_execution`, `audit`, `service` \
-         (did you mean `remote_execution`?)"
+        "unknown section `remote_exec`, expected one of `vms`, `groups`, `remote_execution`, \
+         `audit`, `service` (did you mean `remote_execution`?)"
     );
 }
 
@@ -926,4 +932,88 @@ fn audit_rules() {
     let (.., field, message) = invalid_err(&format!("{ONE_VM}audit:\n  hmac_key_path: ~bob/key\n"));
     assert_eq!(field, "audit.hmac_key_path");
     assert!(message.contains("not `~user`"), "{message}");
+}
+
+#[test]
+fn jumps_name_vms_or_addresses_and_never_a_cycle() {
+    let config = parse_ok(
+        "vms:\n  bastion: { host: 10.0.0.1 }\n  \
+         vm01: { host: 10.0.0.11, jump: bastion }\n  \
+         vm02: { host: 10.0.0.12, jump: 'ops@gw.example.net:2222,bastion' }\n",
+    );
+    assert_eq!(
+        config.jump_chain(&config.vms["vm01"]),
+        Ok(vec![Hop::Vm("bastion".into())])
+    );
+    assert_eq!(
+        config.jump_chain(&config.vms["vm02"]).map(|c| c.len()),
+        Ok(2)
+    );
+
+    let (line, column, field, message) =
+        invalid_err("vms:\n  a: { host: 10.0.0.1, jump: b }\n  b: { host: 10.0.0.2, jump: a }\n");
+    assert_eq!((line, column), (Some(2), Some(30)));
+    assert_eq!(field, "vms.a.jump");
+    assert!(message.contains("cycle"), "{message}");
+    let (_, _, field, message) = invalid_err("vms:\n  a: { host: 10.0.0.1, jump: a }\n");
+    assert_eq!(field, "vms.a.jump");
+    assert!(message.contains("its own jump host"), "{message}");
+    let (_, _, _, message) = invalid_err("vms:\n  a: { host: 10.0.0.1, jump: 'gw:port' }\n");
+    assert!(message.contains("neither a VM"), "{message}");
+}
+
+#[test]
+fn keepalives_and_the_address_family_have_defaults_and_can_be_turned_off() {
+    let config = parse_ok(ONE_VM);
+    let re = &config.remote_execution;
+    assert_eq!(re.keepalive_interval, Some(Duration::from_secs(15)));
+    assert_eq!(re.keepalive_count_max, 3);
+    assert_eq!(re.address_family, AddressFamily::Any);
+    let config = parse_ok(&format!(
+        "{ONE_VM}remote_execution:\n  keepalive_interval: none\n  address_family: inet6\n"
+    ));
+    assert_eq!(config.remote_execution.keepalive_interval, None);
+    assert_eq!(config.remote_execution.address_family, AddressFamily::Inet6);
+    let config = parse_ok(&format!(
+        "{ONE_VM}remote_execution:\n  keepalive_interval: 2s\n"
+    ));
+    assert_eq!(
+        config.remote_execution.keepalive_interval,
+        Some(Duration::from_secs(2))
+    );
+    let (_, _, field, _) = parse_err(&format!(
+        "{ONE_VM}remote_execution:\n  address_family: ipv6\n"
+    ));
+    assert_eq!(field, "remote_execution.address_family");
+}
+
+#[test]
+fn a_group_jump_applies_to_its_vms_but_not_to_its_own_bastion_nor_over_a_vm_jump() {
+    let config = parse_ok(
+        "vms:\n  bastion: { host: 10.0.0.1, groups: [dc1] }\n  \
+         vm01: { host: 10.0.0.11, groups: [dc1] }\n  \
+         vm02: { host: 10.0.0.12, groups: [dc1], jump: 'gw:2222' }\n\
+         groups:\n  dc1: { jump: bastion }\n",
+    );
+    let chain = |name: &str| {
+        config
+            .jump_chain(&config.vms[name])
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(chain("vm01"), ["bastion"]);
+    assert_eq!(chain("vm02"), ["gw:2222"]);
+    assert!(chain("bastion").is_empty());
+
+    let (_, _, field, message) =
+        invalid_err(&format!("{ONE_VM}groups:\n  web: {{ jump: vm01 }}\n"));
+    assert_eq!(field, "groups.web");
+    assert!(message.contains("no VM is in group `web`"), "{message}");
+    let (_, _, field, message) = invalid_err(
+        "vms:\n  vm01: { host: 10.0.0.11, groups: [web] }\ngroups:\n  web: { jump: ',' }\n",
+    );
+    assert_eq!(field, "groups.web.jump");
+    assert!(message.contains("empty"), "{message}");
 }

@@ -55,6 +55,7 @@ impl Problem {
 pub(crate) fn check(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
     check_vms(config, &mut problems);
+    check_groups(config, &mut problems);
     check_remote_execution(config, &mut problems);
     check_audit(config, &mut problems);
     check_service(config, &mut problems);
@@ -104,6 +105,16 @@ fn check_vms(config: &Config, problems: &mut Vec<Problem>) {
                 "user is empty: leave `user` out to use `remote_execution.default_user`",
             ));
         }
+        if config.has_jump(vm)
+            && let Some(why) = config.jump_problem(name)
+        {
+            let at = if vm.jump.is_some() {
+                here.key("jump")
+            } else {
+                here.clone()
+            };
+            problems.push(Problem::value(at, why));
+        }
         if vm.key.as_deref().is_some_and(str::is_empty) {
             problems.push(Problem::value(
                 here.key("key"),
@@ -128,6 +139,27 @@ fn check_vms(config: &Config, problems: &mut Vec<Problem>) {
                     ),
                 ));
             }
+        }
+    }
+}
+
+/// `groups.NAME`: a group some VM is in, with a `jump` that parses.
+fn check_groups(config: &Config, problems: &mut Vec<Problem>) {
+    let groups = FieldPath::keys(["groups"]);
+    for (name, group) in &config.groups {
+        let here = groups.key(name);
+        if !config.vms.values().any(|vm| vm.groups.contains(name)) {
+            problems.push(Problem::key(
+                here.clone(),
+                format!(
+                    "no VM is in group `{name}`: add it to a VM's `groups`, or remove this entry"
+                ),
+            ));
+        }
+        if let Some(text) = &group.jump
+            && let Err(why) = super::jump::parse_chain(text, &|hop| config.vms.contains_key(hop))
+        {
+            problems.push(Problem::value(here.key("jump"), why));
         }
     }
 }

@@ -310,14 +310,24 @@ pub(super) fn known_hosts(hosts: &[HostLine]) -> String {
     text
 }
 
-/// The text of `config.yml`.
-pub(super) fn config_yml(hosts: &[HostLine], user: &str, layout: &Layout) -> String {
+/// The name of the bastion host of a `--bastion` lab (in group `bastions`).
+pub(super) const BASTION: &str = "bastion";
+
+/// The text of `config.yml`; with `bastion`, every host but the bastion
+/// is reached through it.
+pub(super) fn config_yml(hosts: &[HostLine], user: &str, layout: &Layout, bastion: bool) -> String {
     let mut text = String::from("# remex lab config, written by `remex lab up`\nvms:\n");
     for (index, host) in hosts.iter().enumerate() {
-        let groups = host_groups(index).join(", ");
+        let (groups, jump) = if host.name == BASTION {
+            ("bastions".to_owned(), "")
+        } else if bastion {
+            (host_groups(index).join(", "), ", jump: bastion")
+        } else {
+            (host_groups(index).join(", "), "")
+        };
         let _ = writeln!(
             text,
-            "  {}: {{ host: {}, port: {}, user: {}, groups: [{groups}] }}",
+            "  {}: {{ host: {}, port: {}, user: {}, groups: [{groups}]{jump} }}",
             yaml_scalar(&host.name),
             host.listen.ip(),
             host.listen.port(),
@@ -431,7 +441,7 @@ mod tests {
         let layout = Layout {
             dir: PathBuf::from("/tmp/lab"),
         };
-        let text = config_yml(&two_hosts(), "root", &layout);
+        let text = config_yml(&two_hosts(), "root", &layout, false);
         assert_eq!(
             text,
             "# remex lab config, written by `remex lab up`\n\

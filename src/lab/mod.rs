@@ -58,7 +58,9 @@
 //! files: the servers are started directly, never through a shell.
 
 pub(crate) mod account;
+mod ca;
 mod layout;
+mod netns;
 mod process;
 mod server;
 mod state;
@@ -154,6 +156,16 @@ pub struct LabSpec {
     /// A throwaway login user with a password (OpenSSH only, root only):
     /// see [`PasswordUser`]. Replaces `user`.
     pub password_user: Option<PasswordUser>,
+    /// Put the hosts behind a bastion (OpenSSH only, root only): they
+    /// listen in a network namespace of their own that only the extra host
+    /// `bastion` can reach, and `config.yml` reaches them with
+    /// `jump: bastion`. See `netns.rs`.
+    pub bastion: bool,
+    /// Sign every host key and the client key with a lab CA (OpenSSH
+    /// only): the hosts trust the CA's user certificates and authorize no
+    /// key, and known_hosts holds one `@cert-authority` line, no pins. See
+    /// `ca.rs`.
+    pub ca: bool,
 }
 
 /// The login user of a password lab, for trying `remex keys deploy` end to
@@ -185,6 +197,8 @@ impl LabSpec {
             server: ServerKind::default(),
             user: None,
             password_user: None,
+            bastion: false,
+            ca: false,
         }
     }
 }
@@ -229,6 +243,12 @@ pub struct Lab {
     pub hosts: Vec<LabHost>,
     /// `DIR/password`, when `up` chose the password of a password lab.
     pub password_file: Option<PathBuf>,
+    /// The network namespace the hosts listen in (`--bastion`): their
+    /// addresses are its loopback, reachable only through the host
+    /// `bastion`.
+    pub namespace: Option<String>,
+    /// The lab CA's public key (`--ca`), which `known_hosts` trusts.
+    pub ca: Option<PathBuf>,
 }
 
 /// What [`down`] did. Each list holds host names.
@@ -452,6 +472,28 @@ pub enum LabError {
         "a lab with --password-user needs root: it creates a local user and its sshd checks passwords through PAM; run it as root (in a VM or container you can throw away)"
     )]
     NeedsRoot,
+    /// A bastion lab was asked for without root or with Dropbear.
+    #[error(
+        "a lab with --bastion needs root and OpenSSH: it puts the hosts in a network namespace (ip netns) that only the bastion can reach"
+    )]
+    BastionNeedsRootAndOpenSsh,
+    /// Setting up the network namespace failed.
+    #[error("cannot set up the lab's network namespace: `{command}` failed: {message}")]
+    Netns {
+        /// The `ip` command.
+        command: String,
+        /// What it said.
+        message: String,
+    },
+    /// A CA lab was asked for with Dropbear.
+    #[error("--ca works with OpenSSH labs only (leave out --server dropbear)")]
+    CaNeedsOpenSsh,
+    /// `ssh-keygen -s` failed.
+    #[error("cannot sign the lab's keys with its CA (ssh-keygen -s): {message}")]
+    Certificate {
+        /// What ssh-keygen said.
+        message: String,
+    },
     /// A password lab was asked for with Dropbear.
     #[error("--password-user works with OpenSSH labs only (leave out --server dropbear)")]
     PasswordNeedsOpenSsh,
@@ -529,27 +571,50 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
     };
     let password_auth = password_state.is_some();
     server::prepare_runtime(spec.server, euid)?;
+    if spec.bastion && (euid != 0 || spec.server != ServerKind::OpenSsh) {
+        return Err(LabError::BastionNeedsRootAndOpenSsh);
+    }
+    if spec.ca && spec.server != ServerKind::OpenSsh {
+        return Err(LabError::CaNeedsOpenSsh);
+    }
 
-    let names: Vec<String> = (0..spec.hosts)
+    let mut names: Vec<String> = (0..spec.hosts)
         .map(|index| layout::host_name(index, spec.hosts))
         .collect();
-    let addresses: Vec<Ipv4Addr> = (0..spec.hosts)
+    let mut addresses: Vec<Ipv4Addr> = (0..spec.hosts)
         .map(|index| {
             layout::host_address(index).ok_or(LabError::BadHostCount { hosts: spec.hosts })
         })
         .collect::<Result<_, _>>()?;
+    let namespace = spec.bastion.then(|| netns::Netns::for_dir(&layout.dir));
+    if let Some(namespace) = &namespace {
+        namespace.create()?;
+        names.push(layout::BASTION.to_owned());
+        addresses.push(namespace.bastion_addr);
+    }
 
     let client_line = write_client_key(&layout)?;
     let lab_line = format!("{client_line} {KEY_COMMENT}:{}", layout.dir.display());
     // A password lab starts with no key authorized: first contact is by
     // password, as with a freshly installed machine.
-    let shared_keys = if password_auth {
+    let shared_keys = if password_auth || spec.ca {
         String::new()
     } else {
         format!("{lab_line}\n")
     };
     server::write_file(&layout.authorized_keys(), shared_keys.as_bytes(), 0o644)?;
     let host_keys = server::write_host_keys(spec.server, &binaries, &layout, &names)?;
+    let ca = if spec.ca {
+        Some(ca::sign_all(
+            &layout,
+            &names,
+            &addresses,
+            &host_keys,
+            &account.name,
+        )?)
+    } else {
+        None
+    };
     let authorized_key = match spec.server {
         ServerKind::OpenSsh => None,
         ServerKind::Dropbear => Some(AuthorizedKey {
@@ -569,8 +634,18 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         password_user: password_state.as_ref(),
         home_owner: (euid == 0 && account.uid != 0).then_some((account.uid, account.gid)),
         shell: &account.shell,
+        namespace: namespace.as_ref().map(|n| n.name.as_str()),
+        ca: ca.as_ref().map(|ca| ca.public_path.as_path()),
     };
-    let (port, children) = start_all(&plan)?;
+    let (port, children) = match start_all(&plan) {
+        Ok(started) => started,
+        Err(error) => {
+            if let Some(namespace) = &namespace {
+                netns::delete(&namespace.name);
+            }
+            return Err(error);
+        }
+    };
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
     for child in children {
         server::reap_in_background(child);
@@ -591,14 +666,14 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
                 host_key,
             })
             .collect();
-        server::write_file(
-            &layout.known_hosts(),
-            layout::known_hosts(&lines).as_bytes(),
-            0o644,
-        )?;
+        let known = match &ca {
+            Some(ca) => ca::known_hosts(ca, &addresses, port),
+            None => layout::known_hosts(&lines),
+        };
+        server::write_file(&layout.known_hosts(), known.as_bytes(), 0o644)?;
         server::write_file(
             &layout.config(),
-            layout::config_yml(&lines, &account.name, &layout).as_bytes(),
+            layout::config_yml(&lines, &account.name, &layout, spec.bastion).as_bytes(),
             0o644,
         )
     };
@@ -615,6 +690,8 @@ pub fn up_blocking(spec: &LabSpec) -> Result<Lab, LabError> {
         user: account.name,
         server: spec.server,
         password_file,
+        namespace: namespace.map(|n| n.name),
+        ca: ca.map(|ca| ca.public_path),
         hosts: names
             .into_iter()
             .zip(addresses)
@@ -688,6 +765,9 @@ pub fn down(dir: &Path) -> Result<DownReport, LabError> {
             report.user_removed = Some(user.name.clone());
         }
         let _ = fs::remove_file(layout.password_file());
+    }
+    if let Some(namespace) = &state.namespace {
+        netns::delete(namespace);
     }
     state::remove(&layout.state())?;
     Ok(report)
@@ -765,10 +845,18 @@ impl Lab {
             return Ok(());
         }
         let listen = SocketAddrV4::new(host.address, state.port);
-        let child = server::spawn(state.server, &state.server_path, &layout, name, listen)?;
+        let child = server::spawn(
+            state.server,
+            &state.server_path,
+            &layout,
+            name,
+            listen,
+            state.namespace.as_deref(),
+        )?;
         let mut children = vec![child];
         let pending = [server::Pending { name, listen }];
-        match server::wait_ready(&layout, &mut children, &pending, READY_TIMEOUT) {
+        let probe = state.namespace.is_none();
+        match server::wait_ready(&layout, &mut children, &pending, READY_TIMEOUT, probe) {
             server::Readiness::Ready => {}
             server::Readiness::PortTaken => {
                 server::kill_all(&mut children);
@@ -841,6 +929,10 @@ struct Plan<'a> {
     /// The login user's shell: which start files move a session to the
     /// host's `$HOME` depends on it.
     shell: &'a Path,
+    /// The network namespace the servers run in (`--bastion`).
+    namespace: Option<&'a str>,
+    /// The lab CA's public key (`--ca`).
+    ca: Option<&'a Path>,
 }
 
 /// Picks a port, starts every server on it and waits until all are
@@ -863,7 +955,15 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
         + READY_TIMEOUT_PER_HOST
             .saturating_mul(u32::try_from(plan.names.len()).unwrap_or(u32::MAX));
     for attempt in 1..=PORT_ATTEMPTS {
-        let port = server::pick_port(plan.addresses)?;
+        // Addresses in a namespace cannot be tried from here, and nothing
+        // else listens there; the loopback ones are tried (harmlessly).
+        let outside: Vec<Ipv4Addr> = plan
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| a.is_loopback())
+            .collect();
+        let port = server::pick_port(&outside)?;
         let pending: Vec<server::Pending<'_>> = plan
             .names
             .iter()
@@ -883,6 +983,13 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
                 plan.home_owner,
                 plan.shell,
             )?;
+            if let Some(ca_public) = plan.ca {
+                let config = plan.layout.sshd_config(host.name);
+                let mut text = fs::read_to_string(&config)
+                    .map_err(|source| LabError::io("read", &config, source))?;
+                text.push_str(&ca::sshd_lines(&plan.layout.host_key(host.name), ca_public));
+                server::write_file(&config, text.as_bytes(), 0o644)?;
+            }
         }
         if let Some(first) = pending.first() {
             server::validate(plan.kind, plan.server, plan.layout, first.name)?;
@@ -890,7 +997,14 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
 
         let mut children = Vec::with_capacity(pending.len());
         for host in &pending {
-            match server::spawn(plan.kind, plan.server, plan.layout, host.name, host.listen) {
+            match server::spawn(
+                plan.kind,
+                plan.server,
+                plan.layout,
+                host.name,
+                host.listen,
+                plan.namespace,
+            ) {
                 Ok(child) => children.push(child),
                 Err(error) => {
                     server::kill_all(&mut children);
@@ -915,12 +1029,14 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
                 .collect(),
             authorized_key: plan.authorized_key.cloned(),
             password_user: plan.password_user.cloned(),
+            namespace: plan.namespace.map(str::to_owned),
         };
         if let Err(error) = state::write(&plan.layout.state(), &state) {
             server::kill_all(&mut children);
             return Err(error);
         }
-        match server::wait_ready(plan.layout, &mut children, &pending, timeout) {
+        let probe = plan.namespace.is_none();
+        match server::wait_ready(plan.layout, &mut children, &pending, timeout, probe) {
             server::Readiness::Ready => return Ok((port, children)),
             server::Readiness::PortTaken => {
                 tracing::debug!(port, attempt, "lab port taken meanwhile; trying another");

@@ -260,6 +260,7 @@ pub(super) fn spawn(
     layout: &Layout,
     name: &str,
     listen: SocketAddrV4,
+    namespace: Option<&str>,
 ) -> Result<Child, LabError> {
     let pid_file = layout.pid_file(name);
     match fs::remove_file(&pid_file) {
@@ -274,7 +275,10 @@ pub(super) fn spawn(
     let stdout = log
         .try_clone()
         .map_err(|source| LabError::io("open", &log_path, source))?;
-    let mut command = Command::new(server);
+    let mut command = match namespace {
+        Some(ns) => super::netns::command(ns, server),
+        None => Command::new(server),
+    };
     match kind {
         ServerKind::OpenSsh => {
             command
@@ -347,12 +351,14 @@ pub(super) enum Readiness {
 }
 
 /// Waits until every server in `children` (in the order of `hosts`) is
-/// ready, or one fails, or `deadline` passes.
+/// ready, or one fails, or `deadline` passes. `probe`: also wait for its
+/// SSH banner (not for servers in a network namespace).
 pub(super) fn wait_ready(
     layout: &Layout,
     children: &mut [Child],
     hosts: &[Pending<'_>],
     timeout: Duration,
+    probe: bool,
 ) -> Readiness {
     let deadline = Instant::now() + timeout;
     for (child, host) in children.iter_mut().zip(hosts) {
@@ -380,7 +386,10 @@ pub(super) fn wait_ready(
                     ));
                 }
             }
-            if wrote_pid_file(&layout.pid_file(host.name), child.id()) && sends_banner(host.listen)
+            // sshd writes its pid file once it listens; a server in a
+            // namespace cannot be probed from here, the pid file must do.
+            if wrote_pid_file(&layout.pid_file(host.name), child.id())
+                && (!probe || sends_banner(host.listen))
             {
                 break;
             }
@@ -475,7 +484,7 @@ pub(super) fn pick_port(addresses: &[Ipv4Addr]) -> Result<u16, LabError> {
 
 /// Spawns every command, then waits for them all, so that many short
 /// programs run in parallel.
-fn run_all(commands: impl Iterator<Item = Command>) -> Vec<io::Result<Output>> {
+pub(super) fn run_all(commands: impl Iterator<Item = Command>) -> Vec<io::Result<Output>> {
     let children: Vec<io::Result<Child>> = commands
         .map(|mut command| {
             command
@@ -492,7 +501,7 @@ fn run_all(commands: impl Iterator<Item = Command>) -> Vec<io::Result<Output>> {
 }
 
 /// A program's stderr and stdout, for an error message.
-fn output_text(output: &Output) -> String {
+pub(super) fn output_text(output: &Output) -> String {
     let mut text = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !stdout.trim().is_empty() {

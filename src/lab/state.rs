@@ -53,6 +53,10 @@ pub(super) struct LabState {
     /// created it.
     #[serde(default)]
     pub password_user: Option<PasswordUserState>,
+    /// The network namespace the servers run in (`--bastion`), which
+    /// `down` deletes.
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 /// The throwaway login user of a password lab.

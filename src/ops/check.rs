@@ -14,8 +14,9 @@ use crate::run::{Error, Executor, RunContext};
 pub struct CheckResult {
     /// Whether TCP and the SSH handshake got through.
     pub reachable: bool,
-    /// `pinned`, `unknown`, `changed`, `revoked`, `certificate`,
-    /// `pin_failed` or `unreadable`.
+    /// `pinned`, `certified` (a host certificate an `@cert-authority` line
+    /// vouches for), `unknown`, `changed`, `revoked`, `certificate` (a host
+    /// certificate refused), `pin_failed` or `unreadable`.
     pub host_key: &'static str,
     /// SHA256 fingerprint of the verified host key.
     pub host_key_fingerprint: Option<String>,
@@ -104,7 +105,11 @@ impl Operation for Check {
             }
         };
         check.reachable = true;
-        check.host_key = "pinned";
+        check.host_key = if conn.host_key().is_certificate() {
+            "certified"
+        } else {
+            "pinned"
+        };
         check.host_key_fingerprint = Some(conn.host_key_fingerprint().to_owned());
         check.auth = true;
         let begun = std::time::Instant::now();

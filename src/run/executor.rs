@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::audit::{AuditError, AuditLog, Redactor};
-use crate::config::{Config, ConfigError, Vm};
+use crate::config::{Config, ConfigError, Hop, Vm};
 use crate::fresh::Fresh;
 use crate::ops::keys::resolve::host_key;
 use crate::ops::keys::{KeyState, KeysError, load_state, state_path};
@@ -107,9 +107,17 @@ impl ExecutorBuilder {
     ///
     /// [`Error::Audit`] when the audit log cannot be opened (fail closed);
     /// [`Error::KnownHosts`] when known_hosts cannot be read;
-    /// [`Error::Invalid`] for a bad cipher list.
+    /// [`Error::Invalid`] for a bad cipher list or jump chain (a config
+    /// changed after it was validated, e.g. by `--jump`).
     pub fn build(self) -> Result<Executor, Error> {
         let config = self.config;
+        for (name, vm) in &config.vms {
+            if config.has_jump(vm)
+                && let Some(why) = config.jump_problem(name)
+            {
+                return Err(Error::Invalid(format!("vms.{name}.jump: {why}")));
+            }
+        }
         let re = &config.remote_execution;
         let options = ConnectOptions {
             connect_timeout: re.connect_timeout,
@@ -119,6 +127,10 @@ impl ExecutorBuilder {
             agent: self.agent.filter(|_| re.use_agent),
             max_sessions: re.max_sessions,
             ciphers: re.ciphers.clone(),
+            keepalive_interval: re.keepalive_interval,
+            keepalive_count_max: re.keepalive_count_max,
+            address_family: re.address_family,
+            host_certificates: false,
         };
         crate::transport::connection::ssh_config(&options).map_err(Error::Invalid)?;
         let known = Arc::new(KnownHostsView::new(&re.known_hosts));
@@ -209,7 +221,45 @@ impl Executor {
             port: vm.port,
             user: config.user_for(vm),
             key_path,
+            via: self.jump_endpoint(vm),
+            tuning: vm.tuning,
         })
+    }
+
+    /// The endpoint of the last hop of `vm`'s jump chain (itself reached
+    /// through the hops before it; the first hop as on its own). A chain
+    /// that does not parse was refused when the config was validated.
+    fn jump_endpoint(&self, vm: &Vm) -> Option<Box<Endpoint>> {
+        let config = &self.inner.config;
+        let chain = config.jump_chain(vm).ok()?;
+        let mut via: Option<Box<Endpoint>> = None;
+        for (i, hop) in chain.iter().enumerate() {
+            let mut endpoint = match hop {
+                Hop::Vm(name) => self.endpoint(name)?,
+                Hop::Address {
+                    user,
+                    host,
+                    port,
+                    text,
+                } => Endpoint {
+                    name: text.clone(),
+                    host: host.clone(),
+                    port: *port,
+                    user: user.clone().unwrap_or_else(|| config.default_user()),
+                    key_path: config
+                        .remote_execution
+                        .key_storage_path
+                        .join(&config.remote_execution.default_key),
+                    via: None,
+                    tuning: crate::config::HostTuning::default(),
+                },
+            };
+            if i > 0 {
+                endpoint.via = via.take();
+            }
+            via = Some(Box::new(endpoint));
+        }
+        via
     }
 
     /// [`Executor::endpoint`] for a name that selection produced (so it
@@ -255,7 +305,7 @@ impl Executor {
     pub(crate) fn still_trusted(
         &self,
         endpoint: &Endpoint,
-        key: &russh::keys::PublicKey,
+        key: &host_key::HostKey,
     ) -> Result<(), Failure> {
         let known = host_key::current(&self.inner.known)?;
         host_key::judge(endpoint, &known, key)

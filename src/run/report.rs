@@ -185,12 +185,17 @@ pub enum HostKeyProblem {
         /// The offered key's fingerprint.
         offered: String,
     },
-    /// The offered key is on an `@revoked` line.
+    /// The offered key, or the CA of the offered host certificate, is on an
+    /// `@revoked` line.
     Revoked {
         /// Its fingerprint.
         fingerprint: String,
     },
-    /// The host offered a certificate; remex pins plain keys only.
+    /// The host offered a host certificate that known_hosts does not vouch
+    /// for: its CA is on no `@cert-authority` line for the host, or it is
+    /// expired, not yet valid, for other principals, not a host
+    /// certificate, or badly signed. The message says which. (A
+    /// certificate is never pinned.)
     Certificate,
     /// accept-new could not write the pin.
     PinFailed,

@@ -30,6 +30,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -289,44 +290,58 @@ impl HostRun<'_> {
         if let Some(conn) = &self.lease {
             return Ok(conn.clone());
         }
-        let executor = self.run.executor.clone();
-        let slot = executor.pool().slot(self.name);
-        let mut slot = slot.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            if self.reusable(conn) {
-                let conn = conn.clone();
-                self.lease = Some(conn.clone());
-                return Ok(conn);
-            }
-            tracing::debug!(host = %self.name, "not reusing the pooled connection: closed or stale");
-            if let Some(stale) = slot.take() {
-                super::pool::shutdown(stale).await;
-            }
-        }
-        let login = Login {
-            key: Some(self.endpoint.key_path.clone()),
-            agent: true,
-            password: None,
-        };
-        let conn = Arc::new(self.open_with(&login).await?);
-        *slot = Some(conn.clone());
+        let endpoint = self.endpoint.clone();
+        let conn = self.pooled(&endpoint).await?;
         self.lease = Some(conn.clone());
         Ok(conn)
     }
 
-    /// Whether a pooled connection may serve this host now: open, to the
-    /// same endpoint, and its host key still trusted.
-    fn reusable(&self, conn: &Connection) -> bool {
-        let was = conn.endpoint();
+    /// `endpoint`'s pooled connection, or a new one (pooled) with its usual
+    /// credentials: this host's, or a jump host's on the way to it. A jump
+    /// host's connection is shared by every host behind it.
+    fn pooled<'a>(
+        &'a mut self,
+        endpoint: &'a Endpoint,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<Connection>, Failure>> + Send + 'a>> {
+        Box::pin(async move {
+            let executor = self.run.executor.clone();
+            let slot = executor.pool().slot(&endpoint.name);
+            let mut slot = slot.lock().await;
+            if let Some(conn) = slot.as_ref() {
+                if self.reusable(conn, endpoint) {
+                    return Ok(conn.clone());
+                }
+                tracing::debug!(host = %endpoint.name, "not reusing the pooled connection: closed or stale");
+                if let Some(stale) = slot.take() {
+                    super::pool::shutdown(stale).await;
+                }
+            }
+            let login = Login {
+                key: Some(endpoint.key_path.clone()),
+                agent: true,
+                password: None,
+            };
+            let conn = self.open_to(endpoint, &login).await?;
+            // A key pinned on first use is this host's news (a jump host's
+            // is its own, when it is run).
+            if endpoint.name == self.endpoint.name && conn.take_pinned_host_key() {
+                self.pinned = Some(conn.host_key_fingerprint().to_owned());
+            }
+            let conn = Arc::new(conn);
+            *slot = Some(conn.clone());
+            Ok(conn)
+        })
+    }
+
+    /// Whether a pooled connection may serve `endpoint` now: open, by the
+    /// same route, and its host key still trusted.
+    fn reusable(&self, conn: &Connection, endpoint: &Endpoint) -> bool {
         !conn.is_closed()
-            && was.host == self.endpoint.host
-            && was.port == self.endpoint.port
-            && was.user == self.endpoint.user
-            && was.key_path == self.endpoint.key_path
+            && conn.endpoint().same_route(endpoint)
             && self
                 .run
                 .executor
-                .still_trusted(&self.endpoint, conn.host_key())
+                .still_trusted(endpoint, conn.host_key())
                 .is_ok()
     }
 
@@ -335,27 +350,66 @@ impl HostRun<'_> {
     /// dropped. `remex keys` uses it to bootstrap with a password and to
     /// prove that a key works.
     pub(crate) async fn open_with(&mut self, login: &Login) -> Result<Connection, Failure> {
-        let executor = self.run.executor.clone();
-        let permit = executor.pool().permit().await;
-        let keys = Keys {
-            known: executor.known_hosts(),
-            store: executor.key_store(),
-            passphrase: &self.run.passphrase,
-        };
-        let conn =
-            Connection::open(&self.endpoint, executor.connect_options(), &keys, login).await?;
-        conn.hold(permit);
+        let endpoint = self.endpoint.clone();
+        let conn = self.open_to(&endpoint, login).await?;
         if conn.take_pinned_host_key() {
             self.pinned = Some(conn.host_key_fingerprint().to_owned());
         }
         Ok(conn)
     }
 
+    /// A new connection to `endpoint`, through its jump hosts' pooled
+    /// connections. A direct one holds a place in the executor's
+    /// connection budget (a socket); a tunnelled one is a channel of its
+    /// jump host's connection and needs none.
+    async fn open_to(&mut self, endpoint: &Endpoint, login: &Login) -> Result<Connection, Failure> {
+        let via = self.jump(endpoint).await?;
+        let executor = self.run.executor.clone();
+        let permit = match via {
+            None => Some(executor.pool().permit().await),
+            Some(_) => None,
+        };
+        let keys = Keys {
+            known: executor.known_hosts(),
+            store: executor.key_store(),
+            passphrase: &self.run.passphrase,
+        };
+        let conn =
+            Connection::open(endpoint, executor.connect_options(), &keys, login, via).await?;
+        if let Some(permit) = permit {
+            conn.hold(permit);
+        }
+        Ok(conn)
+    }
+
+    /// The connection of `endpoint`'s jump host, if it has one; its failure
+    /// names the hop.
+    async fn jump(&mut self, endpoint: &Endpoint) -> Result<Option<Arc<Connection>>, Failure> {
+        let Some(hop) = &endpoint.via else {
+            return Ok(None);
+        };
+        match self.pooled(hop).await {
+            Ok(conn) => Ok(Some(conn)),
+            Err(failure) => Err(Failure::new(
+                failure.kind,
+                format!(
+                    "jump host {} (on the way to {}): {}",
+                    hop.name, endpoint.name, failure.message
+                ),
+            )),
+        }
+    }
+
     /// The host key this host offers, without logging in (`hosts trust`).
-    pub(crate) async fn scan(&self) -> Result<russh::keys::PublicKey, Failure> {
+    pub(crate) async fn scan(&mut self) -> Result<russh::keys::PublicKey, Failure> {
+        let endpoint = self.endpoint.clone();
+        let via = self.jump(&endpoint).await?;
         let executor = &self.run.executor;
-        let _permit = executor.pool().permit().await;
-        Connection::scan(&self.endpoint, executor.connect_options()).await
+        let _permit = match via {
+            None => Some(executor.pool().permit().await),
+            Some(_) => None,
+        };
+        Connection::scan(&endpoint, executor.connect_options(), via.as_deref()).await
     }
 
     /// Lets go of the pooled connection.

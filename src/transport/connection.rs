@@ -3,14 +3,17 @@
 //!
 //! Connecting is: resolve and dial ([`crate::transport::tcp`]), the SSH handshake with
 //! the host key checked against remex's known_hosts ([`HostKeyCheck`]), then
-//! public-key authentication with the host's key file, and the ssh-agent's
-//! keys when allowed. The whole is bounded by the connect timeout. Each
+//! public-key authentication with the host's key file (its certificate
+//! first, when one lies beside it), and the ssh-agent's keys when allowed.
+//! The whole is bounded by the connect timeout. Each
 //! step is a debug event with its timing (`-v`, see
 //! [`crate::transport::steps`]).
 //!
 //! **Invariant:** a host key is accepted only when known_hosts pins it, or
-//! when the policy is accept-new and known_hosts knows nothing of the host.
-//! Nothing here retries after an authentication or host-key failure.
+//! when the policy is accept-new and known_hosts knows nothing of the host,
+//! or when it comes in a host certificate an `@cert-authority` line
+//! vouches for. Nothing here retries after an authentication or host-key
+//! failure.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,12 +22,19 @@ use std::time::{Duration, Instant};
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
+use russh::keys::ssh_key::Certificate;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{Channel, ChannelMsg};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::host_key::{HostKeyCheck, KnownHostsView, Recorder, Verdict};
-use super::identity::{IdentityError, KeyStore, PassphraseSource, fingerprint};
+use super::host_certificate;
+use super::host_key::{
+    HostKey, HostKeyCheck, KnownHostsView, Recorder, Verdict, wants_certificate,
+};
+use super::identity::{
+    Identity, IdentityError, KeyStore, PassphraseSource, certificate_path, certificate_problem,
+    fingerprint,
+};
 use super::login::{Login, Password};
 use super::steps::{ChannelClock, ms};
 use super::tcp::{self, DialError};
@@ -44,6 +54,38 @@ pub struct Endpoint {
     pub user: String,
     /// Private key file (`IdentityFile`).
     pub key_path: PathBuf,
+    /// The jump host this host is reached through (`ProxyJump`): its own
+    /// endpoint, itself maybe reached through another. `None`: dialed
+    /// directly.
+    pub via: Option<Box<Endpoint>>,
+    /// This host's own connect timeout, keepalives and address family
+    /// (from an ssh_config), where they differ from the run's.
+    pub tuning: crate::config::HostTuning,
+}
+
+impl Endpoint {
+    /// Whether `other` reaches the same server the same way: address, port,
+    /// user, key, and the same jump hosts.
+    pub(crate) fn same_route(&self, other: &Endpoint) -> bool {
+        self.host == other.host
+            && self.port == other.port
+            && self.user == other.user
+            && self.key_path == other.key_path
+            && match (&self.via, &other.via) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.name == b.name && a.same_route(b),
+                _ => false,
+            }
+    }
+
+    /// `host:port`, with an IPv6 address in brackets.
+    pub(crate) fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
 }
 
 /// How to connect; the same for every host of a run.
@@ -69,6 +111,42 @@ pub(crate) struct ConnectOptions {
     pub max_sessions: usize,
     /// Cipher preference (`Ciphers`); empty means [`default_ciphers`].
     pub ciphers: Vec<String>,
+    /// Keepalive interval (`ServerAliveInterval`); `None`: off.
+    pub keepalive_interval: Option<Duration>,
+    /// Unanswered keepalives before the connection is dead
+    /// (`ServerAliveCountMax`).
+    pub keepalive_count_max: u32,
+    /// Which addresses to dial (`AddressFamily`).
+    pub address_family: crate::config::AddressFamily,
+    /// Whether to ask for a host certificate: the `*-cert-v01@openssh.com`
+    /// host-key algorithms ahead of the plain ones (`HostKeyAlgorithms`).
+    /// `false` in an executor's options; [`Connection::open`] turns it on
+    /// for a host that known_hosts has an `@cert-authority` line for.
+    pub host_certificates: bool,
+}
+
+impl ConnectOptions {
+    /// The options for `endpoint`: these, with its own tuning applied.
+    pub(crate) fn for_endpoint(&self, endpoint: &Endpoint) -> std::borrow::Cow<'_, ConnectOptions> {
+        let tuning = &endpoint.tuning;
+        if *tuning == crate::config::HostTuning::default() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut options = self.clone();
+        if let Some(timeout) = tuning.connect_timeout {
+            options.connect_timeout = timeout;
+        }
+        if let Some(interval) = tuning.keepalive_interval {
+            options.keepalive_interval = interval;
+        }
+        if let Some(count) = tuning.keepalive_count_max {
+            options.keepalive_count_max = count;
+        }
+        if let Some(family) = tuning.address_family {
+            options.address_family = family;
+        }
+        std::borrow::Cow::Owned(options)
+    }
 }
 
 /// remex's cipher preference: AES-GCM first on CPUs with AES instructions
@@ -131,10 +209,24 @@ pub(crate) fn ssh_config(options: &ConnectOptions) -> Result<client::Config, Str
         // Larger packets from the server (sshd honours what we advertise):
         // fewer packets, MACs and wakeups per byte on bulk downloads.
         maximum_packet_size: 256 * 1024,
-        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_interval: options.keepalive_interval,
+        keepalive_max: options.keepalive_count_max.max(1) as usize,
         ..client::Config::default()
     };
     config.preferred.cipher = ciphers.into();
+    if options.host_certificates {
+        // The certificate variant of each host-key algorithm, advertised
+        // ahead of the plain ones; not SHA-1 RSA (`ssh-rsa-cert-v01`),
+        // which OpenSSH no longer offers either.
+        config.preferred.host_key_certificates = config
+            .preferred
+            .key
+            .iter()
+            .filter(|a| !matches!(a, russh::keys::Algorithm::Rsa { hash: None }))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+    }
     Ok(config)
 }
 
@@ -144,9 +236,11 @@ pub(crate) struct Connection {
     handle: Handle<HostKeyCheck>,
     /// Free channel slots (the server's MaxSessions).
     sessions: Arc<Semaphore>,
-    /// The host key that was verified.
-    host_key: PublicKey,
-    /// Its SHA256 fingerprint.
+    /// The host key (or host certificate) that was verified; a pooled
+    /// connection is reused only while known_hosts still accepts it.
+    host_key: HostKey,
+    /// The SHA256 fingerprint of the key (for a certificate, of the key in
+    /// it).
     host_key_fingerprint: String,
     /// Whether this connection pinned the host key (accept-new), until
     /// someone takes the news.
@@ -156,6 +250,9 @@ pub(crate) struct Connection {
     /// The place this connection takes in the executor's connection budget
     /// (`max_parallel`), given back when it is dropped.
     budget: Mutex<Option<OwnedSemaphorePermit>>,
+    /// The jump host's connection this one is tunnelled through: kept open
+    /// while this one is.
+    via: Option<Arc<Connection>>,
 }
 
 /// An open session channel, holding one of the connection's slots.
@@ -240,7 +337,9 @@ impl Connection {
         options: &ConnectOptions,
         keys: &Keys<'_>,
         login: &Login,
+        via: Option<Arc<Connection>>,
     ) -> Result<Connection, Failure> {
+        let options = &*options.for_endpoint(endpoint);
         // Loaded before the clock starts: it may prompt for a passphrase.
         let key = match &login.key {
             Some(path) => Some(keys.store.load(path, keys.passphrase).await),
@@ -256,8 +355,18 @@ impl Connection {
         };
         let agent = login.agent.then_some(options.agent.as_deref()).flatten();
         let password_possible = login.password.is_some();
+        let with_certificates;
+        let options = if wants_certificate(keys.known, endpoint) {
+            with_certificates = ConnectOptions {
+                host_certificates: true,
+                ..options.clone()
+            };
+            &with_certificates
+        } else {
+            options
+        };
         let attempt = async {
-            let mut handle = handshake(endpoint, options, check)
+            let mut handle = handshake(endpoint, options, check, via.as_deref())
                 .await?
                 .map_err(|e| handshake_failure(endpoint, &e, &verdict))?;
             log_host_key(endpoint, &verdict);
@@ -309,11 +418,12 @@ impl Connection {
         Ok(Connection {
             handle,
             sessions: Arc::new(Semaphore::new(options.max_sessions.max(1))),
-            host_key_fingerprint: fingerprint(&host_key),
+            host_key_fingerprint: fingerprint(&host_key.public_key()),
             host_key,
             pinned_now: std::sync::atomic::AtomicBool::new(pinned),
             endpoint: endpoint.clone(),
             budget: Mutex::new(None),
+            via,
         })
     }
 
@@ -322,13 +432,15 @@ impl Connection {
     pub(crate) async fn scan(
         endpoint: &Endpoint,
         options: &ConnectOptions,
+        via: Option<&Connection>,
     ) -> Result<PublicKey, Failure> {
+        let options = &*options.for_endpoint(endpoint);
         let seen = Arc::new(Mutex::new(None));
         let recorder = Recorder { seen: seen.clone() };
         // The recorder refuses every key, so the handshake ends in an error
         // once the key was seen; the key, not the result, is what counts.
         within(options, endpoint, async {
-            handshake(endpoint, options, recorder).await.map(drop)
+            handshake(endpoint, options, recorder, via).await.map(drop)
         })
         .await?;
         let seen = seen.lock().map(|mut s| s.take()).ok().flatten();
@@ -337,15 +449,17 @@ impl Connection {
             Some(None) => Err(Failure::new(
                 ErrorKind::HostKey,
                 format!(
-                    "{} presented a host certificate; remex pins plain host keys only",
-                    endpoint.name
+                    "{} presented a host certificate, which remex does not pin; \
+                     trust its CA instead: add `@cert-authority PATTERN CA-PUBLIC-KEY` to {}",
+                    endpoint.name,
+                    options.known_hosts_path.display()
                 ),
             )),
             None => Err(Failure::new(
                 ErrorKind::Connect,
                 format!(
-                    "SSH handshake with {}:{} failed before the host key was offered",
-                    endpoint.host, endpoint.port
+                    "SSH handshake with {} failed before the host key was offered",
+                    endpoint.address()
                 ),
             )),
         }
@@ -438,9 +552,14 @@ impl Connection {
         &self.host_key_fingerprint
     }
 
-    /// The verified host key.
-    pub(crate) fn host_key(&self) -> &PublicKey {
+    /// The verified host key or certificate.
+    pub(crate) fn host_key(&self) -> &HostKey {
         &self.host_key
+    }
+
+    /// How many jump hosts this connection goes through.
+    pub(crate) fn hops(&self) -> usize {
+        self.via.as_ref().map_or(0, |via| via.hops() + 1)
     }
 
     /// Whom this connection reaches.
@@ -498,7 +617,15 @@ impl Connection {
     /// that takes the place never overlaps this one.
     pub(crate) async fn shutdown(self) {
         self.close().await;
-        let Connection { handle, budget, .. } = self;
+        let Connection {
+            handle,
+            budget,
+            via,
+            ..
+        } = self;
+        // The tunnel goes with the handle; the jump host's connection
+        // stays pooled for others.
+        drop(via);
         let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
         drop(budget);
     }
@@ -512,6 +639,7 @@ async fn handshake<H>(
     endpoint: &Endpoint,
     options: &ConnectOptions,
     handler: H,
+    via: Option<&Connection>,
 ) -> Result<Result<Handle<H>, russh::Error>, Failure>
 where
     H: client::Handler<Error = russh::Error> + Send + 'static,
@@ -519,13 +647,31 @@ where
     let config =
         Arc::new(ssh_config(options).map_err(|message| Failure::new(ErrorKind::Connect, message))?);
     let started = Instant::now();
-    let stream = tcp::dial(&endpoint.host, endpoint.port, options.retries)
-        .await
-        .map_err(|e| dial_failure(&e))?;
-    let peer = stream.peer_addr().map_or_else(
-        |_| format!("{}:{}", endpoint.host, endpoint.port),
-        |a| a.to_string(),
-    );
+    if let Some(jump) = via {
+        let tunnel = jump.tunnel(endpoint).await?;
+        tracing::debug!(
+            "{}: tunnel to {} through {} opened in {}",
+            endpoint.name,
+            endpoint.address(),
+            jump.endpoint.name,
+            ms(started.elapsed())
+        );
+        let started = Instant::now();
+        let handle = client::connect_stream(config, tunnel.into_stream(), handler).await;
+        log_kex(endpoint, &handle, started);
+        return Ok(handle);
+    }
+    let stream = tcp::dial(
+        &endpoint.host,
+        endpoint.port,
+        options.retries,
+        options.address_family,
+    )
+    .await
+    .map_err(|e| dial_failure(&e))?;
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| endpoint.address(), |a| a.to_string());
     tracing::debug!(
         "{}: tcp connected to {peer} in {}",
         endpoint.name,
@@ -533,6 +679,12 @@ where
     );
     let started = Instant::now();
     let handle = client::connect_stream(config, stream, handler).await;
+    log_kex(endpoint, &handle, started);
+    Ok(handle)
+}
+
+/// `-v`: the key exchange is done.
+fn log_kex<T>(endpoint: &Endpoint, handle: &Result<T, russh::Error>, started: Instant) {
     if handle.is_ok() {
         tracing::debug!(
             "{}: key exchange done in {}",
@@ -540,7 +692,34 @@ where
             ms(started.elapsed())
         );
     }
-    Ok(handle)
+}
+
+impl Connection {
+    /// A `direct-tcpip` channel from this (jump) host to `target`'s address:
+    /// the next hop's SSH connection runs inside it. Not a session: sshd's
+    /// `MaxSessions` does not count it.
+    async fn tunnel(&self, target: &Endpoint) -> Result<Channel<client::Msg>, Failure> {
+        let port = u32::from(target.port);
+        self.handle
+            .channel_open_direct_tcpip(target.host.clone(), port, "127.0.0.1", 0)
+            .await
+            .map_err(|e| {
+                let why = match e {
+                    russh::Error::ChannelOpenFailure(reason) => format!("{reason:?}"),
+                    other => other.to_string(),
+                };
+                Failure::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "jump host {} could not open a connection to {}: {why} \
+                         (is sshd's AllowTcpForwarding off there, or is {} down?)",
+                        self.endpoint.name,
+                        target.address(),
+                        target.name
+                    ),
+                )
+            })
+    }
 }
 
 /// `-v`: the host key the handshake accepted, and why.
@@ -552,15 +731,12 @@ fn log_host_key(endpoint: &Endpoint, verdict: &Mutex<Option<Verdict>>) {
     {
         let how = if *pinned {
             "unknown, pinned now (accept-new)"
+        } else if key.is_certificate() {
+            "signed by a CA of known_hosts (@cert-authority)"
         } else {
             "matches known_hosts"
         };
-        tracing::debug!(
-            "{}: host key {} {} {how}",
-            endpoint.name,
-            key.algorithm(),
-            fingerprint(key)
-        );
+        tracing::debug!("{}: host {} {how}", endpoint.name, key.describe());
     }
 }
 
@@ -596,10 +772,7 @@ fn handshake_failure(
     }
     Failure::new(
         ErrorKind::Connect,
-        format!(
-            "SSH handshake with {}:{} failed: {e}",
-            endpoint.host, endpoint.port
-        ),
+        format!("SSH handshake with {} failed: {e}", endpoint.address()),
     )
 }
 
@@ -614,8 +787,9 @@ async fn within<T>(
         Err(_) => Err(Failure::new(
             ErrorKind::ConnectTimeout,
             format!(
-                "connecting to {}:{} took longer than {:?} (connect_timeout)",
-                endpoint.host, endpoint.port, options.connect_timeout
+                "connecting to {} took longer than {:?} (connect_timeout)",
+                endpoint.address(),
+                options.connect_timeout
             ),
         )),
     }
@@ -631,23 +805,26 @@ fn refused(endpoint: &Endpoint, tried: &[String]) -> Failure {
     Failure::new(
         ErrorKind::Auth,
         format!(
-            "{}:{} refused authentication as `{}` with {what}; deploy a key with `remex keys deploy {}` or fix `user`/`key` in the config",
-            endpoint.host, endpoint.port, endpoint.user, endpoint.name
+            "{} refused authentication as `{}` with {what}; deploy a key with `remex keys deploy {}` or fix `user`/`key` in the config",
+            endpoint.address(),
+            endpoint.user,
+            endpoint.name
         ),
     )
 }
 
-/// Public-key authentication: the key file first, then the agent's keys.
-/// Returns `None` when logged in, else what was tried (for the message, or
-/// for a password to follow). A key file that exists but cannot be used
-/// (too open, encrypted without a passphrase, corrupt) is an error of its
-/// own, not skipped; a missing one is skipped when something else can be
-/// tried.
+/// Public-key authentication: the key file's certificate, then the key
+/// file, then the agent's keys. Returns `None` when logged in, else what
+/// was tried (for the message, or for a password to follow). A key file
+/// that exists but cannot be used (too open, encrypted without a
+/// passphrase, corrupt) is an error of its own, not skipped; a missing one
+/// is skipped when something else can be tried. A certificate that cannot
+/// be used or is refused is skipped (`-v` says why).
 async fn authenticate(
     handle: &mut Handle<HostKeyCheck>,
     endpoint: &Endpoint,
     key_path: Option<&std::path::Path>,
-    key: Option<Result<Arc<PrivateKey>, IdentityError>>,
+    key: Option<Result<Identity, IdentityError>>,
     agent: Option<&std::path::Path>,
     password_follows: bool,
 ) -> Result<Option<Vec<String>>, Failure> {
@@ -656,7 +833,54 @@ async fn authenticate(
     let started = Instant::now();
     let mut tried = Vec::new();
     match key {
-        Some(Ok(key)) => {
+        Some(Ok(identity)) => {
+            if let Some(path) = key_path
+                && let Some(cert) = usable_certificate(endpoint, path, &identity)
+            {
+                let cert_path = certificate_path(path).display().to_string();
+                let what = host_certificate::describe(&cert);
+                let cert = Certificate::clone(&cert);
+                let accepted = if identity.key.algorithm().is_rsa() {
+                    let hash = handle
+                        .best_supported_rsa_hash()
+                        .await
+                        .map_err(lost)?
+                        .flatten()
+                        .or(Some(HashAlg::Sha256));
+                    let mut signer = RsaCertSigner(identity.key.clone());
+                    match handle
+                        .authenticate_certificate_with(user, cert, hash, &mut signer)
+                        .await
+                    {
+                        Ok(result) => matches!(result, AuthResult::Success),
+                        Err(SignFailed::Lost) => return Err(lost(russh::Error::SendError)),
+                        Err(SignFailed::Key(why)) => {
+                            tracing::debug!(
+                                "{}: cannot sign with the certificate {cert_path}: {why}",
+                                endpoint.name
+                            );
+                            false
+                        }
+                    }
+                } else {
+                    let result = handle
+                        .authenticate_openssh_cert(user, identity.key.clone(), cert)
+                        .await
+                        .map_err(lost)?;
+                    matches!(result, AuthResult::Success)
+                };
+                if accepted {
+                    let method = format!("publickey certificate {cert_path} ({what})");
+                    log_authenticated(endpoint, &method, started);
+                    return Ok(None);
+                }
+                tracing::debug!(
+                    "{}: certificate {cert_path} refused; trying the key alone",
+                    endpoint.name
+                );
+                tried.push(format!("{cert_path} (certificate {what})"));
+            }
+            let key = identity.key;
             let hash = if key.algorithm().is_rsa() {
                 handle
                     .best_supported_rsa_hash()
@@ -700,6 +924,92 @@ async fn authenticate(
         return Err(refused(endpoint, &tried));
     }
     Ok(Some(tried))
+}
+
+/// The certificate beside the key file at `key_path`, if there is one and
+/// it can be offered now; else `None`, with a `-v` line saying why a
+/// certificate that is there cannot be used.
+fn usable_certificate(
+    endpoint: &Endpoint,
+    key_path: &std::path::Path,
+    identity: &Identity,
+) -> Option<Arc<Certificate>> {
+    let why = match identity.certificate.as_ref()? {
+        Ok(cert) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match certificate_problem(cert, now) {
+                None => return Some(cert.clone()),
+                Some(why) => why,
+            }
+        }
+        Err(why) => why.clone(),
+    };
+    tracing::debug!(
+        "{}: not offering the certificate {}: {why}; trying the key alone",
+        endpoint.name,
+        certificate_path(key_path).display()
+    );
+    None
+}
+
+/// Signs the authentication with an RSA key's certificate under the hash
+/// the server accepts (`rsa-sha2-512-cert-v01@openssh.com` or `-256`):
+/// russh's `authenticate_openssh_cert` names an RSA certificate
+/// `ssh-rsa-cert-v01@openssh.com` and signs with SHA-1, which OpenSSH
+/// 8.8 and later refuse.
+struct RsaCertSigner(Arc<PrivateKey>);
+
+/// Why [`RsaCertSigner`] did not sign.
+#[derive(Debug)]
+enum SignFailed {
+    /// The connection's event loop is gone.
+    Lost,
+    /// The key could not sign (not RSA, or the signature failed).
+    Key(String),
+}
+
+impl From<russh::SendError> for SignFailed {
+    fn from(_: russh::SendError) -> Self {
+        SignFailed::Lost
+    }
+}
+
+impl russh::Signer for RsaCertSigner {
+    type Error = SignFailed;
+
+    fn auth_sign(
+        &mut self,
+        _: &AgentIdentity,
+        hash: Option<HashAlg>,
+        to_sign: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, SignFailed>> + Send {
+        std::future::ready(sign_rsa(&self.0, hash, to_sign))
+    }
+}
+
+/// `to_sign` with its signature by `key` under `hash` appended, as the
+/// SSH wire format wants it (a string holding the encoded signature).
+fn sign_rsa(
+    key: &PrivateKey,
+    hash: Option<HashAlg>,
+    mut to_sign: Vec<u8>,
+) -> Result<Vec<u8>, SignFailed> {
+    use russh::keys::signature::Signer as _;
+    use russh::keys::ssh_encoding::Encode as _;
+    let russh::keys::ssh_key::private::KeypairData::Rsa(rsa) = key.key_data() else {
+        return Err(SignFailed::Key("not an RSA key".to_owned()));
+    };
+    let key_error = |e: russh::keys::ssh_key::Error| SignFailed::Key(e.to_string());
+    let signature: russh::keys::ssh_key::Signature = (rsa, hash)
+        .try_sign(&to_sign)
+        .map_err(|e| SignFailed::Key(e.to_string()))?;
+    let blob = signature.encode_vec().map_err(|e| key_error(e.into()))?;
+    blob.as_slice()
+        .encode(&mut to_sign)
+        .map_err(|e| key_error(e.into()))?;
+    Ok(to_sign)
 }
 
 /// A russh error during authentication: the connection is gone.

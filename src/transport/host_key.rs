@@ -4,17 +4,27 @@
 //! remembers why it refused; [`Recorder`] only notes the key (for `hosts
 //! trust`, which decides itself).
 //!
+//! A host certificate (offered only when remex asked for one, see
+//! [`wants_certificate`]) is judged by
+//! [`crate::transport::host_certificate`]: an `@cert-authority` line
+//! vouches for it, and nothing is pinned.
+//!
 //! **Invariant:** a host key is accepted only when known_hosts pins it, or
-//! when the policy is accept-new and known_hosts knows nothing of the host.
-//! A changed or `@revoked` key is refused under every policy.
+//! when the policy is accept-new and known_hosts knows nothing of the host,
+//! or when it comes in a valid host certificate of a CA known_hosts trusts
+//! for the host. A changed or `@revoked` key, and a certificate of a
+//! `@revoked` CA, are refused under every policy; a certificate is never
+//! pinned.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use russh::client;
+use russh::keys::ssh_key::Certificate;
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
 
 use super::connection::Endpoint;
+use super::host_certificate::{self, CertificateStatus, show_time};
 use super::identity::fingerprint;
 use super::known_hosts::{self, HostKeyStatus, KnownHosts};
 use super::steps::ChannelClock;
@@ -39,11 +49,60 @@ pub(crate) fn current(known: &KnownHostsView) -> Result<Arc<KnownHosts>, Failure
     })
 }
 
+/// Whether to ask `endpoint` for a host certificate: when known_hosts, as
+/// it is now, has an `@cert-authority` line for it. OpenSSH likewise
+/// orders its host-key algorithms by what known_hosts holds for the host;
+/// remex asks for a certificate only where one can be checked, so a host
+/// with a certificate and a plain pin keeps showing its plain key.
+pub(crate) fn wants_certificate(known: &KnownHostsView, endpoint: &Endpoint) -> bool {
+    current(known).is_ok_and(|known| {
+        !known
+            .cert_authorities(&endpoint.host, endpoint.port)
+            .is_empty()
+    })
+}
+
+/// What a host proved itself with: a plain host key, or a host certificate
+/// (whose key signed the key exchange).
+#[derive(Debug, Clone)]
+pub(crate) enum HostKey {
+    /// A plain key, pinned in known_hosts.
+    Plain(PublicKey),
+    /// A certificate, vouched for by an `@cert-authority` line.
+    Certified(Box<Certificate>),
+}
+
+impl HostKey {
+    /// The key that signed the key exchange (for a certificate, the key in
+    /// it): what fingerprints and audit records name.
+    pub(crate) fn public_key(&self) -> PublicKey {
+        match self {
+            HostKey::Plain(key) => key.clone(),
+            HostKey::Certified(cert) => PublicKey::new(cert.public_key().clone(), ""),
+        }
+    }
+
+    /// Whether it is a certificate.
+    pub(crate) fn is_certificate(&self) -> bool {
+        matches!(self, HostKey::Certified(_))
+    }
+
+    /// `-v`: `key TYPE SHA256:…` or `certificate TYPE SHA256:… (ID …)`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            HostKey::Plain(key) => format!("key {} {}", key.algorithm(), fingerprint(key)),
+            HostKey::Certified(cert) => {
+                format!("certificate {}", host_certificate::describe(cert))
+            }
+        }
+    }
+}
+
 /// What a [`HostKeyCheck`] concluded.
 #[derive(Debug, Clone)]
 pub(crate) struct Verdict {
     /// The accepted key, or why it was refused.
-    pub outcome: Result<PublicKey, Failure>,
+    pub outcome: Result<HostKey, Failure>,
     /// Set when the key was unknown and pinned now (accept-new): a trust
     /// change, which the audit log records.
     pub pinned: bool,
@@ -74,13 +133,18 @@ impl client::Handler for HostKeyCheck {
     ) -> Result<bool, Self::Error> {
         let verdict = match offered {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
-            PublicKeyOrCertificate::Certificate(_) => Verdict {
-                outcome: Err(Failure::host_key(
-                    HostKeyProblem::Certificate,
-                    "the host presented a certificate; remex pins plain host keys only",
-                )),
-                pinned: false,
-            },
+            PublicKeyOrCertificate::Certificate(cert) => {
+                let key = HostKey::Certified(Box::new(cert.clone()));
+                // Never pinned: a certificate is trusted through its CA or
+                // not at all.
+                let outcome = current(&self.known)
+                    .and_then(|known| judge(&self.endpoint, &known, &key))
+                    .map(|()| key);
+                Verdict {
+                    outcome,
+                    pinned: false,
+                }
+            }
         };
         let accepted = verdict.outcome.is_ok();
         if let Ok(mut slot) = self.verdict.lock() {
@@ -145,15 +209,15 @@ impl HostKeyCheck {
             Ok(known) => known,
             Err(failure) => return refused(failure),
         };
-        match judge(&self.endpoint, &known, key) {
+        match judge_key(&self.endpoint, &known, key) {
             Ok(()) => Verdict {
-                outcome: Ok(key.clone()),
+                outcome: Ok(HostKey::Plain(key.clone())),
                 pinned: false,
             },
             Err(failure) if self.policy == HostKeyPolicy::AcceptNew && is_unknown(&failure) => {
                 match self.pin(key) {
                     Ok(()) => Verdict {
-                        outcome: Ok(key.clone()),
+                        outcome: Ok(HostKey::Plain(key.clone())),
                         pinned: true,
                     },
                     Err(failure) => refused(failure),
@@ -186,13 +250,98 @@ fn is_unknown(failure: &Failure) -> bool {
     matches!(failure.host_key, Some(HostKeyProblem::Unknown { .. }))
 }
 
-/// Whether `known` lets remex in to `endpoint` offering `key` (strict
-/// policy); the refusal says why and what to do.
-pub(crate) fn judge(
+/// Whether `known` lets remex in to `endpoint` offering `key` now (strict
+/// policy: nothing is pinned); the refusal says why and what to do.
+pub(crate) fn judge(endpoint: &Endpoint, known: &KnownHosts, key: &HostKey) -> Result<(), Failure> {
+    match key {
+        HostKey::Plain(key) => judge_key(endpoint, known, key),
+        HostKey::Certified(cert) => judge_certificate(endpoint, known, cert, unix_now()),
+    }
+}
+
+/// Seconds since the epoch, now (0 if the clock is before it, which fails
+/// every certificate's window but one valid from the epoch).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether `known` vouches for the host certificate `cert` of `endpoint` at
+/// `now`. A certificate whose CA known_hosts does not trust for the host is
+/// still accepted when the key in it is pinned for the host (OpenSSH
+/// retries with the plain key too); every other refusal is final.
+fn judge_certificate(
     endpoint: &Endpoint,
     known: &KnownHosts,
-    key: &PublicKey,
+    cert: &Certificate,
+    now: u64,
 ) -> Result<(), Failure> {
+    let Endpoint {
+        name, host, port, ..
+    } = endpoint;
+    let path = known.path().display();
+    let what = format!("host certificate of {name} ({host}:{port})");
+    let refuse = |message: String| Err(Failure::host_key(HostKeyProblem::Certificate, message));
+    match host_certificate::check(known, host, *port, cert, now) {
+        // `-v` says so once, when the connection is made (`log_host_key`).
+        CertificateStatus::Trusted { .. } => Ok(()),
+        CertificateStatus::Revoked { fingerprint, ca } => Err(Failure::host_key(
+            HostKeyProblem::Revoked {
+                fingerprint: fingerprint.clone(),
+            },
+            format!(
+                "{what}: its {} {fingerprint} is marked @revoked in {path}; refusing to connect",
+                if ca { "CA" } else { "key" }
+            ),
+        )),
+        CertificateStatus::UnknownCa { ca } => {
+            let inner = PublicKey::new(cert.public_key().clone(), "");
+            if known.check(host, *port, &inner) == HostKeyStatus::Trusted {
+                tracing::debug!(
+                    "{name}: the CA {ca} of the host certificate is not trusted for it, but the key in it is pinned"
+                );
+                return Ok(());
+            }
+            refuse(format!(
+                "{what} is signed by an unknown CA {ca}: no @cert-authority line of {path} trusts it for {host}; \
+                 if you trust that CA, add `@cert-authority PATTERN CA-PUBLIC-KEY` for it"
+            ))
+        }
+        CertificateStatus::NotHost => refuse(format!(
+            "{what} is a user certificate, not a host certificate; refusing to connect"
+        )),
+        CertificateStatus::BadSignature => refuse(format!(
+            "{what} does not verify with the CA it names; refusing to connect"
+        )),
+        CertificateStatus::NotYetValid { valid_after } => refuse(format!(
+            "{what} is not valid yet: valid from {} (check the clocks)",
+            show_time(valid_after)
+        )),
+        CertificateStatus::Expired { valid_before } => refuse(format!(
+            "{what} expired at {}; the host needs a new certificate (`ssh-keygen -s CA -h -n {host} -V …`)",
+            show_time(valid_before)
+        )),
+        CertificateStatus::WrongPrincipal { principals } => refuse(if principals.is_empty() {
+            format!(
+                "{what} names no principal; remex requires {host}, the host it dialed, among them (sign with `-n {host}`)"
+            )
+        } else {
+            format!(
+                "{what} is for the principals {} and not for {host}, the host remex dialed (wrong principal)",
+                principals.join(", ")
+            )
+        }),
+        CertificateStatus::CriticalOptions { names } => refuse(format!(
+            "{what} has critical options ({}), which a host certificate may not have; refusing to connect",
+            names.join(", ")
+        )),
+    }
+}
+
+/// Whether `known` lets remex in to `endpoint` offering the plain `key`
+/// (strict policy); the refusal says why and what to do.
+fn judge_key(endpoint: &Endpoint, known: &KnownHosts, key: &PublicKey) -> Result<(), Failure> {
     let Endpoint {
         name, host, port, ..
     } = endpoint;
@@ -236,7 +385,8 @@ pub(crate) fn judge(
 }
 
 /// A handshake handler that notes the offered key and refuses it: `hosts
-/// trust` sees the key without logging in.
+/// trust` sees the key without logging in. It never asks for a host
+/// certificate, so it sees the host's plain key.
 pub(crate) struct Recorder {
     /// `Some(Some(key))`: a plain key; `Some(None)`: a certificate.
     pub seen: Arc<Mutex<Option<Option<PublicKey>>>>,

@@ -23,8 +23,10 @@
 //! **Invariant:** a key on an `@revoked` line whose patterns match the host
 //! is refused, whatever the other lines say.
 //!
-//! **Invariant:** `@cert-authority` lines are parsed but never pin a host
-//! key: remex does not accept host certificates.
+//! **Invariant:** `@cert-authority` lines never pin a host key: they name
+//! the CAs whose host certificates remex accepts for the matching hosts
+//! ([`KnownHosts::cert_authorities`]; the certificate itself is judged in
+//! [`crate::transport::host_certificate`]).
 //!
 //! **Invariant:** checking does no I/O; only [`KnownHosts::load`] and
 //! [`append`] touch the file system.
@@ -111,7 +113,8 @@ enum Marker {
     None,
     /// `@revoked`: the key is refused for the matching hosts.
     Revoked,
-    /// `@cert-authority`: the key signs host certificates; not a pin.
+    /// `@cert-authority`: the key is a CA whose host certificates are
+    /// accepted for the matching hosts; not a pin.
     CertAuthority,
 }
 
@@ -318,12 +321,69 @@ impl KnownHosts {
     }
 }
 
+impl KnownHosts {
+    /// The CA keys of the `@cert-authority` lines that apply to `host` on
+    /// `port`, in file order, without duplicates. A line applies when its
+    /// patterns match the host's known_hosts name ([`host_pattern`]: what
+    /// OpenSSH looks up) or, off port 22, the bare `host` as well, so that
+    /// `@cert-authority *.example.net` covers the hosts of that domain on
+    /// any port; a `!pattern` matching either form excludes the host.
+    #[must_use]
+    pub(crate) fn cert_authorities(&self, host: &str, port: u16) -> Vec<&PublicKey> {
+        let names = cert_names(host, port);
+        let mut authorities: Vec<&PublicKey> = Vec::new();
+        for entry in &self.entries {
+            if entry.marker == Marker::CertAuthority
+                && entry.hosts.matches_any(&names)
+                && !authorities
+                    .iter()
+                    .any(|k| k.key_data() == entry.key.key_data())
+            {
+                authorities.push(&entry.key);
+            }
+        }
+        authorities
+    }
+
+    /// Whether an `@revoked` line that applies to `host` on `port` (matched
+    /// as in [`KnownHosts::cert_authorities`]) holds `key`: for a host
+    /// certificate, the key in it or its CA.
+    #[must_use]
+    pub(crate) fn is_revoked(&self, host: &str, port: u16, key: &ssh_key::public::KeyData) -> bool {
+        let names = cert_names(host, port);
+        self.entries.iter().any(|entry| {
+            entry.marker == Marker::Revoked
+                && entry.key.key_data() == key
+                && entry.hosts.matches_any(&names)
+        })
+    }
+}
+
+/// The names a host's `@cert-authority` and `@revoked` lines are matched
+/// against: its known_hosts name, and off port 22 its bare name too.
+fn cert_names(host: &str, port: u16) -> Vec<String> {
+    let name = host_pattern(host, port);
+    if port == DEFAULT_PORT {
+        vec![name]
+    } else {
+        vec![name, host.to_ascii_lowercase()]
+    }
+}
+
 impl Hosts {
     /// Does this field name `name` (the output of [`host_pattern`])?
     fn matches(&self, name: &str) -> bool {
+        self.matches_any(std::slice::from_ref(&name))
+    }
+
+    /// Does this field name one of `names` — with no negated pattern
+    /// matching any of them?
+    fn matches_any(&self, names: &[impl AsRef<str>]) -> bool {
         match self {
-            Hosts::Patterns(patterns) => match_pattern_list(name, patterns),
-            Hosts::Hashed { salt, hash } => hash_host(salt, name).as_deref() == Some(hash),
+            Hosts::Patterns(patterns) => match_pattern_list(names, patterns),
+            Hosts::Hashed { salt, hash } => names
+                .iter()
+                .any(|name| hash_host(salt, name.as_ref()).as_deref() == Some(hash)),
         }
     }
 }
@@ -523,12 +583,15 @@ fn parse_hosts(field: &str) -> Result<Hosts, LineError> {
     Ok(Hosts::Patterns(patterns))
 }
 
-/// OpenSSH's `match_pattern_list` for a lower-cased name: true if some
-/// pattern matches and no negated pattern does.
-fn match_pattern_list(name: &str, patterns: &[Pattern]) -> bool {
+/// OpenSSH's `match_pattern_list` for lower-cased names: true if some
+/// pattern matches one of them and no negated pattern matches any.
+fn match_pattern_list(names: &[impl AsRef<str>], patterns: &[Pattern]) -> bool {
     let mut positive = false;
     for pattern in patterns {
-        if wildcard_match(&pattern.glob, name) {
+        if names
+            .iter()
+            .any(|name| wildcard_match(&pattern.glob, name.as_ref()))
+        {
             if pattern.negated {
                 return false;
             }
@@ -882,6 +945,49 @@ mod tests {
             }
         );
         assert_eq!(kh.pinned("web1.example.net", 22), vec![fp(&host)]);
+    }
+
+    #[test]
+    fn cert_authorities_match_the_bracketed_and_the_bare_name() {
+        let (ca1, ca2, ca3) = (new_key(), new_key(), new_key());
+        let salt = [9u8; SHA1_LEN];
+        let hashed = |name: &str| {
+            format!(
+                "|1|{}|{}",
+                BASE64.encode(salt),
+                BASE64.encode(hash_host(&salt, name).unwrap())
+            )
+        };
+        let kh = parse(&format!(
+            "@cert-authority *.example.net,!bad.example.net {a}\n\
+             @cert-authority web1.example.net {a}\n\
+             @cert-authority {h} {b}\n\
+             @cert-authority [db1]:2222 {c}\n\
+             @revoked [web1.example.net]:2222 {b}\n",
+            a = openssh(&ca1),
+            b = openssh(&ca2),
+            c = openssh(&ca3),
+            h = hashed("web1.example.net"),
+        ));
+        let fps = |host: &str, port: u16| -> Vec<String> {
+            kh.cert_authorities(host, port)
+                .into_iter()
+                .map(fp)
+                .collect()
+        };
+        // Duplicates once, in file order; a hashed bare name off port 22.
+        assert_eq!(fps("web1.example.net", 22), vec![fp(&ca1), fp(&ca2)]);
+        assert_eq!(fps("web1.example.net", 2222), vec![fp(&ca1), fp(&ca2)]);
+        // A negation on the bare name holds on every port.
+        assert!(fps("bad.example.net", 2222).is_empty());
+        // `[db1]:2222` is for that port only.
+        assert_eq!(fps("db1", 2222), vec![fp(&ca3)]);
+        assert!(fps("db1", 22).is_empty());
+        // Plain lines are no CAs, and CA lines no pins.
+        assert_eq!(kh.check("db1", 2222, &ca3), HostKeyStatus::Unknown);
+        assert!(kh.is_revoked("web1.example.net", 2222, ca2.key_data()));
+        assert!(!kh.is_revoked("web1.example.net", 22, ca2.key_data()));
+        assert!(!kh.is_revoked("web1.example.net", 2222, ca1.key_data()));
     }
 
     #[test]

@@ -8,18 +8,24 @@
 //!   session channels and helper commands.
 //! - `host_key.rs` — the handshake's host-key check against known_hosts as
 //!   it is now, and the scan's recorder.
+//! - `host_certificate.rs` — whether known_hosts' `@cert-authority` lines
+//!   vouch for a host certificate (CA, validity, principal, revocation).
 //! - `known_hosts.rs` (+ `known_hosts/edit.rs`) — remex's OpenSSH-format
 //!   known_hosts: matching, pinning, forgetting.
-//! - `identity.rs` — private keys: permission check, decryption, the store
-//!   of loaded keys.
+//! - `identity.rs` — private keys and the user certificates beside them:
+//!   permission check, decryption, the store of loaded keys.
+//! - `short_scalar.rs` — reads P-256 keys whose scalar OpenSSH wrote in
+//!   fewer than 32 bytes, which the key parser refuses.
 //! - `login.rs` — the credentials of one connection attempt.
 //! - `steps.rs` — what `-v` shows: each step of a connection, with timings.
 
 pub(crate) mod connection;
+pub(crate) mod host_certificate;
 pub(crate) mod host_key;
 pub(crate) mod identity;
 pub(crate) mod known_hosts;
 pub(crate) mod login;
+mod short_scalar;
 pub(crate) mod steps;
 pub(crate) mod tcp;
 

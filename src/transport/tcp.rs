@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::config::AddressFamily;
+
 /// Why no TCP connection could be made.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,14 +71,33 @@ fn is_transient(e: &io::Error) -> bool {
 /// Resolves `host:port` and connects, retrying transient errors `retries`
 /// times with exponential backoff (200 ms, 400 ms, …). The caller bounds the
 /// whole with its connect timeout.
-pub(crate) async fn dial(host: &str, port: u16, retries: u32) -> Result<QuickAck, DialError> {
+pub(crate) async fn dial(
+    host: &str,
+    port: u16,
+    retries: u32,
+    family: AddressFamily,
+) -> Result<QuickAck, DialError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| DialError::Dns {
             host: host.to_owned(),
             source,
         })?
+        .filter(|addr| match family {
+            AddressFamily::Any => true,
+            AddressFamily::Inet => addr.is_ipv4(),
+            AddressFamily::Inet6 => addr.is_ipv6(),
+        })
         .collect();
+    if addrs.is_empty() {
+        return Err(DialError::Dns {
+            host: host.to_owned(),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no {family:?} address (address_family)").to_lowercase(),
+            ),
+        });
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -196,7 +217,7 @@ mod tests {
                 .map(|a| a.port())
                 .unwrap_or_else(|e| panic!("{e}"))
         };
-        let err = dial("127.0.0.1", port, 1).await.err();
+        let err = dial("127.0.0.1", port, 1, AddressFamily::Any).await.err();
         match err {
             Some(DialError::Connect {
                 attempts, source, ..
@@ -210,7 +231,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_unresolvable_name_is_a_dns_error() {
-        let err = dial("no-such-host.invalid", 22, 3).await.err();
+        let err = dial("no-such-host.invalid", 22, 3, AddressFamily::Any)
+            .await
+            .err();
         assert!(matches!(err, Some(DialError::Dns { .. })), "{err:?}");
     }
 }

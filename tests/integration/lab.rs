@@ -446,3 +446,38 @@ fn dropbear_hosts_share_the_login_users_home_for_exec_and_sftp() {
     }
     assert!(user.home.join("a.txt").is_file());
 }
+
+#[test]
+fn a_ca_lab_logs_in_by_certificates_with_no_pin_and_no_authorized_key() {
+    // Behind a bastion too: the bastion's certificate is checked the same way.
+    let lab = crate::util::TestLab::with_ca(2, true);
+    let known = std::fs::read_to_string(lab.path().join("known_hosts")).unwrap();
+    assert!(
+        known.lines().all(|l| l.starts_with("@cert-authority ")),
+        "pins in a CA lab's known_hosts:\n{known}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.path().join("authorized_keys")).unwrap(),
+        "",
+        "a CA lab authorizes no key"
+    );
+    let json = lab
+        .remex()
+        .args(["--json", "hosts", "check"])
+        .run()
+        .expect_code(0)
+        .json();
+    for result in json["results"].as_array().unwrap() {
+        assert_eq!(result["host_key"], "certified", "{result}");
+        assert_eq!(result["auth"], true, "{result}");
+    }
+    // Without the certificate the key alone is refused: it was the way in.
+    std::fs::remove_file(lab.path().join("keys").join("id_ed25519-cert.pub")).unwrap();
+    let json = lab
+        .remex()
+        .args(["--json", "exec", "bastion", "--", "true"])
+        .run()
+        .expect_code(1)
+        .json();
+    assert_eq!(json["results"][0]["error"]["kind"], "auth", "{json}");
+}

@@ -19,19 +19,25 @@
 
 mod audit;
 mod automation;
+mod certs;
 mod daily;
 mod exec;
 mod hosts;
+mod jump;
 mod keys;
 mod lab;
 mod library;
 mod proftpd;
 mod proxy;
+mod reach;
+mod scale;
 mod script;
 mod service;
 mod signals;
+mod ssh_config;
 mod terminal;
 mod transfer;
 mod transfer_edge;
+mod transfer_sudo;
 mod util;
 mod verbose;

@@ -36,7 +36,7 @@ fn create(path: &Path) -> std::fs::File {
 }
 
 /// Writes `len` bytes from /dev/urandom (no repeating pattern) to `path`.
-fn random_file(path: &Path, len: u64) {
+pub fn random_file(path: &Path, len: u64) {
     let mut urandom = std::fs::File::open("/dev/urandom").unwrap().take(len);
     let copied = std::io::copy(&mut urandom, &mut create(path)).unwrap();
     assert_eq!(copied, len);
@@ -60,7 +60,7 @@ fn assert_holds(path: &Path, text: &str) {
 }
 
 /// Hex SHA-256 of a file's bytes followed by `suffix`.
-fn digest_of(path: &Path, suffix: &[u8]) -> String {
+pub fn digest_of(path: &Path, suffix: &[u8]) -> String {
     let mut hasher = Sha256::new();
     let mut file = std::fs::File::open(path).unwrap();
     let mut buf = vec![0; 1 << 20];
@@ -80,22 +80,22 @@ fn digest_of(path: &Path, suffix: &[u8]) -> String {
 }
 
 /// Whether two files hold the same bytes.
-fn same_bytes(a: &Path, b: &Path) -> bool {
+pub fn same_bytes(a: &Path, b: &Path) -> bool {
     std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
 }
 
 /// remex's temp files (`.NAME.TAG.remex-part`) in `dir`.
-fn leftovers(dir: &Path) -> Vec<PathBuf> {
+pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
     temp_files(dir).iter().map(|name| dir.join(name)).collect()
 }
 
-fn assert_no_leftovers(dir: &Path) {
+pub fn assert_no_leftovers(dir: &Path) {
     let left = leftovers(dir);
     assert!(left.is_empty(), "temp files left behind: {left:?}");
 }
 
 /// The result of `host` in a `--json` run's output.
-fn result_of<'a>(json: &'a Value, host: &str) -> &'a Value {
+pub fn result_of<'a>(json: &'a Value, host: &str) -> &'a Value {
     json["results"]
         .as_array()
         .unwrap_or_else(|| panic!("no results in {json}"))
@@ -104,7 +104,7 @@ fn result_of<'a>(json: &'a Value, host: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no result for {host} in {json}"))
 }
 
-fn message(result: &Value) -> &str {
+pub fn message(result: &Value) -> &str {
     result["error"]["message"]
         .as_str()
         .unwrap_or_else(|| panic!("no error message in {result}"))
@@ -112,7 +112,7 @@ fn message(result: &Value) -> &str {
 
 /// `remex --json WORDS… PATHS…` against `lab`, expecting exit `code`:
 /// its JSON output.
-fn remex_json(lab: &TestLab, words: &[&str], paths: &[&Path], code: i32) -> Value {
+pub fn remex_json(lab: &TestLab, words: &[&str], paths: &[&Path], code: i32) -> Value {
     lab.remex()
         .arg("--json")
         .args(words)

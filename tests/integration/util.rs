@@ -77,6 +77,30 @@ impl TestLab {
         })
     }
 
+    /// A lab of `hosts` OpenSSH hosts behind the extra host `bastion`: they
+    /// listen in a network namespace that only the bastion reaches
+    /// (`remex lab up --bastion`). Needs root.
+    pub fn behind_bastion(hosts: usize) -> TestLab {
+        assert!(
+            running_as_root(),
+            "THIS TEST NEEDS ROOT: a bastion lab puts its hosts in a network namespace (ip netns). CI runs it as root."
+        );
+        TestLab::start(false, |dir| LabSpec {
+            bastion: true,
+            ..LabSpec::new(hosts, dir)
+        })
+    }
+
+    /// A lab whose host keys and client key a lab CA signed (`remex lab up
+    /// --ca`), behind a bastion too when `bastion` (which needs root).
+    pub fn with_ca(hosts: usize, bastion: bool) -> TestLab {
+        TestLab::start(false, |dir| LabSpec {
+            ca: true,
+            bastion,
+            ..LabSpec::new(hosts, dir)
+        })
+    }
+
     /// Starts the lab `spec` describes for a fresh temp dir. `other_user`:
     /// the lab logs in as another user, who must be able to read inside.
     fn start(other_user: bool, spec: impl FnOnce(&Path) -> LabSpec) -> TestLab {
@@ -206,6 +230,20 @@ impl TestLab {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(from), "{} has no `{from}`", path.display());
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        self.restart(host);
+    }
+
+    /// Adds `lines` to a host's sshd_config (where no `Match` block can
+    /// scope them) and restarts the host: `TrustedUserCAKeys`,
+    /// `HostCertificate`, ….
+    pub fn add_sshd_config(&mut self, host: &str, lines: &[String]) {
+        let anchor = "PubkeyAuthentication yes\n";
+        self.reconfigure(host, anchor, &format!("{anchor}{}\n", lines.join("\n")));
+    }
+
+    /// Restarts a host's sshd, which reads its config, keys and
+    /// certificates again.
+    pub fn restart(&mut self, host: &str) {
         self.lab.stop_host(host).unwrap_or_else(|e| panic!("{e}"));
         self.lab.start_host(host).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -880,12 +918,17 @@ pub fn assert_every_host_ended<'a>(
 
 /// Sends signal `name` (`INT`, `TERM`, `HUP`) to `child`.
 pub fn send_signal(child: &std::process::Child, name: &str) {
+    send_signal_to(child.id(), name);
+}
+
+/// Sends signal `name` (`TERM`, `STOP`, …) to process `pid`.
+pub fn send_signal_to(pid: u32, name: &str) {
     let sent = Command::new("kill")
         .arg(format!("-{name}"))
-        .arg(child.id().to_string())
+        .arg(pid.to_string())
         .status()
         .unwrap_or_else(|e| panic!("kill: {e}"));
-    assert!(sent.success(), "kill -{name} {}", child.id());
+    assert!(sent.success(), "kill -{name} {pid}");
 }
 
 /// Waits up to 20 s until `ready` says so; panics naming `what` (after

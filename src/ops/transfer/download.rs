@@ -17,6 +17,7 @@ use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Connection;
 
+use super::access::Access;
 use super::local;
 use super::pipeline::{self, PipeError, Progress, Target};
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp};
@@ -101,16 +102,21 @@ impl Operation for DownloadPlan {
         Op::Download
     }
 
-    /// The sources, then the local directory.
+    fn secrets(&self) -> Vec<String> {
+        self.download.options.secrets()
+    }
+
+    /// The sources, then the local directory; the sudo target.
     fn describe(&self, record: Record) -> Record {
         let download = &self.download;
-        record.paths(
+        let record = record.paths(
             download
                 .sources
                 .iter()
                 .cloned()
                 .chain([download.local_dir.display().to_string()]),
-        )
+        );
+        download.options.describe(record)
     }
 
     async fn host(
@@ -149,9 +155,11 @@ async fn run(
         local::real_dir(&download.local_dir, &[host.to_owned()])
             .map_err(|e| local_failure(&download.local_dir.join(host), &e))?
     };
-    let sftp = Sftp::open(conn, options).await?;
+    let access = Access::prepare(conn, options.sudo.as_ref()).await?;
+    let sftp = Sftp::open(conn, &access, options).await?;
     let me = HostDownload {
         conn,
+        access,
         budget: plan.budget.clone(),
         options,
         watch,
@@ -207,6 +215,8 @@ async fn run(
 /// One host's download in progress.
 struct HostDownload<'a> {
     conn: &'a Connection,
+    /// Whose files: the login user's, or sudo's target user's.
+    access: Access,
     budget: pipeline::Budget,
     options: &'a Options,
     /// The run's cancel signal and observer.
@@ -490,7 +500,7 @@ impl HostDownload<'_> {
             let hashed = super::unless_cancelled(
                 self.watch,
                 || interrupted(remote),
-                hash::remote(self.conn, remote, None),
+                hash::remote(self.conn, &self.access, remote, None),
             );
             let (received, theirs) = tokio::join!(stream, hashed);
             (received, Some(theirs))
@@ -581,7 +591,7 @@ impl HostDownload<'_> {
         let (ours, _) = hash::local_in_background(temp.to_owned(), None, None)
             .await
             .map_err(|e| local_failure(temp, &e))?;
-        match hash::remote(self.conn, remote, Some((0, held))).await? {
+        match hash::remote(self.conn, &self.access, remote, Some((0, held))).await? {
             Some(theirs) if theirs == hash::finish(ours.clone()) => {
                 tracing::info!(host = self.host, remote, held, "resuming");
                 Ok((held, ours))
@@ -594,7 +604,7 @@ impl HostDownload<'_> {
         if self.options.verify_by == VerifyBy::Auto
             && size > READBACK_MAX
             && self.conn.free_sessions() > 0
-            && let Some(digest) = hash::remote(self.conn, path, None).await?
+            && let Some(digest) = hash::remote(self.conn, &self.access, path, None).await?
         {
             return Ok(digest);
         }

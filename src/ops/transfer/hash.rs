@@ -10,6 +10,8 @@ use crate::quote::quote;
 use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::Connection;
 
+use super::access::Access;
+
 /// What the remote command prints when the host has no hash tool.
 const NO_HASHER: &str = "remex-no-hasher";
 
@@ -121,15 +123,17 @@ impl Streaming {
     /// Fails when the host refuses to run it (an SFTP-only server): the
     /// caller then verifies another way, and nothing is sent to the refused
     /// channel.
-    pub(super) async fn start(conn: &Connection, path: &str) -> Result<Streaming, Failure> {
+    pub(super) async fn start(
+        conn: &Connection,
+        access: &Access,
+        path: &str,
+    ) -> Result<Streaming, Failure> {
         let mut session = conn.session().await?;
         let failure =
             |why: String| Failure::new(ErrorKind::Io, format!("hashing {path} on the host: {why}"));
         let mut early = Vec::new();
-        let runs = session
-            .exec_confirmed(&streaming_command(path), &mut |_, data| {
-                early.extend_from_slice(data);
-            })
+        let runs = access
+            .start(&mut session, &streaming_command(path), &mut early)
             .await
             .map_err(|e| failure(e.to_string()))?;
         if !runs {
@@ -192,10 +196,11 @@ pub(super) fn parse(output: &str) -> Option<String> {
 /// Runs [`command`] on the host. `Ok(None)`: the host has no hash tool.
 pub(super) async fn remote(
     conn: &Connection,
+    access: &Access,
     path: &str,
     range: Option<(u64, u64)>,
 ) -> Result<Option<String>, Failure> {
-    let (status, output) = conn.run_helper(&command(path, range), None).await?;
+    let (status, output) = access.run_helper(conn, &command(path, range), &[]).await?;
     interpret(path, status, &output)
 }
 

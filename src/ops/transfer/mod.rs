@@ -6,6 +6,8 @@
 //! - `mod.rs` (here): the requests ([`Upload`], [`Download`], [`Options`]),
 //!   and what one host's transfer shares with the run (cancel, progress).
 //! - `report.rs`: the per-host and per-file results and the JSON schema.
+//! - `access.rs`: whose files: the login user's, or another user's through
+//!   sudo (`sftp-server` run as that user on an exec channel).
 //! - `sftp.rs`: an SFTP session on a channel of a host's connection,
 //!   with errors turned into `transfer` failures that name the path.
 //! - `pipeline.rs`: many SFTP reads or writes in flight, over one or more
@@ -73,6 +75,7 @@
 //! a symlink: every directory it writes into is a real directory it created
 //! or found as one.
 
+mod access;
 mod download;
 mod hash;
 mod local;
@@ -86,6 +89,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::Record;
+use crate::ops::exec::Sudo;
 use crate::run::cancel::{self, Cancel};
 use crate::run::context::Observer;
 use crate::run::report::Failure;
@@ -145,6 +150,10 @@ pub struct Options {
     pub multi_channel_threshold: u64,
     /// How to verify when verifying.
     pub verify_by: VerifyBy,
+    /// Read and write as another user through sudo (`--sudo`,
+    /// `--sudo-user`): files are created by, and owned by, that user, and
+    /// relative and `~/` paths are in that user's home. See `access.rs`.
+    pub sudo: Option<Sudo>,
 }
 
 impl Default for Options {
@@ -161,6 +170,25 @@ impl Default for Options {
             memory_budget: 64 * 1024 * 1024,
             multi_channel_threshold: 32 * 1024 * 1024,
             verify_by: VerifyBy::Auto,
+            sudo: None,
+        }
+    }
+}
+
+impl Options {
+    /// What must never be shown or recorded: the sudo password.
+    fn secrets(&self) -> Vec<String> {
+        self.sudo
+            .iter()
+            .filter_map(|sudo| sudo.password.as_deref().cloned())
+            .collect()
+    }
+
+    /// The sudo target, in the run's `start` record.
+    fn describe(&self, record: Record) -> Record {
+        match &self.sudo {
+            Some(sudo) => record.sudo(sudo.target()),
+            None => record,
         }
     }
 }

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::ChannelMsg;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::rawsession::Limits;
@@ -21,6 +20,7 @@ use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::{Connection, Session};
 
 use super::Options;
+use super::access::Access;
 
 /// SFTP packets remex accepts from the server: a read reply of one chunk
 /// plus headers, with room to spare.
@@ -49,49 +49,50 @@ pub(crate) struct Sftp {
 
 impl Sftp {
     /// Opens an SFTP session on a new channel, waiting for a free slot.
-    pub(super) async fn open(conn: &Connection, options: &Options) -> Result<Sftp, Failure> {
+    pub(super) async fn open(
+        conn: &Connection,
+        access: &Access,
+        options: &Options,
+    ) -> Result<Sftp, Failure> {
         let session = conn.session().await?;
-        Sftp::start(session, &conn.endpoint().name, options).await
+        Sftp::start(session, access, &conn.endpoint().name, options).await
     }
 
     /// Opens an extra SFTP session if a slot is free and the server agrees.
-    pub(super) async fn try_open(conn: &Connection, options: &Options) -> Option<Sftp> {
+    pub(super) async fn try_open(
+        conn: &Connection,
+        access: &Access,
+        options: &Options,
+    ) -> Option<Sftp> {
         let session = conn.try_session().await?;
-        Sftp::start(session, &conn.endpoint().name, options)
+        Sftp::start(session, access, &conn.endpoint().name, options)
             .await
             .ok()
     }
 
-    async fn start(session: Session, host: &str, options: &Options) -> Result<Sftp, Failure> {
-        let Session { mut channel, slot } = session;
-        let lost = |e: russh::Error| {
+    async fn start(
+        mut session: Session,
+        access: &Access,
+        host: &str,
+        options: &Options,
+    ) -> Result<Sftp, Failure> {
+        let started = access.start_sftp(&mut session).await.map_err(|e| {
             Failure::new(
                 ErrorKind::Io,
                 format!("starting SFTP on {host}: the connection broke: {e}"),
             )
-        };
-        channel
-            .request_subsystem(true, "sftp")
-            .await
-            .map_err(lost)?;
-        loop {
-            match channel.wait().await {
-                Some(ChannelMsg::Success) => break,
-                Some(ChannelMsg::Failure)
-                | Some(ChannelMsg::Close)
-                | Some(ChannelMsg::Eof)
-                | None => {
-                    return Err(Failure::new(
-                        ErrorKind::Transfer,
-                        format!(
-                            "{host} refused the SFTP subsystem; enable it in sshd_config \
-                             (`Subsystem sftp internal-sftp` or the path of sftp-server)"
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
+        })?;
+        if !started {
+            let refused = match access.sudo_target() {
+                None => format!(
+                    "{host} refused the SFTP subsystem; enable it in sshd_config \
+                     (`Subsystem sftp internal-sftp` or the path of sftp-server)"
+                ),
+                Some(user) => format!("{host} refused to run sftp-server as `{user}` through sudo"),
+            };
+            return Err(Failure::new(ErrorKind::Transfer, refused));
         }
+        let Session { channel, slot } = session;
         let config = russh_sftp::client::Config {
             max_packet_len: MAX_PACKET,
             request_timeout_secs: options.request_timeout.as_secs().max(1),

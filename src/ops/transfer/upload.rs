@@ -15,6 +15,7 @@ use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Connection;
 
+use super::access::Access;
 use super::local::{self, LocalEntry};
 use super::pipeline::{self, PipeError, Progress, Target};
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp};
@@ -177,16 +178,21 @@ impl Operation for UploadPlan {
         Op::Upload
     }
 
-    /// The sources, then the destination.
+    fn secrets(&self) -> Vec<String> {
+        self.upload.options.secrets()
+    }
+
+    /// The sources, then the destination; the sudo target.
     fn describe(&self, record: Record) -> Record {
         let upload = &self.upload;
-        record.paths(
+        let record = record.paths(
             upload
                 .sources
                 .iter()
                 .map(|p| p.display().to_string())
                 .chain([upload.destination.clone()]),
-        )
+        );
+        upload.options.describe(record)
     }
 
     async fn host(
@@ -216,11 +222,13 @@ async fn run(
     files: &mut Vec<FileOutcome>,
 ) -> Result<(), Failure> {
     let options = &plan.upload.options;
-    let sftp = Sftp::open(conn, options).await?;
+    let access = Access::prepare(conn, options.sudo.as_ref()).await?;
+    let sftp = Sftp::open(conn, &access, options).await?;
     let dest = names::remote_path(&plan.upload.destination);
     let into = resolve(&sftp, plan, &dest).await?;
     let mut me = HostUpload {
         conn,
+        access,
         plan,
         options,
         watch,
@@ -322,6 +330,8 @@ async fn resolve(sftp: &Sftp, plan: &UploadPlan, dest: &str) -> Result<bool, Fai
 /// One host's upload in progress.
 struct HostUpload<'a> {
     conn: &'a Connection,
+    /// Whose files: the login user's, or sudo's target user's.
+    access: Access,
     plan: &'a UploadPlan,
     options: &'a Options,
     /// The run's cancel signal and observer.
@@ -464,7 +474,7 @@ impl HostUpload<'_> {
             "t={}; for f in /proc/[0-9]*/fd/*; do [ \"$f\" -ef \"$t\" ] && {{ echo open; exit 0; }}; done; echo closed",
             crate::quote::quote(path)
         );
-        match self.conn.run_helper(&command, None).await {
+        match self.access.run_helper(self.conn, &command, &[]).await {
             Ok((_, out)) => String::from_utf8_lossy(&out).trim() != "closed",
             Err(_) => true,
         }
@@ -567,7 +577,7 @@ impl HostUpload<'_> {
             && e.size > segment_len
             && self.conn.free_sessions() > 0
         {
-            match hash::Streaming::start(self.conn, temp).await {
+            match hash::Streaming::start(self.conn, &self.access, temp).await {
                 Ok(hasher) => streaming = Some(hasher),
                 Err(failure) => tracing::debug!("no streaming hash: {}", failure.message),
             }
@@ -786,7 +796,7 @@ impl HostUpload<'_> {
             if self.conn.free_sessions() < 2 {
                 break;
             }
-            match Sftp::try_open(self.conn, self.options).await {
+            match Sftp::try_open(self.conn, &self.access, self.options).await {
                 Some(sftp) => self.extra.push(sftp),
                 None => break,
             }
@@ -804,7 +814,7 @@ impl HostUpload<'_> {
         if self.options.verify_by == VerifyBy::Auto
             && size > READBACK_MAX
             && self.conn.free_sessions() > 0
-            && let Some(digest) = hash::remote(self.conn, path, None).await?
+            && let Some(digest) = hash::remote(self.conn, &self.access, path, None).await?
         {
             return Ok(digest);
         }
