@@ -20,6 +20,10 @@
 #         (remex's library through examples/warm_commands.rs, the drivers'
 #         --warm mode; the CLIs have no such mode)
 #   cold  `hostname` on one host, connection included (plus plain `ssh`)
+#   up    remex only: `upload` of a 1 MiB file to every host (verified,
+#         atomic), 64, 256, 1,000 hosts
+#   check remex only: `hosts check` on every host (reachable, host key,
+#         login, round trip)
 #
 # In every round each tool runs once per workload, in an order rotated from
 # round to round, so a change in the machine's load hits all tools alike;
@@ -259,6 +263,14 @@ tool_command() {
   local tool=$1 workload=$2 size=$3
   local hosts=$LAB/hosts-$size.txt
   CMD=()
+  case $workload in
+    up) [ "$tool" = remex ] || return 1
+      CMD=("$REMEX" --config "$LAB/remex-$size.yml" --json upload all "$LAB/upload-1MiB.bin" /tmp/remex-peers-upload.bin)
+      return 0 ;;
+    check) [ "$tool" = remex ] || return 1
+      CMD=("$REMEX" --config "$LAB/remex-$size.yml" --json hosts check all)
+      return 0 ;;
+  esac
   if [ "$workload" = w2 ]; then
     case $tool in
       remex) CMD=("$WARM" "$LAB/remex-1.yml" h0001 "$WARM_N") ;;
@@ -292,6 +304,9 @@ tool_command() {
 # answered TOOL FILE: how many hosts answered, by the tool's own output.
 answered() {
   local tool=$1 out=$2
+  case $(basename "$out" | cut -d- -f1) in
+    up|check) grep -o '"ok":true' "$out" | wc -l; return ;;
+  esac
   case $tool in
     remex|remex-noaudit) grep -c '^h[0-9]*: ' "$out" ;;
     bssh) grep -c '✓.*@127\.' "$out" ;;   # ✓ USER@ADDR:PORT, then the output
@@ -343,6 +358,7 @@ ulimit -n "$(ulimit -Hn)"   # 1,000 connections (pssh: 3 pipes per ssh child)
 lab_up
 SSH_OPTS=(-F /dev/null -i "$KEY" -o UserKnownHostsFile="$KNOWN" -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=60)
 mkdir -p "$LAB/out" "$LAB/bssh-home/.ssh" "$LAB/ansible-tmp"
+head -c 1048576 /dev/urandom > "$LAB/upload-1MiB.bin"
 cp "$KNOWN" "$LAB/bssh-home/.ssh/known_hosts"
 write_ansible_cfg
 for size in 1 $SIZES; do write_inventories "$size"; done
@@ -361,6 +377,10 @@ for round in $(seq 1 "$ROUNDS"); do
     for tool in $(rotated "$round"); do run_one "$tool" w1 "$size" "$round"; done
   done
   for tool in $(rotated "$round"); do run_one "$tool" w2 1 "$round"; done
+  for size in $SIZES; do
+    run_one remex up "$size" "$round"
+    run_one remex check "$size" "$round"
+  done
   for rep in $(seq 1 "$COLD_REPS"); do
     for tool in $(TOOLS="$TOOLS ssh" rotated $(( round + rep ))); do run_one "$tool" cold 1 "$round"; done
   done

@@ -29,6 +29,30 @@ fn logins(lab: &TestLab, host: &str) -> usize {
     lab.sshd_log(host).matches("Accepted publickey").count()
 }
 
+/// Uploads `len` bytes to vm03 as `name` and downloads them back, with
+/// `extra` arguments (the jump hosts), checking the bytes both times.
+fn round_trip(lab: &TestLab, extra: &[&str], name: &str, len: usize) {
+    let local = lab.path().join(name);
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    write(&local, &bytes);
+    let remote = lab.path().join("remote").join(name);
+    std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
+    let transfer = |op: &str, from: &std::path::Path, to: &std::path::Path| {
+        lab.remex()
+            .args(extra)
+            .args(["--json", op, "vm03"])
+            .arg(from)
+            .arg(to)
+            .run()
+            .expect_code(0);
+    };
+    transfer("upload", &local, &remote);
+    assert_eq!(std::fs::read(&remote).unwrap(), bytes);
+    let back = lab.path().join("back");
+    transfer("download", &remote, &back);
+    assert_eq!(std::fs::read(back.join("vm03").join(name)).unwrap(), bytes);
+}
+
 fn assert_direct_path_is_closed(lab: &TestLab) {
     let json = lab
         .remex()
@@ -114,29 +138,7 @@ fn hosts_behind_a_bastion_run_commands_scripts_and_transfers_through_one_connect
         .expect_code(0)
         .json();
     assert_eq!(result(&json, "vm02")["stdout"], "script-ran-on vm02\n");
-    let local = lab.path().join("payload.bin");
-    let bytes: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
-    write(&local, &bytes);
-    let remote = lab.path().join("remote").join("payload.bin");
-    std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
-    lab.remex()
-        .args(["--json", "upload", "vm03"])
-        .arg(&local)
-        .arg(&remote)
-        .run()
-        .expect_code(0);
-    assert_eq!(std::fs::read(&remote).unwrap(), bytes);
-    let back = lab.path().join("back");
-    lab.remex()
-        .args(["--json", "download", "vm03"])
-        .arg(&remote)
-        .arg(&back)
-        .run()
-        .expect_code(0);
-    assert_eq!(
-        std::fs::read(back.join("vm03").join("payload.bin")).unwrap(),
-        bytes
-    );
+    round_trip(&lab, &[], "payload.bin", 3 * 1024 * 1024);
     // The audit trail is the same as for direct hosts.
     assert!(
         records(&lab)
@@ -177,31 +179,11 @@ fn two_jumps_chain_through_each_hop_and_a_hop_down_is_named() {
     via_vm01(&lab).expect_code(0);
 
     // Files go both ways over the two hops too.
-    let local = lab.path().join("two-hops.bin");
-    let bytes: Vec<u8> = (0..2 * 1024 * 1024 + 3).map(|i| (i % 253) as u8).collect();
-    write(&local, &bytes);
-    let remote = lab.path().join("far").join("two-hops.bin");
-    std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
-    let hops = ["--jump", "bastion,vm01"];
-    lab.remex()
-        .args(hops)
-        .args(["--json", "upload", "vm03"])
-        .arg(&local)
-        .arg(&remote)
-        .run()
-        .expect_code(0);
-    assert_eq!(std::fs::read(&remote).unwrap(), bytes);
-    let back = lab.path().join("back");
-    lab.remex()
-        .args(hops)
-        .args(["--json", "download", "vm03"])
-        .arg(&remote)
-        .arg(&back)
-        .run()
-        .expect_code(0);
-    assert_eq!(
-        std::fs::read(back.join("vm03").join("two-hops.bin")).unwrap(),
-        bytes
+    round_trip(
+        &lab,
+        &["--jump", "bastion,vm01"],
+        "two-hops.bin",
+        2 * 1024 * 1024 + 3,
     );
 }
 

@@ -44,6 +44,16 @@ fn ssh_g(file: &Path, alias: &str) -> std::collections::HashMap<String, String> 
         .collect()
 }
 
+/// `remex --config CONFIG ARGS…`, expecting exit `code`.
+fn remex_with(config: &Path, args: &[&str], code: i32) -> crate::util::Run {
+    Remex::new()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .run()
+        .expect_code(code)
+}
+
 fn host<'a>(list: &'a Value, name: &str) -> &'a Value {
     list["hosts"]
         .as_array()
@@ -77,13 +87,7 @@ fn hosts_take_address_user_port_and_key_from_ssh_config_as_ssh_reads_it() {
         "  alpha: { host: alpha }\n  beta: { host: beta, user: root }\n",
         &ssh,
     );
-    let list = Remex::new()
-        .arg("--config")
-        .arg(&config)
-        .args(["--json", "hosts", "list"])
-        .run()
-        .expect_code(0)
-        .json();
+    let list = remex_with(&config, &["--json", "hosts", "list"], 0).json();
     let alpha = host(&list, "alpha");
     let openssh = ssh_g(&ssh, "alpha");
     assert_eq!(alpha["address"], openssh["hostname"].as_str(), "{alpha}");
@@ -101,36 +105,19 @@ fn hosts_take_address_user_port_and_key_from_ssh_config_as_ssh_reads_it() {
     assert_eq!(beta["user"], "root");
     assert!(beta["from_ssh_config"].get("user").is_none(), "{beta}");
     assert_eq!(beta["address"], ssh_g(&ssh, "beta")["hostname"].as_str());
-    let text = Remex::new()
-        .arg("--config")
-        .arg(&config)
-        .args(["hosts", "list"])
-        .run()
-        .expect_code(0)
-        .stdout();
+    let text = remex_with(&config, &["hosts", "list"], 0).stdout();
     assert!(
         text.contains("FROM SSH_CONFIG") && text.contains(&format!("{file}:10")),
         "{text}"
     );
 
     // And they are reached that way.
-    let json = Remex::new()
-        .arg("--config")
-        .arg(&config)
-        .args(["--json", "exec", "all", "--", "true"])
-        .run()
-        .expect_code(0)
-        .json();
+    let json = remex_with(&config, &["--json", "exec", "all", "--", "true"], 0).json();
     assert_eq!(json["summary"]["ok"], 2, "{json}");
 
     // A ProxyCommand cannot be followed: refused with its line.
     ssh_config(&ssh, "Host alpha\n  ProxyCommand nc %h %p\n");
-    let run = Remex::new()
-        .arg("--config")
-        .arg(&config)
-        .args(["hosts", "list"])
-        .run()
-        .expect_code(2);
+    let run = remex_with(&config, &["hosts", "list"], 2);
     assert!(
         run.stderr().contains("ProxyCommand") && run.stderr().contains(":2"),
         "{}",
@@ -163,24 +150,12 @@ fn a_proxy_jump_in_ssh_config_goes_through_the_bastion_vm_it_names() {
         &format!("  gateway: {{ host: gw }}\n  vm01: {{ host: 127.0.0.2, port: {port} }}\n"),
         &ssh,
     );
-    let list = Remex::new()
-        .arg("--config")
-        .arg(&config)
-        .args(["--json", "hosts", "list"])
-        .run()
-        .expect_code(0)
-        .json();
+    let list = remex_with(&config, &["--json", "hosts", "list"], 0).json();
     assert_eq!(
         host(&list, "vm01")["jump"],
         serde_json::json!(["gateway"]),
         "{list}"
     );
-    let json = Remex::new()
-        .arg("--config")
-        .arg(&config)
-        .args(["--json", "exec", "vm01", "--", "true"])
-        .run()
-        .expect_code(0)
-        .json();
+    let json = remex_with(&config, &["--json", "exec", "vm01", "--", "true"], 0).json();
     assert_eq!(json["results"][0]["ok"], true, "{json}");
 }

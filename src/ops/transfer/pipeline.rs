@@ -112,7 +112,9 @@ pub(super) enum PipeError {
 }
 
 /// A chunk of the file and its offset.
-type Chunk = (u64, Vec<u8>);
+/// A chunk of the file, and its share of the memory budget (taken before
+/// it was read, given back once the server acknowledged it).
+type Chunk = (u64, Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>);
 
 /// The queue of chunks the channels' workers take from.
 type SharedQueue = Arc<Mutex<mpsc::Receiver<Chunk>>>;
@@ -171,7 +173,7 @@ pub(super) async fn upload(
     segments: Option<Arc<Segments>>,
     cancel: Option<&Cancel>,
 ) -> Result<Sent, PipeError> {
-    // A short queue: the budget, not the queue, bounds what is in flight.
+    // A short queue; the budget bounds what is read and not yet acknowledged.
     let (tx, rx) = mpsc::channel::<Chunk>(4);
     let on_ack: OnAck = match segments {
         Some(segments) => Arc::new(move |offset, len| {
@@ -180,7 +182,8 @@ pub(super) async fn upload(
         }),
         None => on_ack,
     };
-    let reader = spawn_reader(path.to_owned(), start, hasher, chunk, tx);
+    let budget = targets.first().map(|t| t.budget.clone());
+    let reader = spawn_reader(path.to_owned(), start, hasher, chunk, budget, tx);
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = JoinSet::new();
     for target in targets {
@@ -226,18 +229,34 @@ pub(super) async fn upload(
     }
 }
 
+/// Reads the file chunk by chunk on a blocking thread. Each chunk takes its
+/// share of `budget` *before* it is read, so what waits in the queue counts
+/// too: a thousand hosts' uploads hold at most the budget, not a queue of
+/// chunks each.
 fn spawn_reader(
     path: PathBuf,
     start: u64,
     mut hasher: Option<Sha256>,
     chunk: usize,
+    budget: Option<Budget>,
     tx: mpsc::Sender<Chunk>,
 ) -> JoinHandle<std::io::Result<(Option<Sha256>, u64)>> {
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
+        let len = file.metadata()?.len();
         file.seek(SeekFrom::Start(start))?;
         let mut offset = start;
         loop {
+            let want = (chunk as u64).min(len.saturating_sub(offset)).max(1);
+            let share = match &budget {
+                Some(budget) => Some(
+                    runtime
+                        .block_on(reserve(budget, want))
+                        .ok_or_else(|| std::io::Error::other("upload stopped"))?,
+                ),
+                None => None,
+            };
             // Read into fresh capacity: no zeroing, no intermediate copy.
             let mut buf = Vec::with_capacity(chunk);
             let n = std::io::Read::by_ref(&mut file)
@@ -249,7 +268,7 @@ fn spawn_reader(
             if let Some(hasher) = hasher.as_mut() {
                 hasher.update(&buf);
             }
-            if tx.blocking_send((offset, buf)).is_err() {
+            if tx.blocking_send((offset, buf, share)).is_err() {
                 return Err(std::io::Error::other("upload stopped"));
             }
             offset += n as u64;
@@ -277,7 +296,9 @@ async fn write_worker(
     let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
     loop {
         let next = rx.lock().await.recv().await;
-        let Some((offset, data)) = next else { break };
+        let Some((offset, data, share)) = next else {
+            break;
+        };
         if in_flight.len() >= depth
             && let Some(oldest) = in_flight.pop_front()
         {
@@ -286,7 +307,6 @@ async fn write_worker(
         let len = data.len() as u64;
         let raw = target.raw.clone();
         let handle = target.handle.clone();
-        let share = reserve(&target.budget, len).await;
         in_flight.push_back((
             offset,
             len,

@@ -161,13 +161,34 @@ impl Executor {
         selector: &str,
         upload: &Upload,
     ) -> Result<TransferReport, Error> {
-        let mut plan = UploadPlan::new(upload).map_err(Error::Invalid)?;
         let hosts = self.select(selector)?;
+        let at_once = hosts
+            .len()
+            .min(
+                ctx.parallel
+                    .unwrap_or(self.config().remote_execution.max_parallel),
+            )
+            .max(1);
+        let mut upload = upload.clone();
+        upload.options.chunk = chunk_for(&upload.options, at_once);
+        let mut plan = UploadPlan::new(&upload).map_err(Error::Invalid)?;
         if hosts.len() > 1 {
             plan.hash_once();
         }
         self.run(ctx, hosts, plan).await
     }
+}
+
+/// Bytes per write request when `at_once` hosts upload together: the
+/// option, made smaller when that many hosts' requests would not fit the
+/// memory budget, so that each host still has one in flight (never under
+/// 32 KiB). russh keeps each connection's encrypted output buffer as large
+/// as the largest request it carried, so this bounds those buffers too:
+/// a thousand hosts at 255 KiB each held ~360 MB of them.
+fn chunk_for(options: &super::Options, at_once: usize) -> usize {
+    const FLOOR: usize = 32 * 1024;
+    let fair = options.memory_budget / at_once.max(1) / 4096 * 4096;
+    options.chunk.min(fair.max(FLOOR))
 }
 
 impl Operation for UploadPlan {
@@ -972,6 +993,15 @@ fn local_failure(path: &std::path::Path, err: &std::io::Error) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_hosts_at_once_share_the_budget_with_smaller_requests() {
+        let options = super::super::Options::default();
+        assert_eq!(chunk_for(&options, 1), options.chunk);
+        assert_eq!(chunk_for(&options, 64), options.chunk);
+        assert_eq!(chunk_for(&options, 1000), 65536);
+        assert_eq!(chunk_for(&options, 100_000), 32 * 1024);
+    }
 
     #[test]
     fn destinations_follow_cp() {
