@@ -178,7 +178,18 @@ fn two_jumps_chain_through_each_hop_and_a_hop_down_is_named() {
     lab.lab.start_host("vm01").unwrap();
     via_vm01(&lab).expect_code(0);
 
-    // Files go both ways over the two hops too.
+    // A script and files both ways over the two hops too.
+    let script = lab.path().join("far.sh");
+    write(&script, b"echo far-script $1\n");
+    let json = lab
+        .remex()
+        .args(["--jump", "bastion,vm01", "--json", "script", "vm03"])
+        .arg(&script)
+        .args(["--", "two-hops"])
+        .run()
+        .expect_code(0)
+        .json();
+    assert_eq!(result(&json, "vm03")["stdout"], "far-script two-hops\n");
     round_trip(
         &lab,
         &["--jump", "bastion,vm01"],
