@@ -47,7 +47,7 @@ pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {
             .map(|h| {
                 let mut row = vec![
                     h.name.clone(),
-                    address(&h.address, h.port),
+                    remex::config::join_host_port(&h.address, h.port),
                     h.user.clone(),
                     h.groups.join(","),
                 ];
@@ -89,15 +89,6 @@ fn from_ssh_config(from: &std::collections::BTreeMap<String, String>) -> String 
         .join(" ")
 }
 
-/// `host:port`, an IPv6 address in brackets.
-fn address(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// `remex hosts check`.
 pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> {
     let executor = global.executor(global.config()?)?;
@@ -117,7 +108,7 @@ pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> 
                 let d = &c.detail;
                 vec![
                     c.host.clone(),
-                    address(&c.address, c.port),
+                    remex::config::join_host_port(&c.address, c.port),
                     yes_no(d.reachable),
                     d.host_key.to_owned(),
                     yes_no(d.auth),

@@ -283,10 +283,8 @@ impl Global<'_> {
         for (address, port) in self.hosts {
             let name = if *port == 22 {
                 address.clone()
-            } else if address.contains(':') {
-                format!("[{address}]:{port}")
             } else {
-                format!("{address}:{port}")
+                remex::config::join_host_port(address, *port)
             };
             config.vms.entry(name).or_insert_with(|| remex::config::Vm {
                 host: address.clone(),

@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::field_path::FieldPath;
-use super::ssh_config::{self, HostSettings, LocalAccount, SshConfig};
+use super::ssh_config::{HostSettings, LocalAccount, SshConfig};
 use super::validate::Problem;
-use super::{AddressFamily, Config, HostTuning, local};
+use super::{Config, HostTuning, local};
 
 impl Config {
     /// Applies the `ssh_config` file, if one is set (its path already
@@ -76,15 +76,14 @@ impl Config {
                 let text = hops
                     .value
                     .iter()
-                    .map(|hop| match by_alias.get(&hop.host) {
-                        Some(vm) if hop.user.is_none() && hop.port.is_none() => vm.clone(),
-                        _ if self.vms.contains_key(&hop.host)
-                            && hop.user.is_none()
-                            && hop.port.is_none() =>
-                        {
-                            hop.host.clone()
+                    .map(|hop| {
+                        // A bare hop naming a VM's alias or name is that VM.
+                        let bare = hop.user.is_none() && hop.port.is_none();
+                        match by_alias.get(&hop.host) {
+                            Some(vm) if bare => vm.clone(),
+                            _ if bare && self.vms.contains_key(&hop.host) => hop.host.clone(),
+                            _ => hop.to_string(),
                         }
-                        _ => hop.to_string(),
                     })
                     .collect::<Vec<_>>()
                     .join(",");
@@ -153,11 +152,7 @@ fn apply(
         from.insert("keepalive_count_max".to_owned(), count.location());
     }
     if let Some(family) = &settings.address_family {
-        tuning.address_family = Some(match family.value {
-            ssh_config::AddressFamily::Any => AddressFamily::Any,
-            ssh_config::AddressFamily::Inet => AddressFamily::Inet,
-            ssh_config::AddressFamily::Inet6 => AddressFamily::Inet6,
-        });
+        tuning.address_family = Some(family.value);
         from.insert("address_family".to_owned(), family.location());
     }
     vm.tuning = tuning;

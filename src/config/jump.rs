@@ -103,6 +103,16 @@ pub fn parse_host_port(text: &str) -> Option<(String, u16)> {
     (!host.is_empty() && host.chars().all(name_like)).then(|| (host.to_owned(), port))
 }
 
+/// `host:port` as people write it: an IPv6 address in brackets. The
+/// inverse of [`parse_host_port`] for a port given.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 impl Config {
     /// The jump chain of `vm` (empty without `jump`).
     ///

@@ -84,7 +84,7 @@ use serde::{Deserialize, Deserializer};
 pub use audit::{AuditConfig, FsyncPolicy};
 pub use duration::{parse_duration, parse_timeout};
 pub use error::ConfigError;
-pub use jump::{Hop, parse_chain, parse_host_port};
+pub use jump::{Hop, join_host_port, parse_chain, parse_host_port};
 pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
 pub use size::parse_size;
 
@@ -273,7 +273,8 @@ pub struct RemoteExecution {
     pub ssh_config: Option<PathBuf>,
 }
 
-/// Which address family to dial.
+/// Which address family to dial (YAML and ssh_config: `any`, `inet`,
+/// `inet6`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AddressFamily {
@@ -284,6 +285,17 @@ pub enum AddressFamily {
     Inet,
     /// IPv6 only.
     Inet6,
+}
+
+impl std::fmt::Display for AddressFamily {
+    /// The keyword value: `any`, `inet`, `inet6`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AddressFamily::Any => "any",
+            AddressFamily::Inet => "inet",
+            AddressFamily::Inet6 => "inet6",
+        })
+    }
 }
 
 /// What to do when a host offers a key that `known_hosts` does not list.
@@ -422,9 +434,10 @@ impl Config {
         config.source = path.to_path_buf();
         let mut problems = validate::check(&config);
         problems.extend(config.resolve_paths(home));
-        if problems.is_empty() {
+        if problems.is_empty() && config.remote_execution.ssh_config.is_some() {
             problems.extend(config.apply_ssh_config(home));
-            // Jumps taken from the ssh_config must not make a cycle either.
+            // Jumps taken from the ssh_config must not make a cycle either
+            // (the config's own were checked with the rest).
             for name in config.vms.keys() {
                 if let Some(why) = config.jump_problem(name) {
                     problems.push(validate::Problem::value(

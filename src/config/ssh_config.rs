@@ -255,27 +255,8 @@ impl fmt::Display for JumpHost {
     }
 }
 
-/// `AddressFamily`: which addresses of the host name to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AddressFamily {
-    /// `any`: IPv4 or IPv6 (the default).
-    Any,
-    /// `inet`: IPv4 only.
-    Inet,
-    /// `inet6`: IPv6 only.
-    Inet6,
-}
-
-impl fmt::Display for AddressFamily {
-    /// The keyword value: `any`, `inet`, `inet6`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AddressFamily::Any => "any",
-            AddressFamily::Inet => "inet",
-            AddressFamily::Inet6 => "inet6",
-        })
-    }
-}
+/// `AddressFamily`: the config's own type (`remote_execution.address_family`).
+pub use super::AddressFamily;
 
 /// Why an ssh_config could not be read, or not answered for a host.
 ///

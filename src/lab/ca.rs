@@ -21,6 +21,7 @@ use std::process::Command;
 
 use super::layout::Layout;
 use super::{LabError, server};
+use crate::transport::identity::certificate_path;
 
 /// How long the lab's certificates are valid.
 const VALIDITY: &str = "-5m:+520w";
@@ -108,19 +109,12 @@ fn pub_path(key: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `KEY-cert.pub` beside the private key `KEY`: where `ssh-keygen -s`
-/// writes the certificate of `KEY.pub`.
-pub(super) fn cert_path(key: &Path) -> PathBuf {
-    let mut name = key.as_os_str().to_owned();
-    name.push("-cert.pub");
-    PathBuf::from(name)
-}
-
 /// The `sshd_config` lines of a host of a CA lab.
 pub(super) fn sshd_lines(host_key: &Path, ca_public: &Path) -> String {
     format!(
         "HostCertificate {}\nTrustedUserCAKeys {}\n",
-        cert_path(host_key).display(),
+        // Where `ssh-keygen -s` wrote the certificate of `KEY.pub`.
+        certificate_path(host_key).display(),
         ca_public.display()
     )
 }

@@ -974,22 +974,7 @@ fn start_attempts(plan: &Plan<'_>) -> Result<(u16, Vec<Child>), LabError> {
             })
             .collect();
         for host in &pending {
-            server::write_config(
-                plan.kind,
-                plan.layout,
-                host.name,
-                host.listen,
-                plan.password_auth,
-                plan.home_owner,
-                plan.shell,
-            )?;
-            if let Some(ca_public) = plan.ca {
-                let config = plan.layout.sshd_config(host.name);
-                let mut text = fs::read_to_string(&config)
-                    .map_err(|source| LabError::io("read", &config, source))?;
-                text.push_str(&ca::sshd_lines(&plan.layout.host_key(host.name), ca_public));
-                server::write_file(&config, text.as_bytes(), 0o644)?;
-            }
+            server::write_config(plan, host.name, host.listen)?;
         }
         if let Some(first) = pending.first() {
             server::validate(plan.kind, plan.server, plan.layout, first.name)?;

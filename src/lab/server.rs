@@ -181,29 +181,30 @@ pub(super) fn write_host_keys(
 /// Writes a host's server configuration for `listen` (OpenSSH only;
 /// Dropbear takes everything as arguments), and creates the host's `$HOME`
 /// with its shell start files (owned by `home_owner` when given: a lab for
-/// another login user).
+/// another login user); a CA lab's hosts also get their certificate and
+/// the CA they trust.
 pub(super) fn write_config(
-    kind: ServerKind,
-    layout: &Layout,
+    plan: &super::Plan<'_>,
     name: &str,
     listen: SocketAddrV4,
-    password_auth: bool,
-    home_owner: Option<(u32, u32)>,
-    shell: &Path,
 ) -> Result<(), LabError> {
-    if kind != ServerKind::OpenSsh {
+    if plan.kind != ServerKind::OpenSsh {
         return Ok(());
     }
+    let layout = plan.layout;
     let home = layout.host_home(name);
-    let text = layout::sshd_config(
+    let mut text = layout::sshd_config(
         listen,
         &layout.host_key(name),
         &layout.pid_file(name),
         &layout.authorized_keys(),
         &home,
-        password_auth,
-        shell,
+        plan.password_auth,
+        plan.shell,
     );
+    if let Some(ca_public) = plan.ca {
+        text.push_str(&super::ca::sshd_lines(&layout.host_key(name), ca_public));
+    }
     fs::create_dir_all(&home).map_err(|source| LabError::io("create", &home, source))?;
     let mut owned = vec![home.clone()];
     for name in layout::START_FILES {
@@ -211,7 +212,7 @@ pub(super) fn write_config(
         write_file(&file, layout::START_SCRIPT.as_bytes(), 0o644)?;
         owned.push(file);
     }
-    if let Some((uid, gid)) = home_owner {
+    if let Some((uid, gid)) = plan.home_owner {
         for path in owned {
             std::os::unix::fs::chown(&path, Some(uid), Some(gid))
                 .map_err(|source| LabError::io("chown", &path, source))?;

@@ -365,10 +365,7 @@ impl HostRun<'_> {
     async fn open_to(&mut self, endpoint: &Endpoint, login: &Login) -> Result<Connection, Failure> {
         let via = self.jump(endpoint).await?;
         let executor = self.run.executor.clone();
-        let permit = match via {
-            None => Some(executor.pool().permit().await),
-            Some(_) => None,
-        };
+        let permit = socket_permit(&executor, via.as_deref()).await;
         let keys = Keys {
             known: executor.known_hosts(),
             store: executor.key_store(),
@@ -405,10 +402,7 @@ impl HostRun<'_> {
         let endpoint = self.endpoint.clone();
         let via = self.jump(&endpoint).await?;
         let executor = &self.run.executor;
-        let _permit = match via {
-            None => Some(executor.pool().permit().await),
-            Some(_) => None,
-        };
+        let _permit = socket_permit(executor, via.as_deref()).await;
         Connection::scan(&endpoint, executor.connect_options(), via.as_deref()).await
     }
 
@@ -417,6 +411,19 @@ impl HostRun<'_> {
         if self.lease.take().is_some() {
             self.run.executor.pool().released();
         }
+    }
+}
+
+/// A place in the executor's connection budget for a connection made
+/// directly (a socket); none through a jump host (a channel of its
+/// connection).
+async fn socket_permit(
+    executor: &Executor,
+    via: Option<&Connection>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    match via {
+        None => Some(executor.pool().permit().await),
+        Some(_) => None,
     }
 }
 

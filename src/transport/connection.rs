@@ -80,11 +80,7 @@ impl Endpoint {
 
     /// `host:port`, with an IPv6 address in brackets.
     pub(crate) fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::config::join_host_port(&self.host, self.port)
     }
 }
 

@@ -94,7 +94,7 @@ pub(crate) async fn dial(
             host: host.to_owned(),
             source: io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("no {family:?} address (address_family)").to_lowercase(),
+                format!("no {family} address (address_family)"),
             ),
         });
     }

@@ -621,8 +621,7 @@ fn one_connection_serves_many_commands_in_a_process() {
         }
         executor.close().await;
     });
-    let log = lab.sshd_log("vm01");
-    assert_eq!(log.matches("Accepted publickey").count(), 1, "{log}");
+    assert_eq!(lab.logins("vm01"), 1, "{}", lab.sshd_log("vm01"));
 }
 
 #[test]

@@ -24,11 +24,6 @@ fn client_address(json: &Value, host: &str) -> String {
         .to_owned()
 }
 
-/// How many logins the host's sshd accepted so far.
-fn logins(lab: &TestLab, host: &str) -> usize {
-    lab.sshd_log(host).matches("Accepted publickey").count()
-}
-
 /// Uploads `len` bytes to vm03 as `name` and downloads them back, with
 /// `extra` arguments (the jump hosts), checking the bytes both times.
 fn round_trip(lab: &TestLab, extra: &[&str], name: &str, len: usize) {
@@ -98,7 +93,7 @@ fn hosts_behind_a_bastion_run_commands_scripts_and_transfers_through_one_connect
         ]
     );
 
-    let before = logins(&lab, "bastion");
+    let before = lab.logins("bastion");
     let json = lab
         .remex()
         .args(["--json", "exec", "vm01,vm02,vm03", "--"])
@@ -112,7 +107,7 @@ fn hosts_behind_a_bastion_run_commands_scripts_and_transfers_through_one_connect
         assert!(from.starts_with("127."), "{host} saw {from}");
     }
     assert_eq!(
-        logins(&lab, "bastion") - before,
+        lab.logins("bastion") - before,
         1,
         "three hosts, one bastion connection"
     );
@@ -165,9 +160,9 @@ fn two_jumps_chain_through_each_hop_and_a_hop_down_is_named() {
             .args(["exec", "vm03", "--", "true"])
             .run()
     };
-    let before = logins(&lab, "vm01");
+    let before = lab.logins("vm01");
     via_vm01(&lab).expect_code(0);
-    assert_eq!(logins(&lab, "vm01") - before, 1, "vm01 was not a hop");
+    assert_eq!(lab.logins("vm01") - before, 1, "vm01 was not a hop");
 
     lab.lab.stop_host("vm01").unwrap();
     let json = via_vm01(&lab).expect_code(1).json();

@@ -17,7 +17,7 @@ fn exec_all_on_200_hosts_succeeds_everywhere_with_one_login_each() {
     assert_eq!(json["summary"]["ok"], 200, "{}", json["summary"]);
     // One connection per host: each sshd logged exactly one login.
     for host in lab.lab.hosts.iter().map(|h| h.name.as_str()) {
-        let logins = lab.sshd_log(host).matches("Accepted publickey").count();
+        let logins = lab.logins(host);
         assert_eq!(logins, 1, "{host}: {logins} logins");
     }
 }

@@ -298,6 +298,12 @@ impl TestLab {
         let path = self.path().join("hosts").join(host).join("sshd.log");
         std::fs::read_to_string(&path).unwrap_or_default()
     }
+
+    /// How many logins a lab host's sshd accepted so far (one per SSH
+    /// connection remex made to it).
+    pub fn logins(&self, host: &str) -> usize {
+        self.sshd_log(host).matches("Accepted publickey").count()
+    }
 }
 
 impl Drop for TestLab {
