@@ -21,9 +21,10 @@
 #         --warm mode; the CLIs have no such mode)
 #   cold  `hostname` on one host, connection included (plus plain `ssh`)
 #   up    remex only: `upload` of a 1 MiB file to every host (verified,
-#         atomic), 64, 256, 1,000 hosts
+#         atomic), 64, 256, 1,000 hosts, with remex's default settings
+#         (max_parallel 64)
 #   check remex only: `hosts check` on every host (reachable, host key,
-#         login, round trip)
+#         login, round trip), default settings
 #
 # In every round each tool runs once per workload, in an order rotated from
 # round to round, so a change in the machine's load hits all tools alike;
@@ -230,6 +231,10 @@ EOF
   # The same with auditing off (documented for labs and benchmarks only),
   # to show what the audit log costs.
   sed 's/^audit:$/audit:\n  enabled: false/' "$remex" > "$LAB/remex-$size-noaudit.yml"
+  # Issue 15's scale check: upload and hosts check with remex's default
+  # settings (max_parallel 64, connect_timeout, ...): only the lab's keys,
+  # known_hosts and audit log are set.
+  sed '/^  \(host_key_policy\|connect_timeout\|command_timeout\|max_parallel\):/d' "$remex" > "$LAB/remex-$size-defaults.yml"
   cat >> "$ansible" <<EOF
 [lab:vars]
 ansible_user=$USER_
@@ -265,10 +270,10 @@ tool_command() {
   CMD=()
   case $workload in
     up) [ "$tool" = remex ] || return 1
-      CMD=("$REMEX" --config "$LAB/remex-$size.yml" --json upload all "$LAB/upload-1MiB.bin" /tmp/remex-peers-upload.bin)
+      CMD=("$REMEX" --config "$LAB/remex-$size-defaults.yml" --json upload all "$LAB/upload-1MiB.bin" /tmp/remex-peers-upload.bin)
       return 0 ;;
     check) [ "$tool" = remex ] || return 1
-      CMD=("$REMEX" --config "$LAB/remex-$size.yml" --json hosts check all)
+      CMD=("$REMEX" --config "$LAB/remex-$size-defaults.yml" --json hosts check all)
       return 0 ;;
   esac
   if [ "$workload" = w2 ]; then

@@ -79,9 +79,9 @@ for size in sizes:
 section("W2: sequential `true` on one warm connection (per_cmd_ms; cpu/rss/sshd of the whole process)", "w2", 1, "per_cmd_ms")
 section("cold: `hostname` on one host, connection included", "cold", 1, "wall_s")
 for size in sorted({k[1] for k in order if k[0] == "up"}):
-    section(f"up: remex upload of 1 MiB to {size} hosts (verified, atomic)", "up", size, "wall_s")
+    section(f"up: remex upload of 1 MiB to {size} hosts (verified, atomic; default settings: max_parallel 64)", "up", size, "wall_s")
 for size in sorted({k[1] for k in order if k[0] == "check"}):
-    section(f"check: remex hosts check on {size} hosts", "check", size, "wall_s")
+    section(f"check: remex hosts check on {size} hosts (default settings)", "check", size, "wall_s")
 
 failed = [(k, r) for k in order for r in runs[k] if r["ok"] != r["exp"]]
 if failed:

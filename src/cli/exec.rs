@@ -81,7 +81,7 @@ async fn run_on_hosts(
         // One run per process: its limit is the process's budget.
         config.remote_execution.max_parallel = parallel as usize;
     }
-    let executor = global.executor(config)?;
+    let executor = global.one_run_executor(config)?;
     let hosts = executor.select(targets)?;
     let exec = exec()?;
     // A signal stops the remote commands (and cleans up scripts) instead of

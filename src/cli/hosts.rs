@@ -91,7 +91,7 @@ fn from_ssh_config(from: &std::collections::BTreeMap<String, String>) -> String 
 
 /// `remex hosts check`.
 pub(super) async fn check(global: &Global<'_>, targets: &str) -> Result<Status> {
-    let executor = global.executor(global.config()?)?;
+    let executor = global.one_run_executor(global.config()?)?;
     let interrupts = Interrupts::watch("stopping the checks")?;
     let mut report = executor
         .check(&global.context(&interrupts), targets)

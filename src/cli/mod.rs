@@ -313,8 +313,19 @@ impl Global<'_> {
 
     /// An executor for `config`, with the ssh-agent of `SSH_AUTH_SOCK`.
     fn executor(&self, config: Config) -> Result<Executor> {
+        Ok(self.builder(config).build()?)
+    }
+
+    /// An executor for a command that makes one run (`exec`, `script`,
+    /// `upload`, `download`, `hosts check`): each host's connection closes
+    /// as soon as the host is done.
+    fn one_run_executor(&self, config: Config) -> Result<Executor> {
+        Ok(self.builder(config).reuse_connections(false).build()?)
+    }
+
+    fn builder(&self, config: Config) -> remex::ExecutorBuilder {
         let agent = std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from);
-        Ok(Executor::builder(config).agent_socket(agent).build()?)
+        Executor::builder(config).agent_socket(agent)
     }
 
     /// A run's context: `--actor`, the terminal prompter, and the cancel

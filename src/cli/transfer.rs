@@ -86,7 +86,7 @@ impl Run {
         if let Some(parallel) = args.parallel {
             config.remote_execution.max_parallel = parallel as usize;
         }
-        let executor = global.executor(config)?;
+        let executor = global.one_run_executor(config)?;
         let hosts = executor.select(targets)?;
         let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
         let mut options = Options {

@@ -16,6 +16,16 @@
 //! A host task holds at most one connection at a time, so nobody waits for
 //! a permit while holding one: no deadlock.
 //!
+//! # One run
+//!
+//! An executor made for one run (the CLI's `exec`, `script`, `upload`,
+//! `download`, `hosts check`: see [`crate::ExecutorBuilder::reuse_connections`])
+//! keeps no idle connection: each host's is closed as soon as its host task
+//! is done, so what a connection holds (russh keeps its buffers as large
+//! as the largest burst it sent) is given back while the other hosts go on,
+//! and a thousand hosts' uploads never hold a thousand connections' worth.
+//! A jump host's connection stays while tunnels go through it.
+//!
 //! # Turns
 //!
 //! A host's connection carries at most `max_sessions` channels at once, so
@@ -60,12 +70,16 @@ pub(crate) struct Pool {
     turns_per_host: usize,
     /// Each host's turns.
     turns: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Whether a connection stays open, idle, once its host task is done
+    /// (see "One run" in the module docs).
+    keep_idle: bool,
 }
 
 impl Pool {
     /// An empty pool whose connections never number more than `budget`,
-    /// with `turns_per_host` host tasks at once per host.
-    pub(crate) fn new(budget: usize, turns_per_host: usize) -> Self {
+    /// with `turns_per_host` host tasks at once per host; `keep_idle`: see
+    /// "One run" in the module docs.
+    pub(crate) fn new(budget: usize, turns_per_host: usize, keep_idle: bool) -> Self {
         let size = budget.max(1);
         Pool {
             budget: Arc::new(Semaphore::new(size)),
@@ -74,6 +88,7 @@ impl Pool {
             released: Notify::new(),
             turns_per_host: turns_per_host.max(1),
             turns: Mutex::new(HashMap::new()),
+            keep_idle,
         }
     }
 
@@ -134,6 +149,19 @@ impl Pool {
         self.released.notify_one();
     }
 
+    /// A host task is done with host `name`: unless the pool keeps idle
+    /// connections, closes the host's (when nobody else uses it: another
+    /// host task, or a tunnel to a host behind it).
+    pub(crate) async fn done_with(&self, name: &str) {
+        if self.keep_idle {
+            return;
+        }
+        let slot = self.lock().get(name).cloned();
+        if let Some(slot) = slot {
+            self.take_from(&slot, "its host is done").await;
+        }
+    }
+
     /// Closes one pooled connection that no host task is using (a dead one
     /// first); whether there was one.
     async fn close_idle(&self) -> bool {
@@ -157,14 +185,14 @@ impl Pool {
             candidate.get_or_insert(slot);
         }
         match candidate {
-            Some(slot) => self.take_from(&slot).await,
+            Some(slot) => self.take_from(&slot, "making room").await,
             None => false,
         }
     }
 
     /// Takes the connection out of `slot` if it is still idle, and closes
-    /// it; whether it did.
-    async fn take_from(&self, slot: &Slot) -> bool {
+    /// it (`why`, for the log); whether it did.
+    async fn take_from(&self, slot: &Slot, why: &str) -> bool {
         let conn = {
             let Ok(mut guard) = slot.try_lock() else {
                 return false;
@@ -176,7 +204,7 @@ impl Pool {
         };
         match conn {
             Some(conn) => {
-                tracing::debug!(host = %conn.endpoint().name, "closing an idle connection to make room");
+                tracing::debug!(host = %conn.endpoint().name, "closing an idle connection: {why}");
                 shutdown(conn).await;
                 true
             }
@@ -238,7 +266,7 @@ mod tests {
     #[tokio::test]
     async fn a_host_has_max_sessions_turns_shared_by_all_runs_and_hosts_do_not_wait_for_each_other()
     {
-        let pool = Pool::new(4, 2);
+        let pool = Pool::new(4, 2, true);
         let first = pool.turn("vm01").await;
         let second = pool.turn("vm01").await;
         assert!(first.is_some() && second.is_some());

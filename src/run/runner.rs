@@ -626,6 +626,7 @@ async fn work_on_host<O: Operation>(
     if let Some(observer) = run.observer() {
         observer.done(&report as &HostReport<dyn Detail>);
     }
+    executor.pool().done_with(name).await;
     report
 }
 

@@ -173,3 +173,40 @@ fn a_long_lived_executor_sees_forget_trust_revoked_and_rotate_done_meanwhile() {
     assert!(log_path(&lab).exists());
     crate::util::assert_verifies(&lab);
 }
+
+#[test]
+fn an_executor_for_one_run_closes_each_connection_once_its_host_is_done() {
+    let lab = TestLab::new(4);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = || Config::load(&lab.config()).unwrap();
+    let run = |executor: &Executor| {
+        let report = runtime
+            .block_on(executor.exec(&RunContext::new(), "all", &Exec::argv(["true"])))
+            .unwrap();
+        assert_eq!(report.summary.ok, 4, "{:?}", report.summary);
+    };
+
+    // The default (a service): the connections stay, for the next run.
+    let pooling = Executor::new(config()).unwrap();
+    run(&pooling);
+    assert_eq!(pooling.open_connections(), 4);
+    assert_eq!(connections_to(lab.port()), 4);
+    runtime.block_on(pooling.close());
+
+    // One run (the CLI): each is closed as its host finishes, before the
+    // run returns, so nothing is left for `close` and no socket stays.
+    let one_run = Executor::builder(config())
+        .reuse_connections(false)
+        .build()
+        .unwrap();
+    run(&one_run);
+    assert_eq!(one_run.open_connections(), 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while connections_to(lab.port()) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(connections_to(lab.port()), 0);
+}
