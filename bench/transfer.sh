@@ -85,6 +85,16 @@ mkdir -p "$MNT/remote" "$MNT/local"
 cp "$MNT/big.bin" "$MNT/remote/src.bin"
 
 RESULTS=$LAB/results
+# hash_cpu FILE: core-seconds of one SHA-256 pass over FILE by `openssl
+# dgst` (the host's tool; remex's client hashes at about the same speed),
+# least CPU of 3 runs.
+hash_cpu() {
+  local _
+  for _ in 1 2 3; do
+    /usr/bin/time -f '%U %S' -o "$LAB/t" openssl dgst -sha256 "$1" >/dev/null
+    awk '{print $1 + $2}' "$LAB/t"
+  done | sort -n | head -n1
+}
 # CPU time of every process on the machine (both ends of a loopback
 # transfer), in clock ticks: user + nice + system + irq + softirq.
 HZ=$(getconf CLK_TCK)
@@ -166,12 +176,8 @@ job loopback up remex-64MiB $(( 64 << 20 )) "$MNT/remote/small.bin" "$SMALL_SHA"
 job loopback up "remex-${MULTI_MIB}MiB" $(( MULTI_MIB << 20 )) "$MNT/remote/multi.bin" "$MULTI_SHA" -- "$REMEX" --config "$CONFIG" upload vm01 "$MNT/multi.bin" "$MNT/remote/multi.bin"
 run_jobs
 # What verification costs here, for the CPU budget printed at the end: one
-# SHA-256 pass over the file by `openssl dgst` (the host's tool; remex's
-# client hashes at about the same speed), least CPU of 3 runs.
-HASH_S=$(for _ in 1 2 3; do
-  /usr/bin/time -f '%U %S' -o "$LAB/t" openssl dgst -sha256 "$MNT/big.bin" >/dev/null
-  awk '{print $1 + $2}' "$LAB/t"
-done | sort -n | head -n1)
+# SHA-256 pass over the file (see hash_cpu).
+HASH_S=$(hash_cpu "$MNT/big.bin")
 fi
 
 # The same through a 20 ms RTT proxy: remex's config and OpenSSH's
@@ -213,10 +219,7 @@ job "${HOSTS}hosts" up scp-gcm "$MB" "$MNT/remote/multi.bin" "$MULTI_SHA" -- bas
 run_jobs
 # A verified fan-out hashes the file once here and once on every host: on
 # this one machine those HOSTS + 1 passes share the cores with both ends.
-MULTI_HASH_S=$(for _ in 1 2 3; do
-  /usr/bin/time -f '%U %S' -o "$LAB/t" openssl dgst -sha256 "$MNT/multi.bin" >/dev/null
-  awk '{print $1 + $2}' "$LAB/t"
-done | sort -n | head -n1)
+MULTI_HASH_S=$(hash_cpu "$MNT/multi.bin")
 fi
 
 echo

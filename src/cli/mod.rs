@@ -323,6 +323,7 @@ impl Global<'_> {
         Ok(self.builder(config).reuse_connections(false).build()?)
     }
 
+    /// The builder both start from: `config` and `SSH_AUTH_SOCK`'s agent.
     fn builder(&self, config: Config) -> remex::ExecutorBuilder {
         let agent = std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from);
         Executor::builder(config).agent_socket(agent)
