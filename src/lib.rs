@@ -28,6 +28,7 @@
 
 pub mod audit;
 pub mod config;
+mod error_chain;
 mod fresh;
 #[cfg(feature = "lab")]
 pub mod lab;
@@ -45,8 +46,9 @@ pub use ops::{check, exec, keys, transfer, trust};
 pub use run::{
     Cancel, CancelHandle, Detail, Error, ErrorKind, Executor, ExecutorBuilder, Failure,
     HostKeyOffer, HostKeyProblem, HostReport, Listing, NoDetails, NoHost, NoPrompter, Observer,
-    Prompter, RunContext, RunReport, SCHEMA_VERSION, Stream, Summary,
+    Prompter, RequestError, RunContext, RunReport, SCHEMA_VERSION, Stream, Summary,
 };
+pub use targets::{Selection, Targets};
 pub use transport::{Endpoint, IdentityError, KnownHostsError, Password, PasswordSource};
 
-pub use exec::{Exec, ExecReport, ExecResult, Script, Sudo};
+pub use exec::{Exec, ExecReport, ExecResult, RunRequest, Script, Sudo, Timeout};

@@ -328,8 +328,8 @@ pub struct RunArgs {
     /// Stop the command after this long, and its child processes with it
     /// (30s, 5m, 1h; `none`: never; default: remote_execution.command_timeout).
     /// 0 is refused: it would stop the command at once.
-    #[arg(long, short = 't', value_name = "DURATION|none", value_parser = remex::config::parse_timeout)]
-    pub timeout: Option<Duration>,
+    #[arg(long, short = 't', value_name = "DURATION|none", value_parser = remex::exec::Timeout::parse)]
+    pub timeout: Option<remex::exec::Timeout>,
     /// Set an environment variable for the command (repeatable); works even
     /// when sshd's AcceptEnv refuses it.
     #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = parse_env)]
@@ -746,23 +746,10 @@ pub(crate) fn parse_secret_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Parses `1048576`, `512K`, `16M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).
+/// Parses a size as the config writes it (`1048576`, `512K`, `16M`, `1G`,
+/// `64MiB`): one grammar for the command line, `--request` and the config.
 pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (try 65536, 512K, 16M)"))?;
-    let factor: usize = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("unknown size unit in `{s}` (use K, M or G)")),
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("`{s}` is too large"))
+    remex::config::parse_size(s).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 #[cfg(test)]

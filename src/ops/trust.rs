@@ -39,6 +39,7 @@ use crate::run::context::HostKeyOffer;
 use crate::run::report::{ErrorKind, Failure, NoDetails, RunReport};
 use crate::run::runner::{HostDetail, HostRun, Operation, Redact, change_record};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 use crate::transport::connection::Endpoint;
 use crate::transport::identity::fingerprint;
 use crate::transport::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
@@ -162,10 +163,11 @@ impl Executor {
     pub async fn hosts_trust(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         request: &TrustRequest,
     ) -> Result<TrustReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         let op = Trust {
             request: request.clone(),
             deciding: tokio::sync::Mutex::new(()),
@@ -182,9 +184,10 @@ impl Executor {
     pub async fn hosts_forget(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
     ) -> Result<TrustReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         self.run(ctx, hosts, Forget).await
     }
 }

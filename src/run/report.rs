@@ -137,6 +137,11 @@ pub struct Failure {
     /// JSON: the message says it for people, `kind` for scripts.
     #[serde(skip)]
     pub host_key: Option<HostKeyProblem>,
+    /// The path the request named does not exist on the host (a
+    /// download's source). Not in the JSON (the message says it): for
+    /// callers that act on it, such as the service's 404.
+    #[serde(skip)]
+    pub not_found: bool,
 }
 
 impl Failure {
@@ -146,15 +151,23 @@ impl Failure {
             kind,
             message: message.into(),
             host_key: None,
+            not_found: false,
+        }
+    }
+
+    /// A failure because the path asked for does not exist on the host.
+    pub fn not_found(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Failure {
+            not_found: true,
+            ..Failure::new(kind, message)
         }
     }
 
     /// A host-key refusal: kind [`ErrorKind::HostKey`], with its reason.
     pub fn host_key(problem: HostKeyProblem, message: impl Into<String>) -> Self {
         Failure {
-            kind: ErrorKind::HostKey,
-            message: message.into(),
             host_key: Some(problem),
+            ..Failure::new(ErrorKind::HostKey, message)
         }
     }
 

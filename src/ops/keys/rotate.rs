@@ -36,6 +36,7 @@ use crate::audit::{Op, Record};
 use crate::run::report::{ErrorKind, Failure, HostReport};
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 use crate::transport::login::Login;
 
 /// What to rotate to.
@@ -52,7 +53,7 @@ pub struct RotateRequest {
 }
 
 impl Executor {
-    /// Rotates the key of every host `selector` selects; see the module
+    /// Rotates the key of every host `targets` selects; see the module
     /// docs.
     ///
     /// # Errors
@@ -63,10 +64,11 @@ impl Executor {
     pub async fn keys_rotate(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         request: &RotateRequest,
     ) -> Result<KeysReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         let dir = key_dir(self);
         let config = self.config();
         let free: Vec<String> = hosts
@@ -80,7 +82,8 @@ impl Executor {
             (Some(pending), Some(name)) if pending != name => {
                 return Err(Error::Invalid(format!(
                     "an unfinished rotation to key `{pending}` is in progress on some of these hosts; \
-                     run `remex keys rotate {selector}` without --name (or with --name {pending}) to finish it first"
+                     run `remex keys rotate {}` without --name (or with --name {pending}) to finish it first",
+                    selection.selector()
                 )));
             }
             (Some(pending), _) => pending.clone(),

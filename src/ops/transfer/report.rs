@@ -129,7 +129,11 @@ impl TransferResult {
                     first.message
                 )
             };
-            Some(Failure::new(first.kind, message))
+            Some(Failure {
+                message,
+                not_found: first.not_found && failed.len() == 1,
+                ..Failure::new(first.kind, String::new())
+            })
         });
         self.status = if error.is_some() {
             None

@@ -13,6 +13,7 @@ use crate::run::cancel::Cancel;
 use crate::run::report::{ErrorKind, Failure, NoDetails};
 use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 use crate::transport::connection::Connection;
 
 use super::access::Access;
@@ -158,10 +159,11 @@ impl Executor {
     pub async fn upload(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         upload: &Upload,
     ) -> Result<TransferReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         let at_once = hosts
             .len()
             .min(
