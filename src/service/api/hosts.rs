@@ -5,8 +5,8 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{JsonBody, RequestId, Wait, WaitQuery};
-use super::submit::{JobRequest, submit};
+use super::extract::WaitQuery;
+use super::submit::{JobCall, JobRequest};
 use crate::config::HostEntry;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
@@ -77,14 +77,8 @@ pub(crate) struct CheckRequest {
     params(WaitQuery),
     responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView))
 )]
-pub(crate) async fn check_hosts(
-    State(state): State<AppState>,
-    caller: Caller,
-    request_id: RequestId,
-    wait: Wait,
-    JsonBody(request): JsonBody<CheckRequest>,
-) -> Result<Response, ApiError> {
-    submit(&state, &caller, &request_id, wait, &request).await
+pub(crate) async fn check_hosts(call: JobCall<CheckRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
 impl JobRequest for CheckRequest {
@@ -132,14 +126,8 @@ pub(crate) struct TrustHostsRequest {
     params(WaitQuery),
     responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView), (status = 400, body = crate::service::error::ErrorBody))
 )]
-pub(crate) async fn trust_hosts(
-    State(state): State<AppState>,
-    caller: Caller,
-    request_id: RequestId,
-    wait: Wait,
-    JsonBody(request): JsonBody<TrustHostsRequest>,
-) -> Result<Response, ApiError> {
-    submit(&state, &caller, &request_id, wait, &request).await
+pub(crate) async fn trust_hosts(call: JobCall<TrustHostsRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
 impl JobRequest for TrustHostsRequest {

@@ -7,8 +7,8 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{JsonBody, RequestId, Wait, WaitQuery};
-use super::submit::{JobRequest, submit};
+use super::extract::WaitQuery;
+use super::submit::{JobCall, JobRequest};
 use crate::keys::{DeployRequest, KeyKind, KeyListing, RevokeRequest, RotateRequest};
 use crate::run::Listing;
 use crate::service::auth::{Caller, Scope};
@@ -98,40 +98,22 @@ pub(crate) struct RevokeKeyRequest {
 /// Adds a key to the hosts' authorized_keys and verifies a login with it.
 #[utoipa::path(post, path = "/v1/keys/deploy", tag = "keys", request_body = DeployKeyRequest, params(WaitQuery),
     responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
-pub(crate) async fn deploy_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    request_id: RequestId,
-    wait: Wait,
-    JsonBody(request): JsonBody<DeployKeyRequest>,
-) -> Result<Response, ApiError> {
-    submit(&state, &caller, &request_id, wait, &request).await
+pub(crate) async fn deploy_key(call: JobCall<DeployKeyRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
 /// Replaces the key remex uses on the hosts, never locking one out.
 #[utoipa::path(post, path = "/v1/keys/rotate", tag = "keys", request_body = RotateKeysRequest, params(WaitQuery),
     responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
-pub(crate) async fn rotate_keys(
-    State(state): State<AppState>,
-    caller: Caller,
-    request_id: RequestId,
-    wait: Wait,
-    JsonBody(request): JsonBody<RotateKeysRequest>,
-) -> Result<Response, ApiError> {
-    submit(&state, &caller, &request_id, wait, &request).await
+pub(crate) async fn rotate_keys(call: JobCall<RotateKeysRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
 /// Removes a key from the hosts' authorized_keys.
 #[utoipa::path(post, path = "/v1/keys/revoke", tag = "keys", request_body = RevokeKeyRequest, params(WaitQuery),
     responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
-pub(crate) async fn revoke_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    request_id: RequestId,
-    wait: Wait,
-    JsonBody(request): JsonBody<RevokeKeyRequest>,
-) -> Result<Response, ApiError> {
-    submit(&state, &caller, &request_id, wait, &request).await
+pub(crate) async fn revoke_key(call: JobCall<RevokeKeyRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
 impl JobRequest for DeployKeyRequest {

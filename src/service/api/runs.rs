@@ -2,16 +2,15 @@
 //! `remex exec` / `remex script` run them. The body is the library's
 //! [`RunRequest`], the same JSON `remex exec --request` reads.
 
-use axum::extract::State;
 use axum::response::Response;
 
-use super::extract::{JsonBody, RequestId, Wait, WaitQuery};
-use super::submit::{JobRequest, submit};
+use super::extract::WaitQuery;
+use super::submit::{JobCall, JobRequest};
 use crate::exec::RunRequest;
-use crate::service::auth::{Caller, Scope};
+use crate::service::auth::Scope;
 use crate::service::error::ApiError;
 use crate::service::jobs::Work;
-use crate::service::state::{AppState, Shared};
+use crate::service::state::Shared;
 
 /// Starts a command or script on the selected hosts.
 #[utoipa::path(
@@ -28,14 +27,8 @@ use crate::service::state::{AppState, Shared};
         (status = 409, description = "The idempotency key was used with another body", body = crate::service::error::ErrorBody),
     )
 )]
-pub(crate) async fn create_run(
-    State(state): State<AppState>,
-    caller: Caller,
-    request_id: RequestId,
-    wait: Wait,
-    JsonBody(request): JsonBody<RunRequest>,
-) -> Result<Response, ApiError> {
-    submit(&state, &caller, &request_id, wait, &request).await
+pub(crate) async fn create_run(call: JobCall<RunRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
 impl JobRequest for RunRequest {

@@ -7,12 +7,14 @@
 
 use std::time::Duration;
 
+use axum::extract::{FromRequest, FromRequestParts as _, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
-use super::extract::{RequestId, Wait};
+use super::extract::{JsonBody, RequestId, Wait};
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
 use crate::service::jobs::{NewJob, Work, now_ms};
@@ -55,6 +57,56 @@ pub(crate) trait JobRequest: Serialize + Clone {
     /// A copy fit to keep in the job's record: secrets replaced.
     fn redacted(&self) -> Self {
         self.clone()
+    }
+}
+
+/// A request for a job, as a handler receives it: the caller, the
+/// request's id, `?wait=` and the JSON body. A handler that starts a job
+/// is then one line: `call.submit().await`.
+pub(crate) struct JobCall<R> {
+    /// The service.
+    state: AppState,
+    /// Who asks.
+    caller: Caller,
+    /// The request's id.
+    request_id: RequestId,
+    /// How long to wait for the job.
+    wait: Wait,
+    /// The body.
+    request: R,
+}
+
+impl<R: JobRequest + DeserializeOwned> FromRequest<AppState> for JobCall<R> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await?;
+        let request_id = RequestId::from_request_parts(&mut parts, state).await?;
+        let wait = Wait::from_request_parts(&mut parts, state).await?;
+        let JsonBody(request) =
+            JsonBody::<R>::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(JobCall {
+            state: state.clone(),
+            caller,
+            request_id,
+            wait,
+            request,
+        })
+    }
+}
+
+impl<R: JobRequest> JobCall<R> {
+    /// Starts the job and answers (see [`submit`]).
+    pub(crate) async fn submit(self) -> Result<Response, ApiError> {
+        submit(
+            &self.state,
+            &self.caller,
+            &self.request_id,
+            self.wait,
+            &self.request,
+        )
+        .await
     }
 }
 
