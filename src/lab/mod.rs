@@ -18,10 +18,10 @@
 //! # Parts
 //!
 //! - `spec` — [`LabSpec`]: what lab to bring up; `error` — [`LabError`].
-//! - `up` — [`up`] in named steps: checks, hosts, keys, servers, the
+//! - `up` — [`up()`] in named steps: checks, hosts, keys, servers, the
 //!   client's files; the directory made ready. `start` — every server on
 //!   one port, ready (another port when one is taken), following a `plan`.
-//! - `down` — [`down`]; `status` — [`status`]; `dir` — opening an
+//! - `down` — [`down()`]; `status` — [`status()`]; `dir` — opening an
 //!   existing lab's directory.
 //! - `layout` — pure: host names and addresses, paths, file contents.
 //! - `server` — binaries, host keys, start and readiness of one server.
@@ -161,7 +161,7 @@ impl Lab {
         self.hosts.iter().find(|host| host.name == name)
     }
 
-    /// Stops one host's server (and its open connections), as [`down`]
+    /// Stops one host's server (and its open connections), as [`down()`]
     /// does, so that the host becomes unreachable: connections to it are
     /// refused. The rest of the lab keeps running; [`Lab::start_host`]
     /// brings the host back. Blocks for up to a few seconds.
@@ -239,7 +239,7 @@ impl Lab {
         Ok(())
     }
 
-    /// Stops the lab: [`down`] on its directory.
+    /// Stops the lab: [`down()`] on its directory.
     pub fn down(&self) -> Result<DownReport, LabError> {
         down(&self.dir)
     }
