@@ -10,12 +10,20 @@ use super::state::{self, AuthorizedKey};
 
 /// Everything [`start_all`](super::start::start_all) needs.
 pub(super) struct Plan<'a> {
+    /// The server every host runs.
     pub(super) kind: ServerKind,
+    /// Its program.
     pub(super) server: &'a Path,
+    /// Where the lab's files are.
     pub(super) layout: &'a Layout,
+    /// The hosts, in order.
     pub(super) names: &'a [String],
+    /// Each host's address, in the order of `names`.
     pub(super) addresses: &'a [Ipv4Addr],
+    /// The login user, recorded in `lab.json`.
     pub(super) user: &'a str,
+    /// A Dropbear lab's line in the login user's authorized_keys, recorded
+    /// in `lab.json` for `down` to remove.
     pub(super) authorized_key: Option<&'a AuthorizedKey>,
     /// sshd accepts passwords (a password lab).
     pub(super) password_auth: bool,
