@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest as _, Sha256};
 
-use super::LabError;
+use super::error::LabError;
 
 /// The namespace and veth pair of one lab.
 #[derive(Debug, Clone, PartialEq, Eq)]

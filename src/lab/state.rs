@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{LabError, ServerKind};
+use super::error::LabError;
+use super::spec::ServerKind;
 
 /// The schema version of `lab.json`.
 pub(super) const VERSION: u32 = 1;

@@ -722,3 +722,6 @@ impl Observer for Redacting {
         self.inner.done(host);
     }
 }
+
+#[cfg(test)]
+mod tests;
