@@ -480,6 +480,11 @@ impl Executor {
                             format!("internal error in remex while working on {name}: {e}"),
                         ));
                         end(&run, &report, None);
+                        if let Some(observer) = run.observer() {
+                            observer.done(&report as &HostReport<dyn Detail>);
+                        }
+                        // Its connection may be mid-exchange: never reused.
+                        self.pool().forget(name);
                         results.push((*index, report));
                     }
                 }

@@ -335,11 +335,29 @@ async fn every_host_gets_one_end_record_whatever_became_of_it() {
     let fleet = Fleet::new(&hosts);
     let op = Fake::new();
     let worked = op.worked.clone();
-    let ctx = RunContext::new().secret(SECRET);
+    let notes = Arc::new(Notes::default());
+    let ctx = RunContext::new().secret(SECRET).observer(notes.clone());
 
     let report = fleet.run(&ctx, &hosts, op).await;
 
     assert_one_end_per_host(&fleet, &hosts, &report);
+    // The observer hears of every host's end, the panicked one's too.
+    let mut done: Vec<String> = notes
+        .taken()
+        .into_iter()
+        .filter(|note| note.starts_with("done "))
+        .collect();
+    done.sort();
+    assert_eq!(
+        done,
+        [
+            "done fail exit",
+            "done ok-1 ok",
+            "done ok-2 ok",
+            "done panic protocol",
+            "done slow timeout"
+        ]
+    );
     let outcomes = outcomes(&report);
     assert_eq!(
         outcomes[..3],
