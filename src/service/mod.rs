@@ -87,36 +87,7 @@ pub async fn serve(
 ) -> Result<(), ServiceError> {
     let config = executor.config().service.clone();
     let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.store)?);
-    let interrupted = {
-        let store = store.clone();
-        let now = jobs::now_ms();
-        tokio::task::spawn_blocking(move || store.interrupt_unfinished(now))
-            .await
-            .map_err(|e| ServiceError::Listen(e.to_string()))??
-    };
-    for job in &interrupted {
-        tracing::warn!(job = %job.id, "job was under way when the service stopped: marked interrupted");
-        // Its event stream ends, as a finished job's does.
-        let next = store
-            .events_after(&job.id, 0)
-            .map(|events| events.last().map_or(1, |e| e.seq + 1))
-            .unwrap_or(1);
-        let end = jobs::JobFinished {
-            job_id: job.id.clone(),
-            state: store::JobState::Interrupted,
-            summary: None,
-            error: Some("the service stopped while the job was under way".to_owned()),
-        };
-        let event = store::EventRecord {
-            job: job.id.clone(),
-            seq: next,
-            kind: "job_finished".into(),
-            data: serde_json::to_string(&end).unwrap_or_default(),
-        };
-        if let Err(e) = store.append_events(&[event]) {
-            tracing::error!(job = %job.id, "cannot end its events: {e}");
-        }
-    }
+    store::blocking(&store, jobs::interrupt_unfinished).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let callbacks = callbacks::Callbacks::new(Duration::from_secs(1));
     let max_output = usize::try_from(config.limits.max_output).unwrap_or(usize::MAX);

@@ -274,6 +274,35 @@ impl Jobs {
     }
 }
 
+/// Marks every job a stopped service left `queued` or `running` as
+/// `interrupted` (at start-up, after a crash), and ends its events as a
+/// finished job's end.
+pub(crate) fn interrupt_unfinished(store: &dyn Store) -> Result<(), store::StoreError> {
+    for job in store.interrupt_unfinished(now_ms())? {
+        tracing::warn!(job = %job.id, "job was under way when the service stopped: marked interrupted");
+        let next = store
+            .events_after(&job.id, 0)
+            .map(|events| events.last().map_or(1, |e| e.seq + 1))
+            .unwrap_or(1);
+        let end = JobFinished {
+            job_id: job.id.clone(),
+            state: JobState::Interrupted,
+            summary: None,
+            error: Some("the service stopped while the job was under way".to_owned()),
+        };
+        let event = EventRecord {
+            job: job.id.clone(),
+            seq: next,
+            kind: "job_finished".into(),
+            data: serde_json::to_string(&end).unwrap_or_default(),
+        };
+        if let Err(e) = store.append_events(&[event]) {
+            tracing::error!(job = %job.id, "cannot end its events: {e}");
+        }
+    }
+    Ok(())
+}
+
 /// Milliseconds since the epoch, now.
 pub(crate) fn now_ms() -> i64 {
     crate::audit::system_to_ms(std::time::SystemTime::now())
