@@ -28,6 +28,7 @@
 
 pub mod audit;
 pub mod config;
+mod error_chain;
 mod fresh;
 #[cfg(feature = "lab")]
 pub mod lab;

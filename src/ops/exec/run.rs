@@ -83,7 +83,7 @@ impl Lines {
 /// A fresh random tag for [`TAG_VAR`].
 fn new_tag() -> String {
     let bytes: [u8; 12] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Sudo as decided for one host: who, and how to invoke it.

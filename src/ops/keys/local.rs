@@ -10,6 +10,7 @@ use super::list::KeyInfo;
 use super::run::{key_dir, record_key};
 use super::state::load_state;
 use crate::audit::{Op, Record, Redactor};
+use crate::error_chain::chain;
 use crate::run::report::{ErrorKind, Failure, NoHost, RunReport};
 use crate::run::runner::{LocalOperation, Redact, RunState};
 use crate::run::{Error, Executor, RunContext};
@@ -104,7 +105,7 @@ impl LocalOperation for Generate {
         })
         .await
         .map_err(|e| Failure::new(ErrorKind::Keys, format!("key generation: {e}")))?
-        .map_err(|e| Failure::new(ErrorKind::Keys, format!("{:#}", anyhow::Error::from(e))))?;
+        .map_err(|e| Failure::new(ErrorKind::Keys, chain(&e)))?;
         run.executor.key_state_changed();
         record_key(
             run,

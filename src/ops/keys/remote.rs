@@ -199,7 +199,9 @@ impl RemoteFile {
     pub(crate) fn based_on(&self) -> BasedOn {
         match self {
             Self::Missing => BasedOn::Missing,
-            Self::Present(text) => BasedOn::Sha256(hex(&HashAlg::Sha256.digest(text.as_bytes()))),
+            Self::Present(text) => {
+                BasedOn::Sha256(hex::encode(HashAlg::Sha256.digest(text.as_bytes())))
+            }
         }
     }
 }
@@ -212,11 +214,6 @@ fn find_header(stdout: &[u8]) -> Option<usize> {
         (i == 0 || stdout.get(i - 1) == Some(&b'\n'))
             && stdout.get(i..).is_some_and(|rest| rest.starts_with(needle))
     })
-}
-
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A change to make to `authorized_keys`.

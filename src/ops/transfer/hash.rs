@@ -276,7 +276,7 @@ pub(super) async fn local_in_background(
 
 /// Hex of a finished hasher.
 pub(super) fn finish(hasher: Sha256) -> String {
-    crate::ops::exec::script::hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]
