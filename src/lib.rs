@@ -29,6 +29,7 @@
 pub mod audit;
 pub mod config;
 mod error_chain;
+mod failure;
 mod fresh;
 #[cfg(feature = "lab")]
 pub mod lab;

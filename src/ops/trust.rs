@@ -35,8 +35,9 @@ use russh::keys::PublicKey;
 use serde::Serialize;
 
 use crate::audit::{Event, Op, Record};
+use crate::failure::{ErrorKind, Failure};
 use crate::run::context::HostKeyOffer;
-use crate::run::report::{ErrorKind, Failure, NoDetails, RunReport};
+use crate::run::report::{NoDetails, RunReport};
 use crate::run::runner::{HostDetail, HostRun, Operation, Redact, change_record};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::connection::Endpoint;

@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use crate::audit::{AuditError, AuditLog, Redactor};
 use crate::config::{Config, ConfigError, Hop, Vm};
+use crate::failure::Failure;
 use crate::fresh::Fresh;
 use crate::ops::keys::resolve::host_key;
 use crate::ops::keys::{KeyState, KeysError, load_state, state_path};
 use crate::run::pool::Pool;
-use crate::run::report::Failure;
 use crate::targets::TargetError;
 use crate::transport::connection::{ConnectOptions, Endpoint};
 use crate::transport::host_key::{self, KnownHostsView};

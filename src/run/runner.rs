@@ -41,11 +41,10 @@ use tokio::task::JoinSet;
 use super::cancel::{self, Cancel};
 use super::context::{Observer, RunContext, Stream};
 use super::executor::{Error, Executor};
-use super::report::{
-    Detail, ErrorKind, Failure, HostReport, NoDetails, NoHost, RunReport, Summary, millis,
-};
+use super::report::{Detail, HostReport, NoDetails, NoHost, RunReport, Summary, millis};
 use crate::audit::{Event, Op, Record, Redactor, Stamp, Trail, new_run_id};
 use crate::error_chain::chain;
+use crate::failure::{ErrorKind, Failure};
 use crate::transport::connection::{Connection, Endpoint, Keys};
 use crate::transport::identity::PassphraseSource;
 use crate::transport::login::{Asker, Login};

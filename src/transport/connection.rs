@@ -39,7 +39,7 @@ use super::login::{Login, Password};
 use super::steps::{ChannelClock, ms};
 use super::tcp::{self, DialError};
 use crate::config::HostKeyPolicy;
-use crate::run::report::{ErrorKind, Failure};
+use crate::failure::{ErrorKind, Failure};
 
 /// Where and as whom to connect: one host of the inventory, resolved.
 #[derive(Debug, Clone, Default)]

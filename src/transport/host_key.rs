@@ -29,8 +29,8 @@ use super::identity::fingerprint;
 use super::known_hosts::{self, HostKeyStatus, KnownHosts};
 use super::steps::ChannelClock;
 use crate::config::HostKeyPolicy;
+use crate::failure::{Failure, HostKeyProblem};
 use crate::fresh::Fresh;
-use crate::run::report::{Failure, HostKeyProblem};
 
 /// remex's known_hosts, read again when the file changes.
 pub(crate) type KnownHostsView = Fresh<KnownHosts>;

@@ -1,6 +1,7 @@
 //! The transport: reaching one host over SSH. Nothing here knows about runs,
-//! audit records or reports beyond the [`crate::Failure`] a failed step
-//! becomes.
+//! audit records or reports beyond the [`crate::failure::Failure`] a failed
+//! step becomes. **Invariant:** nothing here imports `crate::run` or
+//! `crate::ops`: the layers above use the transport, never the reverse.
 //!
 //! - `tcp.rs` — resolve and dial, retrying transient errors only.
 //! - `connection.rs` — one authenticated russh connection: the one

@@ -12,9 +12,9 @@ use super::request::{Command, Exec, TAG_VAR};
 use super::result::Captured;
 use super::script::{self, Script};
 use super::sudo::{Sudo, SudoMode};
+use crate::failure::{ErrorKind, Failure};
 use crate::run::cancel::{self, Cancel};
 use crate::run::context::{Observer, Stream};
-use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::Connection;
 
 /// Where a command runs, for how long, and who watches it: the host's

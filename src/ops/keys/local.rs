@@ -11,7 +11,8 @@ use super::run::{key_dir, record_key};
 use super::state::load_state;
 use crate::audit::{Op, Record, Redactor};
 use crate::error_chain::chain;
-use crate::run::report::{ErrorKind, Failure, NoHost, RunReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::run::report::{NoHost, RunReport};
 use crate::run::runner::{LocalOperation, Redact, RunState};
 use crate::run::{Error, Executor, RunContext};
 

@@ -15,7 +15,8 @@ use super::run::{LoadedKey, key_details, key_dir, load, local_failure, update, u
 use super::session::{self, Edited};
 use super::state::KeyState;
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::run::report::HostReport;
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
 use crate::transport::login::Login;

@@ -12,8 +12,8 @@ use super::list::read_public_key;
 use super::report::KeyRef;
 use super::state::{KeyState, load_state, update_state};
 use crate::audit::{Event, Record};
+use crate::failure::{ErrorKind, Failure};
 use crate::run::Executor;
-use crate::run::report::{ErrorKind, Failure};
 use crate::run::runner::RunState;
 use crate::transport::identity::fingerprint;
 

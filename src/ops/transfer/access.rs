@@ -19,9 +19,9 @@
 
 use russh::ChannelMsg;
 
+use crate::failure::{ErrorKind, Failure};
 use crate::ops::exec::sudo::{Sudo, SudoMode};
 use crate::quote::quote;
-use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::{Connection, Session};
 
 /// Where OpenSSH's `sftp-server` lives on the common systems (Debian and

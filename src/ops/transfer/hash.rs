@@ -6,8 +6,8 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::failure::{ErrorKind, Failure};
 use crate::quote::quote;
-use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::Connection;
 
 use super::access::Access;

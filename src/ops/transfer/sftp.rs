@@ -16,7 +16,7 @@ use russh_sftp::client::rawsession::Limits;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::run::report::{ErrorKind, Failure};
+use crate::failure::{ErrorKind, Failure};
 use crate::transport::connection::{Connection, Session};
 
 use super::Options;
