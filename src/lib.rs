@@ -26,6 +26,7 @@
 //! - [`config`] — the YAML config; [`targets`] — the selector grammar.
 //! - `lab` (feature `lab`) — local labs of real sshd hosts.
 
+mod atomic_file;
 pub mod audit;
 pub mod config;
 mod error_chain;

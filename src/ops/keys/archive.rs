@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use super::generate::{ensure_key_dir, private_key_path, public_key_path, validate_name};
 use super::state::update_state;
-use super::{KeysError, atomic_file, timestamp};
+use super::{KeysError, timestamp};
+use crate::atomic_file;
 
 /// The archive's directory name inside the key directory.
 pub(crate) const ARCHIVE_DIR: &str = "archive";

@@ -5,7 +5,8 @@
 //! `ssh-keygen -N` does) in `DIR/NAME`, mode 0600 from the moment the file
 //! exists; the public key is one line in `DIR/NAME.pub`, mode 0644. The
 //! directory must be private (0700; it is created so). An existing file is
-//! never overwritten, even by a concurrent generate: see `atomic_file`.
+//! never overwritten, even by a concurrent generate: see
+//! [`crate::atomic_file`].
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -15,7 +16,8 @@ use russh::keys::ssh_key::private::{KeypairData, RsaKeypair};
 use russh::keys::{Algorithm, EcdsaCurve, PrivateKey, PublicKey};
 
 use super::state::{KeyRecord, update_state};
-use super::{KeysError, atomic_file, timestamp};
+use super::{KeysError, timestamp};
+use crate::atomic_file;
 use crate::transport::identity::fingerprint;
 
 /// The RSA size used when none is given (`ssh-keygen`'s default too).

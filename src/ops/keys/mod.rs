@@ -23,8 +23,7 @@
 //! - `archive.rs` — `archive()` a retired key, `prune` the archive.
 //! - `local.rs` — [`crate::Executor::keys_generate`] and
 //!   [`crate::Executor::keys_prune`]: the audited runs that contact no host.
-//! - `atomic_file.rs`, `timestamp.rs`, `error.rs` — helpers and
-//!   [`KeysError`].
+//! - `timestamp.rs`, `error.rs` — helpers and [`KeysError`].
 //! - `resolve.rs` — which key remex logs in to a host with: the config's
 //!   `key:`, else the state file's current key, else `default_key`.
 //!
@@ -56,7 +55,6 @@
 //! **Invariant:** no passphrase or private key material appears in an error
 //! or log line; keys are named by name, path or fingerprint.
 
-mod atomic_file;
 mod timestamp;
 
 pub(crate) mod archive;

@@ -39,8 +39,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::KeysError;
-use super::atomic_file;
 use super::rotation::HostRotation;
+use crate::atomic_file;
 
 /// The state file's name inside the key directory.
 pub(crate) const STATE_FILE: &str = "remex-keys.json";
