@@ -32,6 +32,7 @@ pub mod config;
 mod error_chain;
 mod failure;
 mod fresh;
+mod keydir;
 #[cfg(feature = "lab")]
 pub mod lab;
 mod ops;

@@ -29,8 +29,8 @@
 
 use russh::keys::HashAlg;
 
-use super::KeysError;
 use super::authorized_keys::{KeyLine, add_key, remove_key};
+use crate::keydir::KeysError;
 use crate::quote::quote;
 
 /// The first word of the read command's header line.
@@ -325,7 +325,7 @@ pub(crate) fn check_exit(code: u32, stderr: &[u8]) -> Result<(), RemoteEditError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::keys::test_support::mode;
+    use crate::keydir::test_support::mode;
     use russh::keys::{Algorithm, PrivateKey};
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
