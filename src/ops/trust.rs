@@ -40,7 +40,7 @@ use crate::run::context::HostKeyOffer;
 use crate::run::report::{NoDetails, RunReport};
 use crate::run::runner::{HostDetail, HostRun, Operation, Redact, change_record};
 use crate::run::{Error, Executor, RunContext};
-use crate::transport::connection::Endpoint;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::identity::fingerprint;
 use crate::transport::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
 

@@ -45,7 +45,8 @@ use super::report::{Detail, HostReport, NoDetails, NoHost, RunReport, Summary, m
 use crate::audit::{Event, Op, Record, Redactor, Stamp, Trail, new_run_id};
 use crate::error_chain::chain;
 use crate::failure::{ErrorKind, Failure};
-use crate::transport::connection::{Connection, Endpoint, Keys};
+use crate::transport::connection::{Connection, Keys};
+use crate::transport::endpoint::Endpoint;
 use crate::transport::identity::PassphraseSource;
 use crate::transport::login::{Asker, Login};
 

@@ -23,7 +23,7 @@ use russh::client;
 use russh::keys::ssh_key::Certificate;
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
 
-use super::connection::Endpoint;
+use super::endpoint::Endpoint;
 use super::host_certificate::{self, CertificateStatus, show_time};
 use super::identity::fingerprint;
 use super::known_hosts::{self, HostKeyStatus, KnownHosts};

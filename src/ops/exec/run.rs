@@ -189,7 +189,7 @@ async fn run_command(
     };
     let tag = new_tag();
     // `_slot` keeps the connection's session slot until this command is done.
-    let crate::transport::connection::Session {
+    let crate::transport::session::Session {
         channel,
         slot: _slot,
     } = session;

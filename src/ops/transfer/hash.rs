@@ -112,7 +112,7 @@ fn streaming_pipe(path: &str) -> String {
 /// [`Streaming::feed`] each completed stretch in order, then
 /// [`Streaming::finish`] for the digest of all of them.
 pub(super) struct Streaming {
-    session: crate::transport::connection::Session,
+    session: crate::transport::session::Session,
     path: String,
     /// Output that came before the server confirmed the command.
     early: Vec<u8>,

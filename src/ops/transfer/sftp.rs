@@ -17,7 +17,8 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::failure::{ErrorKind, Failure};
-use crate::transport::connection::{Connection, Session};
+use crate::transport::connection::Connection;
+use crate::transport::session::Session;
 
 use super::Options;
 use super::access::Access;
