@@ -42,6 +42,8 @@ pub mod run;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod targets;
+#[cfg(test)]
+mod test_support;
 mod transport;
 
 pub use config::Config;

@@ -219,8 +219,8 @@ fn archived_files(archive: &Path) -> Result<BTreeMap<String, Vec<PathBuf>>, Keys
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keydir::test_support::tempdir;
     use crate::keydir::{HostRotation, KeyRecord, RotationStep, load_state};
+    use crate::test_support::tempdir;
     use std::os::unix::fs::PermissionsExt as _;
 
     /// A key's two files (what `keys generate` writes; archiving does not

@@ -33,8 +33,6 @@ mod error;
 mod host_rotation;
 pub(crate) mod resolve;
 pub(crate) mod state;
-#[cfg(test)]
-pub(crate) mod test_support;
 pub(crate) mod timestamp;
 
 pub use archive::{ArchivedKey, PruneReport, PrunedKey};
@@ -141,8 +139,8 @@ pub(crate) fn ensure_key_dir(dir: &Path) -> Result<(), KeysError> {
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
-    use super::test_support::{mode, tempdir};
     use super::*;
+    use crate::test_support::{mode, tempdir};
 
     #[test]
     fn key_dir_permissions() {

@@ -29,6 +29,7 @@ use super::identity::fingerprint;
 use super::known_hosts::{self, HostKeyStatus, KnownHosts};
 use super::steps::ChannelClock;
 use crate::config::HostKeyPolicy;
+use crate::error_chain::chain;
 use crate::failure::{Failure, HostKeyProblem};
 use crate::fresh::Fresh;
 
@@ -41,10 +42,7 @@ pub(crate) fn current(known: &KnownHostsView) -> Result<Arc<KnownHosts>, Failure
     known.get(KnownHosts::load).map_err(|e| {
         Failure::host_key(
             HostKeyProblem::Unreadable,
-            format!(
-                "cannot check the host key: {}",
-                known_hosts::error_chain(&e)
-            ),
+            format!("cannot check the host key: {}", chain(&e)),
         )
     })
 }

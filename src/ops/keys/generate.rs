@@ -291,7 +291,7 @@ fn write_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keydir::test_support::{mode, ssh_keygen, tempdir};
+    use crate::test_support::{mode, ssh_keygen, tempdir};
     use crate::transport::identity::load_key_with;
     use std::ffi::OsStr;
     use std::os::unix::fs::PermissionsExt as _;

@@ -215,9 +215,9 @@ pub(crate) fn read_public_key(dir: &Path, name: &str) -> Result<PublicKey, KeysE
 mod tests {
     use super::*;
     use crate::keydir::archive::archive;
-    use crate::keydir::test_support::tempdir;
     use crate::keydir::update_state;
     use crate::ops::keys::generate::{KeyKind, generate};
+    use crate::test_support::tempdir;
 
     #[test]
     fn missing_dir_lists_nothing() {
@@ -244,7 +244,7 @@ mod tests {
                 .map(std::ffi::OsStr::new)
                 .collect();
         args.push(foreign.as_os_str());
-        crate::keydir::test_support::ssh_keygen(args);
+        crate::test_support::ssh_keygen(args);
         // Noise that is not a key.
         std::fs::write(dir.join("lonely.pub"), "ssh-ed25519 AAAA")
             .unwrap_or_else(|e| panic!("{e}"));

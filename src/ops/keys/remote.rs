@@ -325,7 +325,7 @@ pub(crate) fn check_exit(code: u32, stderr: &[u8]) -> Result<(), RemoteEditError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keydir::test_support::mode;
+    use crate::test_support::mode;
     use russh::keys::{Algorithm, PrivateKey};
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
