@@ -22,6 +22,11 @@
 //!   [`trust`].
 //! - `transport/` — reaching a host: TCP, the SSH connection, host keys,
 //!   private keys.
+//! - `keydir/` — the key directory: key files, the key state file, the
+//!   archive, which key a host logs in with (public types re-exported in
+//!   [`keys`]).
+//! - base modules every layer may use: `failure` ([`Failure`]),
+//!   `atomic_file`, `error_chain`, `fresh`, `pattern`, [`quote`].
 //! - [`audit`] — the tamper-evident audit log.
 //! - [`config`] — the YAML config; [`targets`] — the selector grammar.
 //! - `lab` (feature `lab`) — local labs of real sshd hosts.
