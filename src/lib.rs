@@ -22,14 +22,22 @@
 //!   [`trust`].
 //! - `transport/` — reaching a host: TCP, the SSH connection, host keys,
 //!   private keys.
+//! - `keydir/` — the key directory: key files, the key state file, the
+//!   archive, which key a host logs in with (public types re-exported in
+//!   [`keys`]).
+//! - base modules every layer may use: `failure` ([`Failure`]),
+//!   `atomic_file`, `error_chain`, `fresh`, `pattern`, [`quote`].
 //! - [`audit`] — the tamper-evident audit log.
 //! - [`config`] — the YAML config; [`targets`] — the selector grammar.
 //! - `lab` (feature `lab`) — local labs of real sshd hosts.
 
+mod atomic_file;
 pub mod audit;
 pub mod config;
 mod error_chain;
+mod failure;
 mod fresh;
+mod keydir;
 #[cfg(feature = "lab")]
 pub mod lab;
 mod ops;
@@ -39,6 +47,8 @@ pub mod run;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod targets;
+#[cfg(test)]
+mod test_support;
 mod transport;
 
 pub use config::Config;

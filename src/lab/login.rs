@@ -40,8 +40,10 @@ pub(super) fn login_account(user: Option<&str>, euid: u32) -> Result<account::Ac
 pub(super) fn user_comment(layout: &Layout) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(layout.dir.as_os_str().as_encoded_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("remex-lab-{hex}")
+    format!(
+        "remex-lab-{}",
+        hex::encode(digest.get(..8).unwrap_or_default())
+    )
 }
 
 /// Creates (or finds, left by this lab) the password lab's user and sets

@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, NoDetails, RunReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::run::report::{NoDetails, RunReport};
 use crate::run::runner::{HostDetail, HostRun, Operation, Redact};
 use crate::run::{Error, Executor, RunContext};
 use crate::targets::Targets;

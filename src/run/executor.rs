@@ -14,16 +14,17 @@ use std::sync::Arc;
 
 use crate::audit::{AuditError, AuditLog, Redactor};
 use crate::config::{Config, ConfigError, Hop, Vm};
+use crate::failure::Failure;
 use crate::fresh::Fresh;
-use crate::ops::keys::resolve::host_key;
-use crate::ops::keys::{KeyState, KeysError, load_state, state_path};
+use crate::keydir::resolve::host_key;
+use crate::keydir::{KeyState, KeysError, load_state, state_path};
 use crate::run::pool::Pool;
-use crate::run::report::Failure;
 use crate::targets::{Selection, TargetError, Targets};
-use crate::transport::connection::{ConnectOptions, Endpoint};
+use crate::transport::endpoint::Endpoint;
 use crate::transport::host_key::{self, KnownHostsView};
 use crate::transport::identity::KeyStore;
 use crate::transport::known_hosts::KnownHostsError;
+use crate::transport::options::{ConnectOptions, ssh_config};
 
 /// Why a run could not start at all (as opposed to a host failing).
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +150,7 @@ impl ExecutorBuilder {
             address_family: re.address_family,
             host_certificates: false,
         };
-        crate::transport::connection::ssh_config(&options).map_err(Error::Invalid)?;
+        ssh_config(&options).map_err(Error::Invalid)?;
         let known = Arc::new(KnownHostsView::new(&re.known_hosts));
         // Read now so a broken file is reported before any host; read again
         // whenever it changes.

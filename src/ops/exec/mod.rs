@@ -66,7 +66,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::{Op, Record};
-use crate::run::report::{Failure, RunReport};
+use crate::failure::Failure;
+use crate::run::report::{HostReport, RunReport};
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
 use crate::targets::Targets;
@@ -187,11 +188,7 @@ impl Operation for ExecOp {
         ran.error.map_or(Ok(()), Err)
     }
 
-    async fn finish(
-        &self,
-        _run: &RunState,
-        _results: &[crate::run::HostReport<ExecResult>],
-    ) -> ExecDetails {
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<ExecResult>]) -> ExecDetails {
         let script = match &self.exec.command {
             Command::Script { script, .. } => Some(ScriptInfo {
                 name: script.name.clone(),

@@ -12,9 +12,9 @@ use super::command::{Command, Exec, TAG_VAR};
 use super::result::Captured;
 use super::script::{self, Script};
 use super::sudo::{Sudo, SudoMode};
+use crate::failure::{ErrorKind, Failure};
 use crate::run::cancel::{self, Cancel};
 use crate::run::context::{Observer, Stream};
-use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::Connection;
 
 /// Where a command runs, for how long, and who watches it: the host's
@@ -83,7 +83,7 @@ impl Lines {
 /// A fresh random tag for [`TAG_VAR`].
 fn new_tag() -> String {
     let bytes: [u8; 12] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Sudo as decided for one host: who, and how to invoke it.
@@ -189,7 +189,7 @@ async fn run_command(
     };
     let tag = new_tag();
     // `_slot` keeps the connection's session slot until this command is done.
-    let crate::transport::connection::Session {
+    let crate::transport::session::Session {
         channel,
         slot: _slot,
     } = session;

@@ -9,13 +9,13 @@
 //! removal, which proves the fallback works before the state switches to
 //! it.
 
-use super::generate::private_key_path;
 use super::report::{ChangeAction, KeyDetails, KeyResult, KeysReport};
 use super::run::{LoadedKey, key_details, key_dir, load, local_failure, update, used_key};
 use super::session::{self, Edited};
-use super::state::KeyState;
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::keydir::{KeyState, private_key_path};
+use crate::run::report::HostReport;
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
 use crate::targets::Targets;

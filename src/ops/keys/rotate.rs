@@ -23,17 +23,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use super::archive::{ArchivedKey, archive};
-use super::generate::{KeyKind, default_comment, generate, private_key_path};
+use super::generate::{KeyKind, default_comment, generate};
 use super::report::{ChangeAction, KeyDetails, KeyRef, KeyResult, KeysReport};
-use super::rotation::{
-    HostPlan, HostRotation, RotationAction, RotationEvent, RotationPlan, plan_rotation,
-};
+use super::rotation::{HostPlan, RotationAction, RotationEvent, RotationPlan, plan_rotation};
 use super::run::{LoadedKey, key_dir, load, local_failure, record_key, update};
 use super::session::{self, Edited};
-use super::{KeysError, now_rfc3339, timestamp};
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::keydir::archive::archive;
+use crate::keydir::timestamp::{self, now_rfc3339};
+use crate::keydir::{ArchivedKey, HostRotation, KeysError, private_key_path, validate_name};
+use crate::run::report::HostReport;
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
 use crate::targets::Targets;
@@ -90,7 +90,7 @@ impl Executor {
             (None, Some(name)) => name.clone(),
             (None, None) => format!("remex-{}", timestamp::compact(SystemTime::now())),
         };
-        super::generate::validate_name(&target)?;
+        validate_name(&target)?;
         let starting = plan
             .hosts
             .iter()

@@ -12,7 +12,8 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, NoDetails};
+use crate::failure::{ErrorKind, Failure};
+use crate::run::report::NoDetails;
 use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
 use crate::targets::Targets;

@@ -33,7 +33,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::audit::{Event, Op, Record, Redactor};
-use crate::run::report::{Failure, RunReport};
+use crate::failure::Failure;
+use crate::run::report::RunReport;
 use crate::run::runner::{HostDetail, Redact, with_failure};
 
 /// What happened to a destination.
@@ -220,7 +221,7 @@ impl HostDetail for TransferResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::report::ErrorKind;
+    use crate::failure::ErrorKind;
 
     fn file(status: TransferStatus, error: Option<Failure>) -> FileOutcome {
         FileOutcome {

@@ -9,8 +9,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
 use crate::audit::{Op, Record};
+use crate::failure::{ErrorKind, Failure};
 use crate::run::cancel::Cancel;
-use crate::run::report::{ErrorKind, Failure, NoDetails};
+use crate::run::report::NoDetails;
 use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
 use crate::targets::Targets;
