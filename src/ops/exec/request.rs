@@ -454,11 +454,11 @@ mod tests {
             ),
             (
                 r#"{"targets":"a","command":["x"],"env":{"1A":"x"}}"#,
-                "env.1A",
+                "env",
             ),
             (
                 r#"{"targets":"a","command":["x"],"secret_env":{"A=B":"x"}}"#,
-                "secret_env.A=B",
+                "secret_env",
             ),
             (
                 r#"{"targets":"a","command":["x"],"sudo":{"pass":"x"}}"#,
