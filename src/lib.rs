@@ -28,8 +28,20 @@
 //! - base modules every layer may use: `failure` ([`Failure`]),
 //!   `atomic_file`, `error_chain`, `fresh`, `pattern`, [`quote`].
 //! - [`audit`] — the tamper-evident audit log.
-//! - [`config`] — the YAML config; [`targets`] — the selector grammar.
-//! - `lab` (feature `lab`) — local labs of real sshd hosts.
+//! - [`config`] — the YAML config; [`targets`] — the selector grammar and
+//!   the [`Selection`] a selector resolves to, once.
+//! - `lab` (feature `lab`) — local labs of real sshd hosts; `service`
+//!   (feature `service`) — `remex serve`.
+//!
+//! A run's request as data is a [`RunRequest`]: the same JSON as the
+//! command line's `exec --request` and the service's `POST /v1/runs`.
+//!
+//! # Features
+//!
+//! The default, `cli`, builds the `remex` binary with the lab and the
+//! service. A program that only uses the library depends on remex with
+//! `default-features = false`: no lab, service or CLI, and none of their
+//! crates (axum, rusqlite, reqwest, clap, anyhow).
 
 mod atomic_file;
 pub mod audit;

@@ -17,7 +17,7 @@
 //!   (the caller, `?wait=`, JSON bodies); `mod.rs`, the guard every request
 //!   passes (token, rate, audit record) and the OpenAPI document built
 //!   from the handlers.
-//! - `jobs/` — running jobs ([`Work`](jobs::Work): what each runs), their
+//! - `jobs/` — running jobs (`Work`: what each runs), their
 //!   events, waiting, cancelling, draining.
 //! - `view.rs` — a job as the API shows it; `state.rs` — what handlers
 //!   share.

@@ -452,10 +452,7 @@ mod tests {
                 r#"{"targets":"a","command":["x"],"max_output":"1Q"}"#,
                 "max_output",
             ),
-            (
-                r#"{"targets":"a","command":["x"],"env":{"1A":"x"}}"#,
-                "env",
-            ),
+            (r#"{"targets":"a","command":["x"],"env":{"1A":"x"}}"#, "env"),
             (
                 r#"{"targets":"a","command":["x"],"secret_env":{"A=B":"x"}}"#,
                 "secret_env",
