@@ -57,6 +57,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+echo "==> cargo clippy --lib --no-default-features -- -D warnings (the library alone: no lab, service or CLI)"
+cargo clippy --lib --no-default-features --locked -- -D warnings
 echo "==> cargo nextest run"
 cargo nextest run --all-targets --locked --no-fail-fast
 echo "==> cargo test --doc"

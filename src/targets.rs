@@ -97,6 +97,83 @@ pub fn select(selector: &str, inventory: &[Candidate<'_>]) -> Result<Vec<String>
     Ok(chosen)
 }
 
+/// The hosts a selector selected: resolved once (when a request arrives),
+/// then used unchanged by whoever authorizes it, records it and runs it, so
+/// the hosts that were checked are the hosts that run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// The selector as written.
+    selector: String,
+    /// The hosts it selected, in inventory order; never empty.
+    hosts: Vec<String>,
+}
+
+impl Selection {
+    /// The hosts `selector` selects from `inventory` (see [`select`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`select`].
+    pub fn new(selector: &str, inventory: &[Candidate<'_>]) -> Result<Selection, TargetError> {
+        Ok(Selection {
+            selector: selector.to_owned(),
+            hosts: select(selector, inventory)?,
+        })
+    }
+
+    /// The selector as written (what the audit log and a job record show).
+    pub fn selector(&self) -> &str {
+        &self.selector
+    }
+
+    /// The selected hosts, in inventory order.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// Whether `host` is selected.
+    pub fn contains(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h == host)
+    }
+
+    /// The selected hosts that `other` does not select.
+    pub fn outside<'a>(&'a self, other: &Selection) -> Vec<&'a str> {
+        self.hosts
+            .iter()
+            .filter(|h| !other.contains(h))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// What an operation runs on: a selector, resolved when the run starts, or
+/// a [`Selection`] resolved already.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// A selector (`web,!db01`).
+    Selector(&'a str),
+    /// Hosts selected already.
+    Selection(&'a Selection),
+}
+
+impl<'a> From<&'a str> for Targets<'a> {
+    fn from(selector: &'a str) -> Self {
+        Targets::Selector(selector)
+    }
+}
+
+impl<'a> From<&'a String> for Targets<'a> {
+    fn from(selector: &'a String) -> Self {
+        Targets::Selector(selector)
+    }
+}
+
+impl<'a> From<&'a Selection> for Targets<'a> {
+    fn from(selection: &'a Selection) -> Self {
+        Targets::Selection(selection)
+    }
+}
+
 /// Indices of the hosts one (non-negated) term names.
 fn resolve(name: &str, inventory: &[Candidate<'_>]) -> Result<Vec<usize>, TargetError> {
     if name == "all" {

@@ -132,7 +132,7 @@ impl Sealer {
                     for part in parts {
                         mac.update(part);
                     }
-                    hex(&mac.finalize().into_bytes())
+                    hex::encode(mac.finalize().into_bytes())
                 }
                 // HMAC takes keys of any length; this cannot happen, and a
                 // hash that matches nothing is the safe answer if it did.
@@ -143,21 +143,10 @@ impl Sealer {
                 for part in parts {
                     sha.update(part);
                 }
-                hex(&sha.finalize())
+                hex::encode(sha.finalize())
             }
         }
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
 }
 
 /// Whether `text` is a hash as written in the log: 64 lower-case hex digits.

@@ -123,7 +123,9 @@ impl Head {
     /// from, or — on a file system that does not order a replace-by-rename
     /// after the new file's data, unlike ext4 — an empty one, which
     /// `verify` reports as `head invalid` and the writer refuses (fail
-    /// closed) until someone has looked.
+    /// closed) until someone has looked. (So not
+    /// [`crate::atomic_file::replace`], which forces the file and its
+    /// directory to disk.)
     pub(crate) fn write(&self, path: &Path, tmp: &Path) -> Result<(), AuditError> {
         let write_error = |path: &Path| {
             let path = path.to_path_buf();

@@ -1,5 +1,6 @@
 //! The command line, as clap sees it. Parsing only: no I/O here.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -213,7 +214,7 @@ Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error
     Hosts(HostsCommand),
     /// Client keys: generate, list, deploy, rotate, revoke, prune.
     #[command(subcommand)]
-    Keys(super::keys::KeysCommand),
+    Keys(KeysCommand),
     /// A local lab of real OpenSSH sshd hosts on loopback, for trying remex.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -235,10 +236,10 @@ Examples:
   curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\
        -d '{\"targets\":\"web\",\"command\":[\"uptime\"]}' 'http://127.0.0.1:7878/v1/runs?wait=30s'
   remex serve --print-openapi > docs/openapi.json")]
-    Serve(super::serve::ServeArgs),
+    Serve(ServeArgs),
     /// Tokens for `remex serve`: create (shown once), list, revoke.
     #[command(subcommand)]
-    Tokens(super::serve::TokensCommand),
+    Tokens(TokensCommand),
     /// Print a shell completion script.
     #[command(after_help = "\
 Examples:
@@ -328,8 +329,8 @@ pub struct RunArgs {
     /// Stop the command after this long, and its child processes with it
     /// (30s, 5m, 1h; `none`: never; default: remote_execution.command_timeout).
     /// 0 is refused: it would stop the command at once.
-    #[arg(long, short = 't', value_name = "DURATION|none", value_parser = remex::config::parse_timeout)]
-    pub timeout: Option<Duration>,
+    #[arg(long, short = 't', value_name = "DURATION|none", value_parser = remex::exec::Timeout::parse)]
+    pub timeout: Option<remex::exec::Timeout>,
     /// Set an environment variable for the command (repeatable); works even
     /// when sshd's AcceptEnv refuses it.
     #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = parse_env)]
@@ -542,12 +543,167 @@ Examples:
   remex hosts trust vm01 --fingerprint SHA256:abc…
   remex hosts trust lab --yes                    automation on a trusted network
   remex hosts trust vm03 --replace --fingerprint SHA256:new…")]
-    Trust(super::hosts::TrustArgs),
+    Trust(TrustArgs),
     /// Remove the hosts' pins from remex's known_hosts (other lines are kept as they are).
     Forget {
         /// Which hosts.
         targets: String,
     },
+}
+
+/// `remex hosts trust`.
+#[derive(Debug, Args)]
+pub(crate) struct TrustArgs {
+    #[command(flatten)]
+    pub adhoc: AdHoc,
+    /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
+    pub targets: String,
+    /// Pin only a key with this fingerprint (SHA256:…, obtained out of band,
+    /// e.g. `ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub` on the host's
+    /// console); repeatable. No prompt.
+    #[arg(long, value_name = "SHA256:…")]
+    pub fingerprint: Vec<String>,
+    /// Pin whatever key each host offers, without asking (automation on a
+    /// network you trust).
+    #[arg(long)]
+    pub yes: bool,
+    /// Replace the pin of a host whose key changed (shows both fingerprints).
+    #[arg(long)]
+    pub replace: bool,
+}
+
+/// `remex keys …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Generate a key pair in remote_execution.key_storage_path.
+    #[command(after_help = "\
+The private key is OpenSSH's format, mode 0600, in a 0700 directory; the public
+key is NAME.pub beside it, with the comment remex@<this host>. An existing key
+is never overwritten.
+
+Examples:
+  remex keys generate --name deploy
+  remex keys generate --name legacy --type rsa --bits 4096
+  KEY_PASS=… remex keys generate --name ops --passphrase-env KEY_PASS")]
+    Generate(GenerateArgs),
+    /// List the keys: type, fingerprint, created, where deployed, which host uses which.
+    List,
+    /// Add a key to the hosts' ~/.ssh/authorized_keys and verify a login with it.
+    #[command(after_help = "\
+Logs in with whatever works today: --bootstrap-key, else the host's usual key;
+then the ssh-agent (when use_agent); then a password (--password-env, or a
+prompt when stdin is a terminal; password and keyboard-interactive auth).
+Adds the key unless present (other lines kept byte for byte; the file replaced
+atomically), then opens a fresh connection with the new key alone. From then
+on remex logs in to the host with that key.
+
+Examples:
+  remex keys deploy all --name deploy --password-env SSH_PASS
+  remex keys deploy web --name deploy --bootstrap-key ~/.ssh/id_ed25519")]
+    Deploy(DeployArgs),
+    /// Replace the key remex uses on the hosts by a new one, never locking a host out.
+    #[command(after_help = "\
+Per host: deploy the new key (logging in with the current one), verify a login
+with the new key alone, record it as the host's key, remove the old key. A host
+that fails keeps working with its current key; run the same command again to
+finish. Old private keys are archived (KEY_DIR/archive) until `remex keys prune`.
+
+Examples:
+  remex keys rotate all
+  remex keys rotate web --name deploy-2025")]
+    Rotate(RotateArgs),
+    /// Remove a key from the hosts' ~/.ssh/authorized_keys.
+    #[command(after_help = "\
+Refuses, per host, to revoke the only key remex can use there unless --force.
+
+Examples:
+  remex keys revoke all --name old-laptop
+  remex keys revoke vm03 --name deploy --force")]
+    Revoke(RevokeArgs),
+    /// Delete archived keys (kept after rotations) for good.
+    Prune {
+        /// Delete archived keys that are still deployed on some host too.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `remex keys generate`.
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// Key name, its file name in key_storage_path (default: remote_execution.default_key).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The key's type and size.
+    #[command(flatten)]
+    pub kind: KindArgs,
+}
+
+/// `--type`, `--bits`, `--passphrase-env`.
+#[derive(Debug, Args)]
+pub(crate) struct KindArgs {
+    /// Key type: ed25519 (default), ecdsa or rsa.
+    #[arg(long = "type", value_name = "TYPE", default_value = "ed25519")]
+    pub key_type: String,
+    /// Key size: ecdsa 256 (default), 384, 521; rsa 3072 (default) to 16384.
+    #[arg(long, value_name = "N")]
+    pub bits: Option<u32>,
+    /// Encrypt the private key with the passphrase in this environment variable
+    /// (remex then reads it from REMEX_KEY_PASSPHRASE or a prompt).
+    #[arg(long, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+}
+
+/// `remex keys deploy`.
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
+    pub targets: String,
+    /// The key to deploy (default: remote_execution.default_key).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Log in with this private key to deploy (instead of the host's usual key).
+    #[arg(long, value_name = "PATH")]
+    pub bootstrap_key: Option<PathBuf>,
+    /// Log in with the password in this environment variable when keys are refused.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Secrets to redact.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+}
+
+/// `remex keys rotate`.
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// Which hosts.
+    pub targets: String,
+    /// Name of the new key (default: remex-<UTC timestamp>); an unfinished
+    /// rotation resumes with its own key.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The new key's type and size.
+    #[command(flatten)]
+    pub kind: KindArgs,
+    /// Secrets to redact.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+}
+
+/// `remex keys revoke`.
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// Which hosts.
+    pub targets: String,
+    /// The key to remove (as `remex keys list` names it).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Revoke even when it is the only key remex can use for a host.
+    #[arg(long)]
+    pub force: bool,
+    /// Secrets to redact.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
 }
 
 impl RunArgs {
@@ -695,6 +851,54 @@ pub enum Server {
     Dropbear,
 }
 
+/// `remex serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Listen here instead of service.listen (e.g. 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Print the OpenAPI document of the API and exit.
+    #[arg(long)]
+    pub print_openapi: bool,
+}
+
+/// `remex tokens …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokensCommand {
+    /// Make a token; it is printed once and only its SHA-256 is kept.
+    #[command(after_help = "\
+Scopes: exec, script, files:read, files:write, keys, hosts, audit:read, admin
+(admin holds every scope and sees every token's jobs).
+
+A request is allowed only when the token holds the operation's scope and every
+host it selects is within --targets. The callback secret signs the token's
+callbacks (X-Remex-Signature: sha256=HMAC).
+
+Examples:
+  remex tokens create n8n --scope exec,script,files:write --targets 'web,!db01' --expires 90d
+  remex tokens create ops-admin --scope admin")]
+    Create {
+        /// The token's name: the actor of everything done with it.
+        name: String,
+        /// What it may do, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true, value_name = "SCOPES")]
+        scope: Vec<String>,
+        /// The hosts it may reach: a selector (default all).
+        #[arg(long, default_value = "all", value_name = "TARGETS")]
+        targets: String,
+        /// When it stops working, from now (e.g. 90d, 12h); default never.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        expires: Option<Duration>,
+    },
+    /// List the tokens (never the tokens themselves).
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
+}
+
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     remex::config::parse_duration(s)
 }
@@ -746,23 +950,10 @@ pub(crate) fn parse_secret_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Parses `1048576`, `512K`, `16M`, `1G` (binary multiples; `KiB`/`MiB`/`GiB` too).
+/// Parses a size as the config writes it (`1048576`, `512K`, `16M`, `1G`,
+/// `64MiB`): one grammar for the command line, `--request` and the config.
 pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (try 65536, 512K, 16M)"))?;
-    let factor: usize = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("unknown size unit in `{s}` (use K, M or G)")),
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("`{s}` is too large"))
+    remex::config::parse_size(s).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub(crate) fn kind_of(error: &anyhow::Error) -> &'static str {
         Some(remex::Error::Config(_)) => "config",
         Some(remex::Error::Targets(_)) => "targets",
         Some(remex::Error::KnownHosts(_)) => "known_hosts",
-        Some(remex::Error::Invalid(_)) => "usage",
+        Some(remex::Error::Invalid(_) | remex::Error::Request(_)) => "usage",
         Some(remex::Error::Keys(_)) => "keys",
         Some(remex::Error::Audit(_)) => "audit",
         Some(remex::Error::Failed(failure)) => failure.kind.as_str(),

@@ -1,36 +1,73 @@
 //! `remex exec` and `remex script`.
 
 use std::io::{IsTerminal as _, Read as _};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use remex::exec::Command;
-use remex::{Detail, Exec, ExecReport, ExecResult, HostReport, Observer, Script, Stream};
+use remex::exec::{Command, RequestPolicy, RunRequest};
+use remex::{Config, Detail, Exec, ExecReport, ExecResult, HostReport, Observer, Script, Stream};
 
 use super::args::{ExecArgs, OutputFormat, RunArgs, ScriptArgs};
+use super::error_report::Usage;
 use super::invocation::Invocation;
 use super::render::Style;
-use super::request::RunRequest;
 use super::signals::Interrupts;
 use super::{Global, Status, ndjson, print_json, render, run_status};
 
 /// `remex exec TARGETS -- ARGV…`, `--raw STRING`, or `--request FILE|-`.
 pub(super) async fn exec(global: &Global<'_>, args: ExecArgs) -> Result<Status> {
     if let Some(path) = &args.request {
-        let request = RunRequest::read(path)?;
-        let exec = request.exec()?;
+        let (request, source) = read_request(path)?;
         let run = RunArgs {
-            parallel: request.parallel,
+            parallel: request.parallel.map(std::num::NonZeroU32::get),
             ..args.run
         };
-        return run_on_hosts(global, &request.targets, || Ok(exec), &run).await;
+        let exec = |config: &Config| {
+            let policy = RequestPolicy::command_line(config.service.scripts_dir.clone());
+            request
+                .to_exec(&policy)
+                .map_err(|e| Usage(format!("{source}: {}", e.with_field())).into())
+        };
+        return run_on_hosts(global, &request.targets, exec, &run).await;
     }
     let exec = match args.raw {
         Some(raw) => Exec::raw(raw),
         None => Exec::argv(args.argv),
     };
     let targets = args.targets.unwrap_or_default();
-    run_on_hosts(global, &targets, || options(exec, &args.run), &args.run).await
+    run_on_hosts(global, &targets, |_| options(exec, &args.run), &args.run).await
+}
+
+/// `--request FILE|-`: the request, and how to name its source in errors.
+/// The fields only the service acts on are refused, not ignored.
+fn read_request(path: &Path) -> Result<(RunRequest, String)> {
+    let (bytes, source) = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Usage(format!("--request -: reading stdin: {e}")))?;
+        (bytes, "--request -".to_owned())
+    } else {
+        let bytes =
+            std::fs::read(path).map_err(|e| Usage(format!("--request {}: {e}", path.display())))?;
+        (bytes, format!("--request {}", path.display()))
+    };
+    let request = RunRequest::from_json(&bytes)
+        .map_err(|e| Usage(format!("{source}: {}", e.with_field())))?;
+    for (field, given) in [
+        ("idempotency_key", request.idempotency_key.is_some()),
+        ("callback_url", request.callback_url.is_some()),
+    ] {
+        if given {
+            return Err(Usage(format!(
+                "{source}: field `{field}`: only `remex serve` acts on it (the command line runs \
+                 the request once and prints its report); leave it out here"
+            ))
+            .into());
+        }
+    }
+    Ok((request, source))
 }
 
 /// `remex script TARGETS SCRIPT -- ARGS…`.
@@ -44,7 +81,7 @@ pub(super) async fn script(global: &Global<'_>, args: ScriptArgs) -> Result<Stat
     run_on_hosts(
         global,
         &args.targets,
-        || options(exec, &args.run),
+        |_| options(exec, &args.run),
         &args.run,
     )
     .await
@@ -56,7 +93,7 @@ fn options(mut exec: Exec, run: &RunArgs) -> Result<Exec> {
     exec.secret_env = run.secret_env.clone();
     exec.cwd = run.cwd.clone();
     exec.pty = run.pty;
-    exec.timeout = run.timeout;
+    exec.timeout = run.timeout.unwrap_or_default();
     exec.max_output = run.max_output;
     if let Some(path) = &run.stdin {
         exec.stdin = Some(Arc::new(read_stdin_arg(path)?));
@@ -71,7 +108,7 @@ fn options(mut exec: Exec, run: &RunArgs) -> Result<Exec> {
 async fn run_on_hosts(
     global: &Global<'_>,
     targets: &str,
-    exec: impl FnOnce() -> Result<Exec>,
+    exec: impl FnOnce(&Config) -> Result<Exec>,
     run: &RunArgs,
 ) -> Result<Status> {
     let json = global.json || run.output == Some(OutputFormat::Json);
@@ -82,8 +119,8 @@ async fn run_on_hosts(
         config.remote_execution.max_parallel = parallel as usize;
     }
     let executor = global.one_run_executor(config)?;
-    let hosts = executor.select(targets)?;
-    let exec = exec()?;
+    let selection = executor.select(targets)?;
+    let exec = exec(executor.config())?;
     // A signal stops the remote commands (and cleans up scripts) instead of
     // leaving them running; a second one exits at once.
     let interrupts = Interrupts::watch("stopping remote commands")?;
@@ -92,7 +129,7 @@ async fn run_on_hosts(
     if ndjson {
         ctx = ctx.observer(Arc::new(ndjson::Printer::new(invocation)));
     } else if !json {
-        let width = render::name_width(hosts.iter().map(String::as_str));
+        let width = render::name_width(selection.hosts().iter().map(String::as_str));
         let style = if run.stream {
             Style::Stream
         } else if run.quiet {
@@ -108,7 +145,7 @@ async fn run_on_hosts(
             invocation,
         }));
     }
-    let mut report = executor.exec(&ctx, targets, &exec).await?;
+    let mut report = executor.exec(&ctx, &selection, &exec).await?;
     executor.close().await;
     global.invocation.rewrite_report(&mut report);
     if ndjson {

@@ -3,32 +3,11 @@
 use std::io::IsTerminal as _;
 
 use anyhow::{Result, bail};
-use clap::Args;
 use remex::trust::{TrustAction, TrustReport, TrustRequest};
 
+use super::args::TrustArgs;
 use super::signals::Interrupts;
 use super::{Global, Status, print_json, print_listing, render, run_status};
-
-/// `remex hosts trust`.
-#[derive(Debug, Args)]
-pub(crate) struct TrustArgs {
-    #[command(flatten)]
-    pub adhoc: super::args::AdHoc,
-    /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
-    pub targets: String,
-    /// Pin only a key with this fingerprint (SHA256:…, obtained out of band,
-    /// e.g. `ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub` on the host's
-    /// console); repeatable. No prompt.
-    #[arg(long, value_name = "SHA256:…")]
-    pub fingerprint: Vec<String>,
-    /// Pin whatever key each host offers, without asking (automation on a
-    /// network you trust).
-    #[arg(long)]
-    pub yes: bool,
-    /// Replace the pin of a host whose key changed (shows both fingerprints).
-    #[arg(long)]
-    pub replace: bool,
-}
 
 /// `remex hosts list`.
 pub(super) fn list(global: &Global<'_>, targets: &str) -> Result<Status> {

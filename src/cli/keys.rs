@@ -1,152 +1,17 @@
 //! `remex keys …`: the client-key lifecycle on the command line.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, Subcommand};
 use remex::keys::{
     DeployRequest, GenerateRequest, KeyKind, KeysReport, RevokeRequest, RotateRequest,
 };
 use remex::{Config, Password, PasswordSource};
 
+use super::args::{DeployArgs, KeysCommand, KindArgs, RevokeArgs, RotateArgs};
 use super::signals::Interrupts;
 use super::{Global, Status, print_json, print_listing, render, run_status};
-
-/// `remex keys …`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum KeysCommand {
-    /// Generate a key pair in remote_execution.key_storage_path.
-    #[command(after_help = "\
-The private key is OpenSSH's format, mode 0600, in a 0700 directory; the public
-key is NAME.pub beside it, with the comment remex@<this host>. An existing key
-is never overwritten.
-
-Examples:
-  remex keys generate --name deploy
-  remex keys generate --name legacy --type rsa --bits 4096
-  KEY_PASS=… remex keys generate --name ops --passphrase-env KEY_PASS")]
-    Generate(GenerateArgs),
-    /// List the keys: type, fingerprint, created, where deployed, which host uses which.
-    List,
-    /// Add a key to the hosts' ~/.ssh/authorized_keys and verify a login with it.
-    #[command(after_help = "\
-Logs in with whatever works today: --bootstrap-key, else the host's usual key;
-then the ssh-agent (when use_agent); then a password (--password-env, or a
-prompt when stdin is a terminal; password and keyboard-interactive auth).
-Adds the key unless present (other lines kept byte for byte; the file replaced
-atomically), then opens a fresh connection with the new key alone. From then
-on remex logs in to the host with that key.
-
-Examples:
-  remex keys deploy all --name deploy --password-env SSH_PASS
-  remex keys deploy web --name deploy --bootstrap-key ~/.ssh/id_ed25519")]
-    Deploy(DeployArgs),
-    /// Replace the key remex uses on the hosts by a new one, never locking a host out.
-    #[command(after_help = "\
-Per host: deploy the new key (logging in with the current one), verify a login
-with the new key alone, record it as the host's key, remove the old key. A host
-that fails keeps working with its current key; run the same command again to
-finish. Old private keys are archived (KEY_DIR/archive) until `remex keys prune`.
-
-Examples:
-  remex keys rotate all
-  remex keys rotate web --name deploy-2025")]
-    Rotate(RotateArgs),
-    /// Remove a key from the hosts' ~/.ssh/authorized_keys.
-    #[command(after_help = "\
-Refuses, per host, to revoke the only key remex can use there unless --force.
-
-Examples:
-  remex keys revoke all --name old-laptop
-  remex keys revoke vm03 --name deploy --force")]
-    Revoke(RevokeArgs),
-    /// Delete archived keys (kept after rotations) for good.
-    Prune {
-        /// Delete archived keys that are still deployed on some host too.
-        #[arg(long)]
-        force: bool,
-    },
-}
-
-/// `remex keys generate`.
-#[derive(Debug, Args)]
-pub(crate) struct GenerateArgs {
-    /// Key name, its file name in key_storage_path (default: remote_execution.default_key).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// The key's type and size.
-    #[command(flatten)]
-    pub kind: KindArgs,
-}
-
-/// `--type`, `--bits`, `--passphrase-env`.
-#[derive(Debug, Args)]
-pub(crate) struct KindArgs {
-    /// Key type: ed25519 (default), ecdsa or rsa.
-    #[arg(long = "type", value_name = "TYPE", default_value = "ed25519")]
-    pub key_type: String,
-    /// Key size: ecdsa 256 (default), 384, 521; rsa 3072 (default) to 16384.
-    #[arg(long, value_name = "N")]
-    pub bits: Option<u32>,
-    /// Encrypt the private key with the passphrase in this environment variable
-    /// (remex then reads it from REMEX_KEY_PASSPHRASE or a prompt).
-    #[arg(long, value_name = "VAR")]
-    pub passphrase_env: Option<String>,
-}
-
-/// `remex keys deploy`.
-#[derive(Debug, Args)]
-pub(crate) struct DeployArgs {
-    /// Which hosts: names, groups, `all`, globs, `!exclusions`, comma-separated.
-    pub targets: String,
-    /// The key to deploy (default: remote_execution.default_key).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Log in with this private key to deploy (instead of the host's usual key).
-    #[arg(long, value_name = "PATH")]
-    pub bootstrap_key: Option<PathBuf>,
-    /// Log in with the password in this environment variable when keys are refused.
-    #[arg(long, value_name = "VAR")]
-    pub password_env: Option<String>,
-    /// Secrets to redact.
-    #[command(flatten)]
-    pub secrets: super::args::SecretArgs,
-}
-
-/// `remex keys rotate`.
-#[derive(Debug, Args)]
-pub(crate) struct RotateArgs {
-    /// Which hosts.
-    pub targets: String,
-    /// Name of the new key (default: remex-<UTC timestamp>); an unfinished
-    /// rotation resumes with its own key.
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// The new key's type and size.
-    #[command(flatten)]
-    pub kind: KindArgs,
-    /// Secrets to redact.
-    #[command(flatten)]
-    pub secrets: super::args::SecretArgs,
-}
-
-/// `remex keys revoke`.
-#[derive(Debug, Args)]
-pub(crate) struct RevokeArgs {
-    /// Which hosts.
-    pub targets: String,
-    /// The key to remove (as `remex keys list` names it).
-    #[arg(long, value_name = "NAME")]
-    pub name: String,
-    /// Revoke even when it is the only key remex can use for a host.
-    #[arg(long)]
-    pub force: bool,
-    /// Secrets to redact.
-    #[command(flatten)]
-    pub secrets: super::args::SecretArgs,
-}
 
 /// Runs `remex keys …`.
 pub(super) async fn run(global: &Global<'_>, command: KeysCommand) -> Result<Status> {

@@ -29,7 +29,6 @@ mod manuals;
 mod ndjson;
 mod prompt;
 mod render;
-mod request;
 mod serve;
 mod signals;
 mod transfer;

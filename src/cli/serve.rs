@@ -1,65 +1,10 @@
 //! `remex serve` and `remex tokens`.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, Subcommand};
 use remex::service::{self, ServeOptions, Sqlite, Store as _};
 
+use super::args::{ServeArgs, TokensCommand};
 use super::{Global, Status, print_listing, render};
-
-/// `remex serve`.
-#[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
-    /// Listen here instead of service.listen (e.g. 127.0.0.1:8080; port 0 picks a free one).
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub listen: Option<SocketAddr>,
-    /// Print the OpenAPI document of the API and exit.
-    #[arg(long)]
-    pub print_openapi: bool,
-}
-
-/// `remex tokens …`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum TokensCommand {
-    /// Make a token; it is printed once and only its SHA-256 is kept.
-    #[command(after_help = "\
-Scopes: exec, script, files:read, files:write, keys, hosts, audit:read, admin
-(admin holds every scope and sees every token's jobs).
-
-A request is allowed only when the token holds the operation's scope and every
-host it selects is within --targets. The callback secret signs the token's
-callbacks (X-Remex-Signature: sha256=HMAC).
-
-Examples:
-  remex tokens create n8n --scope exec,script,files:write --targets 'web,!db01' --expires 90d
-  remex tokens create ops-admin --scope admin")]
-    Create {
-        /// The token's name: the actor of everything done with it.
-        name: String,
-        /// What it may do, comma-separated.
-        #[arg(long, value_delimiter = ',', required = true, value_name = "SCOPES")]
-        scope: Vec<String>,
-        /// The hosts it may reach: a selector (default all).
-        #[arg(long, default_value = "all", value_name = "TARGETS")]
-        targets: String,
-        /// When it stops working, from now (e.g. 90d, 12h); default never.
-        #[arg(long, value_name = "DURATION", value_parser = parse_expiry)]
-        expires: Option<Duration>,
-    },
-    /// List the tokens (never the tokens themselves).
-    List,
-    /// Revoke a token: it stops working at once.
-    Revoke {
-        /// Its name.
-        name: String,
-    },
-}
-
-fn parse_expiry(s: &str) -> Result<Duration, String> {
-    remex::config::parse_duration(s)
-}
 
 /// Runs `remex serve` until SIGTERM or Ctrl-C.
 pub(super) async fn serve(global: &Global<'_>, args: ServeArgs) -> Result<Status> {

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use remex::transfer::{Download, Options, TransferReport, TransferResult, TransferStatus, Upload};
-use remex::{Detail, Executor, HostReport, Observer, RunContext};
+use remex::{Detail, Executor, HostReport, Observer, RunContext, Selection};
 
 use super::args::{DownloadArgs, TransferArgs, UploadArgs};
 use super::invocation::Invocation;
@@ -32,7 +32,7 @@ pub(super) async fn upload(global: &Global<'_>, args: UploadArgs) -> Result<Stat
     upload.mkdir = args.mkdir;
     let run = Run::prepare(global, &args.targets, &args.transfer)?;
     upload.options = run.options.clone();
-    let report = run.executor.upload(&run.ctx, &args.targets, &upload).await;
+    let report = run.executor.upload(&run.ctx, &run.hosts, &upload).await;
     run.finish(report, global.json).await
 }
 
@@ -52,10 +52,7 @@ pub(super) async fn download(global: &Global<'_>, args: DownloadArgs) -> Result<
     download.preserve = args.preserve;
     let run = Run::prepare(global, &args.targets, &args.transfer)?;
     download.options = run.options.clone();
-    let report = run
-        .executor
-        .download(&run.ctx, &args.targets, &download)
-        .await;
+    let report = run.executor.download(&run.ctx, &run.hosts, &download).await;
     run.finish(report, global.json).await
 }
 
@@ -70,6 +67,8 @@ fn remote_arg(remote: &std::ffi::OsStr) -> Result<String> {
 /// What upload and download share: the executor, options, signals and bars.
 struct Run {
     executor: Executor,
+    /// The hosts, selected once.
+    hosts: Selection,
     options: Options,
     ctx: RunContext,
     bars: Option<Arc<Bars>>,
@@ -88,7 +87,12 @@ impl Run {
         }
         let executor = global.one_run_executor(config)?;
         let hosts = executor.select(targets)?;
-        let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+        let width = hosts
+            .hosts()
+            .iter()
+            .map(|h| h.chars().count())
+            .max()
+            .unwrap_or(0);
         let mut options = Options {
             verify: !args.no_verify,
             skip_identical: args.skip_identical,
@@ -109,13 +113,14 @@ impl Run {
         for (_, value) in &args.secret_env {
             ctx = ctx.secret(value.clone());
         }
-        let bars =
-            (!json && std::io::stderr().is_terminal()).then(|| Arc::new(Bars::new(&hosts, width)));
+        let bars = (!json && std::io::stderr().is_terminal())
+            .then(|| Arc::new(Bars::new(hosts.hosts(), width)));
         if let Some(bars) = &bars {
             ctx = ctx.observer(bars.clone());
         }
         Ok(Run {
             executor,
+            hosts,
             options,
             ctx,
             bars,

@@ -37,26 +37,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_parts(text).map_err(|why| format!("invalid duration {s:?}: {why}; {HINT}"))
 }
 
-/// A command's timeout as people write it: a duration, or `none` for no
-/// timeout ([`Duration::MAX`], which remex's timer treats as never). Zero
-/// is refused rather than taken to mean "none": a computed 0 in a script
-/// should not silently run forever, nor stop every command at once.
-///
-/// # Errors
-///
-/// A message naming the input, as [`parse_duration`]'s, or why zero is
-/// refused.
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    if s.trim().eq_ignore_ascii_case("none") {
-        return Ok(Duration::MAX);
+/// `duration` as [`parse_duration`] reads it back: the largest units
+/// first (`1h2m3s`, `500ms`, `0s`).
+pub fn format_duration(duration: Duration) -> String {
+    let mut millis = duration.as_millis();
+    if millis == 0 {
+        return "0s".to_owned();
     }
-    let timeout = parse_duration(s)?;
-    if timeout.is_zero() {
-        return Err(format!(
-            "a timeout of {s:?} would stop the command at once; give a duration such as 30s, or `none` for no timeout"
-        ));
+    let mut out = String::new();
+    for (unit, length) in UNITS {
+        let length = u128::from(length);
+        if millis >= length {
+            out.push_str(&format!("{}{unit}", millis / length));
+            millis %= length;
+        }
     }
-    Ok(timeout)
+    out
 }
 
 /// Parses a trimmed duration, returning only the reason on failure.
@@ -210,12 +206,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_timeout_is_a_duration_or_none_and_never_zero() {
-        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_timeout(" None "), Ok(Duration::MAX));
-        for zero in ["0", "0s", "0ms"] {
-            let error = parse_timeout(zero).err().unwrap_or_default();
-            assert!(error.contains("`none`"), "{zero}: {error}");
+    fn durations_format_as_they_parse() {
+        for (millis, text) in [
+            (0, "0s"),
+            (500, "500ms"),
+            (30_000, "30s"),
+            (90_000, "1m30s"),
+            (3_723_004, "1h2m3s4ms"),
+            (7 * 86_400_000, "7d"),
+        ] {
+            let duration = Duration::from_millis(millis);
+            assert_eq!(format_duration(duration), text);
+            assert_eq!(parse_duration(text), Ok(duration));
         }
     }
 

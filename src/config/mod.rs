@@ -82,10 +82,11 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub use audit::{AuditConfig, FsyncPolicy};
-pub use duration::{parse_duration, parse_timeout};
+pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use jump::{Hop, join_host_port, parse_chain, parse_host_port};
 pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
+pub(crate) use size::deserialize as deserialize_size;
 pub use size::parse_size;
 
 /// The local user name (`$USER`, else `$LOGNAME`, else the password
@@ -474,7 +475,10 @@ impl Config {
     /// # Errors
     ///
     /// A selector that names nothing in the inventory, or selects nothing.
-    pub fn select(&self, selector: &str) -> Result<Vec<String>, crate::targets::TargetError> {
+    pub fn select(
+        &self,
+        selector: &str,
+    ) -> Result<crate::targets::Selection, crate::targets::TargetError> {
         let candidates: Vec<crate::targets::Candidate<'_>> = self
             .vms
             .iter()
@@ -483,7 +487,7 @@ impl Config {
                 groups: &vm.groups,
             })
             .collect();
-        crate::targets::select(selector, &candidates)
+        crate::targets::Selection::new(selector, &candidates)
     }
 
     /// The inventory as `remex hosts list` shows it.

@@ -19,8 +19,11 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::error::LabError;
+use super::files::write_file;
+use super::keygen::{generate_key, public_line, write_private_key};
 use super::layout::Layout;
-use super::{LabError, server};
+use super::programs::{output_text, run_all};
 use crate::transport::identity::certificate_path;
 
 /// How long the lab's certificates are valid.
@@ -49,17 +52,17 @@ pub(super) fn sign_all(
         .mode(0o700)
         .create(&dir)
         .map_err(|source| LabError::io("create", &dir, source))?;
-    let ca = server::generate_key()?;
+    let ca = generate_key()?;
     let ca_path = dir.join("ca");
-    server::write_private_key(&ca, &ca_path)?;
-    let public_line = server::public_line(&ca)?;
+    write_private_key(&ca, &ca_path)?;
+    let public_line = public_line(&ca)?;
     let public_path = dir.join("ca.pub");
-    server::write_file(&public_path, format!("{public_line}\n").as_bytes(), 0o644)?;
+    write_file(&public_path, format!("{public_line}\n").as_bytes(), 0o644)?;
 
     let mut commands = Vec::with_capacity(names.len() + 1);
     for ((name, address), key) in names.iter().zip(addresses).zip(host_keys) {
         let public = pub_path(&layout.host_key(name));
-        server::write_file(&public, format!("{key}\n").as_bytes(), 0o644)?;
+        write_file(&public, format!("{key}\n").as_bytes(), 0o644)?;
         commands.push(sign(
             &ca_path,
             &format!("remex-lab-{name}"),
@@ -73,12 +76,12 @@ pub(super) fn sign_all(
         &["-n", user],
         &layout.client_public_key(),
     ));
-    for output in server::run_all(commands.into_iter()) {
+    for output in run_all(commands.into_iter()) {
         let output =
             output.map_err(|source| LabError::io("run", Path::new("ssh-keygen"), source))?;
         if !output.status.success() {
             return Err(LabError::Certificate {
-                message: server::output_text(&output),
+                message: output_text(&output),
             });
         }
     }

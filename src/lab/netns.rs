@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest as _, Sha256};
 
-use super::LabError;
+use super::error::LabError;
 
 /// The namespace and veth pair of one lab.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Netns {
     /// The namespace of the lab in `dir`.
     pub(super) fn for_dir(dir: &Path) -> Netns {
         let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
-        let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let tag = hex::encode(&digest[..4]);
         // 169.254.A.B/30, A in 1..=254 but not 169 (cloud metadata lives at
         // 169.254.169.254): link-local, never routed, never a real network.
         let mut a = 1 + digest[4] % 254;

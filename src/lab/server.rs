@@ -11,20 +11,24 @@
 //! address is ours and not another lab's, and (2) a TCP connection to it
 //! receives an `SSH-2.0-` banner.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::fs::{self, File};
+use std::io::{self, BufRead as _, BufReader, Read as _};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use russh::keys::{Algorithm, PrivateKey, ssh_key};
-
+use super::error::LabError;
+use super::files::write_file;
+use super::keygen::{generate_key, public_line, write_private_key};
 use super::layout::{self, Layout};
-use super::{LabError, ServerKind};
+use super::plan::Plan;
+use super::programs::{output_text, run_all};
+use super::spec::ServerKind;
+use super::{ca, netns};
 
 /// Where OpenSSH's server is; sshd re-executes itself, so the path must
 /// be absolute.
@@ -92,45 +96,6 @@ pub(super) fn prepare_runtime(kind: ServerKind, euid: u32) -> Result<(), LabErro
     }
 }
 
-/// A new ed25519 key.
-pub(super) fn generate_key() -> Result<PrivateKey, LabError> {
-    PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(LabError::key)
-}
-
-/// `key`'s public half as `ssh-ed25519 AAAA…`, without a comment.
-pub(super) fn public_line(key: &PrivateKey) -> Result<String, LabError> {
-    let mut public = key.public_key().clone();
-    public.set_comment("");
-    Ok(public
-        .to_openssh()
-        .map_err(LabError::key)?
-        .trim()
-        .to_owned())
-}
-
-/// Writes `key` to `path` in OpenSSH format, mode 0600.
-pub(super) fn write_private_key(key: &PrivateKey, path: &Path) -> Result<(), LabError> {
-    let text = key
-        .to_openssh(ssh_key::LineEnding::LF)
-        .map_err(LabError::key)?;
-    write_file(path, text.as_bytes(), 0o600)
-}
-
-/// Writes `contents` to `path` (replacing it) and sets its mode.
-pub(super) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), LabError> {
-    let result = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .and_then(|mut file| {
-            file.write_all(contents)?;
-            file.set_permissions(fs::Permissions::from_mode(mode))
-        });
-    result.map_err(|source| LabError::io("write", path, source))
-}
-
 /// Gives every host a directory and a new host key, and returns each
 /// host's public key line (for known_hosts). Dropbear keys are converted
 /// with `dropbearconvert`, all hosts at once.
@@ -184,7 +149,7 @@ pub(super) fn write_host_keys(
 /// another login user); a CA lab's hosts also get their certificate and
 /// the CA they trust.
 pub(super) fn write_config(
-    plan: &super::Plan<'_>,
+    plan: &Plan<'_>,
     name: &str,
     listen: SocketAddrV4,
 ) -> Result<(), LabError> {
@@ -203,7 +168,7 @@ pub(super) fn write_config(
         plan.shell,
     );
     if let Some(ca_public) = plan.ca {
-        text.push_str(&super::ca::sshd_lines(&layout.host_key(name), ca_public));
+        text.push_str(&ca::sshd_lines(&layout.host_key(name), ca_public));
     }
     fs::create_dir_all(&home).map_err(|source| LabError::io("create", &home, source))?;
     let mut owned = vec![home.clone()];
@@ -277,7 +242,7 @@ pub(super) fn spawn(
         .try_clone()
         .map_err(|source| LabError::io("open", &log_path, source))?;
     let mut command = match namespace {
-        Some(ns) => super::netns::command(ns, server),
+        Some(ns) => netns::command(ns, server),
         None => Command::new(server),
     };
     match kind {
@@ -483,38 +448,6 @@ pub(super) fn pick_port(addresses: &[Ipv4Addr]) -> Result<u16, LabError> {
     })
 }
 
-/// Spawns every command, then waits for them all, so that many short
-/// programs run in parallel.
-pub(super) fn run_all(commands: impl Iterator<Item = Command>) -> Vec<io::Result<Output>> {
-    let children: Vec<io::Result<Child>> = commands
-        .map(|mut command| {
-            command
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-        })
-        .collect();
-    children
-        .into_iter()
-        .map(|child| child?.wait_with_output())
-        .collect()
-}
-
-/// A program's stderr and stdout, for an error message.
-pub(super) fn output_text(output: &Output) -> String {
-    let mut text = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !stdout.trim().is_empty() {
-        text.push('\n');
-        text.push_str(stdout.trim());
-    }
-    if text.is_empty() {
-        text = format!("(no output; {})", output.status);
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -541,15 +474,6 @@ mod tests {
         for address in addresses {
             drop(TcpListener::bind((address, port)).unwrap());
         }
-    }
-
-    #[test]
-    fn public_lines_have_no_comment() {
-        let mut key = generate_key().unwrap();
-        key.set_comment("someone@somewhere");
-        let line = public_line(&key).unwrap();
-        assert!(line.starts_with("ssh-ed25519 AAAA"), "{line}");
-        assert_eq!(line.split(' ').count(), 2, "{line}");
     }
 
     #[test]

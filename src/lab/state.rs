@@ -21,13 +21,14 @@
 //! then rename), so a reader sees the old state or the new one, never half.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{LabError, ServerKind};
+use super::error::LabError;
+use super::spec::ServerKind;
 
 /// The schema version of `lab.json`.
 pub(super) const VERSION: u32 = 1;
@@ -115,16 +116,8 @@ pub(super) fn write(path: &Path, state: &LabState) -> Result<(), LabError> {
         reason: source.to_string(),
     })?;
     text.push('\n');
-    let temporary = path.with_extension(format!("json.tmp{}", std::process::id()));
-    let written = fs::File::create(&temporary).and_then(|mut file| {
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-    });
-    if let Err(source) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(LabError::io("write", &temporary, source));
-    }
-    fs::rename(&temporary, path).map_err(|source| LabError::io("rename", path, source))
+    crate::atomic_file::replace(path, text.as_bytes(), 0o600)
+        .map_err(|source| LabError::io("write", path, source))
 }
 
 /// Removes `path`; not an error if it is already gone.

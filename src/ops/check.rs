@@ -5,9 +5,11 @@
 use serde::Serialize;
 
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, NoDetails, RunReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::run::report::{NoDetails, RunReport};
 use crate::run::runner::{HostDetail, HostRun, Operation, Redact};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 
 /// One host's check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,8 +62,13 @@ impl Executor {
     ///
     /// A selector that selects nothing, or an audit log that cannot record
     /// the run.
-    pub async fn check(&self, ctx: &RunContext, selector: &str) -> Result<CheckReport, Error> {
-        let hosts = self.select(selector)?;
+    pub async fn check(
+        &self,
+        ctx: &RunContext,
+        targets: impl Into<Targets<'_>>,
+    ) -> Result<CheckReport, Error> {
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         self.run(ctx, hosts, Check).await
     }
 }

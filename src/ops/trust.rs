@@ -35,13 +35,16 @@ use russh::keys::PublicKey;
 use serde::Serialize;
 
 use crate::audit::{Event, Op, Record};
+use crate::error_chain::chain;
+use crate::failure::{ErrorKind, Failure};
 use crate::run::context::HostKeyOffer;
-use crate::run::report::{ErrorKind, Failure, NoDetails, RunReport};
+use crate::run::report::{NoDetails, RunReport};
 use crate::run::runner::{HostDetail, HostRun, Operation, Redact, change_record};
 use crate::run::{Error, Executor, RunContext};
-use crate::transport::connection::Endpoint;
+use crate::targets::Targets;
+use crate::transport::endpoint::Endpoint;
 use crate::transport::identity::fingerprint;
-use crate::transport::known_hosts::{self, HostKeyStatus, KnownHosts, error_chain};
+use crate::transport::known_hosts::{self, HostKeyStatus, KnownHosts};
 
 /// What happened to a host's pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -162,10 +165,11 @@ impl Executor {
     pub async fn hosts_trust(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         request: &TrustRequest,
     ) -> Result<TrustReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         let op = Trust {
             request: request.clone(),
             deciding: tokio::sync::Mutex::new(()),
@@ -182,9 +186,10 @@ impl Executor {
     pub async fn hosts_forget(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
     ) -> Result<TrustReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         self.run(ctx, hosts, Forget).await
     }
 }
@@ -243,7 +248,7 @@ impl Operation for Forget {
             .await
             .map_err(|e| Failure::new(ErrorKind::Io, e.to_string()))?;
         executor.known_hosts_changed();
-        let edit = edited.map_err(|e| Failure::new(ErrorKind::Io, error_chain(&e)))?;
+        let edit = edited.map_err(|e| Failure::new(ErrorKind::Io, chain(&e)))?;
         outcome.previous = edit.removed;
         outcome.action = Some(if outcome.previous.is_empty() {
             TrustAction::NotPinned
@@ -285,7 +290,7 @@ fn decide(
     let offered = fingerprint(key);
     outcome.key_type = Some(key.algorithm().as_str().to_owned());
     outcome.fingerprint = Some(offered.clone());
-    let io = |e: known_hosts::KnownHostsError| Failure::new(ErrorKind::Io, error_chain(&e));
+    let io = |e: known_hosts::KnownHostsError| Failure::new(ErrorKind::Io, chain(&e));
     // Read now, not when the executor started: an earlier host of this
     // run, or another remex, may have pinned meanwhile.
     let known = KnownHosts::load(path).map_err(io)?;

@@ -14,16 +14,17 @@ use std::sync::Arc;
 
 use crate::audit::{AuditError, AuditLog, Redactor};
 use crate::config::{Config, ConfigError, Hop, Vm};
+use crate::failure::Failure;
 use crate::fresh::Fresh;
-use crate::ops::keys::resolve::host_key;
-use crate::ops::keys::{KeyState, KeysError, load_state, state_path};
+use crate::keydir::resolve::host_key;
+use crate::keydir::{KeyState, KeysError, load_state, state_path};
 use crate::run::pool::Pool;
-use crate::run::report::Failure;
-use crate::targets::TargetError;
-use crate::transport::connection::{ConnectOptions, Endpoint};
+use crate::targets::{Selection, TargetError, Targets};
+use crate::transport::endpoint::Endpoint;
 use crate::transport::host_key::{self, KnownHostsView};
 use crate::transport::identity::KeyStore;
 use crate::transport::known_hosts::KnownHostsError;
+use crate::transport::options::{ConnectOptions, ssh_config};
 
 /// Why a run could not start at all (as opposed to a host failing).
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +39,12 @@ pub enum Error {
     /// The known_hosts file could not be read.
     #[error(transparent)]
     KnownHosts(#[from] KnownHostsError),
-    /// The request itself is invalid (empty command, bad `--env` name, a
-    /// missing key, …).
+    /// A field of the request is invalid (an empty command, a bad `--env`
+    /// name, a timeout of zero): the error names it.
+    #[error(transparent)]
+    Request(#[from] super::RequestError),
+    /// The request itself is invalid (a missing key, a script that cannot
+    /// be read, …).
     #[error("{0}")]
     Invalid(String),
     /// A local step of a key operation failed before any host was
@@ -145,7 +150,7 @@ impl ExecutorBuilder {
             address_family: re.address_family,
             host_certificates: false,
         };
-        crate::transport::connection::ssh_config(&options).map_err(Error::Invalid)?;
+        ssh_config(&options).map_err(Error::Invalid)?;
         let known = Arc::new(KnownHostsView::new(&re.known_hosts));
         // Read now so a broken file is reported before any host; read again
         // whenever it changes.
@@ -211,8 +216,34 @@ impl Executor {
     /// # Errors
     ///
     /// A selector that names nothing in the inventory, or selects nothing.
-    pub fn select(&self, selector: &str) -> Result<Vec<String>, TargetError> {
+    pub fn select(&self, selector: &str) -> Result<Selection, TargetError> {
         self.inner.config.select(selector)
+    }
+
+    /// The hosts an operation runs on: `targets` resolved now, or a
+    /// selection made before (each of its hosts still in the inventory).
+    ///
+    /// # Errors
+    ///
+    /// A selector that selects nothing; a selection naming a host this
+    /// executor's inventory does not hold.
+    pub(crate) fn resolve(&self, targets: Targets<'_>) -> Result<Selection, TargetError> {
+        match targets {
+            Targets::Selector(selector) => self.select(selector),
+            Targets::Selection(selection) => {
+                if let Some(missing) = selection
+                    .hosts()
+                    .iter()
+                    .find(|host| !self.inner.config.vms.contains_key(*host))
+                {
+                    return Err(TargetError::Unknown {
+                        name: missing.clone(),
+                        suggestion: None,
+                    });
+                }
+                Ok(selection.clone())
+            }
+        }
     }
 
     /// Where and as whom remex connects to `name` now. The key is the

@@ -10,6 +10,8 @@
 //! - `context.rs` — [`RunContext`]: a run's actor, limit, cancel, secrets,
 //!   [`Prompter`] and [`Observer`].
 //! - `cancel.rs` — [`Cancel`], the one way to stop a run.
+//! - `request_error.rs` — [`RequestError`]: a request refused, naming the
+//!   field at fault.
 //! - `report.rs` — [`RunReport`], [`HostReport`], [`Failure`]: the one report
 //!   envelope and its JSON schema.
 
@@ -18,6 +20,7 @@ pub(crate) mod context;
 pub(crate) mod executor;
 pub(crate) mod pool;
 pub(crate) mod report;
+pub(crate) mod request_error;
 pub(crate) mod runner;
 
 pub use cancel::{Cancel, CancelHandle};
@@ -27,3 +30,4 @@ pub use report::{
     Detail, ErrorKind, Failure, HostKeyProblem, HostReport, Listing, NoDetails, NoHost, RunReport,
     SCHEMA_VERSION, Summary,
 };
+pub use request_error::RequestError;

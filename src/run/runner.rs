@@ -41,11 +41,12 @@ use tokio::task::JoinSet;
 use super::cancel::{self, Cancel};
 use super::context::{Observer, RunContext, Stream};
 use super::executor::{Error, Executor};
-use super::report::{
-    Detail, ErrorKind, Failure, HostReport, NoDetails, NoHost, RunReport, Summary, millis,
-};
+use super::report::{Detail, HostReport, NoDetails, NoHost, RunReport, Summary, millis};
 use crate::audit::{Event, Op, Record, Redactor, Stamp, Trail, new_run_id};
-use crate::transport::connection::{Connection, Endpoint, Keys};
+use crate::error_chain::chain;
+use crate::failure::{ErrorKind, Failure};
+use crate::transport::connection::{Connection, Keys};
+use crate::transport::endpoint::Endpoint;
 use crate::transport::identity::PassphraseSource;
 use crate::transport::login::{Asker, Login};
 
@@ -243,7 +244,7 @@ impl RunState {
     async fn finish(&self) -> Option<String> {
         let finished = self.trail.finish().await;
         finished.err().map(|err| {
-            let message = format!("{:#}", anyhow::Error::from(err));
+            let message = chain(&err);
             tracing::error!(
                 "{message}; some records of run {} are missing",
                 self.trail.run()
@@ -480,6 +481,11 @@ impl Executor {
                             format!("internal error in remex while working on {name}: {e}"),
                         ));
                         end(&run, &report, None);
+                        if let Some(observer) = run.observer() {
+                            observer.done(&report as &HostReport<dyn Detail>);
+                        }
+                        // Its connection may be mid-exchange: never reused.
+                        self.pool().forget(name);
                         results.push((*index, report));
                     }
                 }
@@ -722,3 +728,6 @@ impl Observer for Redacting {
         self.inner.done(host);
     }
 }
+
+#[cfg(test)]
+mod tests;

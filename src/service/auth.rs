@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use super::error::ApiError;
 use super::store::TokenRecord;
 use crate::run::Executor;
+use crate::targets::Selection;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,7 +41,7 @@ pub(crate) enum Scope {
 
 impl Scope {
     /// Every scope, in the order `--help` lists them.
-    pub(super) const ALL: [Scope; 8] = [
+    pub(crate) const ALL: [Scope; 8] = [
         Scope::Exec,
         Scope::Script,
         Scope::FilesRead,
@@ -52,7 +53,7 @@ impl Scope {
     ];
 
     /// Its name in tokens and errors.
-    pub(super) fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Scope::Exec => "exec",
             Scope::Script => "script",
@@ -66,7 +67,7 @@ impl Scope {
     }
 
     /// The scope named `name`.
-    pub(super) fn parse(name: &str) -> Result<Scope, String> {
+    pub(crate) fn parse(name: &str) -> Result<Scope, String> {
         Scope::ALL
             .into_iter()
             .find(|s| s.as_str() == name)
@@ -122,12 +123,7 @@ pub(crate) fn new_secret() -> String {
 
 /// Hex SHA-256 of a token: what the store keeps.
 pub(crate) fn hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Whether `token` is shaped like a remex token with a valid checksum.
@@ -151,7 +147,7 @@ pub(crate) struct Caller {
 
 impl Caller {
     /// Whether the token holds `scope`.
-    pub(super) fn has(&self, scope: Scope) -> bool {
+    pub(crate) fn has(&self, scope: Scope) -> bool {
         self.token
             .scopes
             .iter()
@@ -159,7 +155,7 @@ impl Caller {
     }
 
     /// 403 unless the token holds `scope`.
-    pub(super) fn require(&self, scope: Scope) -> Result<(), ApiError> {
+    pub(crate) fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.has(scope) {
             return Ok(());
         }
@@ -173,21 +169,15 @@ impl Caller {
 
     /// The hosts `selector` selects, when every one of them is among the
     /// token's targets: 400 for a selector that selects nothing, 403 naming
-    /// the hosts outside.
-    pub(super) fn reach(
-        &self,
-        executor: &Executor,
-        selector: &str,
-    ) -> Result<Vec<String>, ApiError> {
-        let hosts = executor
+    /// the hosts outside. The selection is what the job records and runs.
+    pub(crate) fn reach(&self, executor: &Executor, selector: &str) -> Result<Selection, ApiError> {
+        let selection = executor
             .select(selector)
             .map_err(|e| ApiError::field("targets", e.to_string()))?;
-        let allowed = executor.select(&self.token.targets).unwrap_or_default();
-        let outside: Vec<&str> = hosts
-            .iter()
-            .filter(|h| !allowed.contains(h))
-            .map(String::as_str)
-            .collect();
+        let outside = match self.allowed(executor) {
+            Some(allowed) => selection.outside(&allowed),
+            None => selection.hosts().iter().map(String::as_str).collect(),
+        };
         if !outside.is_empty() {
             return Err(ApiError::forbidden(format!(
                 "token `{}` may reach only `{}`; `{selector}` selects {} outside it",
@@ -196,14 +186,13 @@ impl Caller {
                 outside.join(", ")
             )));
         }
-        Ok(hosts)
+        Ok(selection)
     }
 
-    /// Whether the token may see `host` (for listings).
-    pub(super) fn sees(&self, executor: &Executor, host: &str) -> bool {
-        executor
-            .select(&self.token.targets)
-            .is_ok_and(|allowed| allowed.iter().any(|h| h == host))
+    /// The hosts the token may reach now (none when its selector selects
+    /// nothing in the inventory as it is).
+    pub(crate) fn allowed(&self, executor: &Executor) -> Option<Selection> {
+        executor.select(&self.token.targets).ok()
     }
 }
 
@@ -254,7 +243,7 @@ mod tests {
         };
         assert!(caller(&["exec"]).require(Scope::Exec).is_ok());
         let denied = caller(&["exec"]).require(Scope::Keys).unwrap_err();
-        assert_eq!(denied.status.as_u16(), 403);
+        assert_eq!(denied.status().as_u16(), 403);
         assert!(denied.message.contains("`keys`"), "{}", denied.message);
         assert!(caller(&["admin"]).require(Scope::Keys).is_ok());
     }

@@ -16,6 +16,7 @@ use hmac::{KeyInit as _, Mac as _};
 use tokio::task::JoinSet;
 
 use super::store::{self, JobRecord, Store};
+use super::view::JobView;
 
 /// The signature header.
 pub(crate) const SIGNATURE: &str = "X-Remex-Signature";
@@ -92,7 +93,7 @@ async fn send(
         .and_then(|tokens| tokens.into_iter().find(|t| t.name == token))
         .map(|t| t.callback_secret)
         .unwrap_or_default();
-    let body = super::api::jobs::JobView::of(job).to_json().to_string();
+    let body = serde_json::to_string(&JobView::of(job)).unwrap_or_default();
     let signature = sign(&secret, body.as_bytes());
     let mut wait = backoff;
     let mut last = String::new();
@@ -129,7 +130,7 @@ pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
         Err(_) => return String::new(),
     };
     mac.update(body);
-    super::auth::hex(&mac.finalize().into_bytes())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]

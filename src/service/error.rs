@@ -4,21 +4,102 @@
 //! {"error": {"kind": "bad_request", "message": "…", "field": "timeout"}}
 //! ```
 //!
-//! `kind` is stable for scripts and follows the status: `bad_request` 400,
-//! `unauthorized` 401, `forbidden` 403, `not_found` 404, `conflict` 409,
-//! `too_large` 413, `rate_limited` 429, `host_failed` 502 (a download's
-//! host failed), `unavailable` 503, `internal` 500.
-//! `field` names the request field at fault, when one is.
+//! `kind` is stable for scripts; [`ErrorKind`] is the one table between
+//! kinds and HTTP statuses, used for answers and for the audit records of
+//! requests alike. `field` names the request field at fault, when one is.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::error_chain::chain;
+use crate::run::{Error as RunError, Failure, RequestError};
+
+/// The class of an error answer: its `kind` and its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ErrorKind {
+    /// 400: the request is wrong (the field is named when one is).
+    BadRequest,
+    /// 401: no valid token.
+    Unauthorized,
+    /// 403: the token may not do this, or not on these hosts.
+    Forbidden,
+    /// 404: no such job, route or remote file.
+    NotFound,
+    /// 409: the job has ended, or an idempotency key was reused.
+    Conflict,
+    /// 413: the body is larger than the limits allow.
+    TooLarge,
+    /// 429: too many requests or jobs for the token.
+    RateLimited,
+    /// 502: the host failed (a download).
+    HostFailed,
+    /// 503: shutting down, or the audit log cannot record.
+    Unavailable,
+    /// 500: the service's own fault.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, with its status: the one table.
+    const TABLE: [(ErrorKind, StatusCode); 10] = [
+        (ErrorKind::BadRequest, StatusCode::BAD_REQUEST),
+        (ErrorKind::Unauthorized, StatusCode::UNAUTHORIZED),
+        (ErrorKind::Forbidden, StatusCode::FORBIDDEN),
+        (ErrorKind::NotFound, StatusCode::NOT_FOUND),
+        (ErrorKind::Conflict, StatusCode::CONFLICT),
+        (ErrorKind::TooLarge, StatusCode::PAYLOAD_TOO_LARGE),
+        (ErrorKind::RateLimited, StatusCode::TOO_MANY_REQUESTS),
+        (ErrorKind::HostFailed, StatusCode::BAD_GATEWAY),
+        (ErrorKind::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        (ErrorKind::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+    ];
+
+    /// Its HTTP status.
+    pub(crate) fn status(self) -> StatusCode {
+        Self::TABLE
+            .iter()
+            .find(|(kind, _)| *kind == self)
+            .map_or(StatusCode::INTERNAL_SERVER_ERROR, |(_, status)| *status)
+    }
+
+    /// The kind of an error answered with `status` (a 4xx the table does
+    /// not list is a `bad_request`, anything else `internal`).
+    pub(crate) fn of_status(status: StatusCode) -> ErrorKind {
+        Self::TABLE
+            .iter()
+            .find(|(_, s)| *s == status)
+            .map(|(kind, _)| *kind)
+            .unwrap_or(if status.is_client_error() {
+                ErrorKind::BadRequest
+            } else {
+                ErrorKind::Internal
+            })
+    }
+
+    /// Its name in answers and audit records.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::HostFailed => "host_failed",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
+    /// Its class, which gives the status.
+    pub kind: ErrorKind,
     /// What went wrong, for people.
     pub message: String,
     /// The request field at fault.
@@ -36,8 +117,9 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
     /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `too_large`, `rate_limited`, `unavailable` or `internal`.
-    pub kind: &'static str,
+    /// `too_large`, `rate_limited`, `host_failed`, `unavailable` or
+    /// `internal`.
+    pub kind: ErrorKind,
     /// What went wrong and, where the service knows, what to do.
     pub message: String,
     /// The request field at fault (`timeout`, `env.FOO`, `command[1]`).
@@ -46,121 +128,122 @@ pub(crate) struct ErrorDetail {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An error of `kind`.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        if kind == ErrorKind::Internal {
+            tracing::error!("internal error: {message}");
+        }
         ApiError {
-            status,
-            message: message.into(),
+            kind,
+            message,
             field: None,
         }
     }
 
     /// 400, naming `field`.
-    pub(super) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError {
             field: Some(field.into()),
-            ..Self::new(StatusCode::BAD_REQUEST, message)
+            ..Self::new(ErrorKind::BadRequest, message)
         }
     }
 
     /// 400.
-    pub(super) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
     }
 
     /// 401.
-    pub(super) fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, message)
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, message)
     }
 
     /// 403.
-    pub(super) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, message)
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
     }
 
     /// 404.
-    pub(super) fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
     }
 
     /// 409.
-    pub(super) fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
     }
 
     /// 413.
-    pub(super) fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    pub(crate) fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooLarge, message)
     }
 
     /// 429.
-    pub(super) fn rate_limited(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, message)
+    pub(crate) fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::RateLimited, message)
     }
 
     /// 502: the host failed (a download).
-    pub(super) fn host_failed(failure: &crate::run::Failure) -> Self {
+    pub(crate) fn host_failed(failure: &Failure) -> Self {
         Self::new(
-            StatusCode::BAD_GATEWAY,
+            ErrorKind::HostFailed,
             format!("the host failed ({}): {}", failure.kind, failure.message),
         )
     }
 
     /// 503.
-    pub(super) fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
     }
 
     /// 500: the service's own fault (the store, a task); logged.
-    pub(super) fn internal(message: impl Into<String>) -> Self {
-        let message = message.into();
-        tracing::error!("internal error: {message}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
     }
 
-    /// The `kind` of this error's status.
-    pub(super) fn kind(&self) -> &'static str {
-        match self.status {
-            StatusCode::BAD_REQUEST => "bad_request",
-            StatusCode::UNAUTHORIZED => "unauthorized",
-            StatusCode::FORBIDDEN => "forbidden",
-            StatusCode::NOT_FOUND => "not_found",
-            StatusCode::CONFLICT => "conflict",
-            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            StatusCode::BAD_GATEWAY => "host_failed",
-            _ => "internal",
-        }
+    /// Its HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.kind.status()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let kind = self.kind();
+        let status = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
-                kind,
+                kind: self.kind,
                 message: self.message,
                 field: self.field,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        (status, axum::Json(body)).into_response()
     }
 }
 
-impl From<crate::run::Error> for ApiError {
-    fn from(e: crate::run::Error) -> Self {
-        use crate::run::Error;
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e.field {
+            Some(field) => ApiError::field(field, e.message),
+            None => ApiError::bad_request(e.message),
+        }
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
         match e {
-            Error::Targets(e) => ApiError::field("targets", e.to_string()),
-            Error::Invalid(message) => ApiError::bad_request(message),
-            Error::Keys(e) => ApiError::bad_request(e.to_string()),
-            Error::Failed(failure) => ApiError::bad_request(failure.message),
-            Error::Audit(e) => ApiError::unavailable(format!(
-                "the audit log cannot record this run, so no host was contacted: {:#}",
-                anyhow::Error::from(e)
+            RunError::Targets(e) => ApiError::field("targets", e.to_string()),
+            RunError::Request(e) => e.into(),
+            RunError::Invalid(message) => ApiError::bad_request(message),
+            RunError::Keys(e) => ApiError::bad_request(e.to_string()),
+            RunError::Failed(failure) => ApiError::bad_request(failure.message),
+            RunError::Audit(e) => ApiError::unavailable(format!(
+                "the audit log cannot record this run, so no host was contacted: {}",
+                chain(&e)
             )),
-            other => ApiError::internal(format!("{:#}", anyhow::Error::from(other))),
+            other => ApiError::internal(chain(&other)),
         }
     }
 }
@@ -176,12 +259,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_follow_the_status_and_the_field_is_named() {
+    fn kinds_and_statuses_are_one_table() {
+        for (kind, status) in ErrorKind::TABLE {
+            assert_eq!(kind.status(), status);
+            assert_eq!(ErrorKind::of_status(status), kind);
+            let json = serde_json::to_value(kind).unwrap_or_default();
+            assert_eq!(json, kind.as_str());
+        }
+        assert_eq!(
+            ErrorKind::of_status(StatusCode::METHOD_NOT_ALLOWED),
+            ErrorKind::BadRequest
+        );
+        assert_eq!(
+            ErrorKind::of_status(StatusCode::GATEWAY_TIMEOUT),
+            ErrorKind::Internal
+        );
+    }
+
+    #[test]
+    fn the_answer_names_the_field() {
         let e = ApiError::field("timeout", "not a duration");
-        assert_eq!((e.status.as_u16(), e.kind()), (400, "bad_request"));
+        assert_eq!(e.status().as_u16(), 400);
         let body = ErrorBody {
             error: ErrorDetail {
-                kind: e.kind(),
+                kind: e.kind,
                 message: e.message.clone(),
                 field: e.field.clone(),
             },
@@ -190,7 +291,9 @@ mod tests {
             serde_json::to_value(&body).unwrap_or_default(),
             serde_json::json!({"error": {"kind": "bad_request", "message": "not a duration", "field": "timeout"}})
         );
-        assert_eq!(ApiError::forbidden("x").kind(), "forbidden");
-        assert_eq!(ApiError::too_large("x").kind(), "too_large");
+        let from_request: ApiError = RequestError::field("env.1A", "bad name").into();
+        assert_eq!(from_request.field.as_deref(), Some("env.1A"));
+        let whole: ApiError = RequestError::whole("not JSON").into();
+        assert_eq!((whole.kind, whole.field), (ErrorKind::BadRequest, None));
     }
 }

@@ -12,13 +12,20 @@
 //! # Layout
 //!
 //! - `api/` — the handlers (`runs`, `jobs`, `files`, `hosts`, `keys`,
-//!   `audit`, `meta`), the guard every request passes (token, rate, audit
-//!   record), JSON bodies, and the OpenAPI document built from the handlers.
-//! - `jobs.rs` — running jobs, their events, waiting, cancelling, draining.
+//!   `audit`, `meta`), each only translating; `submit.rs`, the one path
+//!   from a request to a job; `extract.rs`, what handlers ask of a request
+//!   (the caller, `?wait=`, JSON bodies); `mod.rs`, the guard every request
+//!   passes (token, rate, audit record) and the OpenAPI document built
+//!   from the handlers.
+//! - `jobs/` — running jobs (`Work`: what each runs), their
+//!   events, waiting, cancelling, draining.
+//! - `view.rs` — a job as the API shows it; `state.rs` — what handlers
+//!   share.
 //! - `store/` — the [`Store`] contract and its SQLite backend.
-//! - `auth.rs` — tokens and scopes; `requests.rs` — request records;
-//!   `callbacks.rs` — signed callbacks; `metrics.rs` — `/metrics`;
-//!   `error.rs` — the one error shape.
+//! - `auth.rs` — tokens and scopes; `tokens.rs` — `remex tokens`;
+//!   `requests.rs` — request records; `callbacks.rs` — signed callbacks;
+//!   `metrics.rs` — `/metrics`; `error.rs` — the one error shape;
+//!   `tls.rs` — HTTPS.
 
 mod api;
 mod auth;
@@ -27,7 +34,11 @@ mod error;
 mod jobs;
 mod metrics;
 mod requests;
+mod state;
 mod store;
+pub(crate) mod tls;
+pub mod tokens;
+mod view;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -76,36 +87,7 @@ pub async fn serve(
 ) -> Result<(), ServiceError> {
     let config = executor.config().service.clone();
     let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.store)?);
-    let interrupted = {
-        let store = store.clone();
-        let now = jobs::now_ms();
-        tokio::task::spawn_blocking(move || store.interrupt_unfinished(now))
-            .await
-            .map_err(|e| ServiceError::Listen(e.to_string()))??
-    };
-    for job in &interrupted {
-        tracing::warn!(job = %job.id, "job was under way when the service stopped: marked interrupted");
-        // Its event stream ends, as a finished job's does.
-        let next = store
-            .events_after(&job.id, 0)
-            .map(|events| events.last().map_or(1, |e| e.seq + 1))
-            .unwrap_or(1);
-        let end = jobs::JobFinished {
-            job_id: job.id.clone(),
-            state: store::JobState::Interrupted,
-            summary: None,
-            error: Some("the service stopped while the job was under way".to_owned()),
-        };
-        let event = store::EventRecord {
-            job: job.id.clone(),
-            seq: next,
-            kind: "job_finished".into(),
-            data: serde_json::to_string(&end).unwrap_or_default(),
-        };
-        if let Err(e) = store.append_events(&[event]) {
-            tracing::error!(job = %job.id, "cannot end its events: {e}");
-        }
-    }
+    store::blocking(&store, jobs::interrupt_unfinished).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let callbacks = callbacks::Callbacks::new(Duration::from_secs(1));
     let max_output = usize::try_from(config.limits.max_output).unwrap_or(usize::MAX);
@@ -117,7 +99,7 @@ pub async fn serve(
         metrics.clone(),
     ));
     let requests = requests::RequestLog::start(executor.audit_log().clone());
-    let state = Arc::new(api::Shared::new(
+    let state = Arc::new(state::Shared::new(
         executor.clone(),
         jobs.clone(),
         config.clone(),
@@ -228,140 +210,6 @@ async fn sweep(store: Arc<dyn Store>, retain: Duration) {
             Ok(n) => tracing::info!("deleted {n} jobs older than service.retain"),
             Err(e) => tracing::error!("cannot sweep old jobs: {e}"),
         }
-    }
-}
-
-/// Token administration, for `remex tokens`: what the store needs, and
-/// the token shown once.
-pub mod tokens {
-    use super::{Store, StoreError, TokenRecord};
-
-    /// A token just made: the secret parts are shown once.
-    #[derive(Debug, Clone)]
-    pub struct NewToken {
-        /// `rmx_…`: give it to the client; it is not stored.
-        pub token: String,
-        /// The key that signs this token's callbacks.
-        pub callback_secret: String,
-        /// What was stored.
-        pub record: TokenRecord,
-    }
-
-    /// Makes token `name` with `scopes` reaching `targets`, expiring at
-    /// `expires_ms`.
-    ///
-    /// # Errors
-    ///
-    /// An unknown scope; a name taken; the store.
-    pub fn create(
-        store: &dyn Store,
-        name: &str,
-        scopes: &[String],
-        targets: &str,
-        expires_ms: Option<i64>,
-        now_ms: i64,
-    ) -> Result<NewToken, String> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err(format!(
-                "`{name}` is not a token name: letters, digits, `-`, `_`, `.`, up to 64"
-            ));
-        }
-        if scopes.is_empty() {
-            return Err("give the token at least one --scope".to_owned());
-        }
-        for scope in scopes {
-            super::auth::Scope::parse(scope)?;
-        }
-        let token = super::auth::new_token();
-        let callback_secret = super::auth::new_secret();
-        let record = TokenRecord {
-            name: name.to_owned(),
-            hash: super::auth::hash(&token),
-            scopes: scopes.to_vec(),
-            targets: targets.to_owned(),
-            created_ms: now_ms,
-            expires_ms,
-            revoked_ms: None,
-            callback_secret: callback_secret.clone(),
-        };
-        store.insert_token(&record).map_err(|e| match e {
-            StoreError::Exists(_) => {
-                format!("a token named `{name}` exists; revoke it or pick another name")
-            }
-            other => other.to_string(),
-        })?;
-        Ok(NewToken {
-            token,
-            callback_secret,
-            record,
-        })
-    }
-
-    /// Every scope's name.
-    pub fn scopes() -> Vec<&'static str> {
-        super::auth::Scope::ALL.iter().map(|s| s.as_str()).collect()
-    }
-}
-
-/// TLS from `service.tls`.
-pub(crate) mod tls {
-    use std::sync::Arc;
-
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-    use crate::config::TlsConfig;
-
-    /// Makes *ring* the process's TLS crypto (the callbacks' client and the
-    /// server use it). rustls deprecates *ring* for lacking post-quantum
-    /// key exchange; remex already builds *ring* for SSH, and its TLS is
-    /// for the orchestrator's own network — aws-lc-rs would add a C build
-    /// of minutes for it.
-    #[allow(deprecated)]
-    pub(crate) fn install_provider() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-
-    /// The rustls server config: certificate and key; with `client_ca`,
-    /// client certificates are required.
-    pub(super) fn server_config(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, String> {
-        install_provider();
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
-            .map_err(|e| format!("service.tls.cert {}: {e}", tls.cert.display()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("service.tls.cert {}: {e}", tls.cert.display()))?;
-        let key = PrivateKeyDer::from_pem_file(&tls.key)
-            .map_err(|e| format!("service.tls.key {}: {e}", tls.key.display()))?;
-        let builder = rustls::ServerConfig::builder();
-        let builder = match &tls.client_ca {
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_file_iter(ca)
-                    .map_err(|e| format!("service.tls.client_ca {}: {e}", ca.display()))?
-                {
-                    let cert =
-                        cert.map_err(|e| format!("service.tls.client_ca {}: {e}", ca.display()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("service.tls.client_ca {}: {e}", ca.display()))?;
-                }
-                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-                    .build()
-                    .map_err(|e| format!("service.tls.client_ca: {e}"))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder
-            .with_single_cert(certs, key)
-            .map_err(|e| format!("service.tls: {e}"))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
     }
 }
 

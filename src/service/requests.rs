@@ -11,7 +11,11 @@
 use std::sync::Mutex;
 use std::sync::mpsc::{self, Sender};
 
+use axum::http::StatusCode;
+
+use super::error::ErrorKind;
 use crate::audit::{AuditLog, Event, Op, Record};
+use crate::error_chain::chain;
 
 /// The writer of request records.
 pub(crate) struct RequestLog {
@@ -33,8 +37,8 @@ impl RequestLog {
                     batch.extend(receiver.try_iter());
                     if let Err(e) = log.append_all(batch) {
                         tracing::error!(
-                            "cannot record API requests in the audit log: {:#}",
-                            anyhow::Error::from(e)
+                            "cannot record API requests in the audit log: {}",
+                            chain(&e)
                         );
                     }
                 }
@@ -49,25 +53,14 @@ impl RequestLog {
 
     /// Records request `id` (`action`: method and path) of token `token`
     /// (`None`: no valid token), answered with `status`.
-    pub(crate) fn record(&self, token: Option<String>, id: &str, action: &str, status: u16) {
+    pub(crate) fn record(&self, token: Option<String>, id: &str, action: &str, status: StatusCode) {
         let mut record = Record::new(Event::Request, Op::Api, id)
             .request(id)
             .action(action)
-            .status(status);
+            .status(status.as_u16());
         record.workflow = token;
-        if status >= 400 {
-            let kind = match status {
-                401 => "unauthorized",
-                403 => "forbidden",
-                404 => "not_found",
-                409 => "conflict",
-                413 => "too_large",
-                429 => "rate_limited",
-                503 => "unavailable",
-                400..=499 => "bad_request",
-                _ => "internal",
-            };
-            record = record.error_kind(kind);
+        if status.is_client_error() || status.is_server_error() {
+            record = record.error_kind(ErrorKind::of_status(status).as_str());
         }
         if let Ok(guard) = self.sender.lock()
             && let Some(sender) = guard.as_ref()

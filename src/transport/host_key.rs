@@ -23,14 +23,15 @@ use russh::client;
 use russh::keys::ssh_key::Certificate;
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
 
-use super::connection::Endpoint;
+use super::endpoint::Endpoint;
 use super::host_certificate::{self, CertificateStatus, show_time};
 use super::identity::fingerprint;
 use super::known_hosts::{self, HostKeyStatus, KnownHosts};
 use super::steps::ChannelClock;
 use crate::config::HostKeyPolicy;
+use crate::error_chain::chain;
+use crate::failure::{Failure, HostKeyProblem};
 use crate::fresh::Fresh;
-use crate::run::report::{Failure, HostKeyProblem};
 
 /// remex's known_hosts, read again when the file changes.
 pub(crate) type KnownHostsView = Fresh<KnownHosts>;
@@ -41,10 +42,7 @@ pub(crate) fn current(known: &KnownHostsView) -> Result<Arc<KnownHosts>, Failure
     known.get(KnownHosts::load).map_err(|e| {
         Failure::host_key(
             HostKeyProblem::Unreadable,
-            format!(
-                "cannot check the host key: {}",
-                known_hosts::error_chain(&e)
-            ),
+            format!("cannot check the host key: {}", chain(&e)),
         )
     })
 }

@@ -42,6 +42,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use russh::keys::{HashAlg, PublicKey, ssh_key};
 use sha1::Sha1;
 
+use crate::error_chain::chain;
 use crate::pattern::wildcard_match;
 
 mod edit;
@@ -253,7 +254,7 @@ impl KnownHosts {
                     "{}:{}: skipping unparseable known_hosts line: {}",
                     path.display(),
                     index.saturating_add(1),
-                    error_chain(&e),
+                    chain(&e),
                 ),
             }
         }
@@ -618,18 +619,6 @@ fn push_unique(list: &mut Vec<String>, item: String) {
     if !list.contains(&item) {
         list.push(item);
     }
-}
-
-/// `error: cause: cause` on one line, for log messages.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1177,3 +1177,158 @@ fn a_token_over_its_rate_or_its_jobs_at_once_gets_429() {
         "no 429 after more requests than requests_per_minute"
     );
 }
+
+#[test]
+fn one_request_file_runs_on_the_command_line_and_as_the_body_of_post_runs() {
+    let lab = TestLab::new(2);
+    let scripts = lab.path().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("greet.sh"),
+        "#!/bin/sh\necho \"hi $1 from $(pwd) $GREETING\"\n",
+    )
+    .unwrap();
+    let config = lab.config_variant(
+        "scripts.yml",
+        &[(
+            "service:\n",
+            &format!("service:\n  scripts_dir: {}\n", scripts.display()),
+        )],
+    );
+    let served = Served::start(&config);
+    let token = served.token("both", "exec,script", "all");
+    let both_ways = |name: &str, request: Value| -> (Value, Value) {
+        let file = lab.path().join(name);
+        std::fs::write(&file, request.to_string()).unwrap();
+        let cli = Remex::new()
+            .arg("--config")
+            .arg(&config)
+            .args(["--json", "exec", "--request"])
+            .arg(&file)
+            .run()
+            .json();
+        let body = std::fs::read(&file).unwrap();
+        let http = json_of(
+            served.post_raw(&token, "/v1/runs?wait=30s", "application/json", body),
+            200,
+        );
+        (cli, http)
+    };
+    let same = |cli: &Value, http: &Value, fields: &[&str]| {
+        assert_eq!(cli["operation"], http["operation"]);
+        assert_eq!(cli["summary"]["ok"], http["summary"]["ok"], "{cli}\n{http}");
+        for (a, b) in cli["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(http["results"].as_array().unwrap())
+        {
+            for field in fields {
+                assert_eq!(a[field], b[field], "{field}: {a}\n{b}");
+            }
+        }
+    };
+
+    // Every field the README's example uses, pty and max_output included.
+    let (cli, http) = both_ways(
+        "command.json",
+        json!({
+            "targets": "all",
+            "command": ["sh", "-c", "cat; printf ' %s %s %s' \"$1\" \"$LC_ALL\" \"$TOKEN\"; pwd", "x", "$(id)"],
+            "timeout": "30s",
+            "env": {"LC_ALL": "C"}, "secret_env": {"TOKEN": "s3cr3t-value"},
+            "cwd": "/tmp", "stdin": "from-stdin",
+            "parallel": 1, "pty": false, "max_output": "1M",
+        }),
+    );
+    same(
+        &cli,
+        &http,
+        &["host", "ok", "exit_code", "stdout", "truncated"],
+    );
+    assert_eq!(
+        cli["results"][0]["stdout"], "from-stdin $(id) C [REDACTED]/tmp\n",
+        "{cli}"
+    );
+
+    // A terminal, and a cap on the output.
+    let (cli, http) = both_ways(
+        "pty.json",
+        json!({"targets": "vm01", "raw": "test -t 1 && echo tty; head -c 3000 /dev/zero | tr '\\0' y",
+               "pty": true, "max_output": "1K"}),
+    );
+    same(&cli, &http, &["ok", "truncated", "stdout"]);
+    assert_eq!(http["results"][0]["truncated"], true, "{http}");
+    assert!(
+        http["results"][0]["stdout"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("tty") && s.len() == 1024),
+        "{http}"
+    );
+
+    // A script of the scripts directory, by name, with arguments.
+    let (cli, http) = both_ways(
+        "script.json",
+        json!({"targets": "all", "script": {"name": "greet.sh", "args": ["you"]},
+               "cwd": "/tmp", "env": {"GREETING": "hello"}}),
+    );
+    same(&cli, &http, &["host", "ok", "stdout"]);
+    assert_eq!(http["operation"], "script");
+    assert_eq!(http["results"][1]["stdout"], "hi you from /tmp hello\n");
+
+    // What only one edge may do is refused there, naming the field.
+    let local = lab.path().join("local.json");
+    std::fs::write(
+        &local,
+        json!({"targets": "vm01", "script": {"path": scripts.join("greet.sh")}}).to_string(),
+    )
+    .unwrap();
+    let ran = Remex::new()
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "exec", "--request"])
+        .arg(&local)
+        .run()
+        .expect_code(0);
+    let stdout = ran.json()["results"][0]["stdout"].clone();
+    assert!(
+        stdout.as_str().is_some_and(|s| s.starts_with("hi  from /")),
+        "{stdout}"
+    );
+    error_of(
+        served.post_raw(
+            &token,
+            "/v1/runs",
+            "application/json",
+            std::fs::read(&local).unwrap(),
+        ),
+        400,
+        "bad_request",
+        Some("script.path"),
+    );
+    let keyed = lab.path().join("keyed.json");
+    std::fs::write(
+        &keyed,
+        json!({"targets": "vm01", "command": ["true"], "idempotency_key": "k1"}).to_string(),
+    )
+    .unwrap();
+    let refused = Remex::new()
+        .arg("--config")
+        .arg(&config)
+        .args(["exec", "--request"])
+        .arg(&keyed)
+        .run()
+        .expect_code(2);
+    assert!(
+        refused.stderr().contains("field `idempotency_key`"),
+        "{}",
+        refused.stderr()
+    );
+    let over = json!({"targets": "vm01", "command": ["true"], "max_output": "2G"});
+    error_of(
+        served.post(&token, "/v1/runs", &over),
+        400,
+        "bad_request",
+        Some("max_output"),
+    );
+}

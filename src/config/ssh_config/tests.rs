@@ -1,11 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-//! The rules of `ssh_config.rs`, one test each. `vs_openssh.rs` checks the
+//! The rules of `ssh_config`, one test each. `vs_openssh.rs` checks the
 //! same rules against `ssh -G` itself.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 
+use super::lexer::split_args;
 use super::*;
 
 const ORIGIN: &str = "/home/me/.ssh/config";

@@ -39,35 +39,44 @@
 
 //! # Layout
 //!
-//! - `request.rs` — [`Exec`], the request, and its remote command line.
+//! - `request.rs` — [`RunRequest`], the one JSON request of a run (the
+//!   service's `POST /v1/runs`, `exec --request`), and what an edge allows.
+//! - `command.rs` — [`Exec`]: the command, how to run it, and its remote
+//!   command line; `timeout.rs` — [`Timeout`].
 //! - `run.rs` — one request on one open connection.
 //! - `result.rs` — [`ExecResult`] per host, [`ExecDetails`] per run.
 //! - `script.rs` — staging a local script; `sudo.rs` — `--sudo`.
 
+mod command;
 mod request;
 mod result;
 mod run;
 pub(crate) mod script;
 pub(crate) mod sudo;
+mod timeout;
 
-pub use request::{Command, DEFAULT_MAX_OUTPUT, Exec, TAG_VAR};
-pub use result::{Captured, ExecDetails, ExecResult, ScriptInfo};
+pub use command::{Command, DEFAULT_MAX_OUTPUT, Exec, TAG_VAR};
+pub use request::{ByteSize, RequestPolicy, RunRequest, ScriptRequest, SudoRequest};
+pub use result::{Captured, ExecDetails, ExecOutcome, ExecResult, ScriptInfo};
 pub use script::{MARKER as SCRIPT_MARKER, Script};
 pub use sudo::Sudo;
+pub use timeout::Timeout;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::{Op, Record};
-use crate::run::report::{Failure, RunReport};
+use crate::failure::Failure;
+use crate::run::report::{HostReport, RunReport};
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 
 /// The report of `exec` and `script`.
 pub type ExecReport = RunReport<ExecResult, ExecDetails>;
 
 impl Executor {
-    /// Runs `exec` on every host `selector` selects (the old module's
+    /// Runs `exec` on every host `targets` selects (the old module's
     /// `execute_remote_command`); one result per host.
     ///
     /// # Errors
@@ -77,14 +86,14 @@ impl Executor {
     pub async fn exec(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         exec: &Exec,
     ) -> Result<ExecReport, Error> {
-        exec.validate().map_err(Error::Invalid)?;
-        let hosts = self.select(selector)?;
+        exec.validate()?;
+        let hosts = self.resolve(targets.into())?.hosts().to_vec();
         let timeout = exec
             .timeout
-            .unwrap_or(self.config().remote_execution.command_timeout);
+            .resolve(self.config().remote_execution.command_timeout);
         let op = ExecOp {
             exec: Arc::new(exec.clone()),
             timeout,
@@ -102,7 +111,7 @@ impl Executor {
     pub async fn script(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         path: &std::path::Path,
         args: &[String],
         options: &Exec,
@@ -115,14 +124,15 @@ impl Executor {
             script,
             args: args.to_vec(),
         };
-        self.exec(ctx, selector, &exec).await
+        self.exec(ctx, targets, &exec).await
     }
 }
 
 /// `exec` and `script` as an operation of the runner.
 struct ExecOp {
     exec: Arc<Exec>,
-    timeout: Duration,
+    /// The timeout in effect; `None`: never.
+    timeout: Option<Duration>,
 }
 
 impl Operation for ExecOp {
@@ -178,11 +188,7 @@ impl Operation for ExecOp {
         ran.error.map_or(Ok(()), Err)
     }
 
-    async fn finish(
-        &self,
-        _run: &RunState,
-        _results: &[crate::HostReport<ExecResult>],
-    ) -> ExecDetails {
+    async fn finish(&self, _run: &RunState, _results: &[HostReport<ExecResult>]) -> ExecDetails {
         let script = match &self.exec.command {
             Command::Script { script, .. } => Some(ScriptInfo {
                 name: script.name.clone(),

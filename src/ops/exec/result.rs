@@ -94,6 +94,35 @@ impl Serialize for ExecResult {
     }
 }
 
+impl ExecResult {
+    /// How the command ended, without what it printed: for a caller that
+    /// got the output line by line already (the service's `host_finished`
+    /// event).
+    pub fn outcome(&self) -> ExecOutcome<'_> {
+        ExecOutcome {
+            exit_code: self.exit_code,
+            signal: self.signal.as_deref(),
+            truncated: self.stdout.truncated || self.stderr.truncated,
+            host_key: self.host_key.as_deref(),
+        }
+    }
+}
+
+/// [`ExecResult`] without the output: its JSON is the result's but for
+/// `stdout`, `stderr` and their `_base64` twins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExecOutcome<'a> {
+    /// Exit status, when the command exited.
+    pub exit_code: Option<u32>,
+    /// Signal name, when the command was killed by one.
+    pub signal: Option<&'a str>,
+    /// Whether output beyond the cap was dropped.
+    pub truncated: bool,
+    /// The host key's SHA256 fingerprint, once the host was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<&'a str>,
+}
+
 impl Redact for ExecResult {
     fn redact(&mut self, redactor: &Redactor) {
         self.stdout.redact(redactor);
@@ -169,6 +198,18 @@ mod tests {
         assert!(json.get("stdout_base64").is_none());
         assert_eq!(json["exit_code"], 0);
         assert!(json.get("host_key").is_none());
+    }
+
+    #[test]
+    fn the_outcome_is_the_result_without_output() {
+        let mut full = serde_json::to_value(result(b"a\xffb")).unwrap_or_default();
+        let outcome = serde_json::to_value(result(b"a\xffb").outcome()).unwrap_or_default();
+        if let Some(fields) = full.as_object_mut() {
+            for output in ["stdout", "stderr", "stdout_base64", "stderr_base64"] {
+                fields.remove(output);
+            }
+        }
+        assert_eq!(outcome, full);
     }
 
     #[test]

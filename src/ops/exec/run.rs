@@ -8,13 +8,13 @@ use std::time::Duration;
 use russh::{ChannelMsg, Sig};
 use tokio::time::Instant;
 
-use super::request::{Command, Exec, TAG_VAR};
+use super::command::{Command, Exec, TAG_VAR};
 use super::result::Captured;
 use super::script::{self, Script};
 use super::sudo::{Sudo, SudoMode};
+use crate::failure::{ErrorKind, Failure};
 use crate::run::cancel::{self, Cancel};
 use crate::run::context::{Observer, Stream};
-use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::Connection;
 
 /// Where a command runs, for how long, and who watches it: the host's
@@ -23,8 +23,8 @@ use crate::transport::connection::Connection;
 pub(crate) struct Watch<'a> {
     /// The host's name (for messages and the observer).
     pub host: &'a str,
-    /// Stops the command when it runs longer.
-    pub timeout: Duration,
+    /// Stops the command when it runs longer; `None`: never.
+    pub timeout: Option<Duration>,
     /// Stops the command like a timeout.
     pub cancel: Option<&'a Cancel>,
     /// Gets the output lines as they arrive.
@@ -83,7 +83,7 @@ impl Lines {
 /// A fresh random tag for [`TAG_VAR`].
 fn new_tag() -> String {
     let bytes: [u8; 12] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Sudo as decided for one host: who, and how to invoke it.
@@ -189,7 +189,7 @@ async fn run_command(
     };
     let tag = new_tag();
     // `_slot` keeps the connection's session slot until this command is done.
-    let crate::transport::connection::Session {
+    let crate::transport::session::Session {
         channel,
         slot: _slot,
     } = session;
@@ -234,8 +234,8 @@ async fn run_command(
     };
 
     let mut ran = Ran::default();
-    // `Duration::MAX` (no timeout) lies beyond what the clock can say.
-    let deadline = Instant::now().checked_add(timeout);
+    // A timeout beyond what the clock can say is none.
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     let mut lines = [Lines::default(), Lines::default()];
     let emit = |stream: Stream, line: &[u8]| {
         if let Some(observer) = watch.observer {
@@ -255,7 +255,7 @@ async fn run_command(
                     ErrorKind::Timeout,
                     format!(
                         "command did not finish within {}; remex stopped it and its child processes",
-                        humane(timeout)
+                        humane(timeout.unwrap_or_default())
                     ),
                 ));
                 break;

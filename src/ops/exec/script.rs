@@ -55,7 +55,7 @@ impl Script {
 
     /// A script from bytes.
     pub fn from_bytes(name: impl Into<String>, content: Vec<u8>) -> Script {
-        let sha256 = hex(&Sha256::digest(&content));
+        let sha256 = hex::encode(Sha256::digest(&content));
         let interpreter = shebang(&content).unwrap_or_else(|| vec!["/bin/sh".to_owned()]);
         Script {
             name: name.into(),
@@ -123,11 +123,6 @@ pub(crate) fn run_argv(script: &Script, dir: &str, args: &[String]) -> Vec<Strin
     argv.push(format!("{dir}/script"));
     argv.extend(args.iter().cloned());
     argv
-}
-
-/// Lower-case hex of `bytes` (digests in results and file names).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

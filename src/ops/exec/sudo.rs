@@ -16,8 +16,8 @@
 
 use std::sync::Arc;
 
+use crate::failure::{ErrorKind, Failure};
 use crate::quote;
-use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::Connection;
 
 /// Run as `user` (root when `None`) through sudo.

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use russh::keys::PublicKey;
 
-use super::KeysError;
+use crate::keydir::KeysError;
 
 /// Base64 as OpenSSH's `b64_pton` reads it: standard alphabet, padding
 /// optional.
@@ -489,7 +489,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let path = dir.path().join("authorized_keys");
         std::fs::write(&path, &text).unwrap_or_else(|e| panic!("write: {e}"));
-        let listed = crate::ops::keys::test_support::ssh_keygen([
+        let listed = crate::test_support::ssh_keygen([
             std::ffi::OsStr::new("-l"),
             std::ffi::OsStr::new("-f"),
             path.as_os_str(),

@@ -17,9 +17,11 @@ use super::report::{ChangeAction, KeyDetails, KeyResult, KeysReport};
 use super::run::{LoadedKey, key_details, key_dir, local_failure, update};
 use super::session::{self, Edited};
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::run::report::HostReport;
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 use crate::transport::login::{Login, PasswordCell, PasswordSource};
 
 /// What to deploy, and how to get in.
@@ -36,7 +38,7 @@ pub struct DeployRequest {
 }
 
 impl Executor {
-    /// Deploys key `request.name` to every host `selector` selects.
+    /// Deploys key `request.name` to every host `targets` selects.
     ///
     /// # Errors
     ///
@@ -46,10 +48,11 @@ impl Executor {
     pub async fn keys_deploy(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         request: &DeployRequest,
     ) -> Result<KeysReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         if let Some(path) = &request.bootstrap_key
             && !path.exists()
         {

@@ -5,7 +5,8 @@
 //! `ssh-keygen -N` does) in `DIR/NAME`, mode 0600 from the moment the file
 //! exists; the public key is one line in `DIR/NAME.pub`, mode 0644. The
 //! directory must be private (0700; it is created so). An existing file is
-//! never overwritten, even by a concurrent generate: see `atomic_file`.
+//! never overwritten, even by a concurrent generate: see
+//! [`crate::atomic_file`].
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -14,8 +15,11 @@ use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::{KeypairData, RsaKeypair};
 use russh::keys::{Algorithm, EcdsaCurve, PrivateKey, PublicKey};
 
-use super::state::{KeyRecord, update_state};
-use super::{KeysError, atomic_file, timestamp};
+use crate::atomic_file;
+use crate::keydir::{
+    KeyRecord, KeysError, ensure_key_dir, private_key_path, public_key_path, timestamp,
+    update_state, validate_name,
+};
 use crate::transport::identity::fingerprint;
 
 /// The RSA size used when none is given (`ssh-keygen`'s default too).
@@ -149,49 +153,6 @@ pub(crate) struct GeneratedKey {
     pub created: String,
 }
 
-/// Checks a key name: non-empty, `[A-Za-z0-9._-]`, not starting with `.`
-/// (so no `/`, no `..`, no hidden or temporary file names).
-pub fn validate_name(name: &str) -> Result<(), KeysError> {
-    let invalid = |reason| KeysError::InvalidName {
-        name: name.to_owned(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if name.starts_with('.') {
-        return Err(invalid("it starts with `.`"));
-    }
-    if name.contains('/') {
-        return Err(invalid("it contains `/`"));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
-        return Err(invalid(
-            "it contains a character other than letters, digits, `.`, `_`, `-`",
-        ));
-    }
-    if name.ends_with(".pub") {
-        return Err(invalid("it ends with `.pub`, the public key's suffix"));
-    }
-    if name == super::state::STATE_FILE || name == super::archive::ARCHIVE_DIR {
-        return Err(invalid("remex uses that name for its own files"));
-    }
-    Ok(())
-}
-
-/// `DIR/NAME`.
-pub(crate) fn private_key_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
-/// `DIR/NAME.pub`.
-pub(crate) fn public_key_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.pub"))
-}
-
 /// The default key comment, `remex@<orchestrator hostname>`.
 pub(crate) fn default_comment() -> String {
     format!("remex@{}", hostname())
@@ -205,40 +166,6 @@ fn hostname() -> String {
         .map(|text| text.trim().to_owned())
         .find(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// Creates the key directory (0700; missing parents with default modes), or
-/// checks an existing one: it must be a directory that group and others
-/// cannot enter (`chmod 700`), as remex keeps private keys in it.
-pub(crate) fn ensure_key_dir(dir: &Path) -> Result<(), KeysError> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    match std::fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => Err(KeysError::NotADirectory {
-            path: dir.to_owned(),
-        }),
-        Ok(meta) => {
-            let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                return Err(KeysError::DirTooOpen {
-                    path: dir.to_owned(),
-                    mode,
-                });
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(KeysError::io("create", parent))?;
-            }
-            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-                Ok(()) => Ok(()),
-                // Created concurrently: check it like an existing one.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => ensure_key_dir(dir),
-                Err(e) => Err(KeysError::io("create", dir)(e)),
-            }
-        }
-        Err(e) => Err(KeysError::io("inspect", dir)(e)),
-    }
 }
 
 /// Generates a key pair `DIR/NAME` + `DIR/NAME.pub` and records it in the
@@ -364,7 +291,7 @@ fn write_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::keys::test_support::{mode, ssh_keygen, tempdir};
+    use crate::test_support::{mode, ssh_keygen, tempdir};
     use crate::transport::identity::load_key_with;
     use std::ffi::OsStr;
     use std::os::unix::fs::PermissionsExt as _;
@@ -399,7 +326,7 @@ mod tests {
         })
         .unwrap_or_else(|e| panic!("load_key: {e}"));
         assert_eq!(fingerprint(loaded.public_key()), key.fingerprint);
-        let state = super::super::state::load_state(dir).unwrap_or_else(|e| panic!("{e}"));
+        let state = crate::keydir::load_state(dir).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(state.keys[&key.name].fingerprint, key.fingerprint);
         assert_eq!(state.keys[&key.name].created, key.created);
     }
@@ -562,10 +489,10 @@ mod tests {
     }
 
     #[test]
-    fn key_dir_permissions() {
+    fn a_key_dir_open_to_others_gets_no_key() {
         let tmp = tempdir();
         let nested = tmp.path().join("a/b/keys");
-        ensure_key_dir(&nested).unwrap_or_else(|e| panic!("{e}"));
+        generate(&nested, "k", KeyKind::Ed25519, None, "c").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(mode(&nested), 0o700);
 
         let open = tmp.path().join("open");
@@ -579,37 +506,10 @@ mod tests {
             "{msg}"
         );
         assert!(!open.join("k").exists());
-
-        let file = tmp.path().join("file");
-        std::fs::write(&file, "").unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(
-            ensure_key_dir(&file),
-            Err(KeysError::NotADirectory { .. })
-        ));
     }
 
     #[test]
-    fn names_are_validated() {
-        for good in ["deploy", "id_ed25519", "k-2026.01", "A1"] {
-            assert!(validate_name(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            ".hidden",
-            "..",
-            "a/b",
-            "../x",
-            "sp ace",
-            "ü",
-            "k.pub",
-            "archive",
-            "remex-keys.json",
-        ] {
-            assert!(
-                matches!(validate_name(bad), Err(KeysError::InvalidName { .. })),
-                "{bad:?}"
-            );
-        }
+    fn a_bad_name_gets_no_key() {
         let tmp = tempdir();
         let err = generate(tmp.path(), "../escape", KeyKind::Ed25519, None, "c");
         assert!(matches!(err, Err(KeysError::InvalidName { .. })));

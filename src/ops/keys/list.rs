@@ -11,10 +11,10 @@ use std::time::SystemTime;
 use russh::keys::PublicKey;
 use serde::Serialize;
 
-use super::archive::archive_dir;
-use super::generate::{private_key_path, public_key_path, validate_name};
-use super::state::{KeyState, load_state};
-use super::{KeysError, timestamp};
+use crate::keydir::{
+    KeyState, KeysError, archive_dir, load_state, private_key_path, public_key_path, timestamp,
+    validate_name,
+};
 use crate::transport::identity::fingerprint;
 
 /// One key, as `remex keys list` shows it (`--json`: an array of these).
@@ -88,7 +88,7 @@ impl crate::run::Executor {
             .vms
             .iter()
             .map(|(name, vm)| {
-                let used = super::resolve::host_key(config, &state, name, vm);
+                let used = crate::keydir::resolve::host_key(config, &state, name, vm);
                 HostKeyUse {
                     host: name.clone(),
                     key: used
@@ -97,9 +97,9 @@ impl crate::run::Executor {
                         .unwrap_or_else(|| used.path.display().to_string()),
                     path: used.path,
                     source: match used.source {
-                        super::resolve::KeySource::Pinned => "config_key",
-                        super::resolve::KeySource::State => "state",
-                        super::resolve::KeySource::Default => "default_key",
+                        crate::keydir::resolve::KeySource::Pinned => "config_key",
+                        crate::keydir::resolve::KeySource::State => "state",
+                        crate::keydir::resolve::KeySource::Default => "default_key",
                     },
                 }
             })
@@ -214,10 +214,10 @@ pub(crate) fn read_public_key(dir: &Path, name: &str) -> Result<PublicKey, KeysE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::keys::archive::archive;
+    use crate::keydir::archive::archive;
+    use crate::keydir::update_state;
     use crate::ops::keys::generate::{KeyKind, generate};
-    use crate::ops::keys::state::update_state;
-    use crate::ops::keys::test_support::tempdir;
+    use crate::test_support::tempdir;
 
     #[test]
     fn missing_dir_lists_nothing() {
@@ -244,7 +244,7 @@ mod tests {
                 .map(std::ffi::OsStr::new)
                 .collect();
         args.push(foreign.as_os_str());
-        crate::ops::keys::test_support::ssh_keygen(args);
+        crate::test_support::ssh_keygen(args);
         // Noise that is not a key.
         std::fs::write(dir.join("lonely.pub"), "ssh-ed25519 AAAA")
             .unwrap_or_else(|e| panic!("{e}"));

@@ -4,13 +4,15 @@
 
 use serde::Serialize;
 
-use super::archive::{PruneReport, prune};
 use super::generate::{KeyKind, default_comment, generate};
 use super::list::KeyInfo;
 use super::run::{key_dir, record_key};
-use super::state::load_state;
 use crate::audit::{Op, Record, Redactor};
-use crate::run::report::{ErrorKind, Failure, NoHost, RunReport};
+use crate::error_chain::chain;
+use crate::failure::{ErrorKind, Failure};
+use crate::keydir::archive::prune;
+use crate::keydir::{KeysError, PruneReport, load_state};
+use crate::run::report::{NoHost, RunReport};
 use crate::run::runner::{LocalOperation, Redact, RunState};
 use crate::run::{Error, Executor, RunContext};
 
@@ -104,7 +106,7 @@ impl LocalOperation for Generate {
         })
         .await
         .map_err(|e| Failure::new(ErrorKind::Keys, format!("key generation: {e}")))?
-        .map_err(|e| Failure::new(ErrorKind::Keys, format!("{:#}", anyhow::Error::from(e))))?;
+        .map_err(|e| Failure::new(ErrorKind::Keys, chain(&e)))?;
         run.executor.key_state_changed();
         record_key(
             run,
@@ -144,13 +146,13 @@ impl LocalOperation for Prune {
     async fn run(&self, run: &RunState) -> Result<PruneReport, Failure> {
         let dir = key_dir(&run.executor);
         let force = self.force;
-        let failure = |e: super::KeysError| Failure::new(ErrorKind::Keys, e.to_string());
+        let failure = |e: KeysError| Failure::new(ErrorKind::Keys, e.to_string());
         let (before, report) = tokio::task::spawn_blocking(move || {
             // Fingerprints, by archived name, for the records of what is
             // deleted.
             let before = load_state(&dir)?;
             let report = prune(&dir, force)?;
-            Ok::<_, super::KeysError>((before, report))
+            Ok::<_, KeysError>((before, report))
         })
         .await
         .map_err(|e| Failure::new(ErrorKind::Keys, format!("pruning: {e}")))?

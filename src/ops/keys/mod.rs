@@ -4,13 +4,16 @@
 //! Keys live in the key directory (`remote_execution.key_storage_path`,
 //! 0700): `NAME` (OpenSSH private key, 0600) and `NAME.pub` (0644), the
 //! state file `remex-keys.json` (which host uses which key, rotation
-//! progress) and `archive/` (keys rotated away, until pruned).
+//! progress) and `archive/` (keys rotated away, until pruned). The
+//! directory itself — its paths and name checks, the state file
+//! ([`KeyState`]), the archive, which key a host logs in with, and
+//! [`KeysError`] — is `crate::keydir`, below the run layer; this module
+//! re-exports its public types.
 //!
 //! # Layout
 //!
-//! - `generate.rs` — `generate()` a key pair; [`KeyKind`], name checks, the
-//!   default comment `remex@HOST`, the key directory's permissions.
-//! - `state.rs` — [`KeyState`], the state file (atomic writes under a lock).
+//! - `generate.rs` — `generate()` a key pair; [`KeyKind`], the default
+//!   comment `remex@HOST`.
 //! - `list.rs` — [`crate::Executor::keys_list`]: keys on disk joined with the
 //!   state and the config ([`KeyListing`], the `--json` boundary type).
 //! - `authorized_keys.rs` — pure text edits of an authorized_keys file:
@@ -19,14 +22,10 @@
 //!   `~/.ssh/authorized_keys` on a host, with a compare-and-swap guard
 //!   (`read_command`, `plan_edit`, `write_command`, `check_exit`).
 //! - `rotation.rs` — the per-host rotation state machine that never leaves a
-//!   host without a working key ([`RotationStep`], `plan_rotation`).
-//! - `archive.rs` — `archive()` a retired key, `prune` the archive.
+//!   host without a working key (moving a [`HostRotation`] from
+//!   [`RotationStep`] to step, `plan_rotation`).
 //! - `local.rs` — [`crate::Executor::keys_generate`] and
 //!   [`crate::Executor::keys_prune`]: the audited runs that contact no host.
-//! - `atomic_file.rs`, `timestamp.rs`, `error.rs` — helpers and
-//!   [`KeysError`].
-//! - `resolve.rs` — which key remex logs in to a host with: the config's
-//!   `key:`, else the state file's current key, else `default_key`.
 //!
 //! The fleet-wide operations, over the network (each returns a
 //! [`KeysReport`] with one result per host, every change naming the key and
@@ -56,40 +55,27 @@
 //! **Invariant:** no passphrase or private key material appears in an error
 //! or log line; keys are named by name, path or fingerprint.
 
-mod atomic_file;
-mod timestamp;
-
-pub(crate) mod archive;
 pub(crate) mod authorized_keys;
 mod deploy;
-mod error;
 pub(crate) mod generate;
 pub(crate) mod list;
 mod local;
 pub(crate) mod remote;
 mod report;
-pub(crate) mod resolve;
 mod revoke;
 mod rotate;
 pub(crate) mod rotation;
 mod run;
 mod session;
-pub(crate) mod state;
 
-pub use archive::{ArchivedKey, PruneReport, PrunedKey};
+pub use crate::keydir::{
+    ArchivedKey, HostKeys, HostRotation, KeyRecord, KeyState, KeysError, PruneReport, PrunedKey,
+    RotationStep, validate_name,
+};
 pub use deploy::DeployRequest;
-pub use error::KeysError;
-pub use generate::{KeyKind, validate_name};
+pub use generate::KeyKind;
 pub use list::{HostKeyUse, KeyInfo, KeyListing};
 pub use local::{GenerateReport, GenerateRequest, Generated, PruneRunReport};
 pub use report::{ChangeAction, KeyChange, KeyDetails, KeyRef, KeyResult, KeysReport};
 pub use revoke::RevokeRequest;
 pub use rotate::RotateRequest;
-pub use rotation::{HostRotation, RotationStep};
-pub use state::{HostKeys, KeyRecord, KeyState};
-
-pub(crate) use state::{load_state, state_path};
-pub(crate) use timestamp::now_rfc3339;
-
-#[cfg(test)]
-mod test_support;

@@ -29,8 +29,8 @@
 
 use russh::keys::HashAlg;
 
-use super::KeysError;
 use super::authorized_keys::{KeyLine, add_key, remove_key};
+use crate::keydir::KeysError;
 use crate::quote::quote;
 
 /// The first word of the read command's header line.
@@ -199,7 +199,9 @@ impl RemoteFile {
     pub(crate) fn based_on(&self) -> BasedOn {
         match self {
             Self::Missing => BasedOn::Missing,
-            Self::Present(text) => BasedOn::Sha256(hex(&HashAlg::Sha256.digest(text.as_bytes()))),
+            Self::Present(text) => {
+                BasedOn::Sha256(hex::encode(HashAlg::Sha256.digest(text.as_bytes())))
+            }
         }
     }
 }
@@ -212,11 +214,6 @@ fn find_header(stdout: &[u8]) -> Option<usize> {
         (i == 0 || stdout.get(i - 1) == Some(&b'\n'))
             && stdout.get(i..).is_some_and(|rest| rest.starts_with(needle))
     })
-}
-
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A change to make to `authorized_keys`.
@@ -328,7 +325,7 @@ pub(crate) fn check_exit(code: u32, stderr: &[u8]) -> Result<(), RemoteEditError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::keys::test_support::mode;
+    use crate::test_support::mode;
     use russh::keys::{Algorithm, PrivateKey};
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;

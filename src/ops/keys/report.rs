@@ -25,9 +25,8 @@
 
 use serde::Serialize;
 
-use super::archive::ArchivedKey;
-use super::rotation::RotationStep;
 use crate::audit::{Event, Record, Redactor};
+use crate::keydir::{ArchivedKey, RotationStep};
 use crate::run::report::RunReport;
 use crate::run::runner::{HostDetail, Redact, change_record};
 

@@ -9,15 +9,16 @@
 //! removal, which proves the fallback works before the state switches to
 //! it.
 
-use super::generate::private_key_path;
 use super::report::{ChangeAction, KeyDetails, KeyResult, KeysReport};
 use super::run::{LoadedKey, key_details, key_dir, load, local_failure, update, used_key};
 use super::session::{self, Edited};
-use super::state::KeyState;
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::keydir::{KeyState, private_key_path};
+use crate::run::report::HostReport;
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 use crate::transport::login::Login;
 
 /// What to revoke.
@@ -30,7 +31,7 @@ pub struct RevokeRequest {
 }
 
 impl Executor {
-    /// Revokes key `request.name` on every host `selector` selects.
+    /// Revokes key `request.name` on every host `targets` selects.
     ///
     /// # Errors
     ///
@@ -40,10 +41,11 @@ impl Executor {
     pub async fn keys_revoke(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         request: &RevokeRequest,
     ) -> Result<KeysReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         let dir = key_dir(self);
         let op = Revoke {
             key: LoadedKey::load(&dir, &request.name, true)?,

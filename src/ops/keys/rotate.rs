@@ -23,19 +23,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use super::archive::{ArchivedKey, archive};
-use super::generate::{KeyKind, default_comment, generate, private_key_path};
+use super::generate::{KeyKind, default_comment, generate};
 use super::report::{ChangeAction, KeyDetails, KeyRef, KeyResult, KeysReport};
-use super::rotation::{
-    HostPlan, HostRotation, RotationAction, RotationEvent, RotationPlan, plan_rotation,
-};
+use super::rotation::{HostPlan, RotationAction, RotationEvent, RotationPlan, plan_rotation};
 use super::run::{LoadedKey, key_dir, load, local_failure, record_key, update};
 use super::session::{self, Edited};
-use super::{KeysError, now_rfc3339, timestamp};
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, HostReport};
+use crate::failure::{ErrorKind, Failure};
+use crate::keydir::archive::archive;
+use crate::keydir::timestamp::{self, now_rfc3339};
+use crate::keydir::{ArchivedKey, HostRotation, KeysError, private_key_path, validate_name};
+use crate::run::report::HostReport;
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 use crate::transport::login::Login;
 
 /// What to rotate to.
@@ -52,7 +53,7 @@ pub struct RotateRequest {
 }
 
 impl Executor {
-    /// Rotates the key of every host `selector` selects; see the module
+    /// Rotates the key of every host `targets` selects; see the module
     /// docs.
     ///
     /// # Errors
@@ -63,10 +64,11 @@ impl Executor {
     pub async fn keys_rotate(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         request: &RotateRequest,
     ) -> Result<KeysReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         let dir = key_dir(self);
         let config = self.config();
         let free: Vec<String> = hosts
@@ -80,14 +82,15 @@ impl Executor {
             (Some(pending), Some(name)) if pending != name => {
                 return Err(Error::Invalid(format!(
                     "an unfinished rotation to key `{pending}` is in progress on some of these hosts; \
-                     run `remex keys rotate {selector}` without --name (or with --name {pending}) to finish it first"
+                     run `remex keys rotate {}` without --name (or with --name {pending}) to finish it first",
+                    selection.selector()
                 )));
             }
             (Some(pending), _) => pending.clone(),
             (None, Some(name)) => name.clone(),
             (None, None) => format!("remex-{}", timestamp::compact(SystemTime::now())),
         };
-        super::generate::validate_name(&target)?;
+        validate_name(&target)?;
         let starting = plan
             .hosts
             .iter()

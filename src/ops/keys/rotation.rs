@@ -25,57 +25,14 @@
 //! A host remex has no record for logs in with the key from the config;
 //! that key may be an operator's own, so rotation replaces it as remex's key
 //! but never removes it from authorized_keys (`old` is `None`).
+//!
+//! What the state file records of a rotation ([`HostRotation`],
+//! [`RotationStep`]) is the key directory's (`keydir/host_rotation.rs`);
+//! this module moves it from step to step.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
-use super::KeysError;
-use super::state::KeyState;
-
-/// How far the rotation got on one host. Ordered as the steps happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RotationStep {
-    /// The new key exists locally; the host does not know it yet.
-    Generated,
-    /// The new key is in the host's authorized_keys.
-    Deployed,
-    /// A fresh connection with the new key alone logged in.
-    Verified,
-    /// The state names the new key as the host's current key.
-    Recorded,
-    /// The old key is gone from authorized_keys: finished.
-    OldRemoved,
-}
-
-impl fmt::Display for RotationStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Generated => "generated",
-            Self::Deployed => "deployed",
-            Self::Verified => "verified",
-            Self::Recorded => "recorded",
-            Self::OldRemoved => "old-removed",
-        })
-    }
-}
-
-/// One host's rotation in progress, as persisted in the state file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostRotation {
-    /// The key being replaced; `None` for the key from the config, which is
-    /// replaced as remex's key but left in authorized_keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub old: Option<String>,
-    /// The key replacing it.
-    pub new: String,
-    /// The last step completed.
-    pub step: RotationStep,
-    /// When that step completed (UTC, RFC 3339), to tell stale rotations.
-    pub updated: String,
-}
+use crate::keydir::{HostRotation, KeyState, KeysError, RotationStep};
 
 /// What to do next on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,7 +303,8 @@ impl KeyState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::keys::state::{load_state, save_state};
+    use crate::keydir::load_state;
+    use crate::keydir::state::save_state;
 
     const NOW: &str = "2026-01-02T03:04:05Z";
 

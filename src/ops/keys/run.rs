@@ -5,15 +5,16 @@ use std::path::{Path, PathBuf};
 
 use russh::keys::PublicKey;
 
-use super::KeysError;
 use super::authorized_keys::KeyLine;
-use super::generate::{private_key_path, public_key_path, validate_name};
 use super::list::read_public_key;
 use super::report::KeyRef;
-use super::state::{KeyState, load_state, update_state};
 use crate::audit::{Event, Record};
+use crate::failure::{ErrorKind, Failure};
+use crate::keydir::{
+    KeyState, KeysError, STATE_FILE, load_state, private_key_path, public_key_path, update_state,
+    validate_name,
+};
 use crate::run::Executor;
-use crate::run::report::{ErrorKind, Failure};
 use crate::run::runner::RunState;
 use crate::transport::identity::fingerprint;
 
@@ -85,7 +86,7 @@ pub(crate) async fn update<T: Send + 'static>(
         .await
         .map_err(|e| KeysError::Io {
             action: "update",
-            path: PathBuf::from(super::state::STATE_FILE),
+            path: PathBuf::from(STATE_FILE),
             source: std::io::Error::other(e.to_string()),
         });
     executor.key_state_changed();
@@ -99,7 +100,7 @@ pub(crate) async fn load(dir: &Path) -> Result<KeyState, KeysError> {
         .await
         .map_err(|e| KeysError::Io {
             action: "read",
-            path: PathBuf::from(super::state::STATE_FILE),
+            path: PathBuf::from(STATE_FILE),
             source: std::io::Error::other(e.to_string()),
         })?
 }

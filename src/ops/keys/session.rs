@@ -5,7 +5,7 @@
 
 use super::authorized_keys::KeyLine;
 use super::remote::{Edit, RemoteEditError, RemoteFile, check_exit, plan_edit, read_command};
-use crate::run::report::{ErrorKind, Failure};
+use crate::failure::{ErrorKind, Failure};
 use crate::run::runner::HostRun;
 use crate::transport::connection::Connection;
 use crate::transport::login::Login;

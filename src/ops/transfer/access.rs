@@ -19,10 +19,11 @@
 
 use russh::ChannelMsg;
 
+use crate::failure::{ErrorKind, Failure};
 use crate::ops::exec::sudo::{Sudo, SudoMode};
 use crate::quote::quote;
-use crate::run::report::{ErrorKind, Failure};
-use crate::transport::connection::{Connection, Session};
+use crate::transport::connection::Connection;
+use crate::transport::session::Session;
 
 /// Where OpenSSH's `sftp-server` lives on the common systems (Debian and
 /// Ubuntu; RHEL and Fedora; Arch, Alpine and SUSE; the BSDs), tried in

@@ -12,9 +12,11 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::{Op, Record};
-use crate::run::report::{ErrorKind, Failure, NoDetails};
+use crate::failure::{ErrorKind, Failure};
+use crate::run::report::NoDetails;
 use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 use crate::transport::connection::Connection;
 
 use super::access::Access;
@@ -60,7 +62,7 @@ impl DownloadPlan {
 }
 
 impl Executor {
-    /// Downloads `download.sources` from every host `selector` selects
+    /// Downloads `download.sources` from every host `targets` selects
     /// into `download.local_dir/<host>/`; one result per host. See
     /// [`crate::ops::transfer`].
     ///
@@ -72,15 +74,17 @@ impl Executor {
     pub async fn download(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         download: &Download,
     ) -> Result<TransferReport, Error> {
         let plan = DownloadPlan::new(download).map_err(Error::Invalid)?;
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         if download.flat && hosts.len() != 1 {
             return Err(Error::Invalid(format!(
-                "--flat needs exactly one host, but `{selector}` selects {}; without --flat \
+                "--flat needs exactly one host, but `{}` selects {}; without --flat \
                  each host's files go to LOCAL_DIR/<host>/",
+                selection.selector(),
                 hosts.len()
             )));
         }
@@ -175,7 +179,7 @@ async fn run(
         let attrs = match me.sftp.stat(&remote).await {
             Ok(Some(attrs)) => attrs,
             Ok(None) => {
-                let missing = Failure::new(
+                let missing = Failure::not_found(
                     ErrorKind::Transfer,
                     format!("{remote}: no such file or directory"),
                 );

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::failure::{ErrorKind, Failure};
 use crate::quote::quote;
-use crate::run::report::{ErrorKind, Failure};
 use crate::transport::connection::Connection;
 
 use super::access::Access;
@@ -112,7 +112,7 @@ fn streaming_pipe(path: &str) -> String {
 /// [`Streaming::feed`] each completed stretch in order, then
 /// [`Streaming::finish`] for the digest of all of them.
 pub(super) struct Streaming {
-    session: crate::transport::connection::Session,
+    session: crate::transport::session::Session,
     path: String,
     /// Output that came before the server confirmed the command.
     early: Vec<u8>,
@@ -276,7 +276,7 @@ pub(super) async fn local_in_background(
 
 /// Hex of a finished hasher.
 pub(super) fn finish(hasher: Sha256) -> String {
-    crate::ops::exec::script::hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]

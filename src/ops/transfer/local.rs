@@ -1,5 +1,9 @@
 //! The local side: walking what an upload sends, and the directories and
 //! atomic files a download writes.
+//!
+//! A download's temp file is not [`crate::atomic_file`]'s: it is streamed
+//! (not written from memory), kept for `--resume`, and renamed only after
+//! its SHA-256 matched; only the directory fsync after the rename is shared.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -10,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::EntryKind;
+use crate::atomic_file::sync_parent;
 
 /// One thing an upload sends.
 #[derive(Debug, Clone)]
@@ -208,7 +213,7 @@ pub(super) fn commit(
     }
     drop(file);
     fs::rename(temp, dest)?;
-    sync_dir(dest)
+    sync_parent(dest)
 }
 
 /// Creates a symlink at `dest` atomically (a temp link renamed over it).
@@ -219,15 +224,7 @@ pub(super) fn symlink(target: &str, temp: &Path, dest: &Path) -> io::Result<()> 
     }
     std::os::unix::fs::symlink(target, temp)?;
     fs::rename(temp, dest)?;
-    sync_dir(dest)
-}
-
-/// fsync of the directory holding `path`.
-pub(super) fn sync_dir(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => File::open(".")?.sync_all(),
-    }
+    sync_parent(dest)
 }
 
 #[cfg(test)]

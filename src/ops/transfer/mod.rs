@@ -90,10 +90,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::Record;
+use crate::failure::Failure;
 use crate::ops::exec::Sudo;
 use crate::run::cancel::{self, Cancel};
 use crate::run::context::Observer;
-use crate::run::report::Failure;
 use crate::run::runner::HostRun;
 use crate::transport::connection::Connection;
 

@@ -30,7 +30,7 @@ pub(super) fn unique_temp_name(name: &str, host: &str) -> String {
 
 fn short_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..4])
 }
 
 /// `dir/name` for remote (always `/`-separated) paths.

@@ -33,7 +33,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::audit::{Event, Op, Record, Redactor};
-use crate::run::report::{Failure, RunReport};
+use crate::failure::Failure;
+use crate::run::report::RunReport;
 use crate::run::runner::{HostDetail, Redact, with_failure};
 
 /// What happened to a destination.
@@ -129,7 +130,11 @@ impl TransferResult {
                     first.message
                 )
             };
-            Some(Failure::new(first.kind, message))
+            Some(Failure {
+                message,
+                not_found: first.not_found && failed.len() == 1,
+                ..Failure::new(first.kind, String::new())
+            })
         });
         self.status = if error.is_some() {
             None
@@ -216,7 +221,7 @@ impl HostDetail for TransferResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::report::ErrorKind;
+    use crate::failure::ErrorKind;
 
     fn file(status: TransferStatus, error: Option<Failure>) -> FileOutcome {
         FileOutcome {

@@ -16,8 +16,9 @@ use russh_sftp::client::rawsession::Limits;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::run::report::{ErrorKind, Failure};
-use crate::transport::connection::{Connection, Session};
+use crate::failure::{ErrorKind, Failure};
+use crate::transport::connection::Connection;
+use crate::transport::session::Session;
 
 use super::Options;
 use super::access::Access;

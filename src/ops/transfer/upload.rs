@@ -9,10 +9,12 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
 use crate::audit::{Op, Record};
+use crate::failure::{ErrorKind, Failure};
 use crate::run::cancel::Cancel;
-use crate::run::report::{ErrorKind, Failure, NoDetails};
+use crate::run::report::NoDetails;
 use crate::run::runner::{HostRun, Operation};
 use crate::run::{Error, Executor, RunContext};
+use crate::targets::Targets;
 use crate::transport::connection::Connection;
 
 use super::access::Access;
@@ -158,10 +160,11 @@ impl Executor {
     pub async fn upload(
         &self,
         ctx: &RunContext,
-        selector: &str,
+        targets: impl Into<Targets<'_>>,
         upload: &Upload,
     ) -> Result<TransferReport, Error> {
-        let hosts = self.select(selector)?;
+        let selection = self.resolve(targets.into())?;
+        let hosts = selection.hosts().to_vec();
         let at_once = hosts
             .len()
             .min(

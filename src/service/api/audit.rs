@@ -2,15 +2,15 @@
 
 use std::time::SystemTime;
 
-use axum::Extension;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use crate::audit::{self, Filter, Record};
+use crate::audit::{self, Filter, Record, VerifyReport};
+use crate::error_chain::chain;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
+use crate::service::state::AppState;
 
 /// `GET /v1/audit`'s filters (as `remex audit show`'s).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -47,7 +47,7 @@ pub(crate) struct AuditRecords {
     responses((status = 200, body = AuditRecords), (status = 400, body = crate::service::error::ErrorBody)))]
 pub(crate) async fn list_records(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<AuditRecords>, ApiError> {
     caller.require(Scope::AuditRead)?;
@@ -88,11 +88,22 @@ pub(crate) async fn list_records(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::internal(format!("{:#}", anyhow::Error::from(e))))?;
+    .map_err(|e| ApiError::internal(chain(&e)))?;
     Ok(axum::Json(AuditRecords {
         records: found.0,
         truncated: found.1,
     }))
+}
+
+/// `POST /v1/audit/verify`'s answer: the verification report, and whether
+/// the chain is intact.
+#[derive(Debug, Serialize)]
+pub(crate) struct Verified {
+    /// What `remex audit verify --json` reports.
+    #[serde(flatten)]
+    pub report: VerifyReport,
+    /// Whether the chain is intact.
+    pub ok: bool,
 }
 
 /// Checks the audit log's hash chain (as `remex audit verify`).
@@ -100,17 +111,16 @@ pub(crate) async fn list_records(
     responses((status = 200, description = "The verification report; `ok` says whether the chain is intact")))]
 pub(crate) async fn verify_log(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    caller: Caller,
+) -> Result<axum::Json<Verified>, ApiError> {
     caller.require(Scope::AuditRead)?;
     let config = state.executor.config().audit.clone();
     let report = tokio::task::spawn_blocking(move || audit::verify(&config))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(format!("{:#}", anyhow::Error::from(e))))?;
-    let mut value = serde_json::to_value(&report).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        object.insert("ok".into(), report.ok().into());
-    }
-    Ok(axum::Json(value))
+        .map_err(|e| ApiError::internal(chain(&e)))?;
+    Ok(axum::Json(Verified {
+        ok: report.ok(),
+        report,
+    }))
 }

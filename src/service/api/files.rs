@@ -9,8 +9,8 @@
 //! a tar stream.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::{FromRequest as _, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -21,12 +21,13 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 use utoipa::IntoParams;
 
-use super::runs::{NewJob, submit};
-use super::{AppState, RequestId};
-use crate::ops::transfer::{Download, Upload};
+use super::extract::{RequestId, Wait, WaitQuery};
+use super::submit::{JobRequest, submit};
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
-use crate::service::jobs::Finished;
+use crate::service::jobs::Work;
+use crate::service::state::{AppState, Shared};
+use crate::transfer::{Download, Upload};
 
 /// `POST /v1/files/upload`'s query (with a raw body; a multipart form may
 /// carry the same fields as parts).
@@ -47,8 +48,6 @@ pub(crate) struct UploadQuery {
     pub mkdir: Option<bool>,
     /// Leave hosts that hold the same bytes untouched.
     pub skip_identical: Option<bool>,
-    /// Wait up to this long for the job (`30s`).
-    pub wait: Option<String>,
 }
 
 /// Uploads the body (raw, or the `file` part of a multipart form) to the
@@ -57,19 +56,20 @@ pub(crate) struct UploadQuery {
     post,
     path = "/v1/files/upload",
     tag = "files",
-    params(UploadQuery),
+    params(UploadQuery, WaitQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes (or multipart/form-data with a `file` part)"),
     responses(
         (status = 200, description = "The report"),
-        (status = 202, body = super::jobs::JobView),
+        (status = 202, body = crate::service::view::JobView),
         (status = 400, body = crate::service::error::ErrorBody),
         (status = 413, body = crate::service::error::ErrorBody)
     )
 )]
 pub(crate) async fn upload(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    caller: Caller,
+    request_id: RequestId,
+    wait: Wait,
     Query(query): Query<UploadQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -99,57 +99,68 @@ pub(crate) async fn upload(
         receive(req.into_body(), &local, limit).await?;
         (query, name, local)
     };
-    let wait = super::body::wait(query.wait.as_deref(), state.config.limits.max_wait)?;
-    let targets = query
-        .targets
-        .clone()
-        .ok_or_else(|| ApiError::field("targets", "say which hosts: `targets=web`"))?;
-    let path = query
-        .path
-        .clone()
-        .ok_or_else(|| ApiError::field("path", "say where: `path=/etc/app/app.conf`"))?;
-    check_remote(&path)?;
-    let mut upload = Upload::new(vec![local], &path);
-    upload.mkdir = query.mkdir.unwrap_or(false);
-    upload.options.skip_identical = query.skip_identical.unwrap_or(false);
-    upload.mode = match &query.mode {
-        Some(mode) => Some(u32::from_str_radix(mode, 8).map_err(|_| {
-            ApiError::field(
-                "mode",
-                format!("`{mode}` is not an octal mode such as 0640"),
-            )
-        })?),
-        None => Some(0o644),
+    let job = UploadJob {
+        query,
+        file_name,
+        local,
+        spool: Arc::new(spool),
     };
-    let recorded = RecordedUpload {
-        query: &query,
-        file_name: &file_name,
-    };
-    let selector = targets.clone();
-    let job = NewJob {
-        operation: "upload",
-        targets: &targets,
-        request: &recorded,
-        parallel: None,
-        secrets: Vec::new(),
-        work: Box::new(move |executor, ctx| {
-            Box::pin(async move {
-                let report = executor.upload(&ctx, &selector, &upload).await;
-                // The spooled bytes go as soon as the hosts have them.
-                drop(spool);
-                Ok(Finished::of(&report?))
-            })
-        }),
-    };
-    submit(&state, &caller, &request_id, wait, job).await
+    submit(&state, &caller, &request_id, wait, &job).await
 }
 
-/// What an upload job keeps of its request.
-#[derive(Serialize)]
-struct RecordedUpload<'a> {
+/// An upload received: the fields it came with (what its job keeps) and
+/// the spooled file.
+#[derive(Clone, Serialize)]
+struct UploadJob {
+    /// The query's (or the form's) fields.
     #[serde(flatten)]
-    query: &'a UploadQuery,
-    file_name: &'a str,
+    query: UploadQuery,
+    /// The file's name.
+    file_name: String,
+    /// The spooled file.
+    #[serde(skip)]
+    local: PathBuf,
+    /// Its private directory, removed once the job is done with it.
+    #[serde(skip)]
+    spool: Arc<tempfile::TempDir>,
+}
+
+impl JobRequest for UploadJob {
+    fn scope(&self) -> Scope {
+        Scope::FilesWrite
+    }
+
+    fn targets(&self) -> &str {
+        self.query.targets.as_deref().unwrap_or_default()
+    }
+
+    fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        if self.query.targets.is_none() {
+            return Err(ApiError::field("targets", "say which hosts: `targets=web`"));
+        }
+        let path = self
+            .query
+            .path
+            .clone()
+            .ok_or_else(|| ApiError::field("path", "say where: `path=/etc/app/app.conf`"))?;
+        check_remote(&path)?;
+        let mut upload = Upload::new(vec![self.local.clone()], &path);
+        upload.mkdir = self.query.mkdir.unwrap_or(false);
+        upload.options.skip_identical = self.query.skip_identical.unwrap_or(false);
+        upload.mode = match &self.query.mode {
+            Some(mode) => Some(u32::from_str_radix(mode, 8).map_err(|_| {
+                ApiError::field(
+                    "mode",
+                    format!("`{mode}` is not an octal mode such as 0640"),
+                )
+            })?),
+            None => Some(0o644),
+        };
+        Ok(Work::Upload {
+            upload,
+            spool: self.spool.clone(),
+        })
+    }
 }
 
 /// Where uploads are spooled: `uploads/` beside the store (0700).
@@ -331,8 +342,8 @@ pub(crate) struct DownloadQuery {
 )]
 pub(crate) async fn download(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    caller: Caller,
+    request_id: RequestId,
     Query(query): Query<DownloadQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::FilesRead)?;
@@ -343,7 +354,7 @@ pub(crate) async fn download(
             format!("no host named `{}`", query.host),
         ));
     }
-    caller.reach(&state.executor, &query.host)?;
+    let host = caller.reach(&state.executor, &query.host)?;
     let spool = tempfile::Builder::new()
         .prefix("download.")
         .tempdir_in(spool_dir(&state)?)
@@ -354,15 +365,12 @@ pub(crate) async fn download(
     let ctx = crate::run::RunContext::new()
         .actor(caller.token.name.clone())
         .request_id(request_id.0.clone());
-    let report = state
-        .executor
-        .download(&ctx, &query.host, &download)
-        .await?;
+    let report = state.executor.download(&ctx, &host, &download).await?;
     let Some(host) = report.results.first() else {
         return Err(ApiError::internal("the download reported no host"));
     };
     if let Some(failure) = &host.error {
-        if failure.message.contains("no such file") {
+        if failure.not_found {
             return Err(ApiError::not_found(format!(
                 "{}: {}",
                 query.host, failure.message
@@ -470,10 +478,7 @@ async fn tar_stream(
 
 /// A hex digest as standard base64 (the `Digest` header's form).
 fn hex_to_base64(hex: &str) -> String {
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(hex).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -1,19 +1,18 @@
 //! `/v1/hosts`: the inventory, checks, and host-key trust in two steps.
 
-use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::body::JsonBody;
-use super::runs::{NewJob, WaitQuery, submit};
-use super::{AppState, RequestId};
+use super::extract::WaitQuery;
+use super::submit::{JobCall, JobRequest};
 use crate::config::HostEntry;
-use crate::ops::trust::TrustRequest;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
-use crate::service::jobs::Finished;
+use crate::service::jobs::Work;
+use crate::service::state::{AppState, Shared};
+use crate::trust::TrustRequest;
 
 /// `GET /v1/hosts?targets=`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -35,7 +34,7 @@ pub(crate) struct HostsView {
 #[utoipa::path(get, path = "/v1/hosts", tag = "hosts", params(HostsQuery), responses((status = 200, body = HostsView)))]
 pub(crate) async fn list_hosts(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Query(query): Query<HostsQuery>,
 ) -> Result<axum::Json<HostsView>, ApiError> {
     caller.require(Scope::Hosts)?;
@@ -48,20 +47,21 @@ pub(crate) async fn list_hosts(
         ),
         None => None,
     };
+    let allowed = caller.allowed(&state.executor);
     let hosts = state
         .executor
         .config()
         .host_list()
         .hosts
         .into_iter()
-        .filter(|h| caller.sees(&state.executor, &h.name))
+        .filter(|h| allowed.as_ref().is_some_and(|a| a.contains(&h.name)))
         .filter(|h| wanted.as_ref().is_none_or(|w| w.contains(&h.name)))
         .collect();
     Ok(axum::Json(HostsView { hosts }))
 }
 
 /// `POST /v1/hosts/check`.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckRequest {
     /// Which hosts (a selector).
@@ -75,38 +75,30 @@ pub(crate) struct CheckRequest {
     tag = "hosts",
     request_body = CheckRequest,
     params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = super::jobs::JobView))
+    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView))
 )]
-pub(crate) async fn check_hosts(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    Query(query): Query<WaitQuery>,
-    JsonBody(request): JsonBody<CheckRequest>,
-) -> Result<Response, ApiError> {
-    let wait = super::body::wait(query.wait.as_deref(), state.config.limits.max_wait)?;
-    caller.require(Scope::Hosts)?;
-    let selector = request.targets.clone();
-    let job = NewJob {
-        operation: "check",
-        targets: &request.targets,
-        request: &request,
-        parallel: None,
-        secrets: Vec::new(),
-        work: Box::new(move |executor, ctx| {
-            Box::pin(async move {
-                let report = executor.check(&ctx, &selector).await?;
-                Ok(Finished::of(&report))
-            })
-        }),
-    };
-    submit(&state, &caller, &request_id, wait, job).await
+pub(crate) async fn check_hosts(call: JobCall<CheckRequest>) -> Result<Response, ApiError> {
+    call.submit().await
+}
+
+impl JobRequest for CheckRequest {
+    fn scope(&self) -> Scope {
+        Scope::Hosts
+    }
+
+    fn targets(&self) -> &str {
+        &self.targets
+    }
+
+    fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        Ok(Work::Check)
+    }
 }
 
 /// `POST /v1/hosts/trust`: first `scan` (see the keys the hosts offer,
 /// write nothing), check the fingerprints out of band, then trust with
 /// `fingerprints`.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TrustHostsRequest {
     /// Which hosts (a selector).
@@ -132,52 +124,43 @@ pub(crate) struct TrustHostsRequest {
     tag = "hosts",
     request_body = TrustHostsRequest,
     params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = super::jobs::JobView), (status = 400, body = crate::service::error::ErrorBody))
+    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView), (status = 400, body = crate::service::error::ErrorBody))
 )]
-pub(crate) async fn trust_hosts(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    Query(query): Query<WaitQuery>,
-    JsonBody(request): JsonBody<TrustHostsRequest>,
-) -> Result<Response, ApiError> {
-    let wait = super::body::wait(query.wait.as_deref(), state.config.limits.max_wait)?;
-    caller.require(Scope::Hosts)?;
-    if !request.scan && request.fingerprints.is_empty() {
-        return Err(ApiError::field(
-            "fingerprints",
-            "say which keys to pin (`fingerprints`, checked out of band), or `scan: true` to see them first",
-        ));
+pub(crate) async fn trust_hosts(call: JobCall<TrustHostsRequest>) -> Result<Response, ApiError> {
+    call.submit().await
+}
+
+impl JobRequest for TrustHostsRequest {
+    fn scope(&self) -> Scope {
+        Scope::Hosts
     }
-    if let Some(bad) = request
-        .fingerprints
-        .iter()
-        .find(|f| !f.starts_with("SHA256:"))
-    {
-        return Err(ApiError::field(
-            "fingerprints",
-            format!("`{bad}` is not a SHA256 fingerprint as `ssh-keygen -l` prints it"),
-        ));
+
+    fn targets(&self) -> &str {
+        &self.targets
     }
-    let selector = request.targets.clone();
-    let trust = TrustRequest {
-        fingerprints: request.fingerprints.clone(),
-        yes: false,
-        replace: request.replace,
-        scan_only: request.scan,
-    };
-    let job = NewJob {
-        operation: "hosts.trust",
-        targets: &request.targets,
-        request: &request,
-        parallel: None,
-        secrets: Vec::new(),
-        work: Box::new(move |executor, ctx| {
-            Box::pin(async move {
-                let report = executor.hosts_trust(&ctx, &selector, &trust).await?;
-                Ok(Finished::of(&report))
-            })
-        }),
-    };
-    submit(&state, &caller, &request_id, wait, job).await
+
+    fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        if !self.scan && self.fingerprints.is_empty() {
+            return Err(ApiError::field(
+                "fingerprints",
+                "say which keys to pin (`fingerprints`, checked out of band), or `scan: true` to see them first",
+            ));
+        }
+        if let Some(bad) = self.fingerprints.iter().find(|f| !f.starts_with("SHA256:")) {
+            return Err(ApiError::field(
+                "fingerprints",
+                format!("`{bad}` is not a SHA256 fingerprint as `ssh-keygen -l` prints it"),
+            ));
+        }
+        Ok(Work::Trust(TrustRequest {
+            fingerprints: self.fingerprints.clone(),
+            yes: false,
+            replace: self.replace,
+            scan_only: self.scan,
+        }))
+    }
+
+    fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
 }

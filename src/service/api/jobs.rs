@@ -4,132 +4,21 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::runs::WaitQuery;
-use crate::audit::format_ms;
+use super::extract::{Wait, WaitQuery};
+use super::submit::waited;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
+use crate::service::state::AppState;
 use crate::service::store::{self, EventRecord, JobFilter, JobRecord, JobState};
-
-/// A job as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct JobView {
-    /// Its id: also the `run_id` of its report and audit records.
-    pub job_id: String,
-    /// `queued`, `running`, `succeeded`, `failed` (some host failed),
-    /// `cancelled`, `interrupted` (the service stopped meanwhile) or
-    /// `error` (it could not start).
-    pub state: JobState,
-    /// `exec`, `script`, `upload`, `download`, `check`, `keys.deploy`, …
-    pub operation: String,
-    /// The selector it runs on.
-    pub targets: String,
-    /// The token that submitted it.
-    pub actor: String,
-    /// When it was accepted (UTC, RFC 3339).
-    pub created: String,
-    /// When it started.
-    pub started: Option<String>,
-    /// When it ended.
-    pub finished: Option<String>,
-    /// The report's counts, once it ended.
-    #[schema(value_type = Option<Object>)]
-    pub summary: Option<serde_json::Value>,
-    /// The report (the CLI's `--json` document: `results` per host), once
-    /// it ended.
-    #[schema(value_type = Option<Object>)]
-    pub report: Option<serde_json::Value>,
-    /// Why it could not run, or what an interruption left unknown.
-    pub error: Option<String>,
-    /// How the callback went (`delivered`, `failed: …`), if it has one.
-    pub callback: Option<String>,
-    /// Where to follow it.
-    pub links: Links,
-}
-
-/// Links of a job.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct Links {
-    /// `GET` the job (`?wait=30s` to wait for its end).
-    #[serde(rename = "self")]
-    pub this: String,
-    /// `GET` its live events (Server-Sent Events).
-    pub events: String,
-    /// `POST` to cancel it.
-    pub cancel: String,
-}
-
-impl JobView {
-    /// The view of `job`.
-    pub(crate) fn of(job: &JobRecord) -> JobView {
-        let report: Option<serde_json::Value> = job
-            .report
-            .as_deref()
-            .and_then(|r| serde_json::from_str(r).ok());
-        let base = format!("/v1/jobs/{}", job.id);
-        JobView {
-            job_id: job.id.clone(),
-            state: job.state,
-            operation: job.operation.clone(),
-            targets: job.targets.clone(),
-            actor: job.token.clone(),
-            created: format_ms(job.created_ms),
-            started: job.started_ms.map(format_ms),
-            finished: job.finished_ms.map(format_ms),
-            summary: report.as_ref().map(|r| r["summary"].clone()),
-            report,
-            error: job.error.clone(),
-            callback: job.callback_state.clone(),
-            links: Links {
-                this: base.clone(),
-                events: format!("{base}/events"),
-                cancel: format!("{base}/cancel"),
-            },
-        }
-    }
-
-    /// As JSON.
-    pub(crate) fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-}
-
-/// The answer for a job after waiting up to `wait`: 200 with the report
-/// (or, when it has none, the job) once it ended, else 202 with the job
-/// and a `Location`.
-pub(crate) async fn answer_job(
-    state: &AppState,
-    job: JobRecord,
-    wait: Duration,
-) -> Result<Response, ApiError> {
-    let job = if job.state.is_final() || wait.is_zero() {
-        job
-    } else {
-        state.jobs.wait(&job.id, wait).await?.unwrap_or(job)
-    };
-    let view = JobView::of(&job);
-    let location = view.links.this.clone();
-    if !job.state.is_final() {
-        let mut response = (StatusCode::ACCEPTED, axum::Json(view)).into_response();
-        if let Ok(value) = location.parse() {
-            response.headers_mut().insert(header::LOCATION, value);
-        }
-        return Ok(response);
-    }
-    Ok(match view.report {
-        Some(report) => (StatusCode::OK, axum::Json(report)).into_response(),
-        None => (StatusCode::OK, axum::Json(view)).into_response(),
-    })
-}
+use crate::service::view::JobView;
 
 /// `GET /v1/jobs`'s filters and page.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -167,7 +56,7 @@ pub(crate) struct JobPage {
 )]
 pub(crate) async fn list_jobs(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<JobPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
@@ -231,10 +120,7 @@ pub(crate) async fn list_jobs(
         });
     let jobs = jobs
         .iter()
-        .map(|j| JobView {
-            report: None,
-            ..JobView::of(j)
-        })
+        .map(|j| JobView::of(j).without_report())
         .collect();
     Ok(axum::Json(JobPage { jobs, next }))
 }
@@ -268,17 +154,12 @@ async fn visible_job(state: &AppState, caller: &Caller, id: &str) -> Result<JobR
 )]
 pub(crate) async fn get_job(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<WaitQuery>,
+    Wait(wait): Wait,
 ) -> Result<axum::Json<JobView>, ApiError> {
-    let wait = super::body::wait(query.wait.as_deref(), state.config.limits.max_wait)?;
     let job = visible_job(&state, &caller, &id).await?;
-    let job = if job.state.is_final() || wait.is_zero() {
-        job
-    } else {
-        state.jobs.wait(&id, wait).await?.unwrap_or(job)
-    };
+    let job = waited(&state, job, wait).await?;
     Ok(axum::Json(JobView::of(&job)))
 }
 
@@ -296,7 +177,7 @@ pub(crate) async fn get_job(
 )]
 pub(crate) async fn cancel_job(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = visible_job(&state, &caller, &id).await?;
@@ -324,7 +205,7 @@ pub(crate) async fn cancel_job(
 )]
 pub(crate) async fn job_events(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

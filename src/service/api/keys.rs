@@ -2,51 +2,49 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::body::JsonBody;
-use super::runs::{NewJob, WaitQuery, submit};
-use super::{AppState, RequestId};
-use crate::ops::keys::{DeployRequest, KeyKind, RevokeRequest, RotateRequest};
+use super::extract::WaitQuery;
+use super::submit::{JobCall, JobRequest};
+use crate::keys::{DeployRequest, KeyKind, KeyListing, RevokeRequest, RotateRequest};
+use crate::run::Listing;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
-use crate::service::jobs::{Finished, Work};
+use crate::service::jobs::Work;
+use crate::service::state::{AppState, Shared};
 use crate::transport::{Password, PasswordSource};
 
-/// The keys, which key each host uses, and rotations under way.
+/// The keys, which key each host uses, and rotations under way: of the
+/// hosts this token may reach.
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, description = "As `remex --json keys list`")))]
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    caller: Caller,
+) -> Result<axum::Json<Listing<KeyListing>>, ApiError> {
     caller.require(Scope::Keys)?;
     let executor = state.executor.clone();
-    let listing = tokio::task::spawn_blocking(move || executor.keys_list())
+    let mut listing = tokio::task::spawn_blocking(move || executor.keys_list())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut value = serde_json::to_value(crate::run::Listing {
+    let allowed = caller.allowed(&state.executor);
+    let reaches = |host: &str| allowed.as_ref().is_some_and(|a| a.contains(host));
+    listing.hosts.retain(|h| reaches(&h.host));
+    listing
+        .rotations_in_progress
+        .retain(|host, _| reaches(host));
+    Ok(axum::Json(Listing {
         operation: "keys.list",
-        body: &listing,
-    })
-    .unwrap_or_default();
-    // Only the hosts this token may reach.
-    if let Some(hosts) = value.get_mut("hosts").and_then(|h| h.as_array_mut()) {
-        hosts.retain(|h| {
-            h["host"]
-                .as_str()
-                .is_some_and(|name| caller.sees(&state.executor, name))
-        });
-    }
-    Ok(axum::Json(value))
+        body: listing,
+    }))
 }
 
+// No `Debug`: it holds a password.
 /// `POST /v1/keys/deploy`.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeployKeyRequest {
     /// Which hosts.
@@ -62,7 +60,7 @@ pub(crate) struct DeployKeyRequest {
 }
 
 /// `POST /v1/keys/rotate`.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateKeysRequest {
     /// Which hosts.
@@ -82,7 +80,7 @@ pub(crate) struct RotateKeysRequest {
 }
 
 /// `POST /v1/keys/revoke`.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RevokeKeyRequest {
     /// Which hosts.
@@ -99,120 +97,98 @@ pub(crate) struct RevokeKeyRequest {
 
 /// Adds a key to the hosts' authorized_keys and verifies a login with it.
 #[utoipa::path(post, path = "/v1/keys/deploy", tag = "keys", request_body = DeployKeyRequest, params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = super::jobs::JobView)))]
-pub(crate) async fn deploy_key(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    Query(query): Query<WaitQuery>,
-    JsonBody(request): JsonBody<DeployKeyRequest>,
-) -> Result<Response, ApiError> {
-    let deploy = DeployRequest {
-        name: request.name.clone(),
-        bootstrap_key: None,
-        password: request
-            .password
-            .clone()
-            .map(|p| PasswordSource::Given(Arc::new(Password::new(p)))),
-    };
-    let secrets: Vec<String> = request.password.iter().cloned().collect();
-    let selector = request.targets.clone();
-    let work: Work = Box::new(move |executor, ctx| {
-        Box::pin(async move {
-            let report = executor.keys_deploy(&ctx, &selector, &deploy).await?;
-            Ok(Finished::of(&report))
-        })
-    });
-    let job = NewJob {
-        operation: "keys.deploy",
-        targets: &request.targets,
-        request: &request,
-        parallel: None,
-        secrets,
-        work,
-    };
-    key_job(&state, &caller, &request_id, &query, job).await
+    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
+pub(crate) async fn deploy_key(call: JobCall<DeployKeyRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
 /// Replaces the key remex uses on the hosts, never locking one out.
 #[utoipa::path(post, path = "/v1/keys/rotate", tag = "keys", request_body = RotateKeysRequest, params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = super::jobs::JobView)))]
-pub(crate) async fn rotate_keys(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    Query(query): Query<WaitQuery>,
-    JsonBody(request): JsonBody<RotateKeysRequest>,
-) -> Result<Response, ApiError> {
-    let kind = KeyKind::from_parts(
-        request.key_type.as_deref().unwrap_or("ed25519"),
-        request.bits,
-    )
-    .map_err(|e| ApiError::field("type", e.to_string()))?;
-    let rotate = RotateRequest {
-        name: request.name.clone(),
-        kind,
-        passphrase: None,
-    };
-    let selector = request.targets.clone();
-    let work: Work = Box::new(move |executor, ctx| {
-        Box::pin(async move {
-            let report = executor.keys_rotate(&ctx, &selector, &rotate).await?;
-            Ok(Finished::of(&report))
-        })
-    });
-    let job = NewJob {
-        operation: "keys.rotate",
-        targets: &request.targets,
-        request: &request,
-        parallel: None,
-        secrets: Vec::new(),
-        work,
-    };
-    key_job(&state, &caller, &request_id, &query, job).await
+    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
+pub(crate) async fn rotate_keys(call: JobCall<RotateKeysRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
 /// Removes a key from the hosts' authorized_keys.
 #[utoipa::path(post, path = "/v1/keys/revoke", tag = "keys", request_body = RevokeKeyRequest, params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = super::jobs::JobView)))]
-pub(crate) async fn revoke_key(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    Query(query): Query<WaitQuery>,
-    JsonBody(request): JsonBody<RevokeKeyRequest>,
-) -> Result<Response, ApiError> {
-    let revoke = RevokeRequest {
-        name: request.name.clone(),
-        force: request.force,
-    };
-    let selector = request.targets.clone();
-    let work: Work = Box::new(move |executor, ctx| {
-        Box::pin(async move {
-            let report = executor.keys_revoke(&ctx, &selector, &revoke).await?;
-            Ok(Finished::of(&report))
-        })
-    });
-    let job = NewJob {
-        operation: "keys.revoke",
-        targets: &request.targets,
-        request: &request,
-        parallel: None,
-        secrets: Vec::new(),
-        work,
-    };
-    key_job(&state, &caller, &request_id, &query, job).await
+    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
+pub(crate) async fn revoke_key(call: JobCall<RevokeKeyRequest>) -> Result<Response, ApiError> {
+    call.submit().await
 }
 
-/// What the three key operations share: the `keys` scope, then the job.
-async fn key_job<T: Serialize>(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &RequestId,
-    query: &WaitQuery,
-    job: NewJob<'_, T>,
-) -> Result<Response, ApiError> {
-    let wait = super::body::wait(query.wait.as_deref(), state.config.limits.max_wait)?;
-    caller.require(Scope::Keys)?;
-    submit(state, caller, request_id, wait, job).await
+impl JobRequest for DeployKeyRequest {
+    fn scope(&self) -> Scope {
+        Scope::Keys
+    }
+
+    fn targets(&self) -> &str {
+        &self.targets
+    }
+
+    fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        Ok(Work::Deploy(DeployRequest {
+            name: self.name.clone(),
+            bootstrap_key: None,
+            password: self
+                .password
+                .clone()
+                .map(|p| PasswordSource::Given(Arc::new(Password::new(p)))),
+        }))
+    }
+
+    fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+
+    fn redacted(&self) -> Self {
+        DeployKeyRequest {
+            password: self.password.as_ref().map(|_| "[REDACTED]".to_owned()),
+            ..self.clone()
+        }
+    }
+}
+
+impl JobRequest for RotateKeysRequest {
+    fn scope(&self) -> Scope {
+        Scope::Keys
+    }
+
+    fn targets(&self) -> &str {
+        &self.targets
+    }
+
+    fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        let kind = KeyKind::from_parts(self.key_type.as_deref().unwrap_or("ed25519"), self.bits)
+            .map_err(|e| ApiError::field("type", e.to_string()))?;
+        Ok(Work::Rotate(RotateRequest {
+            name: self.name.clone(),
+            kind,
+            passphrase: None,
+        }))
+    }
+
+    fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+}
+
+impl JobRequest for RevokeKeyRequest {
+    fn scope(&self) -> Scope {
+        Scope::Keys
+    }
+
+    fn targets(&self) -> &str {
+        &self.targets
+    }
+
+    fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        Ok(Work::Revoke(RevokeRequest {
+            name: self.name.clone(),
+            force: self.force,
+        }))
+    }
+
+    fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
 }

@@ -1,16 +1,15 @@
 //! `/healthz`, `/v1/whoami`, `/metrics`.
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use crate::audit::format_ms;
 use crate::service::auth::Caller;
 use crate::service::metrics::Gauges;
+use crate::service::state::AppState;
 
 /// `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,13 +50,14 @@ pub(crate) struct WhoAmI {
 
 /// The token the request came with: its scopes and hosts.
 #[utoipa::path(get, path = "/v1/whoami", tag = "service", responses((status = 200, body = WhoAmI)))]
-pub(crate) async fn whoami(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> axum::Json<WhoAmI> {
+pub(crate) async fn whoami(State(state): State<AppState>, caller: Caller) -> axum::Json<WhoAmI> {
+    let hosts = caller
+        .allowed(&state.executor)
+        .map(|allowed| allowed.hosts().to_vec())
+        .unwrap_or_default();
     let token = caller.token;
     axum::Json(WhoAmI {
-        hosts: state.executor.select(&token.targets).unwrap_or_default(),
+        hosts,
         token: token.name,
         scopes: token.scopes,
         targets: token.targets,

@@ -3,16 +3,15 @@
 //! and the OpenAPI document generated from the handlers.
 
 pub(crate) mod audit;
-pub(crate) mod body;
+pub(crate) mod extract;
 pub(crate) mod files;
 pub(crate) mod hosts;
 pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod meta;
 pub(crate) mod runs;
+pub(crate) mod submit;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -25,75 +24,9 @@ use utoipa_axum::routes;
 
 use super::auth::{self, Caller};
 use super::error::ApiError;
-use super::jobs::Jobs;
-use super::requests::RequestLog;
-use super::store::{self, Store};
-use crate::config::ServiceConfig;
-use crate::run::Executor;
-
-/// What every handler shares.
-pub(crate) type AppState = Arc<Shared>;
-
-/// The service's state.
-pub(crate) struct Shared {
-    /// Runs everything, with one connection per host for every job.
-    pub executor: Executor,
-    /// Jobs under way and their store.
-    pub jobs: Arc<Jobs>,
-    /// Tokens, jobs, events.
-    pub store: Arc<dyn Store>,
-    /// `service:` of the config.
-    pub config: ServiceConfig,
-    /// The audit records of requests.
-    pub requests: RequestLog,
-    /// Requests per token in the current minute.
-    rate: Mutex<HashMap<String, (Instant, u32)>>,
-    /// When the service started.
-    pub started: Instant,
-    /// Counters for `/metrics`.
-    pub metrics: Arc<super::metrics::Metrics>,
-}
-
-impl Shared {
-    /// The state of a service.
-    pub(crate) fn new(
-        executor: Executor,
-        jobs: Arc<Jobs>,
-        config: ServiceConfig,
-        requests: RequestLog,
-        metrics: Arc<super::metrics::Metrics>,
-    ) -> Shared {
-        Shared {
-            store: jobs.store().clone(),
-            executor,
-            jobs,
-            config,
-            requests,
-            rate: Mutex::new(HashMap::new()),
-            started: Instant::now(),
-            metrics,
-        }
-    }
-
-    /// 429 when `token` used up its requests of this minute.
-    fn count_request(&self, token: &str) -> Result<(), ApiError> {
-        let limit = self.config.limits.requests_per_minute;
-        let mut rate = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let entry = rate.entry(token.to_owned()).or_insert((now, 0));
-        if now.duration_since(entry.0).as_secs() >= 60 {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        if entry.1 > limit {
-            return Err(ApiError::rate_limited(format!(
-                "token `{token}` made more than {limit} requests this minute \
-                 (service.limits.requests_per_minute); try again in a minute"
-            )));
-        }
-        Ok(())
-    }
-}
+use super::state::AppState;
+use super::store;
+use extract::RequestId;
 
 /// The OpenAPI document's frame; the paths come from the handlers.
 #[derive(utoipa::OpenApi)]
@@ -163,14 +96,10 @@ fn open(path: &str) -> bool {
     matches!(path, "/healthz" | "/v1/openapi.json")
 }
 
-/// The request's id: the client's `X-Request-Id` when it is sane, else a
-/// new one. In every audit record of the request and its job.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub String);
-
 /// Every request passes here: its id; 503 while shutting down; the token
-/// (401 without a valid one, 429 over the rate); then, after the handler,
-/// an audit record of the request, allowed or not.
+/// (401 without a valid one, 429 over the rate) — for every route but the
+/// open ones, whether or not its handler asks for the [`Caller`]; then,
+/// after the handler, an audit record of the request, allowed or not.
 pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let begun = Instant::now();
     let id = req
@@ -206,9 +135,7 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
         .metrics
         .request(&route, status.as_u16(), begun.elapsed());
     if route != "/healthz" {
-        state
-            .requests
-            .record(token_name, &id, &action, status.as_u16());
+        state.requests.record(token_name, &id, &action, status);
     }
     let mut response = response;
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -275,5 +202,5 @@ async fn admit(
 /// A fresh request id.
 fn new_request_id() -> String {
     let random: [u8; 8] = rand::random();
-    format!("req-{}", auth::hex(&random))
+    format!("req-{}", hex::encode(random))
 }

@@ -1,8 +1,8 @@
 //! Removing pins from a known_hosts file (`remex hosts forget`, and
 //! `remex hosts trust --replace`), keeping every other line byte for byte.
 //!
-//! The file is replaced atomically (temporary file in the same directory,
-//! fsync, rename) while holding the same exclusive lock [`super::append`]
+//! The file is replaced atomically ([`crate::atomic_file::replace`]:
+//! temporary file in the same directory, fsync, rename) while holding the same exclusive lock [`super::append`]
 //! takes. Both lock through [`lock_current`], which re-opens the file when
 //! it was replaced while waiting for the lock, so an append never lands in
 //! a file that a concurrent replace just unlinked.
@@ -20,13 +20,14 @@
 //! pin must not un-revoke a key.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use russh::keys::PublicKey;
 
 use super::{Hosts, KnownHostsError, Marker, fingerprint, host_pattern, parse_line};
+use crate::atomic_file;
 
 /// What an edit of the pins of one host did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,7 +130,7 @@ fn edit(
         )));
     }
     let mode = file.metadata().map_err(write_error)?.permissions().mode() & 0o7777;
-    replace(path, kept.as_bytes(), mode).map_err(write_error)?;
+    atomic_file::replace(path, kept.as_bytes(), mode).map_err(write_error)?;
     drop(file);
     Ok(edit)
 }
@@ -191,35 +192,6 @@ fn without_name(line: &str, name: &str) -> Option<String> {
         kept.join(","),
         rest.get(end..)?
     ))
-}
-
-/// Atomically replaces `path` with `bytes` (mode `mode`).
-fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.remex-tmp.{}", std::process::id()));
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
 }
 
 #[cfg(test)]

@@ -1,12 +1,21 @@
-//! Writing files so that a reader sees the old content or the new, never a
-//! half-written file, and so that a concurrent writer cannot clobber a key.
+//! Writing a local file's whole content so that a reader sees the old
+//! content or the new, never a half-written file, and so that a concurrent
+//! writer cannot clobber a key: the one place remex does it (the key files
+//! and the key state, known_hosts edits).
 //!
 //! Both writers put the bytes in a temporary file in the target's own
-//! directory (created with its final mode, so a private key is never readable
-//! by others, not even for a moment), fsync it, then either hard-link it to
-//! the final name — which fails when that name exists: create-new semantics —
-//! or rename it over the final name. The directory is fsynced afterwards so
-//! the new name survives a crash.
+//! directory (created 0600 and given its final mode before any byte is
+//! written, so a private key is never readable by others, not even for a
+//! moment), fsync it, then either hard-link it to the final name — which
+//! fails when that name exists: create-new semantics — or rename it over
+//! the final name. The directory is fsynced afterwards so the new name
+//! survives a crash.
+//!
+//! Not here, on purpose: a download's temp file (`ops/transfer/local.rs`),
+//! streamed, kept for `--resume` and renamed only after its SHA-256
+//! matched — it shares only [`sync_parent`]; the audit head file
+//! (`audit/head.rs`), replaced by rename without an fsync, the price of
+//! every commit; renames on a remote host over SFTP.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
@@ -47,8 +56,9 @@ pub(crate) fn move_new(from: &Path, to: &Path) -> io::Result<()> {
     sync_parent(from)
 }
 
-/// Creates `.NAME.remex-tmp-RANDOM` beside `path` with `mode`, writes and
-/// fsyncs `contents`, and returns its path. Removes it again on failure.
+/// Creates `.NAME.remex-tmp-RANDOM` beside `path` (0600, then exactly
+/// `mode`), writes and fsyncs `contents`, and returns its path. Removes it
+/// again on failure.
 fn write_temp(path: &Path, contents: &[u8], mode: u32) -> io::Result<PathBuf> {
     let dir = parent(path);
     let name = path
@@ -62,11 +72,11 @@ fn write_temp(path: &Path, contents: &[u8], mode: u32) -> io::Result<PathBuf> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(mode)
+        .mode(0o600)
         .open(&temp)?;
     let written = (|| {
-        // The umask may have taken bits away; set exactly `mode` (only ever
-        // tightening for a private key) before any byte is written.
+        // Exactly `mode` (the umask may take bits away; a kept file's mode
+        // may be wider than 0600) before any byte is written.
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(contents)?;
         file.sync_all()
@@ -87,14 +97,14 @@ fn parent(path: &Path) -> &Path {
 }
 
 /// fsyncs the directory holding `path` so a new or renamed entry is durable.
-fn sync_parent(path: &Path) -> io::Result<()> {
+pub(crate) fn sync_parent(path: &Path) -> io::Result<()> {
     File::open(parent(path))?.sync_all()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::keys::test_support::mode;
+    use crate::test_support::mode;
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -139,6 +149,16 @@ mod tests {
         replace(&path, b"b", 0o600).unwrap_or_else(|e| panic!("replace: {e}"));
         assert_eq!(std::fs::read(&path).ok(), Some(b"b".to_vec()));
         assert_eq!(entries(dir.path()), ["state.json"]);
+    }
+
+    #[test]
+    fn replace_gives_exactly_the_mode_asked_for() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = dir.path().join("known_hosts");
+        replace(&path, b"a", 0o644).unwrap_or_else(|e| panic!("replace: {e}"));
+        assert_eq!(mode(&path), 0o644);
+        replace(&path, b"b", 0o600).unwrap_or_else(|e| panic!("replace: {e}"));
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]

@@ -14,17 +14,11 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::generate::{ensure_key_dir, private_key_path, public_key_path, validate_name};
-use super::state::update_state;
-use super::{KeysError, atomic_file, timestamp};
-
-/// The archive's directory name inside the key directory.
-pub(crate) const ARCHIVE_DIR: &str = "archive";
-
-/// `KEY_DIR/archive`.
-pub(crate) fn archive_dir(dir: &Path) -> PathBuf {
-    dir.join(ARCHIVE_DIR)
-}
+use super::{
+    ARCHIVE_DIR, KeysError, archive_dir, ensure_key_dir, private_key_path, public_key_path,
+    timestamp, update_state, validate_name,
+};
+use crate::atomic_file;
 
 /// A key moved into the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -225,14 +219,32 @@ fn archived_files(archive: &Path) -> Result<BTreeMap<String, Vec<PathBuf>>, Keys
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::keys::generate::{KeyKind, generate};
-    use crate::ops::keys::state::load_state;
-    use crate::ops::keys::test_support::tempdir;
+    use crate::keydir::{HostRotation, KeyRecord, RotationStep, load_state};
+    use crate::test_support::tempdir;
     use std::os::unix::fs::PermissionsExt as _;
 
+    /// A key's two files (what `keys generate` writes; archiving does not
+    /// read them) and its record in the state.
     fn new_key(dir: &Path, name: &str) {
-        generate(dir, name, KeyKind::Ed25519, None, "remex@test")
-            .unwrap_or_else(|e| panic!("generate: {e}"));
+        update_state(dir, |state| {
+            let write = |path: PathBuf, mode| {
+                atomic_file::write_new(&path, name.as_bytes(), mode)
+                    .map_err(KeysError::io("write", path))
+            };
+            write(private_key_path(dir, name), 0o600)?;
+            write(public_key_path(dir, name), 0o644)?;
+            state.record_key(
+                name,
+                KeyRecord {
+                    algorithm: "ssh-ed25519".to_owned(),
+                    fingerprint: format!("SHA256:{name}"),
+                    created: "2026-01-02T03:04:05Z".to_owned(),
+                    archived: None,
+                },
+            );
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("new key: {e}"));
     }
 
     #[test]
@@ -296,8 +308,14 @@ mod tests {
 
         new_key(dir, "next");
         update_state(dir, |s| {
-            s.begin_rotation("vm01", "next", "2026-01-02T03:04:05Z")
-                .map(drop)
+            let rotation = HostRotation {
+                old: Some("k".to_owned()),
+                new: "next".to_owned(),
+                step: RotationStep::Generated,
+                updated: "2026-01-02T03:04:05Z".to_owned(),
+            };
+            s.rotations.insert("vm01".to_owned(), rotation);
+            Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));
         let err = archive(dir, "next");

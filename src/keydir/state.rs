@@ -34,16 +34,12 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::KeysError;
-use super::atomic_file;
-use super::rotation::HostRotation;
-
-/// The state file's name inside the key directory.
-pub(crate) const STATE_FILE: &str = "remex-keys.json";
+use super::{HostRotation, KeysError, state_path};
+use crate::atomic_file;
 
 /// The lock file taken around every read-modify-write of the state.
 const LOCK_FILE: &str = ".remex-keys.lock";
@@ -103,11 +99,6 @@ pub struct HostKeys {
     /// removed, in the order they were deployed.
     #[serde(default)]
     pub deployed: Vec<String>,
-}
-
-/// The state file's path for a key directory.
-pub(crate) fn state_path(dir: &Path) -> PathBuf {
-    dir.join(STATE_FILE)
 }
 
 /// Reads the state; a missing file is an empty state.

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use super::rotation::RotationStep;
+use super::RotationStep;
 
 /// Why a key operation on the orchestrator failed (a remote host's failure
 /// is reported separately, as `RemoteEditError`).

@@ -16,8 +16,7 @@
 
 use std::path::PathBuf;
 
-use super::generate::private_key_path;
-use super::state::KeyState;
+use super::{KeyState, private_key_path};
 use crate::config::{Config, Vm};
 
 /// Where the key remex uses for a host comes from.

@@ -1,4 +1,5 @@
-//! Fixtures shared by the key modules' unit tests.
+//! Fixtures shared by unit tests (the key directory's, the key operations',
+//! atomic files').
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt as _;
