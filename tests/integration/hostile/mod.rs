@@ -1,0 +1,13 @@
+//! `remex serve` attacked: a careless or hostile caller, and processes
+//! that die. Each file tries one class of attack against the real binary
+//! and a lab of real sshd, and asserts what must hold.
+//!
+//! - `edge.rs` — requests without a token, floods, slow clients, malformed
+//!   requests and error shapes.
+//! - `exec.rs` — requests that try to harm other jobs or outlive their own
+//!   (NUL bytes, huge commands, reserved names, lost connections, `kill -9`).
+//! - `callbacks.rs` — where a callback may go, and what it may tell.
+
+mod callbacks;
+mod edge;
+mod exec;
