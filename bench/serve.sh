@@ -13,6 +13,10 @@
 #              one SSH connection per host for the whole run (sshd's logs)
 #   listing    GET /v1/jobs?limit=50 with 10,000 jobs in the store:
 #              p99 <= 20 ms
+#   sse        a throttled reader of a job's events (`seq 1 120000`: it
+#              reads nothing until the job ended, then slowly): events
+#              delivered / events sent, in order and without a gap
+#              (target: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${1:-64}
@@ -38,7 +42,7 @@ trap cleanup EXIT
 "$REMEX" lab up --hosts "$HOSTS" --dir "$LAB" >/dev/null 2>&1
 CONFIG=$LAB/config.yml
 # Room for the load: every client's jobs at once.
-sed -i "s/^service:$/service:\n  limits: { requests_per_minute: 1000000, jobs_per_token: $CLIENTS }/" "$CONFIG"
+sed -i "s/^service:$/service:\n  limits: { requests_per_minute: 1000000, jobs_per_token: $CLIENTS, max_output: 16M }/" "$CONFIG"
 TOKEN=$("$REMEX" --config "$CONFIG" tokens create bench --scope exec 2>/dev/null)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
@@ -79,3 +83,38 @@ db.commit()
 PY
 list=$("$LOAD" list "$URL" "$TOKEN" 500)
 echo "listing    10,000+ jobs, GET /v1/jobs?limit=50: $list (target p99 <= 20 ms)"
+
+# 4. A throttled SSE reader: every event of a job of 120,000 lines?
+python3 - "$PORT" "$TOKEN" 120000 <<'PY'
+import http.client, json, sys, time
+port, token, lines = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+auth = {"Authorization": f"Bearer {token}"}
+def call(method, path, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    headers = dict(auth, **({"Content-Type": "application/json"} if body else {}))
+    conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
+    return json.loads(conn.getresponse().read())
+job = call("POST", "/v1/runs", {"targets": "vm01", "command": ["seq", "1", str(lines)]})["job_id"]
+stream = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+stream.request("GET", f"/v1/jobs/{job}/events", headers=auth)
+events = stream.getresponse()
+state = call("GET", f"/v1/jobs/{job}?wait=300s")["state"]   # nothing read meanwhile
+ids, pending, reads, started = [], b"", 0, time.monotonic()
+while True:
+    if reads < 200:
+        time.sleep(0.005)                                    # then slowly
+    reads += 1
+    chunk = events.read1(4096) if hasattr(events, "read1") else events.read(4096)
+    if not chunk:
+        break
+    pending += chunk
+    while b"\n\n" in pending:
+        block, pending = pending.split(b"\n\n", 1)
+        for line in block.split(b"\n"):
+            if line.startswith(b"id:"):
+                ids.append(int(line[3:]))
+sent = lines + 3   # host_started, the lines, host_finished, job_finished
+in_order = ids == list(range(1, len(ids) + 1))
+print(f"sse        throttled reader, job of {lines} lines ({state}): {len(ids)} / {sent} events delivered, "
+      f"{'in order, no gap' if in_order else 'OUT OF ORDER OR WITH GAPS'}, read in {time.monotonic() - started:.1f}s (target: all)")
+PY

@@ -85,7 +85,7 @@ pub use audit::{AuditConfig, FsyncPolicy};
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use jump::{Hop, join_host_port, parse_chain, parse_host_port};
-pub use service::{Limits, OnShutdown, ServiceConfig, TlsConfig};
+pub use service::{CallbacksConfig, Limits, OnShutdown, ServiceConfig, TlsConfig};
 pub(crate) use size::deserialize as deserialize_size;
 pub use size::parse_size;
 

@@ -35,6 +35,27 @@ pub struct ServiceConfig {
     pub on_shutdown: OnShutdown,
     /// Limits per request and per token.
     pub limits: Limits,
+    /// Where a job's `callback_url` may point, and how callbacks are
+    /// tried. Default: nowhere (a request with a `callback_url` is 400).
+    pub callbacks: CallbacksConfig,
+}
+
+/// `service.callbacks`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// The receivers a `callback_url` may name: URL prefixes
+    /// (`http://127.0.0.1:5678/webhook/`: same scheme, host and port, a
+    /// path below this one) or `host:port` (any path, http or https).
+    /// Default: none, so callbacks are off until the operator names one.
+    /// Checked when `remex serve` starts.
+    pub allow: Vec<String>,
+    /// Tries per callback, the first at once, then 1 s, 2 s, 4 s, …
+    /// apart. Default: 6.
+    pub attempts: u32,
+    /// How long one try may take, connecting included. Default: `10s`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
 }
 
 /// What a shutdown does to running jobs.
@@ -84,6 +105,12 @@ pub struct Limits {
     /// The longest `?wait=` a request may ask for. Default: `5m`.
     #[serde(deserialize_with = "duration::deserialize")]
     pub max_wait: Duration,
+    /// The largest download (`GET /v1/files/download`; a directory: all
+    /// its files together). The file is fetched and verified before its
+    /// first byte is sent, so this bounds the disk a download takes;
+    /// larger is 413. Default: `1G`.
+    #[serde(deserialize_with = "size::deserialize")]
+    pub max_download: u64,
 }
 
 impl Default for ServiceConfig {
@@ -96,6 +123,17 @@ impl Default for ServiceConfig {
             scripts_dir: None,
             on_shutdown: OnShutdown::Cancel,
             limits: Limits::default(),
+            callbacks: CallbacksConfig::default(),
+        }
+    }
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig {
+            allow: Vec::new(),
+            attempts: 6,
+            timeout: Duration::from_secs(10),
         }
     }
 }
@@ -109,6 +147,7 @@ impl Default for Limits {
             requests_per_minute: 600,
             jobs_per_token: 16,
             max_wait: Duration::from_secs(300),
+            max_download: 1 << 30,
         }
     }
 }

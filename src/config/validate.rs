@@ -281,6 +281,7 @@ fn check_service(config: &Config, problems: &mut Vec<Problem>) {
         ("max_output", l.max_output, 1024),
         ("requests_per_minute", u64::from(l.requests_per_minute), 1),
         ("jobs_per_token", u64::from(l.jobs_per_token), 1),
+        ("max_download", l.max_download, 1024),
     ] {
         if value < least {
             problems.push(Problem::value(
@@ -293,6 +294,19 @@ fn check_service(config: &Config, problems: &mut Vec<Problem>) {
         problems.push(Problem::value(
             section.key("retain"),
             "retain 0 would delete every job as it ends; use e.g. `7d`",
+        ));
+    }
+    let callbacks = section.key("callbacks");
+    if service.callbacks.attempts == 0 {
+        problems.push(Problem::value(
+            callbacks.key("attempts"),
+            "attempts 0 would never call back; use at least 1",
+        ));
+    }
+    if service.callbacks.timeout.is_zero() {
+        problems.push(Problem::value(
+            callbacks.key("timeout"),
+            "timeout 0 would give every try up at once; use e.g. `10s`",
         ));
     }
 }

@@ -58,8 +58,13 @@ pub(crate) fn archive_dir(dir: &Path) -> PathBuf {
     dir.join(ARCHIVE_DIR)
 }
 
-/// Checks a key name: non-empty, `[A-Za-z0-9._-]`, not starting with `.`
-/// (so no `/`, no `..`, no hidden or temporary file names).
+/// The longest key name: a file name (255 bytes) with room for `.pub`,
+/// an archive's `.TIMESTAMP` and a temp file's suffix.
+pub(crate) const MAX_NAME: usize = 128;
+
+/// Checks a key name: non-empty, at most [`MAX_NAME`] bytes,
+/// `[A-Za-z0-9._-]`, not starting with `.` (so no `/`, no `..`, no hidden
+/// or temporary file names).
 pub fn validate_name(name: &str) -> Result<(), KeysError> {
     let invalid = |reason| KeysError::InvalidName {
         name: name.to_owned(),
@@ -67,6 +72,11 @@ pub fn validate_name(name: &str) -> Result<(), KeysError> {
     };
     if name.is_empty() {
         return Err(invalid("it is empty"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(invalid(
+            "it is longer than 128 bytes (with `.pub` and an archive's time it must stay a file name)",
+        ));
     }
     if name.starts_with('.') {
         return Err(invalid("it starts with `.`"));
@@ -172,7 +182,13 @@ mod tests {
 
     #[test]
     fn names_are_validated() {
-        for good in ["deploy", "id_ed25519", "k-2026.01", "A1"] {
+        for good in [
+            "deploy",
+            "id_ed25519",
+            "k-2026.01",
+            "A1",
+            &"k".repeat(MAX_NAME),
+        ] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
         for bad in [
@@ -186,6 +202,7 @@ mod tests {
             "k.pub",
             "archive",
             "remex-keys.json",
+            &"k".repeat(MAX_NAME + 1),
         ] {
             assert!(
                 matches!(validate_name(bad), Err(KeysError::InvalidName { .. })),

@@ -7,7 +7,8 @@
 //! the operation's scope and reaches every selected host; every request is
 //! audited, allowed or not; every job is in the store before it is
 //! answered, so none is lost silently: a job under way when the service
-//! dies is `interrupted` at the next start.
+//! dies is `interrupted` at the next start. One service per store: a
+//! second one on the same store refuses to start (`store/lock.rs`).
 //!
 //! # Layout
 //!
@@ -23,7 +24,8 @@
 //!   share.
 //! - `store/` — the [`Store`] contract and its SQLite backend.
 //! - `auth.rs` — tokens and scopes; `tokens.rs` — `remex tokens`;
-//!   `requests.rs` — request records; `callbacks.rs` — signed callbacks;
+//!   `requests.rs` — request records; `callbacks/` — signed callbacks to
+//!   the receivers the operator allows;
 //!   `metrics.rs` — `/metrics`; `error.rs` — the one error shape;
 //!   `tls.rs` — HTTPS.
 
@@ -61,6 +63,9 @@ pub enum ServiceError {
     /// The listen address could not be bound, or TLS set up.
     #[error("{0}")]
     Listen(String),
+    /// A setting of `service:` cannot work (the message names it).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// What `remex serve` needs besides the executor.
@@ -75,21 +80,29 @@ pub struct ServeOptions {
 /// Runs the service on `executor` until `shutdown` resolves, then drains:
 /// new requests get 503, jobs under way are cancelled (or, with
 /// `service.on_shutdown: finish`, allowed to end), their records written,
-/// and the server stops.
+/// callbacks under way get at most 5 s (the rest stay pending for the next
+/// start), and the server stops.
 ///
 /// # Errors
 ///
-/// The store cannot be opened, or the address cannot be bound.
+/// The store cannot be opened or another `remex serve` holds it
+/// ([`StoreError::InUse`]), an entry of `service.callbacks.allow` is not a
+/// receiver, or the address cannot be bound.
 pub async fn serve(
     executor: Executor,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     let config = executor.config().service.clone();
+    let callbacks = callbacks::Callbacks::new(&config.callbacks).map_err(ServiceError::Config)?;
     let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.store)?);
+    // Held until `serve` returns: a second service on this store refuses
+    // to start, before it could take this one's jobs for a crash's.
+    let lock = store::StoreLock::acquire(&config.store)?;
+    tracing::debug!("holding {}", lock.path().display());
     store::blocking(&store, jobs::interrupt_unfinished).await?;
+    callbacks.resume(&store).await?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let callbacks = callbacks::Callbacks::new(Duration::from_secs(1));
     let max_output = usize::try_from(config.limits.max_output).unwrap_or(usize::MAX);
     let jobs = Arc::new(jobs::Jobs::new(
         executor.clone(),

@@ -37,7 +37,9 @@ pub(crate) struct JobView {
     pub report: Option<serde_json::Value>,
     /// Why it could not run, or what an interruption left unknown.
     pub error: Option<String>,
-    /// How the callback went (`delivered`, `failed: …`), if it has one.
+    /// How the callback goes, if the job has one: `pending` (or `pending:
+    /// attempt N of M failed: …`), then `delivered` or `failed after M
+    /// attempts: HTTP 500` / `…: no answer` — never what the receiver said.
     pub callback: Option<String>,
     /// Where to follow it.
     pub links: Links,

@@ -179,3 +179,46 @@ pub fn runs_started(lab: &TestLab) -> usize {
         .filter(|r| r["event"] == "start")
         .count()
 }
+
+/// One Server-Sent Event block (the text between blank lines) as (id,
+/// kind, data); `None` for a comment or keep-alive.
+pub fn sse_event(block: &str) -> Option<(u64, String, Value)> {
+    let (mut id, mut kind, mut data) = (None, None, None);
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            kind = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data = serde_json::from_str(v.trim()).ok();
+        }
+    }
+    Some((id?, kind?, data?))
+}
+
+/// A token and its callback secret (`remex --json tokens create`).
+pub fn token_with_secret(config: &Path, name: &str, scopes: &str) -> (String, String) {
+    let made = Remex::new()
+        .arg("--config")
+        .arg(config)
+        .args(["--json", "tokens", "create", name, "--scope", scopes])
+        .run()
+        .expect_code(0)
+        .json();
+    (
+        made["token"].as_str().unwrap().to_owned(),
+        made["callback_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Hex HMAC-SHA256, computed here independently of the service.
+pub fn hmac_hex(key: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-use crate::served::{Served, error_of, json_of, runs_started};
+use crate::served::{
+    Served, error_of, hmac_hex, json_of, runs_started, sse_event, token_with_secret,
+};
 use crate::util::{
     Remex, TestLab, assert_every_host_ended, assert_no_process_left, assert_verifies,
     processes_matching, records,
@@ -400,23 +402,7 @@ fn sse(served: &Served, token: &str, job: &str, after: Option<u64>) -> Vec<(u64,
     let response = request.send().unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let text = response.text().unwrap();
-    let mut events = Vec::new();
-    for block in text.split("\n\n") {
-        let (mut id, mut kind, mut data) = (None, None, None);
-        for line in block.lines() {
-            if let Some(v) = line.strip_prefix("id:") {
-                id = v.trim().parse().ok();
-            } else if let Some(v) = line.strip_prefix("event:") {
-                kind = Some(v.trim().to_owned());
-            } else if let Some(v) = line.strip_prefix("data:") {
-                data = serde_json::from_str(v.trim()).ok();
-            }
-        }
-        if let (Some(id), Some(kind), Some(data)) = (id, kind, data) {
-            events.push((id, kind, data));
-        }
-    }
-    events
+    text.split("\n\n").filter_map(sse_event).collect()
 }
 
 #[test]
@@ -725,42 +711,22 @@ fn files_hosts_keys_and_audit_over_http() {
     assert!(openapi["paths"]["/v1/runs"]["post"].is_object());
 }
 
-/// A token and its callback secret (`remex --json tokens create`).
-fn token_with_secret(config: &Path, name: &str, scopes: &str) -> (String, String) {
-    let made = Remex::new()
-        .arg("--config")
-        .arg(config)
-        .args(["--json", "tokens", "create", name, "--scope", scopes])
-        .run()
-        .expect_code(0)
-        .json();
-    (
-        made["token"].as_str().unwrap().to_owned(),
-        made["callback_secret"].as_str().unwrap().to_owned(),
-    )
-}
-
-/// Hex HMAC-SHA256, computed here independently of the service.
-fn hmac_hex(key: &str, body: &[u8]) -> String {
-    use hmac::{KeyInit as _, Mac as _};
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[test]
 fn a_finished_job_calls_back_with_a_signed_report() {
     let lab = TestLab::new(1);
-    let served = Served::start(&lab.config());
-    let (token, secret) = token_with_secret(&lab.config(), "n8n", "exec");
     // The receiver: refuses the first call (the service tries again),
-    // takes the second.
+    // takes the second. The operator allows it.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let config = lab.config_variant(
+        "callbacks.yml",
+        &[(
+            "service:\n",
+            &format!("service:\n  callbacks: {{ allow: [\"http://127.0.0.1:{port}/webhook\"] }}\n"),
+        )],
+    );
+    let served = Served::start(&config);
+    let (token, secret) = token_with_secret(&config, "n8n", "exec");
     let receiver = std::thread::spawn(move || {
         let mut calls = Vec::new();
         for (status, _) in [("503 Service Unavailable", 0), ("200 OK", 1)] {
@@ -814,7 +780,20 @@ fn a_finished_job_calls_back_with_a_signed_report() {
                 .or_else(|| h.strip_prefix("X-Remex-Signature: "))
         })
         .unwrap_or_else(|| panic!("no signature in {headers:?}"));
-    assert_eq!(signature, format!("sha256={}", hmac_hex(&secret, body)));
+    // `t=UNIX,v1=HEX`: HEX the HMAC of `UNIX.BODY`; UNIX is now.
+    let (t, v1) = signature
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .unwrap_or_else(|| panic!("not t=…,v1=…: {signature}"));
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(body);
+    assert_eq!(v1, hmac_hex(&secret, &signed));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t: u64 = t.parse().unwrap();
+    assert!(t.abs_diff(now) < 120, "t={t}, now {now}");
     let delivered: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(delivered["job_id"], job.as_str());
     assert_eq!(delivered["state"], "succeeded");

@@ -4,12 +4,15 @@
 //! An upload's bytes are first written to a private temp directory beside
 //! the store (never under a name the client chose beyond a checked file
 //! name), then sent to every host as `remex upload` sends them, then
-//! deleted. A download fetches into a private temp directory and streams
-//! the file back with its SHA-256 (`Digest: sha-256=…`), or a directory as
-//! a tar stream.
+//! deleted. A download fetches into a private temp directory — verified,
+//! at most `service.limits.max_download` bytes — and streams the file back
+//! with its SHA-256 (`Digest: sha-256=…`), or a directory as a tar stream
+//! packed as it is sent.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::body::Body;
 use axum::extract::{FromRequest as _, Multipart, Query, Request, State};
@@ -23,6 +26,7 @@ use utoipa::IntoParams;
 
 use super::extract::{RequestId, Wait, WaitQuery};
 use super::submit::{JobRequest, submit};
+use crate::run::{Cancel, CancelHandle, Observer};
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
 use crate::service::jobs::Work;
@@ -328,7 +332,11 @@ pub(crate) struct DownloadQuery {
 }
 
 /// A file's bytes (with `Digest: sha-256=…` and `X-Remex-Sha256`), or a
-/// directory as a tar stream, from one host.
+/// directory as a tar stream, from one host. The file is fetched and
+/// verified before its first byte is sent (so the digest headers are
+/// true and a client never gets a short file that looks whole), at most
+/// `service.limits.max_download` bytes of it: larger is 413, and nothing of
+/// it stays on disk.
 #[utoipa::path(
     get,
     path = "/v1/files/download",
@@ -337,6 +345,7 @@ pub(crate) struct DownloadQuery {
     responses(
         (status = 200, description = "The file, or a tar stream for a directory", content_type = "application/octet-stream"),
         (status = 404, body = crate::service::error::ErrorBody),
+        (status = 413, description = "Larger than `service.limits.max_download`", body = crate::service::error::ErrorBody),
         (status = 502, description = "The host failed", body = crate::service::error::ErrorBody)
     )
 )]
@@ -362,10 +371,25 @@ pub(crate) async fn download(
     let mut download = Download::new(vec![query.path.clone()], spool.path());
     download.flat = true;
     download.recursive = true;
+    let limit = state.config.limits.max_download;
+    let (stop, cancel) = Cancel::new();
+    let size_limit = Arc::new(SizeLimit::new(limit, stop));
     let ctx = crate::run::RunContext::new()
         .actor(caller.token.name.clone())
-        .request_id(request_id.0.clone());
+        .request_id(request_id.0.clone())
+        .cancel(cancel)
+        .observer(size_limit.clone());
     let report = state.executor.download(&ctx, &host, &download).await?;
+    if size_limit.exceeded() {
+        return Err(ApiError {
+            field: Some("path".to_owned()),
+            ..ApiError::too_large(format!(
+                "`{}` on {} is larger than service.limits.max_download ({limit} bytes); \
+                 nothing was kept",
+                query.path, query.host
+            ))
+        });
+    }
     let Some(host) = report.results.first() else {
         return Err(ApiError::internal("the download reported no host"));
     };
@@ -388,7 +412,7 @@ pub(crate) async fn download(
     let local = first.path();
     let name = first.file_name().to_string_lossy().into_owned();
     if local.is_dir() {
-        return tar_stream(spool, local, name).await;
+        return Ok(tar_stream(spool, local, name));
     }
     let sha256 = host.detail.sha256.clone().unwrap_or_default();
     let file = tokio::fs::File::open(&local)
@@ -417,6 +441,60 @@ pub(crate) async fn download(
         .into_response())
 }
 
+/// Stops a download once it would pass `service.limits.max_download`:
+/// when the files it is about to fetch (`expect`, before their bytes) or
+/// the bytes it fetched (`advance`: a file that grows) add up to more.
+struct SizeLimit {
+    /// The limit, in bytes.
+    limit: u64,
+    /// Bytes of the files announced so far.
+    expected: AtomicU64,
+    /// Bytes fetched so far.
+    moved: AtomicU64,
+    /// Stops the download.
+    stop: CancelHandle,
+    /// Set once the limit was passed.
+    exceeded: AtomicBool,
+}
+
+impl SizeLimit {
+    /// A limit of `limit` bytes that cancels through `stop`.
+    fn new(limit: u64, stop: CancelHandle) -> SizeLimit {
+        SizeLimit {
+            limit,
+            expected: AtomicU64::new(0),
+            moved: AtomicU64::new(0),
+            stop,
+            exceeded: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the download passed the limit (and was stopped).
+    fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::SeqCst)
+    }
+
+    /// Adds `bytes` to `counter`; stops the download past the limit.
+    fn add(&self, counter: &AtomicU64, bytes: u64) {
+        let total = counter
+            .fetch_add(bytes, Ordering::SeqCst)
+            .saturating_add(bytes);
+        if total > self.limit && !self.exceeded.swap(true, Ordering::SeqCst) {
+            self.stop.cancel();
+        }
+    }
+}
+
+impl Observer for SizeLimit {
+    fn expect(&self, _host: &str, bytes: u64) {
+        self.add(&self.expected, bytes);
+    }
+
+    fn advance(&self, _host: &str, bytes: u64) {
+        self.add(&self.moved, bytes);
+    }
+}
+
 /// The bytes of `file`, keeping `spool` (and so the file) until they are
 /// sent.
 fn file_stream(
@@ -425,7 +503,7 @@ fn file_stream(
 ) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send {
     futures_util::stream::unfold((file, Some(spool)), |(mut file, spool)| async move {
         use tokio::io::AsyncReadExt as _;
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; CHUNK];
         match file.read(&mut buf).await {
             Ok(0) => {
                 drop(spool);
@@ -440,29 +518,35 @@ fn file_stream(
     })
 }
 
-/// A directory as a tar stream (built in the spool, then streamed).
-async fn tar_stream(
-    spool: tempfile::TempDir,
-    dir: PathBuf,
-    name: String,
-) -> Result<Response, ApiError> {
-    let archive = spool.path().join(".remex.tar");
-    let (from, to, entry) = (dir.clone(), archive.clone(), name.clone());
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let file = std::fs::File::create(&to)?;
-        let mut builder = tar::Builder::new(file);
+/// Bytes per piece of a download's body.
+const CHUNK: usize = 256 * 1024;
+
+/// A directory as a tar stream, packed as it is sent (no second copy on
+/// disk); the spool is removed once it is packed. A failure midway cuts
+/// the stream (the client sees a body without its end).
+fn tar_stream(spool: tempfile::TempDir, dir: PathBuf, name: String) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(4);
+    let entry = name.clone();
+    tokio::task::spawn_blocking(move || {
+        let errors = tx.clone();
+        let mut builder = tar::Builder::new(Pieces {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        });
         builder.follow_symlinks(false);
-        builder.append_dir_all(&entry, &from)?;
-        builder.into_inner()?.sync_all()
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::internal(format!("cannot pack the directory: {e}")))?;
-    let file = tokio::fs::File::open(&archive)
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot read the archive: {e}")))?;
-    let stream = file_stream(file, spool);
-    Ok((
+        let packed = builder
+            .append_dir_all(&entry, &dir)
+            .and_then(|()| builder.into_inner())
+            .and_then(|mut pieces| pieces.flush());
+        drop(spool);
+        if let Err(e) = packed {
+            tracing::warn!("the tar stream of {} stopped: {e}", dir.display());
+            let _ = errors.blocking_send(Err(e));
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/x-tar".to_owned()),
@@ -473,7 +557,42 @@ async fn tar_stream(
         ],
         Body::from_stream(stream),
     )
-        .into_response())
+        .into_response()
+}
+
+/// What the tar writer writes, in pieces of [`CHUNK`] bytes, to the body.
+struct Pieces {
+    /// The body's side.
+    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+    /// Bytes not sent yet.
+    buf: Vec<u8>,
+}
+
+impl Pieces {
+    /// Sends what is buffered; `BrokenPipe` once the client is gone.
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(axum::body::Bytes::from(piece)))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl std::io::Write for Pieces {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
 
 /// A hex digest as standard base64 (the `Digest` header's form).

@@ -1,15 +1,18 @@
 //! `/v1/jobs`: listing jobs, one job (`?wait=`), its live events
 //! (Server-Sent Events, resumable with `Last-Event-ID`), and cancelling it.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream, StreamExt as _};
+use futures_util::stream::{self, StreamExt as _};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Wait, WaitQuery};
@@ -17,7 +20,7 @@ use super::submit::waited;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
 use crate::service::state::AppState;
-use crate::service::store::{self, EventRecord, JobFilter, JobRecord, JobState};
+use crate::service::store::{self, EventRecord, JobFilter, JobRecord, JobState, Store};
 use crate::service::view::JobView;
 
 /// `GET /v1/jobs`'s filters and page.
@@ -192,7 +195,9 @@ pub(crate) async fn cancel_job(
 
 /// A job's events as Server-Sent Events: `host_started`, `output`,
 /// `host_finished`, then `job_finished` (the stream ends there). Each has
-/// an `id`; reconnect with `Last-Event-ID` to resume after it.
+/// an `id`; reconnect with `Last-Event-ID` to resume after it. A reader
+/// slower than the job gets every event all the same, in order: what it
+/// fell behind on is read from the store.
 #[utoipa::path(
     get,
     path = "/v1/jobs/{id}/events",
@@ -216,48 +221,100 @@ pub(crate) async fn job_events(
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     // Subscribe first, then read the store: an event is either stored
-    // before the read or sent after the subscription (see `jobs.rs`).
+    // before the read or sent after the subscription (see `events.rs`).
     let live = if job.state.is_final() {
         None
     } else {
         state.jobs.subscribe(&id)
     };
-    let key = id.clone();
-    let stored = store::blocking(&state.store, move |s| s.events_after(&key, after)).await?;
-    let mut last = stored.last().map_or(after, |e| e.seq);
-    let ended = stored.iter().any(|e| e.kind == "job_finished");
-    let history = stream::iter(stored.into_iter().map(sse));
-    let rest = match live {
-        Some(receiver) if !ended => {
-            let live = tokio_stream::wrappers::BroadcastStream::new(receiver)
-                .filter_map(move |event| {
-                    let keep = match event {
-                        Ok(event) if event.seq > last => {
-                            last = event.seq;
-                            Some(event)
-                        }
-                        _ => None,
-                    };
-                    async move { keep }
-                })
-                .scan(false, |done, event| {
-                    // Stop after `job_finished`.
-                    if *done {
-                        return std::future::ready(None);
-                    }
-                    *done = event.kind == "job_finished";
-                    std::future::ready(Some(event))
-                })
-                .map(sse);
-            live.boxed()
-        }
-        _ => stream::empty().boxed(),
+    let follow = Follow {
+        store: state.store.clone(),
+        job: id,
+        live,
+        last: after,
+        queue: VecDeque::new(),
+        catching_up: true,
+        done: false,
     };
-    let events: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
-        Box::pin(history.chain(rest));
+    let events = stream::unfold(follow, Follow::next).map(sse);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// Events read from the store at once while catching up.
+const PAGE: usize = 1000;
+
+/// A reader of a job's events: from the store until it caught up, then
+/// live; back to the store whenever the live channel left it behind (the
+/// channel keeps the last 1,024 events: a reader slower than that lags),
+/// so it sends every event once, in order, without a gap.
+struct Follow {
+    /// Where every event is, before it is sent live.
+    store: Arc<dyn Store>,
+    /// The job.
+    job: String,
+    /// Its live events, while it runs.
+    live: Option<broadcast::Receiver<EventRecord>>,
+    /// The last event sent (or `Last-Event-ID`).
+    last: u64,
+    /// Events read, not sent yet.
+    queue: VecDeque<EventRecord>,
+    /// Reading the store until it has no more (at first, and after a lag).
+    catching_up: bool,
+    /// `job_finished` was sent: the stream ends.
+    done: bool,
+}
+
+impl Follow {
+    /// The next event, in order; `None` once the job's last was sent (or
+    /// the store failed: the client resumes with `Last-Event-ID`).
+    async fn next(mut self) -> Option<(EventRecord, Follow)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(event) = self.queue.pop_front() {
+                if event.seq <= self.last {
+                    continue;
+                }
+                self.last = event.seq;
+                self.done = event.kind == "job_finished";
+                return Some((event, self));
+            }
+            if self.catching_up {
+                let (job, after) = (self.job.clone(), self.last);
+                let page =
+                    match store::blocking(&self.store, move |s| s.events_after(&job, after, PAGE))
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(e) => {
+                            tracing::error!(job = %self.job, "cannot read the job's events: {e}");
+                            return None;
+                        }
+                    };
+                self.catching_up = page.len() == PAGE;
+                if page.is_empty() && self.live.is_none() {
+                    return None;
+                }
+                self.queue.extend(page);
+                continue;
+            }
+            let live = self.live.as_mut()?;
+            match live.recv().await {
+                Ok(event) if event.seq <= self.last => {}
+                Ok(event) if event.seq == self.last + 1 => self.queue.push_back(event),
+                // A gap or a lag: the store has what was missed.
+                Ok(_) | Err(RecvError::Lagged(_)) => self.catching_up = true,
+                // The job ended: the rest is in the store.
+                Err(RecvError::Closed) => {
+                    self.live = None;
+                    self.catching_up = true;
+                }
+            }
+        }
+    }
 }
 
 /// A stored event as an SSE event.

@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 
 use super::extract::WaitQuery;
 use super::submit::{JobCall, JobRequest};
-use crate::keys::{DeployRequest, KeyKind, KeyListing, RevokeRequest, RotateRequest};
+use crate::keys::{
+    DeployRequest, KeyKind, KeyListing, KeysError, RevokeRequest, RotateRequest, validate_name,
+};
 use crate::run::Listing;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
@@ -116,6 +118,23 @@ pub(crate) async fn revoke_key(call: JobCall<RevokeKeyRequest>) -> Result<Respon
     call.submit().await
 }
 
+/// 400 naming `name` when the key directory would refuse `name` (checked
+/// before a job is made). The message does not repeat the name: it may be
+/// anything a caller sent.
+fn key_name(name: &str) -> Result<(), ApiError> {
+    match validate_name(name) {
+        Ok(()) => Ok(()),
+        Err(KeysError::InvalidName { reason, .. }) => Err(ApiError::field(
+            "name",
+            format!(
+                "not a key name: {reason}; use letters, digits, `.`, `_` and `-`, \
+                 not starting with `.`"
+            ),
+        )),
+        Err(e) => Err(ApiError::field("name", e.to_string())),
+    }
+}
+
 impl JobRequest for DeployKeyRequest {
     fn scope(&self) -> Scope {
         Scope::Keys
@@ -126,6 +145,7 @@ impl JobRequest for DeployKeyRequest {
     }
 
     fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        key_name(&self.name)?;
         Ok(Work::Deploy(DeployRequest {
             name: self.name.clone(),
             bootstrap_key: None,
@@ -158,6 +178,9 @@ impl JobRequest for RotateKeysRequest {
     }
 
     fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        if let Some(name) = &self.name {
+            key_name(name)?;
+        }
         let kind = KeyKind::from_parts(self.key_type.as_deref().unwrap_or("ed25519"), self.bits)
             .map_err(|e| ApiError::field("type", e.to_string()))?;
         Ok(Work::Rotate(RotateRequest {
@@ -182,6 +205,7 @@ impl JobRequest for RevokeKeyRequest {
     }
 
     fn work(&self, _: &Shared) -> Result<Work, ApiError> {
+        key_name(&self.name)?;
         Ok(Work::Revoke(RevokeRequest {
             name: self.name.clone(),
             force: self.force,

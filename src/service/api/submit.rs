@@ -121,6 +121,9 @@ pub(crate) async fn submit<R: JobRequest>(
 ) -> Result<Response, ApiError> {
     caller.require(request.scope())?;
     let work = request.work(state)?;
+    if let Some(url) = request.callback_url() {
+        state.jobs.callbacks().check(url)?;
+    }
     let hosts = caller.reach(&state.executor, request.targets())?;
     let record = record(caller, &work, &hosts, request)?;
     tracing::debug!(request = %request_id.0, job = %record.id, "new {} job", record.operation);
@@ -160,14 +163,6 @@ fn record<R: JobRequest>(
         kept = r#"{"note":"the request was larger than 64 KiB; not kept"}"#.to_owned();
     }
     let callback_url = request.callback_url().map(str::to_owned);
-    if let Some(url) = &callback_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return Err(ApiError::field(
-            "callback_url",
-            "the callback URL must start with http:// or https://",
-        ));
-    }
     Ok(JobRecord {
         id: crate::audit::new_run_id(),
         token: caller.token.name.clone(),

@@ -103,6 +103,11 @@ impl Jobs {
         &self.store
     }
 
+    /// The callbacks' deliveries (and where they may go).
+    pub(crate) fn callbacks(&self) -> &Callbacks {
+        &self.callbacks
+    }
+
     /// Whether a shutdown began.
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
@@ -281,7 +286,7 @@ pub(crate) fn interrupt_unfinished(store: &dyn Store) -> Result<(), store::Store
     for job in store.interrupt_unfinished(now_ms())? {
         tracing::warn!(job = %job.id, "job was under way when the service stopped: marked interrupted");
         let next = store
-            .events_after(&job.id, 0)
+            .events_after(&job.id, 0, usize::MAX)
             .map(|events| events.last().map_or(1, |e| e.seq + 1))
             .unwrap_or(1);
         let end = JobFinished {

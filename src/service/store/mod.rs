@@ -8,7 +8,10 @@
 //! Every method is blocking: callers on async threads go through
 //! [`blocking`]. Times are milliseconds since the Unix epoch.
 
+mod lock;
 pub(crate) mod sqlite;
+
+pub(crate) use lock::StoreLock;
 
 use std::sync::Arc;
 
@@ -32,6 +35,17 @@ pub enum StoreError {
     /// No such thing.
     #[error("no {0}")]
     NotFound(String),
+    /// Another `remex serve` holds the store.
+    #[error(
+        "the service store {path} is in use by {holder}; one `remex serve` per store \
+         (stop that one first, or give this one another `service.store`)"
+    )]
+    InUse {
+        /// The store's file.
+        path: String,
+        /// Who holds it (`remex serve, pid 4242 on host01, since …`).
+        holder: String,
+    },
 }
 
 /// A token as the store keeps it: never the token itself, only its SHA-256.
@@ -144,7 +158,8 @@ pub struct JobRecord {
     pub request_hash: String,
     /// Where to POST the finished report.
     pub callback_url: Option<String>,
-    /// How the callback went (`delivered`, `failed: …`).
+    /// How the callback went: `None` or `pending…` while it is not
+    /// settled, then `delivered` or `failed…`.
     pub callback_state: Option<String>,
 }
 
@@ -205,10 +220,22 @@ pub trait Store: Send + Sync {
     /// how many.
     fn sweep(&self, before_ms: i64) -> Result<usize, StoreError>;
 
+    /// Sets job `id`'s `callback_state`.
+    fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError>;
+    /// The finished jobs whose callback is not settled (its state `None`
+    /// or `pending…`): what a stopped service left to deliver.
+    fn pending_callbacks(&self) -> Result<Vec<JobRecord>, StoreError>;
+
     /// Appends events (in one transaction).
     fn append_events(&self, events: &[EventRecord]) -> Result<(), StoreError>;
-    /// Job `job`'s events after `after` (0: all), in order.
-    fn events_after(&self, job: &str, after: u64) -> Result<Vec<EventRecord>, StoreError>;
+    /// Job `job`'s events after `after` (0: all), in order, at most
+    /// `limit` of them.
+    fn events_after(
+        &self,
+        job: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError>;
 }
 
 /// Runs a store call on a blocking thread.

@@ -387,6 +387,30 @@ impl Store for Sqlite {
         Ok(gone)
     }
 
+    fn set_callback_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE jobs SET callback_state = ?2 WHERE id = ?1",
+                params![id, state],
+            )
+            .map_err(|e| self.err(&e))?;
+        Ok(())
+    }
+
+    fn pending_callbacks(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE callback_url IS NOT NULL
+                     AND finished_ms IS NOT NULL
+                     AND (callback_state IS NULL OR callback_state LIKE 'pending%')
+                 ORDER BY finished_ms"
+            ))
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], job_from_row).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
     fn append_events(&self, events: &[EventRecord]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(&e))?;
@@ -403,16 +427,23 @@ impl Store for Sqlite {
         tx.commit().map_err(|e| self.err(&e))
     }
 
-    fn events_after(&self, job: &str, after: u64) -> Result<Vec<EventRecord>, StoreError> {
+    fn events_after(
+        &self,
+        job: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT job, seq, kind, data FROM events WHERE job = ?1 AND seq > ?2 ORDER BY seq",
+                "SELECT job, seq, kind, data FROM events WHERE job = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3",
             )
             .map_err(|e| self.err(&e))?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![job, after], |row| {
+            .query_map(params![job, after, limit], |row| {
                 let seq: i64 = row.get(1)?;
                 Ok(EventRecord {
                     job: row.get(0)?,
@@ -552,8 +583,48 @@ mod tests {
         assert_eq!(running.finished_ms, Some(50));
         assert_eq!(store.sweep(10).unwrap(), 1);
         assert!(store.job("done").unwrap().is_none());
-        assert!(store.events_after("done", 0).unwrap().is_empty());
+        assert!(store.events_after("done", 0, 10).unwrap().is_empty());
         assert!(store.job("running").unwrap().is_some());
+    }
+
+    #[test]
+    fn unsettled_callbacks_of_finished_jobs_are_pending() {
+        let (_dir, store) = open();
+        let with = |id: &str, state: JobState, callback: Option<&str>| {
+            let mut j = job(id, 1, state);
+            j.callback_url = Some("http://127.0.0.1:9/hook".into());
+            j.callback_state = callback.map(str::to_owned);
+            store.insert_job(&j).unwrap();
+        };
+        with("never-tried", JobState::Succeeded, None);
+        with(
+            "retrying",
+            JobState::Failed,
+            Some("pending: attempt 1 of 6 failed: HTTP 503"),
+        );
+        with("delivered", JobState::Succeeded, Some("delivered"));
+        with(
+            "gave-up",
+            JobState::Succeeded,
+            Some("failed after 6 attempts: no answer"),
+        );
+        with("running", JobState::Running, None);
+        store
+            .insert_job(&job("no-callback", 1, JobState::Succeeded))
+            .unwrap();
+        let ids = |store: &Sqlite| {
+            let mut ids: Vec<String> = store
+                .pending_callbacks()
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&store), ["never-tried", "retrying"]);
+        store.set_callback_state("retrying", "delivered").unwrap();
+        assert_eq!(ids(&store), ["never-tried"]);
     }
 
     #[test]
@@ -568,7 +639,9 @@ mod tests {
             })
             .collect();
         store.append_events(&events).unwrap();
-        let rest = store.events_after("j", 2).unwrap();
+        let rest = store.events_after("j", 2, 10).unwrap();
         assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+        let page = store.events_after("j", 0, 3).unwrap();
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
     }
 }

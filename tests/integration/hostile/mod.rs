@@ -6,7 +6,9 @@
 //!   requests and error shapes.
 //! - `exec.rs` — requests that try to harm other jobs or outlive their own
 //!   (NUL bytes, huge commands, reserved names, lost connections, `kill -9`).
-//! - `callbacks.rs` — where a callback may go, and what it may tell.
+//! - `callbacks.rs` — where a callback may go, and what it may tell; a
+//!   second service on one store; slow event readers; large downloads;
+//!   bad key names.
 
 mod callbacks;
 mod edge;
