@@ -6,7 +6,9 @@
 //! log in with it if something went wrong; `remex keys prune` ends that.
 //! Archiving refuses a key a host still uses or an unfinished rotation
 //! needs; pruning keeps a key still deployed somewhere (its `.pub` is what
-//! `remex keys revoke` needs to remove it) unless forced.
+//! `remex keys revoke` needs to remove it) unless forced. Callers hold the
+//! whole directory (`lock::KeyLocks::whole_dir`) around both, so no host's
+//! key step sees a key move under it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -170,6 +170,18 @@ pub enum KeysError {
         /// The host.
         host: String,
     },
+    /// A key an operation loaded left the key directory (archived, or
+    /// replaced by another of the same name) while the operation waited
+    /// for its turn on a host.
+    #[error(
+        "key `{name}` is no longer the key this run loaded from {dir} (another remex archived or replaced it meanwhile); run `remex keys list` and try again with a key that is there"
+    )]
+    KeyGone {
+        /// The key name.
+        name: String,
+        /// The key directory.
+        dir: PathBuf,
+    },
     /// A rotation to the key the host already uses.
     #[error("{host} already uses key `{name}`; rotate to a new key")]
     SameKey {

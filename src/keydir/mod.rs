@@ -6,6 +6,7 @@
 //! KEY_DIR/NAME.pub          its public key line (0644)
 //! KEY_DIR/remex-keys.json   the key state (which key each host uses, …)
 //! KEY_DIR/archive/          keys rotated away, until pruned
+//! KEY_DIR/.locks/            lock files: one host's key step at a time
 //! ```
 //!
 //! It sits below the run layer: the executor reads the state and resolves
@@ -20,6 +21,9 @@
 //!   state file records it (the state machine that drives it is
 //!   `ops/keys/rotation.rs`).
 //! - `archive.rs` — `archive()` a retired key, `prune` the archive.
+//! - `lock.rs` — [`lock::KeyLocks`]: a host's turn (key-state changes are
+//!   serialized per host, in one process and across processes) and the
+//!   whole directory's (archive, prune).
 //! - `resolve.rs` — which key remex logs in to a host with.
 //! - `timestamp.rs` — the state file's and the archive's UTC timestamps.
 //! - `error.rs` — [`KeysError`].
@@ -31,6 +35,7 @@ use std::path::{Path, PathBuf};
 pub(crate) mod archive;
 mod error;
 mod host_rotation;
+pub(crate) mod lock;
 pub(crate) mod resolve;
 pub(crate) mod state;
 pub(crate) mod timestamp;

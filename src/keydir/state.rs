@@ -7,7 +7,9 @@
 //! A missing state file reads as empty. The file is replaced atomically
 //! (temporary file, fsync, rename) and every read-modify-write holds an
 //! exclusive lock on `KEY_DIR/.remex-keys.lock`, so two remex processes
-//! cannot lose each other's updates.
+//! cannot lose each other's updates. That lock covers one update; a key
+//! operation's whole step on a host (several updates around remote edits)
+//! holds the host's turn besides (`lock.rs`).
 //!
 //! Format (version 1), pretty-printed JSON, maps sorted by name:
 //!
@@ -32,12 +34,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::fs::File;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::lock::{Mode, open_locked};
 use super::{HostRotation, KeysError, state_path};
 use crate::atomic_file;
 
@@ -170,16 +172,9 @@ pub(crate) struct StateLock {
 
 /// Takes the exclusive state lock, waiting for another remex to release it.
 pub(crate) fn lock_state(dir: &Path) -> Result<StateLock, KeysError> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(KeysError::io("open", &path))?;
-    file.lock().map_err(KeysError::io("lock", &path))?;
-    Ok(StateLock { _file: file })
+    Ok(StateLock {
+        _file: open_locked(&dir.join(LOCK_FILE), Mode::Exclusive)?,
+    })
 }
 
 impl KeyState {
@@ -213,16 +208,23 @@ impl KeyState {
     }
 
     /// Records that `key` was removed from `host`'s authorized_keys. When it
-    /// was the key remex used, the earliest other deployed key takes over;
-    /// with none left the host is forgotten (remex has no key for it).
+    /// was the key remex used, the earliest other deployed key that is not
+    /// archived takes over; with none left the host is forgotten (remex has
+    /// no key for it and falls back to the configured one).
     pub fn record_removed(&mut self, host: &str, key: &str) {
+        let Some(entry) = self.hosts.get(host) else {
+            return;
+        };
+        let next = (entry.current == key)
+            .then(|| self.fallback_key(host, key))
+            .flatten();
         let Some(entry) = self.hosts.get_mut(host) else {
             return;
         };
         entry.deployed.retain(|k| k != key);
         if entry.current == key {
-            match entry.deployed.first() {
-                Some(next) => entry.current = next.clone(),
+            match next {
+                Some(next) => entry.current = next,
                 None => {
                     self.hosts.remove(host);
                 }
@@ -230,13 +232,32 @@ impl KeyState {
         }
     }
 
+    /// Whether `key` can be logged in with: not moved to the archive (a key
+    /// the state has no record of, e.g. copied in by hand, counts as
+    /// usable). An archived key's private file is not where a login looks.
+    pub fn usable(&self, key: &str) -> bool {
+        self.keys.get(key).is_none_or(|r| r.archived.is_none())
+    }
+
+    /// The earliest key deployed on `host`, other than `key`, that remex can
+    /// log in with: what takes over when `key` goes.
+    pub fn fallback_key(&self, host: &str, key: &str) -> Option<String> {
+        self.hosts
+            .get(host)?
+            .deployed
+            .iter()
+            .find(|k| k.as_str() != key && self.usable(k))
+            .cloned()
+    }
+
     /// Refuses to revoke the only key remex can use for `host` (the one it
-    /// uses, with no other deployed key to fall back to), unless `force`.
+    /// uses, with no other usable deployed key to fall back to), unless
+    /// `force`.
     pub fn check_revoke(&self, host: &str, key: &str, force: bool) -> Result<(), KeysError> {
         let Some(entry) = self.hosts.get(host) else {
             return Ok(());
         };
-        let fallback = entry.deployed.iter().any(|k| k != key);
+        let fallback = self.fallback_key(host, key).is_some();
         if entry.current == key && !fallback && !force {
             return Err(KeysError::OnlyKey {
                 name: key.to_owned(),
@@ -443,6 +464,37 @@ mod tests {
         );
         assert!(s.check_revoke("vm01", "b", false).is_ok(), "not current");
         assert!(s.check_revoke("unknown", "a", false).is_ok());
+    }
+
+    #[test]
+    fn an_archived_key_never_takes_over() {
+        // `old` was rotated away elsewhere and archived while still
+        // deployed here: it is in the archive, not where a login looks.
+        let mut s = KeyState::default();
+        s.record_key("old", record("SHA256:o"));
+        s.record_deployed("vm01", "cur", true);
+        s.record_deployed("vm01", "old", false);
+        s.rename_key("old", "old.1");
+        if let Some(r) = s.keys.get_mut("old.1") {
+            r.archived = Some("archive/old.1".to_owned());
+        }
+        assert!(!s.usable("old.1") && s.usable("cur") && s.usable("unrecorded"));
+        assert_eq!(s.fallback_key("vm01", "cur"), None);
+        assert!(
+            matches!(
+                s.check_revoke("vm01", "cur", false),
+                Err(KeysError::OnlyKey { .. })
+            ),
+            "an archived key is no fallback"
+        );
+        s.record_deployed("vm01", "next", false);
+        assert_eq!(s.fallback_key("vm01", "cur").as_deref(), Some("next"));
+        s.record_removed("vm01", "cur");
+        assert_eq!(s.hosts["vm01"].current, "next", "not the archived old.1");
+        assert_eq!(s.hosts["vm01"].deployed, ["old.1", "next"]);
+        // With only an archived key left, remex has no key for the host.
+        s.record_removed("vm01", "next");
+        assert!(!s.hosts.contains_key("vm01"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::audit::{AuditError, AuditLog, Redactor};
 use crate::config::{Config, ConfigError, Hop, Vm};
 use crate::failure::Failure;
 use crate::fresh::Fresh;
+use crate::keydir::lock::KeyLocks;
 use crate::keydir::resolve::host_key;
 use crate::keydir::{KeyState, KeysError, load_state, state_path};
 use crate::run::pool::Pool;
@@ -79,6 +80,9 @@ struct Inner {
     key_state: Fresh<KeyState>,
     /// Private keys loaded so far.
     keys: KeyStore,
+    /// Whose turn it is to change a host's keys (key-state changes are
+    /// serialized per host: `keydir/lock.rs`).
+    key_locks: KeyLocks,
     /// Where every action is recorded.
     audit: AuditLog,
     /// The config's redaction patterns (also when auditing is off: output
@@ -156,6 +160,7 @@ impl ExecutorBuilder {
         // whenever it changes.
         known.get(crate::transport::known_hosts::KnownHosts::load)?;
         let key_state = Fresh::new(state_path(&re.key_storage_path));
+        let key_locks = KeyLocks::new(&re.key_storage_path);
         let pool = Pool::new(re.max_parallel, re.max_sessions, self.reuse_connections);
         let redactor = Redactor::from_config(&config.audit)?;
         let audit = AuditLog::open(&config.audit)?;
@@ -173,6 +178,7 @@ impl ExecutorBuilder {
                 known,
                 key_state,
                 keys: KeyStore::default(),
+                key_locks,
                 audit,
                 redactor,
                 pool,
@@ -359,6 +365,12 @@ impl Executor {
     /// How this executor connects (timeouts, host-key policy, known_hosts).
     pub(crate) fn connect_options(&self) -> &ConnectOptions {
         &self.inner.options
+    }
+
+    /// The key directory's locks: a host's turn for a key step, the whole
+    /// directory's for archive and prune.
+    pub(crate) fn key_locks(&self) -> &KeyLocks {
+        &self.inner.key_locks
     }
 
     /// Private keys loaded so far.

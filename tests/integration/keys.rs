@@ -339,13 +339,7 @@ fn rotate(lab: &TestLab, args: &[&str]) -> Run {
 
 #[test]
 fn rotate_switches_to_a_new_key_and_the_old_one_is_refused() {
-    let lab = TestLab::new(2);
-    generate(&lab, "old");
-    lab.remex()
-        .args(["keys", "deploy", "all", "--name", "old"])
-        .run()
-        .expect_code(0);
-    lab.drop_lab_key();
+    let lab = lab_on_deployed_key(2, "old");
 
     let json = rotate(&lab, &["--name", "new"]).expect_code(0).json();
     assert_eq!(json["operation"], "keys.rotate");
@@ -406,13 +400,7 @@ fn archived(json: &Value, name: &str) -> PathBuf {
 
 #[test]
 fn rotate_interrupted_on_some_hosts_keeps_their_old_key_and_a_rerun_finishes() {
-    let mut lab = TestLab::new(3);
-    generate(&lab, "k1");
-    lab.remex()
-        .args(["keys", "deploy", "all", "--name", "k1"])
-        .run()
-        .expect_code(0);
-    lab.drop_lab_key();
+    let mut lab = lab_on_deployed_key(3, "k1");
     let k1 = keys_dir(&lab).join("k1");
 
     // vm02 takes the new key into authorized_keys but refuses to log in
@@ -575,4 +563,337 @@ fn a_private_key_readable_by_others_is_refused() {
     let error = run.json()["results"][0]["error"].clone();
     assert!(error["message"].as_str().unwrap().contains(&fix), "{error}");
     assert!(!lab.host_authorized_keys("vm01").exists());
+}
+
+// Key-state changes serialized per host (issue 23): overlapping deploy,
+// rotate, revoke and prune on the same hosts, through one `Executor` and
+// through separate `remex` processes, must leave the key state, the archive
+// and every host's authorized_keys agreeing.
+
+/// The base64 blob of a public key line (`TYPE BLOB [COMMENT]`, options
+/// before it allowed).
+fn key_blob(line: &str) -> Option<String> {
+    let mut fields = line.split_whitespace();
+    while let Some(field) = fields.next() {
+        if field.starts_with("ssh-") || field.starts_with("ecdsa-") || field.starts_with("sk-") {
+            return fields.next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// The key state file as JSON (an empty state when there is none).
+fn key_state(lab: &TestLab) -> Value {
+    match std::fs::read(keys_dir(lab).join("remex-keys.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+        Err(_) => serde_json::json!({ "version": 1 }),
+    }
+}
+
+/// The blob of key `name` from the key directory or its archive.
+fn blob_of(lab: &TestLab, name: &str) -> String {
+    let dir = keys_dir(lab);
+    let text = [
+        dir.join(format!("{name}.pub")),
+        dir.join("archive").join(format!("{name}.pub")),
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .unwrap_or_else(|| panic!("key `{name}` is neither in the key directory nor archived"));
+    key_blob(&text).unwrap_or_else(|| panic!("no key in {name}.pub: {text}"))
+}
+
+/// The invariant the issue is about, on every host of `hosts`: the key the
+/// state names for the host exists in the key directory (not archived) and
+/// logs in; the host's authorized_keys holds exactly the keys the state
+/// says are deployed there; no rotation is left half done. `context` says
+/// what ran, for the failure message.
+fn assert_keys_agree(lab: &TestLab, hosts: &[&str], context: &str) {
+    let state = key_state(lab);
+    let dir = keys_dir(lab);
+    assert!(
+        state["rotations"]
+            .as_object()
+            .is_none_or(serde_json::Map::is_empty),
+        "a rotation was left unfinished\n{state:#}\n{context}"
+    );
+    for host in hosts {
+        let entry = &state["hosts"][host];
+        let current = entry["current"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the state forgot {host}\n{state:#}\n{context}"));
+        assert!(
+            dir.join(current).is_file() && dir.join(format!("{current}.pub")).is_file(),
+            "{host}: the state names key `{current}`, which is not in the key directory\n{state:#}\n{context}"
+        );
+        assert!(
+            state["keys"][current]["archived"].is_null(),
+            "{host}: the state names key `{current}`, which it says is archived\n{state:#}\n{context}"
+        );
+        let mut deployed: Vec<String> = entry["deployed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| blob_of(lab, k.as_str().unwrap()))
+            .collect();
+        deployed.sort();
+        let file = std::fs::read_to_string(lab.host_authorized_keys(host)).unwrap_or_default();
+        let mut accepted: Vec<String> = file.lines().filter_map(key_blob).collect();
+        accepted.sort();
+        assert_eq!(
+            accepted, deployed,
+            "{host}: authorized_keys (left) is not what the state says is deployed (right)\n{state:#}\n{context}"
+        );
+        assert!(
+            lab.ssh_logs_in(host, &dir.join(current)),
+            "{host}: the recorded key `{current}` does not log in\n{state:#}\n{context}"
+        );
+    }
+}
+
+/// remex itself still gets in everywhere, with no word of a missing key.
+fn assert_remex_gets_in(lab: &TestLab) {
+    let run = lab
+        .remex()
+        .args(["exec", "all", "--", "true"])
+        .run()
+        .expect_code(0);
+    assert!(!run.stderr().contains("is missing"), "{}", run.stderr());
+}
+
+/// The key vm01 uses, as the state says.
+fn current_key(lab: &TestLab) -> String {
+    key_state(lab)["hosts"]["vm01"]["current"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no key for vm01: {:#}", key_state(lab)))
+        .to_owned()
+}
+
+/// A lab whose hosts remex reaches only with the key `name` it deployed
+/// (the lab's own key is dropped): a key state that goes wrong locks remex
+/// out.
+fn lab_on_deployed_key(hosts: usize, name: &str) -> TestLab {
+    let lab = TestLab::new(hosts);
+    generate(&lab, name);
+    lab.remex()
+        .args(["keys", "deploy", "all", "--name", name])
+        .run()
+        .expect_code(0);
+    lab.drop_lab_key();
+    lab
+}
+
+#[test]
+fn overlapping_key_operations_on_one_executor_leave_state_archive_and_hosts_agreeing() {
+    use remex::RunContext;
+    use remex::keys::{DeployRequest, GenerateRequest, RevokeRequest, RotateRequest};
+
+    let lab = lab_on_deployed_key(3, "k0");
+    let hosts = ["vm01", "vm02", "vm03"];
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let executor = remex::Executor::new(remex::Config::load(&lab.config()).unwrap()).unwrap();
+    let ctx = RunContext::new();
+    let revoke = |name: &str| RevokeRequest {
+        name: name.to_owned(),
+        force: false,
+    };
+    let deploy = |name: &str| DeployRequest {
+        name: name.to_owned(),
+        bootstrap_key: None,
+        password: None,
+    };
+    for round in 1..=6 {
+        // Each round, at once on the same hosts: rotate away from the key
+        // in use, revoke it, deploy it again, deploy a fresh key and
+        // revoke the last round's — every pair of them touches the same
+        // host's state and authorized_keys.
+        let current = current_key(&lab);
+        let (fresh, last) = (format!("d{round}"), format!("d{}", round - 1));
+        runtime
+            .block_on(executor.keys_generate(
+                &ctx,
+                &GenerateRequest {
+                    name: fresh.clone(),
+                    kind: remex::keys::KeyKind::default(),
+                    passphrase: None,
+                },
+            ))
+            .unwrap();
+        let rotate_to = RotateRequest {
+            name: Some(format!("r{round}")),
+            ..RotateRequest::default()
+        };
+        let one = hosts[round % hosts.len()];
+        let (revoke_current, redeploy_current) = (revoke(&current), deploy(&current));
+        let (deploy_fresh, revoke_last) = (deploy(&fresh), revoke(&last));
+        let rotate_one = RotateRequest::default();
+        let (rotated, revoked, redeployed, deployed, revoked_last, rotated_one) =
+            runtime.block_on(async {
+                tokio::join!(
+                    executor.keys_rotate(&ctx, "all", &rotate_to),
+                    executor.keys_revoke(&ctx, "all", &revoke_current),
+                    executor.keys_deploy(&ctx, "all", &redeploy_current),
+                    executor.keys_deploy(&ctx, "all", &deploy_fresh),
+                    executor.keys_revoke(&ctx, "all", &revoke_last),
+                    executor.keys_rotate(&ctx, one, &rotate_one),
+                )
+            });
+        let context = format!(
+            "round {round} (rotate to r{round} and on {one}, revoke and redeploy {current}, deploy {fresh}, revoke {last}):\n\
+             rotate: {rotated:#?}\nrevoke: {revoked:#?}\nredeploy: {redeployed:#?}\n\
+             deploy: {deployed:#?}\nrevoke last: {revoked_last:#?}\nrotate one: {rotated_one:#?}"
+        );
+        // Whatever went first, the rotation to r{round} waits its turn on
+        // each host and then gets done there: its old key logs in.
+        let rotated_all = rotated.as_ref().map(|r| r.summary.ok).unwrap_or(0);
+        assert_eq!(rotated_all, hosts.len(), "{context}");
+        assert_keys_agree(&lab, &hosts, &context);
+    }
+    assert_remex_gets_in(&lab);
+    runtime.block_on(executor.close());
+}
+
+#[test]
+fn overlapping_key_operations_in_separate_processes_leave_state_archive_and_hosts_agreeing() {
+    let lab = lab_on_deployed_key(2, "k0");
+    let hosts = ["vm01", "vm02"];
+    for round in 1..=8 {
+        let current = current_key(&lab);
+        let (fresh, last) = (format!("d{round}"), format!("d{}", round - 1));
+        generate(&lab, &fresh);
+        let commands: Vec<Vec<String>> = [
+            vec!["keys", "rotate", "all", "--name", &format!("r{round}")],
+            vec!["keys", "rotate", "vm02", "--name", &format!("s{round}")],
+            vec!["keys", "revoke", "all", "--name", &current],
+            vec!["keys", "deploy", "all", "--name", &current],
+            vec!["keys", "deploy", "all", "--name", &fresh],
+            vec!["keys", "revoke", "all", "--name", &last],
+            vec!["keys", "prune"],
+        ]
+        .into_iter()
+        .map(|args| args.into_iter().map(str::to_owned).collect())
+        .collect();
+        let runs: Vec<(String, Run)> = std::thread::scope(|scope| {
+            let started: Vec<_> = commands
+                .iter()
+                .map(|args| {
+                    let remex = lab.remex().arg("--json").args(args);
+                    (args.join(" "), scope.spawn(move || remex.run()))
+                })
+                .collect();
+            started
+                .into_iter()
+                .map(|(what, thread)| (what, thread.join().unwrap()))
+                .collect()
+        });
+        let context: String = runs
+            .iter()
+            .map(|(what, run)| {
+                format!(
+                    "--- remex {what}: exit {}\n{}\n{}\n",
+                    run.code(),
+                    run.stdout(),
+                    run.stderr()
+                )
+            })
+            .collect();
+        for (what, run) in &runs {
+            assert!(
+                !run.stderr().contains("is missing"),
+                "round {round}: remex {what} warned of a missing key\n{context}"
+            );
+            assert!(
+                run.code() == 0 || run.code() == 1 || run.code() == 2,
+                "round {round}: remex {what} crashed\n{context}"
+            );
+        }
+        // One rotation may be refused while the other is under way on vm02
+        // (a --name that differs from a rotation in progress), never both.
+        assert!(
+            runs[..2].iter().any(|(_, run)| run.code() == 0),
+            "round {round}: neither rotation got done\n{context}"
+        );
+        assert_keys_agree(&lab, &hosts, &format!("round {round}\n{context}"));
+    }
+    assert_remex_gets_in(&lab);
+}
+
+/// Takes `KEY_DIR/.locks/NAME` the way another remex in the middle of a
+/// key step does (`flock`, exclusive or shared).
+fn hold_key_lock(lab: &TestLab, name: &str, shared: bool) -> std::fs::File {
+    let dir = keys_dir(lab).join(".locks");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(name))
+        .unwrap();
+    if shared {
+        file.lock_shared().unwrap();
+    } else {
+        file.lock().unwrap();
+    }
+    file
+}
+
+/// Asserts that `child` is still running a while after it started (it
+/// waits for a lock): a slow machine only makes this easier to pass.
+fn assert_still_waiting(child: &mut std::process::Child, what: &str) {
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{what} did not wait for the lock another process holds"
+    );
+}
+
+/// Waits for `child` and asserts it exited 0.
+fn assert_succeeds(child: std::process::Child) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+}
+
+#[test]
+fn a_key_step_waits_while_another_process_holds_the_host_and_prune_waits_for_steps() {
+    let lab = TestLab::new(2);
+    generate(&lab, "d1");
+    let d1 = std::fs::read_to_string(keys_dir(&lab).join("d1.pub")).unwrap();
+    let d1 = key_blob(&d1).unwrap();
+    let holds_d1 = |host: &str| {
+        std::fs::read_to_string(lab.host_authorized_keys(host))
+            .unwrap_or_default()
+            .contains(&d1)
+    };
+
+    // Another process is in the middle of a key step on vm01: a deploy
+    // there waits for it (vm02, free, goes ahead), then does its work.
+    let vm01 = hold_key_lock(&lab, "host-vm01.lock", false);
+    let mut deploy = lab
+        .remex()
+        .args(["--json", "keys", "deploy", "all", "--name", "d1"])
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !holds_d1("vm02") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(holds_d1("vm02"), "vm02 waited for vm01's lock");
+    assert_still_waiting(&mut deploy, "keys deploy");
+    assert!(!holds_d1("vm01"), "vm01 changed during another's step");
+    drop(vm01);
+    assert_succeeds(deploy);
+    assert!(holds_d1("vm01") && holds_d1("vm02"));
+
+    // A host step is under way somewhere: pruning the archive waits for it.
+    let step = hold_key_lock(&lab, "keydir.lock", true);
+    let mut prune = lab.remex().args(["keys", "prune"]).spawn();
+    assert_still_waiting(&mut prune, "keys prune");
+    drop(step);
+    assert_succeeds(prune);
+    assert_keys_agree(&lab, &["vm01", "vm02"], "after the deploy");
 }

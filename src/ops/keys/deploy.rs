@@ -9,12 +9,17 @@
 //! as the key remex uses for the host. A host that fails does not stop the
 //! others; running the command again is safe (deploying twice leaves one
 //! line).
+//!
+//! The whole host step holds the host's turn (`run::host_turn`): a deploy
+//! waits for another key operation on the host to finish, then logs in
+//! with the key the state names *then*, and refuses a key that was
+//! archived (or replaced) meanwhile instead of recording it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use super::report::{ChangeAction, KeyDetails, KeyResult, KeysReport};
-use super::run::{LoadedKey, key_details, key_dir, local_failure, update};
+use super::run::{LoadedKey, host_turn, key_details, key_dir, local_failure, update};
 use super::session::{self, Edited};
 use crate::audit::{Op, Record};
 use crate::failure::{ErrorKind, Failure};
@@ -110,6 +115,9 @@ impl Operation for Deploy {
 
     async fn host(&self, host: &mut HostRun<'_>, outcome: &mut KeyResult) -> Result<(), Failure> {
         let key = &self.key;
+        let _turn = host_turn(host).await?;
+        key.check_still_in(&key_dir(host.executor()))
+            .map_err(|e| local_failure(&e))?;
         let login = Login {
             key: self
                 .request

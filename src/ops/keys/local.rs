@@ -147,6 +147,14 @@ impl LocalOperation for Prune {
         let dir = key_dir(&run.executor);
         let force = self.force;
         let failure = |e: KeysError| Failure::new(ErrorKind::Keys, e.to_string());
+        // No host step may run while archived keys are deleted (a revoke
+        // may be about to read one's `.pub`).
+        let _whole = run
+            .executor
+            .key_locks()
+            .whole_dir()
+            .await
+            .map_err(failure)?;
         let (before, report) = tokio::task::spawn_blocking(move || {
             // Fingerprints, by archived name, for the records of what is
             // deleted.

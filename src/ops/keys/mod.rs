@@ -45,12 +45,19 @@
 //!
 //! ```text
 //! KeyLine::from_public_key(&key)           // once
-//! per host: run read_command()             → RemoteFile::parse(stdout)
+//! per host: host_turn(host)                — held to the end of the step
+//!           run read_command()             → RemoteFile::parse(stdout)
 //!           plan_edit(&file, Edit::Add(&k)) → None: already there
 //!           run plan.command with plan.stdin → check_exit(status, stderr)
 //!           verify: a fresh login with the new key only
 //!           update_state(dir, |s| s.record_deployed(host, name, true))
 //! ```
+//!
+//! **Invariant:** key-state changes are serialized per host: deploy, rotate
+//! and revoke do each host's whole step (read the state, edit
+//! authorized_keys, write the state) in the host's turn (`run::host_turn`,
+//! `keydir/lock.rs`: in one process and across processes) and decide on
+//! the state read in that turn; archive and prune wait for every step.
 //!
 //! **Invariant:** no passphrase or private key material appears in an error
 //! or log line; keys are named by name, path or fingerprint.

@@ -7,10 +7,20 @@
 //! unless `force`. When the key being revoked is the one in use and another
 //! deployed key exists, remex logs in with that other key to do the
 //! removal, which proves the fallback works before the state switches to
-//! it.
+//! it. An archived key is no fallback: it is not where a login looks.
+//!
+//! Each host's step holds the host's turn (`run::host_turn`) and decides on
+//! the key state as it is then, not as it was when the run began: a revoke
+//! that waited for a rotation sees the rotation's result (the key it
+//! replaced is gone already: `not_present`; the key it put in place is now
+//! the only one: refused without `force`). A key archived while the revoke
+//! waited is found under its archived name, so the state and the host stay
+//! in step. A revoke never archives a key.
 
 use super::report::{ChangeAction, KeyDetails, KeyResult, KeysReport};
-use super::run::{LoadedKey, key_details, key_dir, load, local_failure, update, used_key};
+use super::run::{
+    LoadedKey, host_turn, key_details, key_dir, load, local_failure, update, used_key,
+};
 use super::session::{self, Edited};
 use crate::audit::{Op, Record};
 use crate::failure::{ErrorKind, Failure};
@@ -47,9 +57,12 @@ impl Executor {
         let selection = self.resolve(targets.into())?;
         let hosts = selection.hosts().to_vec();
         let dir = key_dir(self);
+        let key = LoadedKey::load(&dir, &request.name, true)?;
+        // Readable now, so a broken state stops the run before any host;
+        // each host reads it again at its turn.
+        load(&dir).await?;
         let op = Revoke {
-            key: LoadedKey::load(&dir, &request.name, true)?,
-            state: load(&dir).await?,
+            key,
             force: request.force,
         };
         self.run(ctx, hosts, op).await
@@ -59,8 +72,6 @@ impl Executor {
 /// `keys revoke` as an operation of the runner.
 struct Revoke {
     key: LoadedKey,
-    /// The key state when the run began: which key each host uses.
-    state: KeyState,
     force: bool,
 }
 
@@ -77,8 +88,12 @@ impl Operation for Revoke {
     }
 
     async fn host(&self, host: &mut HostRun<'_>, outcome: &mut KeyResult) -> Result<(), Failure> {
-        outcome.uses = used_key(&self.state, host.executor(), host.name);
-        revoke_one(host, &self.key, &self.state, self.force, outcome).await
+        let _turn = host_turn(host).await?;
+        let state = load(&key_dir(host.executor()))
+            .await
+            .map_err(|e| local_failure(&e))?;
+        outcome.uses = used_key(&state, host.executor(), host.name);
+        revoke_one(host, &self.key, &state, self.force, outcome).await
     }
 
     async fn finish(&self, _run: &RunState, _results: &[HostReport<KeyResult>]) -> KeyDetails {
@@ -86,6 +101,30 @@ impl Operation for Revoke {
     }
 }
 
+/// The name the state knows `key` by now: its own, or — archived while
+/// this run waited — its archived name (the same fingerprint). `None` when
+/// the state's key of that name is another key (the loaded one archived
+/// and pruned, and a new one made under its name): the state then holds
+/// nothing of the loaded key to update.
+fn name_in(state: &KeyState, key: &LoadedKey) -> Option<String> {
+    let (name, fingerprint) = (&key.key_ref.name, &key.key_ref.fingerprint);
+    match state.keys.get(name) {
+        Some(r) if &r.fingerprint == fingerprint => return Some(name.clone()),
+        None if !state.keys.values().any(|r| &r.fingerprint == fingerprint) => {
+            // Not a key remex made (copied in by hand): known by its name.
+            return Some(name.clone());
+        }
+        _ => {}
+    }
+    state
+        .keys
+        .iter()
+        .find(|(_, r)| &r.fingerprint == fingerprint)
+        .map(|(archived, _)| archived.clone())
+}
+
+/// Removes `key` from one host, deciding on `state` (read at the host's
+/// turn).
 async fn revoke_one(
     run: &mut HostRun<'_>,
     key: &LoadedKey,
@@ -93,7 +132,8 @@ async fn revoke_one(
     force: bool,
     outcome: &mut KeyResult,
 ) -> Result<(), Failure> {
-    let name = key.key_ref.name.as_str();
+    let known_as = name_in(state, key);
+    let name = known_as.as_deref().unwrap_or(&key.key_ref.name);
     let executor = run.executor().clone();
     let host = run.name;
     let dir = key_dir(&executor);
@@ -137,13 +177,13 @@ async fn revoke_one(
         state
             .check_revoke(host, name, force)
             .map_err(|_| only_key())?;
-        let entry = state.hosts.get(host);
-        let other = entry.and_then(|h| {
-            std::iter::once(&h.current)
-                .chain(h.deployed.iter())
-                .find(|k| k.as_str() != name)
-                .cloned()
-        });
+        // The key in use when it stays, else the one that takes over.
+        let other = state
+            .hosts
+            .get(host)
+            .map(|h| h.current.clone())
+            .filter(|k| k != name && state.usable(k))
+            .or_else(|| state.fallback_key(host, name));
         match other {
             Some(other) => private_key_path(&dir, &other),
             None => key.private_path.clone(),
@@ -163,9 +203,11 @@ async fn revoke_one(
         _ => ChangeAction::NotPresent,
     };
     outcome.push(action, &key.key_ref);
-    let (host_owned, name_owned) = (host.to_owned(), name.to_owned());
+    let host_owned = host.to_owned();
     let now_used = update(&executor, move |state| {
-        state.record_removed(&host_owned, &name_owned);
+        if let Some(name) = known_as {
+            state.record_removed(&host_owned, &name);
+        }
         Ok(state.hosts.get(&host_owned).map(|h| h.current.clone()))
     })
     .await

@@ -17,16 +17,28 @@
 //! more are archived (`KEY_DIR/archive/`), not deleted, until `remex keys
 //! prune`; keys the config names (`default_key`, a host's `key:`) are never
 //! archived.
+//!
+//! Each host's steps run in the host's turn (`run::host_turn`): another
+//! key operation on the host (in this process or another) waits until the
+//! rotation is done there, and the rotation waits for one under way. At
+//! its turn the rotation decides on the state as it is then
+//! (`KeyState::next_rotation`): it begins the host's rotation there and
+//! then (so a rotation in the state is one under way or one that stopped,
+//! never one merely planned), resumes an unfinished one first (rebased on
+//! the host's key of now if an operation that went first changed it), and
+//! leaves a host that already uses this run's key alone. It never begins
+//! with a key archived meanwhile; archiving waits for every host step
+//! (`keydir/lock.rs`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::generate::{KeyKind, default_comment, generate};
 use super::report::{ChangeAction, KeyDetails, KeyRef, KeyResult, KeysReport};
-use super::rotation::{HostPlan, RotationAction, RotationEvent, RotationPlan, plan_rotation};
-use super::run::{LoadedKey, key_dir, load, local_failure, record_key, update};
+use super::rotation::{HostPlan, RotationAction, RotationEvent, plan_rotation};
+use super::run::{LoadedKey, host_turn, key_dir, load, local_failure, record_key, update};
 use super::session::{self, Edited};
 use crate::audit::{Op, Record};
 use crate::failure::{ErrorKind, Failure};
@@ -105,8 +117,6 @@ impl Executor {
             target,
             generate,
             key: Mutex::new(existing),
-            plan,
-            rotations: Mutex::new(HashMap::new()),
             retired: Mutex::new(BTreeSet::new()),
         };
         self.run(ctx, hosts, op).await
@@ -122,11 +132,6 @@ struct Rotate {
     generate: Option<RotateRequest>,
     /// The new key, once it exists.
     key: Mutex<Option<LoadedKey>>,
-    /// Where each host's rotation stands.
-    plan: RotationPlan,
-    /// Each host's rotation to drive, recorded before any host is
-    /// contacted (or why it could not be).
-    rotations: Mutex<HashMap<String, Result<Option<HostRotation>, KeysError>>>,
     /// Old keys of hosts that finished: archived when nothing needs them.
     retired: Mutex<BTreeSet<String>>,
 }
@@ -169,9 +174,11 @@ impl Operation for Rotate {
         }
     }
 
-    /// Generates the new key if needed, then records every host's rotation
-    /// before any host is contacted, so an interrupted run always leaves
-    /// something to resume.
+    /// Generates the new key if needed. Each host's rotation is begun (and
+    /// saved) at the host's turn, before the host is contacted: a rotation
+    /// in the state is one under way or one that stopped, never one merely
+    /// planned, so an operation that goes first on a host is not refused
+    /// for a rotation that has not started there.
     async fn prepare(&self, run: &RunState) -> Result<(), Failure> {
         let executor = &run.executor;
         let dir = key_dir(executor);
@@ -207,30 +214,6 @@ impl Operation for Rotate {
                 *slot = Some(key);
             }
         }
-        let now = now_rfc3339();
-        let plans = self.plan.hosts.clone();
-        let new_name = self.target.clone();
-        let begun: Vec<(String, Result<Option<HostRotation>, KeysError>)> =
-            update(executor, move |state| {
-                Ok(plans
-                    .into_iter()
-                    .map(|(host, plan)| {
-                        let result = match plan {
-                            HostPlan::Resume(rotation) => Ok(Some(rotation)),
-                            HostPlan::AlreadyRotated { .. } => Ok(None),
-                            HostPlan::Start { .. } => {
-                                state.begin_rotation(&host, &new_name, &now).map(Some)
-                            }
-                        };
-                        (host, result)
-                    })
-                    .collect())
-            })
-            .await
-            .map_err(|e| local_failure(&e))?;
-        if let Ok(mut rotations) = self.rotations.lock() {
-            rotations.extend(begun);
-        }
         Ok(())
     }
 
@@ -252,34 +235,47 @@ impl Operation for Rotate {
                 ),
             ));
         }
-        let planned = self.rotations.lock().ok().and_then(|mut r| r.remove(&name));
-        match planned {
-            Some(Ok(Some(rotation))) => {
-                let old = rotation.old.clone();
-                rotate_one(host, rotation, outcome).await?;
-                if let (Some(old), Ok(mut retired)) = (old, self.retired.lock()) {
-                    retired.insert(old);
+        let _turn = host_turn(host).await?;
+        let executor = host.executor().clone();
+        let dir = key_dir(&executor);
+        // At most: an unfinished rotation to another key, then this run's.
+        for _ in 0..3 {
+            let (host_name, target, key_dir) = (name.clone(), self.target.clone(), dir.clone());
+            let next = update(&executor, move |state| {
+                let exists = || match LoadedKey::load(&key_dir, &target, false) {
+                    Ok(_) => Ok(()),
+                    Err(KeysError::NotFound { .. }) => Err(KeysError::KeyGone {
+                        name: target.clone(),
+                        dir: key_dir.clone(),
+                    }),
+                    Err(e) => Err(e),
+                };
+                state.next_rotation(&host_name, &target, exists, &now_rfc3339())
+            })
+            .await;
+            let rotation = match next {
+                Ok(Some(rotation)) => rotation,
+                Ok(None) => {
+                    outcome.rotation_step = None;
+                    outcome.uses = Some(self.target.clone());
+                    return Ok(());
                 }
-                Ok(())
+                Err(e) => {
+                    outcome.uses = executor
+                        .key_state()
+                        .hosts
+                        .get(&name)
+                        .map(|h| h.current.clone());
+                    return Err(Failure::new(ErrorKind::Keys, format!("{name}: {e}")));
+                }
+            };
+            let old = rotation.old.clone();
+            rotate_one(host, rotation, outcome).await?;
+            if let (Some(old), Ok(mut retired)) = (old, self.retired.lock()) {
+                retired.insert(old);
             }
-            Some(Ok(None)) => {
-                outcome.uses = Some(self.target.clone());
-                Ok(())
-            }
-            Some(Err(e)) => {
-                outcome.uses = host
-                    .executor()
-                    .key_state()
-                    .hosts
-                    .get(&name)
-                    .map(|h| h.current.clone());
-                Err(Failure::new(ErrorKind::Auth, format!("{name}: {e}")))
-            }
-            None => Err(Failure::new(
-                ErrorKind::Keys,
-                format!("{name}: no rotation was planned for this host"),
-            )),
         }
+        Ok(())
     }
 
     /// Archives the old keys that no host needs any more, with a `key`
@@ -476,6 +472,17 @@ async fn archive_retired(
         .filter_map(|vm| vm.key.clone())
         .collect();
     named.insert(config.remote_execution.default_key.clone());
+    if retired.is_empty() {
+        return Vec::new();
+    }
+    // No host step may run while keys move to the archive.
+    let _whole = match executor.key_locks().whole_dir().await {
+        Ok(turn) => turn,
+        Err(e) => {
+            tracing::warn!("not archiving the rotated-away keys: {e}");
+            return Vec::new();
+        }
+    };
     let Ok(state) = load(dir).await else {
         return Vec::new();
     };

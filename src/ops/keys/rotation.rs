@@ -244,6 +244,49 @@ impl KeyState {
         Ok(rotation)
     }
 
+    /// What a rotation run to key `target` does on `host` at the host's
+    /// turn, decided on the state as it is then (another operation may have
+    /// changed the host while this run waited):
+    ///
+    /// - an unfinished rotation there is resumed. One that has not switched
+    ///   the host yet (before `Recorded`) is first rebased on the host's key
+    ///   of now: a revoke or a deploy that ran meanwhile may have changed
+    ///   it, and the old key is what the rotation logs in with and removes.
+    ///   One whose new key the host already uses is dropped (done);
+    /// - else, when the host uses `target` already, nothing (`None`);
+    /// - else a new rotation to `target` begins, once `target_exists` said
+    ///   the key is in the key directory (never begin with a key archived
+    ///   or removed meanwhile).
+    pub(crate) fn next_rotation(
+        &mut self,
+        host: &str,
+        target: &str,
+        target_exists: impl FnOnce() -> Result<(), KeysError>,
+        now: &str,
+    ) -> Result<Option<HostRotation>, KeysError> {
+        let current = self.hosts.get(host).map(|h| h.current.clone());
+        if let Some(mut rotation) = self.rotations.get(host).cloned() {
+            if rotation.step >= RotationStep::Recorded {
+                return Ok(Some(rotation));
+            }
+            if current.as_deref() == Some(rotation.new.as_str()) {
+                self.rotations.remove(host);
+            } else {
+                if rotation.old != current {
+                    rotation.old = current;
+                    now.clone_into(&mut rotation.updated);
+                    self.rotations.insert(host.to_owned(), rotation.clone());
+                }
+                return Ok(Some(rotation));
+            }
+        }
+        if current.as_deref() == Some(target) {
+            return Ok(None);
+        }
+        target_exists()?;
+        self.begin_rotation(host, target, now).map(Some)
+    }
+
     /// Applies `event` to `host`'s rotation and keeps the host records in
     /// step: `Recorded` makes the new key current; `OldRemoved` forgets the
     /// old key and finishes. Returns the new step (a finished rotation is
@@ -533,12 +576,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn resume_after_a_crash_between_steps() {
-        // Crash after the remote removal but before `OldRemoved` was saved:
-        // the state still says `Recorded`, current = new (which works).
-        let mut s = state_with("vm01", "old");
-        s.begin_rotation("vm01", "new", NOW)
+    /// vm01 rotated from `old` to `new` up to step `Recorded`.
+    fn recorded(old: &str, new: &str) -> KeyState {
+        let mut s = state_with("vm01", old);
+        s.begin_rotation("vm01", new, NOW)
             .unwrap_or_else(|e| panic!("{e}"));
         for e in [
             RotationEvent::Deployed,
@@ -547,6 +588,14 @@ mod tests {
         ] {
             advance(&mut s, "vm01", e);
         }
+        s
+    }
+
+    #[test]
+    fn resume_after_a_crash_between_steps() {
+        // Crash after the remote removal but before `OldRemoved` was saved:
+        // the state still says `Recorded`, current = new (which works).
+        let s = recorded("old", "new");
         assert_eq!(s.hosts["vm01"].current, "new");
         // The rerun redoes the (idempotent) removal, logging in with new.
         assert_eq!(
@@ -583,6 +632,88 @@ mod tests {
         assert!(s.rotations.is_empty(), "finished without removing anything");
         let plan = plan_rotation(&s, &["vm06".to_owned()]);
         assert_eq!(plan.hosts[0].1, HostPlan::Start { old: None });
+    }
+
+    fn exists() -> Result<(), KeysError> {
+        Ok(())
+    }
+
+    fn next(s: &mut KeyState, host: &str, target: &str) -> Option<HostRotation> {
+        s.next_rotation(host, target, exists, NOW)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn at_its_turn_a_rotation_starts_from_the_host_as_it_is_then() {
+        // Nothing pending: begin, unless the host is on the target already.
+        let mut s = state_with("vm01", "a");
+        let r = next(&mut s, "vm01", "b").unwrap_or_else(|| panic!("no rotation"));
+        assert_eq!((r.old.as_deref(), r.new.as_str()), (Some("a"), "b"));
+        assert_eq!(s.rotations["vm01"], r, "begun in the state");
+        let mut done = state_with("vm01", "b");
+        assert_eq!(next(&mut done, "vm01", "b"), None);
+        assert!(done.rotations.is_empty());
+
+        // Begun from `a` by a run that stopped before deploying, then a
+        // revoke (forced) moved the host to `c`: the rotation now starts
+        // from `c`, which is what logs in and what it will remove.
+        let mut s = state_with("vm01", "a");
+        s.record_deployed("vm01", "c", false);
+        s.begin_rotation("vm01", "b", NOW)
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.record_removed("vm01", "a");
+        assert_eq!(s.hosts["vm01"].current, "c");
+        let r = next(&mut s, "vm01", "b").unwrap_or_else(|| panic!("no rotation"));
+        assert_eq!(r.old.as_deref(), Some("c"));
+        assert_eq!(s.rotations["vm01"].old.as_deref(), Some("c"), "saved");
+        assert_eq!(
+            r.next_action(),
+            RotationAction::Deploy {
+                key: "b".into(),
+                login: Some("c".into())
+            }
+        );
+
+        // A deploy that went first made the new key the host's: done.
+        let mut s = state_with("vm01", "a");
+        s.begin_rotation("vm01", "b", NOW)
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.record_deployed("vm01", "b", true);
+        assert_eq!(next(&mut s, "vm01", "b"), None);
+        assert!(s.rotations.is_empty());
+
+        // Once the host switched, the rotation resumes as saved.
+        let mut s = recorded("a", "b");
+        s.record_deployed("vm01", "d", true);
+        let r = next(&mut s, "vm01", "b").unwrap_or_else(|| panic!("no rotation"));
+        assert_eq!(
+            (r.old.as_deref(), r.step),
+            (Some("a"), RotationStep::Recorded)
+        );
+
+        // Another run's rotation pending: it is finished first (resumed),
+        // and this run's target comes after.
+        let mut s = state_with("vm01", "a");
+        s.begin_rotation("vm01", "other", NOW)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = next(&mut s, "vm01", "b").unwrap_or_else(|| panic!("no rotation"));
+        assert_eq!(r.new, "other");
+
+        // A target archived or removed meanwhile is never begun.
+        let mut s = state_with("vm01", "a");
+        let gone = s.next_rotation(
+            "vm01",
+            "b",
+            || {
+                Err(KeysError::KeyGone {
+                    name: "b".into(),
+                    dir: "/k".into(),
+                })
+            },
+            NOW,
+        );
+        assert!(matches!(gone, Err(KeysError::KeyGone { .. })), "{gone:?}");
+        assert!(s.rotations.is_empty());
     }
 
     #[test]

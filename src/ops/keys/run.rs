@@ -10,12 +10,13 @@ use super::list::read_public_key;
 use super::report::KeyRef;
 use crate::audit::{Event, Record};
 use crate::failure::{ErrorKind, Failure};
+use crate::keydir::lock::HostTurn;
 use crate::keydir::{
     KeyState, KeysError, STATE_FILE, load_state, private_key_path, public_key_path, update_state,
     validate_name,
 };
-use crate::run::Executor;
-use crate::run::runner::RunState;
+use crate::run::runner::{HostRun, RunState};
+use crate::run::{Executor, cancel};
 use crate::transport::identity::fingerprint;
 
 /// What a key operation's `start` records say: the key's name and
@@ -57,6 +58,22 @@ impl LoadedKey {
         Self::from_public(dir, name, &public)
     }
 
+    /// Checks that key `name` in `dir` is still the key loaded (active, the
+    /// same fingerprint): another remex may have archived it, or archived
+    /// it and generated another of the same name, while this run waited
+    /// for a host's turn.
+    pub(super) fn check_still_in(&self, dir: &Path) -> Result<(), KeysError> {
+        let name = &self.key_ref.name;
+        match Self::load(dir, name, false) {
+            Ok(now) if now.key_ref.fingerprint == self.key_ref.fingerprint => Ok(()),
+            Ok(_) | Err(KeysError::NotFound { .. }) => Err(KeysError::KeyGone {
+                name: name.clone(),
+                dir: dir.to_owned(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     fn from_public(dir: &Path, name: &str, public: &PublicKey) -> Result<Self, KeysError> {
         Ok(Self {
             key_ref: KeyRef {
@@ -68,6 +85,24 @@ impl LoadedKey {
             private_path: private_key_path(dir, name),
         })
     }
+}
+
+/// Waits for `run`'s host's turn: until it is dropped, no other key
+/// operation changes this host's keys (in this process or another) and no
+/// key is archived or pruned (`keydir/lock.rs`). Every deploy, rotate and
+/// revoke holds it across its whole host step — read the state, change
+/// authorized_keys, write the state. The host's endpoint is read again
+/// once it is this run's turn: the operation that went first may have
+/// changed the key remex logs in with. A run cancelled while it waits
+/// stops waiting; the host is reported not started.
+pub(crate) async fn host_turn(run: &mut HostRun<'_>) -> Result<HostTurn, Failure> {
+    let executor = run.executor().clone();
+    let turn = tokio::select! {
+        turn = executor.key_locks().host(run.name) => turn.map_err(|e| local_failure(&e))?,
+        () = cancel::cancelled(run.cancel()) => return Err(Failure::not_started()),
+    };
+    run.endpoint = executor.endpoint_or_blank(run.name);
+    Ok(turn)
 }
 
 /// The key directory of the executor's config.
