@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{FromRequest as _, Multipart, Query, Request, State};
+use axum::extract::{FromRequest as _, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 use utoipa::IntoParams;
 
-use super::extract::{RequestId, Wait, WaitQuery};
+use super::extract::{Params, RequestId, Wait, WaitQuery, body_stalled, multipart_error, stalled};
 use super::submit::{JobRequest, submit};
 use crate::service::auth::{Caller, Scope};
-use crate::service::error::ApiError;
+use crate::service::error::{ApiError, ErrorKind};
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
 use crate::transfer::{Download, Upload};
@@ -70,7 +70,7 @@ pub(crate) async fn upload(
     caller: Caller,
     request_id: RequestId,
     wait: Wait,
-    Query(query): Query<UploadQuery>,
+    Params(query): Params<UploadQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::FilesWrite)?;
@@ -91,7 +91,7 @@ pub(crate) async fn upload(
     let (query, file_name, local) = if multipart {
         let form = Multipart::from_request(req, &state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?;
+            .map_err(|e| multipart_error(&e, e.status()))?;
         receive_form(form, query, spool.path(), limit).await?
     } else {
         let name = file_name(&query, None)?;
@@ -233,7 +233,13 @@ async fn receive(body: Body, local: &Path, limit: u64) -> Result<u64, ApiError> 
     let mut stream = body.into_data_stream();
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if body_stalled(&e) {
+                stalled()
+            } else {
+                ApiError::bad_request(format!("reading the body: {e}"))
+            }
+        })?;
         total += chunk.len() as u64;
         if total > limit {
             return Err(ApiError::too_large(format!(
@@ -262,7 +268,7 @@ async fn receive_form(
     while let Some(mut field) = form
         .next_field()
         .await
-        .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?
+        .map_err(|e| multipart_error(&e, e.status()))?
     {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
@@ -275,7 +281,7 @@ async fn receive_form(
             while let Some(chunk) = field
                 .chunk()
                 .await
-                .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?
+                .map_err(|e| multipart_error(&e, e.status()))?
             {
                 total += chunk.len() as u64;
                 if total > limit {
@@ -290,10 +296,15 @@ async fn receive_form(
             spooled = Some((file_name, local));
             continue;
         }
-        let text = field
-            .text()
-            .await
-            .map_err(|e| ApiError::field(name.clone(), format!("not text: {e}")))?;
+        let text = field.text().await.map_err(|e| {
+            let status = e.status();
+            match multipart_error(&e, status) {
+                bad if bad.kind == ErrorKind::BadRequest => {
+                    ApiError::field(name.clone(), format!("not text: {}", e.body_text()))
+                }
+                other => other,
+            }
+        })?;
         let flag = |t: &str| matches!(t, "true" | "1" | "yes" | "on");
         match name.as_str() {
             "targets" => query.targets = Some(text),
@@ -344,7 +355,7 @@ pub(crate) async fn download(
     State(state): State<AppState>,
     caller: Caller,
     request_id: RequestId,
-    Query(query): Query<DownloadQuery>,
+    Params(query): Params<DownloadQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::FilesRead)?;
     check_remote(&query.path)?;

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use futures_util::stream::{self, Stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Wait, WaitQuery};
+use super::extract::{Params, PathParam, Wait, WaitQuery};
 use super::submit::waited;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
@@ -57,7 +57,7 @@ pub(crate) struct JobPage {
 pub(crate) async fn list_jobs(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    Params(query): Params<ListQuery>,
 ) -> Result<axum::Json<JobPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -155,7 +155,7 @@ async fn visible_job(state: &AppState, caller: &Caller, id: &str) -> Result<JobR
 pub(crate) async fn get_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     Wait(wait): Wait,
 ) -> Result<axum::Json<JobView>, ApiError> {
     let job = visible_job(&state, &caller, &id).await?;
@@ -178,7 +178,7 @@ pub(crate) async fn get_job(
 pub(crate) async fn cancel_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let job = visible_job(&state, &caller, &id).await?;
     if job.state.is_final() || !state.jobs.cancel(&id) {
@@ -206,7 +206,7 @@ pub(crate) async fn cancel_job(
 pub(crate) async fn job_events(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let job = visible_job(&state, &caller, &id).await?;
