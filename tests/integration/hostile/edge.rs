@@ -1,1 +1,662 @@
-//! See `hostile/mod.rs`.
+//! The edge of `remex serve` attacked: requests without a token in floods,
+//! to unique paths and with odd bytes; slow and idle connections; denied
+//! floods and the audit log's size; `kill -9` right after answers; every
+//! class of error and its shape; audit reads beyond a token's hosts.
+//!
+//! Requests here go over raw TCP where a client library would clean them
+//! up (odd bytes, slow heads, a body that stops), from chosen loopback
+//! source addresses where a test needs clients of their own.
+
+use std::io::{ErrorKind as IoKind, Read as _, Write as _};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::{Value, json};
+
+use crate::served::{Served, error_of, json_of};
+use crate::util::{TestLab, log_path, records};
+
+/// A TCP connection to `addr` from the loopback address `from`.
+fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: IpAddr = from.parse().unwrap();
+    socket.bind(&SocketAddr::new(local, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream
+}
+
+/// An answer: status, headers (lower-case names), body.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One answer read from `stream`: status, headers (lower-case names), body.
+/// `None` when the server closed the connection first.
+fn read_answer(stream: &mut TcpStream) -> Option<Answer> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => return None,
+            Ok(_) => head.push(byte[0]),
+            Err(e) if e.kind() == IoKind::ConnectionReset => return None,
+            Err(e) => panic!("reading an answer: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((status, headers, body))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Asserts an answer is an error in the one shape, of `kind`.
+fn assert_error_shape(status: u16, headers: &[(String, String)], body: &[u8], kinds: &[&str]) {
+    let text = String::from_utf8_lossy(body);
+    assert_eq!(
+        header(headers, "content-type"),
+        Some("application/json"),
+        "{status}: {text}"
+    );
+    let json: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let kind = json["error"]["kind"].as_str().unwrap_or_default();
+    assert!(kinds.contains(&kind), "{status}: {json}");
+    assert!(json["error"]["message"].is_string(), "{json}");
+}
+
+/// The server's resident memory, in KiB.
+fn rss_kib(served: &Served) -> u64 {
+    let pid = served.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// The request line's target for the `i`th path of a flood: unique, and
+/// every few with bytes that break naive label or log writers.
+fn odd_path(i: usize) -> Vec<u8> {
+    let unique = format!("{i:x}-{:016x}", rand::random::<u64>());
+    match i % 8 {
+        0 => format!("/{unique}").into_bytes(),
+        1 => format!("/v1/jobs/{unique}\"\\").into_bytes(),
+        2 => format!("/%22%5C%0A%00%FF/{unique}").into_bytes(),
+        3 => [b"/\xc3\xa9\xff".as_slice(), unique.as_bytes()].concat(),
+        4 => format!("/{unique}/{}", "x".repeat(6000)).into_bytes(),
+        5 => format!("/v1/jobs/{unique}/../../../etc/passwd").into_bytes(),
+        6 => format!("/metrics?{unique}=\"}}").into_bytes(),
+        _ => format!("/v1/{{id}}/{unique}%7B%7D").into_bytes(),
+    }
+}
+
+#[test]
+fn a_flood_without_a_token_to_unique_and_odd_paths_costs_nothing_that_grows() {
+    let lab = TestLab::new(1);
+    let config = lab.config_variant(
+        "flood.yml",
+        &[(
+            "service:\n",
+            "service:\n  limits: { denied_audit_interval: 5s }\n",
+        )],
+    );
+    let served = Served::start(&config);
+    let admin = served.token("admin", "admin", "all");
+    let log = log_path(&lab);
+    let flood = |n: usize, first: usize| {
+        // Answers by status; `refused` counts requests hyper itself threw
+        // out (a request line it cannot parse) and the connections it
+        // closed after them.
+        let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+        let mut refused = 0;
+        let mut stream = connect_from("127.0.0.7", served.addr);
+        for i in first..first + n {
+            let mut request = b"GET ".to_vec();
+            request.extend(odd_path(i));
+            request.extend(b" HTTP/1.1\r\nHost: remex\r\n\r\n");
+            stream.write_all(&request).unwrap();
+            match read_answer(&mut stream) {
+                Some((status, headers, body)) => {
+                    if status == 400 && body.is_empty() {
+                        // hyper's own refusal of a malformed request line.
+                        refused += 1;
+                    } else {
+                        assert_error_shape(
+                            status,
+                            &headers,
+                            &body,
+                            &["unauthorized", "rate_limited"],
+                        );
+                        *by_status.entry(status).or_default() += 1;
+                    }
+                    if header(&headers, "connection") == Some("close") || body.is_empty() {
+                        stream = connect_from("127.0.0.7", served.addr);
+                    }
+                }
+                None => {
+                    refused += 1;
+                    stream = connect_from("127.0.0.7", served.addr);
+                }
+            }
+        }
+        (by_status, refused)
+    };
+
+    // Warm up, then measure what 6,000 more cost.
+    let (warm, _) = flood(300, 0);
+    let rss_before = rss_kib(&served);
+    let log_before = std::fs::metadata(&log).unwrap().len();
+    let began = Instant::now();
+    let (by_status, refused) = flood(6000, 300);
+    let minutes = began.elapsed().as_secs_f64() / 60.0;
+    let rss_after = rss_kib(&served);
+    eprintln!(
+        "flood: {by_status:?}, {refused} refused by hyper; RSS {rss_before} → {rss_after} KiB"
+    );
+
+    // The address's rate: after the first minute's 60, only 429s (plus
+    // what the rate refills while the flood runs).
+    let unauthorized = by_status.get(&401).copied().unwrap_or(0);
+    assert!(
+        (unauthorized as f64) <= 60.0 * minutes + 2.0,
+        "{unauthorized} requests without a token were let through to 401 in {minutes:.2} min: {by_status:?}"
+    );
+    assert!(by_status.get(&429).copied().unwrap_or(0) > 4000, "{by_status:?}");
+    // The server did not grow with the paths.
+    assert!(
+        rss_after < rss_before + 30 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB over 6,000 unique paths"
+    );
+
+    // Metrics: one series for every unmatched path, every line valid.
+    let metrics = served.get(&admin, "/metrics").text().unwrap();
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("remex_requests_total"))
+        .collect();
+    assert!(series.len() < 12, "{series:#?}");
+    assert!(
+        series
+            .iter()
+            .any(|l| l.starts_with("remex_requests_total{route=\"unmatched\",status=\"429\"}")),
+        "{metrics}"
+    );
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        assert!(!line.contains('\\') && !line.contains("etc"), "{line}");
+        let value = line.rsplit_once(' ').map(|(_, v)| v).unwrap_or_default();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+
+    // The audit log: a few records per interval (5s) for the whole flood,
+    // whose counts add up to every request it denied: the first of each
+    // interval at once, the rest as one record when the interval ends.
+    let answered: usize = warm.values().chain(by_status.values()).sum();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let denied = loop {
+        let denied: Vec<Value> = records(&lab)
+            .into_iter()
+            .filter(|r| r["event"] == "request" && r["address"] == "127.0.0.7")
+            .collect();
+        let counted: u64 = denied.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+        if counted as usize >= answered || Instant::now() > deadline {
+            break denied;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let counted: u64 = denied.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(
+        counted as usize, answered,
+        "every denied request is counted once in the records"
+    );
+    // Per interval: two reasons, each its first record and its rest.
+    let intervals = began.elapsed().as_secs() / 5 + 3;
+    assert!(
+        denied.len() as u64 <= 4 * intervals,
+        "{} records for {answered} requests: {denied:#?}",
+        denied.len()
+    );
+    for record in &denied {
+        assert!(
+            ["no_token", "client_rate"].contains(&record["error"].as_str().unwrap()),
+            "{record}"
+        );
+        assert!(record["action"].as_str().unwrap().len() <= 1100, "{record}");
+    }
+    let grown = std::fs::metadata(&log).unwrap().len() - log_before;
+    assert!(
+        grown < 2048 * denied.len() as u64 && grown < 256 * 1024,
+        "the audit log grew {grown} bytes"
+    );
+
+    // Still serving, and the chain is intact.
+    json_of(served.get(&admin, "/v1/whoami"), 200);
+    crate::util::assert_verifies(&lab);
+}
+
+#[test]
+fn slow_heads_idle_connections_and_too_many_connections_are_closed() {
+    let lab = TestLab::new(1);
+    let config = lab.config_variant(
+        "slow.yml",
+        &[(
+            "service:\n",
+            "service:\n  limits: { header_timeout: 5s, max_connections: 24, max_connections_per_address: 8 }\n",
+        )],
+    );
+    let served = Served::start(&config);
+    let admin = served.token("admin", "admin", "all");
+    let closed = |stream: &mut TcpStream| {
+        let mut buf = [0u8; 512];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == IoKind::ConnectionReset => return true,
+                Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => {
+                    return false;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+
+    // Per address: the ninth connection from one address is closed at
+    // once, while its eight stay open (nothing sent yet, well within the
+    // header timeout).
+    let mut held: Vec<TcpStream> = (0..8)
+        .map(|_| connect_from("127.0.0.21", served.addr))
+        .collect();
+    let mut ninth = connect_from("127.0.0.21", served.addr);
+    assert!(closed(&mut ninth), "a ninth connection from one address stayed open");
+    held[0]
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(!closed(&mut held[0]), "an admitted connection was closed");
+    // Another address still gets in; the service still answers.
+    json_of(served.get(&admin, "/v1/whoami"), 200);
+
+    // In all: 24 places. Fill them from other addresses until one is
+    // refused; none past 24 is let in.
+    held.extend((0..8).map(|_| connect_from("127.0.0.22", served.addr)));
+    let mut filler = Vec::new();
+    let refused = (0..16).any(|i| {
+        let mut stream = connect_from(&format!("127.0.0.{}", 30 + i), served.addr);
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        if closed(&mut stream) {
+            return true;
+        }
+        filler.push(stream);
+        false
+    });
+    assert!(refused, "no connection was refused past max_connections");
+    assert!(held.len() + filler.len() <= 24, "{} admitted", held.len() + filler.len());
+    let mut over = connect_from("127.0.0.23", served.addr);
+    assert!(closed(&mut over), "a connection past max_connections stayed open");
+    drop((held, filler));
+
+    // Slow heads: clients each dribbling a request head, one byte every
+    // half second; the server closes every one before its head is done,
+    // never answering it.
+    let head = b"GET /v1/whoami HTTP/1.1\r\nHost: remex\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let slow: Vec<std::thread::JoinHandle<(usize, bool)>> = (0..10)
+        .map(|i| {
+            let addr = served.addr;
+            std::thread::spawn(move || {
+                let mut stream = connect_from(&format!("127.0.1.{}", 1 + i % 4), addr);
+                let mut sent = 0;
+                for byte in head {
+                    if stream.write_all(&[*byte]).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                let mut buf = Vec::new();
+                let _ = stream.read_to_end(&mut buf);
+                (sent, String::from_utf8_lossy(&buf).contains("200 OK"))
+            })
+        })
+        .collect();
+    // Idle connections: opened, nothing sent.
+    let mut idle: Vec<TcpStream> = (0..10)
+        .map(|i| connect_from(&format!("127.0.2.{}", 1 + i % 4), served.addr))
+        .collect();
+    for (i, stream) in slow.into_iter().enumerate() {
+        let (sent, answered) = stream.join().unwrap();
+        assert!(!answered, "slow client {i} was answered");
+        assert!(sent < head.len(), "slow client {i} sent its whole head");
+    }
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        assert!(closed(stream), "an idle connection was kept past the header timeout");
+    }
+    // Every place given back: the gauge counts only the scrape's own.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = served.get(&admin, "/metrics").text().unwrap();
+        let open: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("remex_http_connections_open "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        if open <= 2.0 {
+            assert!(
+                metrics.contains("remex_http_connections_refused_total "),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} connections still open:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn kill_9_right_after_answers_keeps_every_request_record_and_links_jobs() {
+    let lab = TestLab::new(1);
+    let mut served = Served::start(&lab.config());
+    let token = served.token("burst", "exec", "all");
+
+    // A job: its stored record, view and run records carry the request id.
+    let response = served
+        .http
+        .post(served.url("/v1/runs?wait=30s"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header("x-request-id", "n8n-exec-1")
+        .json(&json!({"targets": "vm01", "command": ["true"]}))
+        .send()
+        .unwrap();
+    let job_request = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(job_request, "n8n-exec-1", "the client chose the request id");
+    let report = json_of(response, 200);
+    let job_id = report["run_id"].as_str().unwrap().to_owned();
+    let view = json_of(served.get(&token, &format!("/v1/jobs/{job_id}")), 200);
+    assert_eq!(view["request_id"], job_request.as_str(), "{view}");
+
+    // A burst from 8 clients, each with its own X-Request-Id — and two of
+    // them claiming the job's request id and the same id as each other.
+    let answered: Vec<(String, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (served, token, job_request) = (&served, &token, &job_request);
+                scope.spawn(move || {
+                    (0..40)
+                        .map(|i| {
+                            let theirs = match (w, i) {
+                                (0, 0) | (1, 0) => job_request.clone(),
+                                _ => format!("c{w}-{i}"),
+                            };
+                            let response = served
+                                .http
+                                .get(served.url("/v1/whoami"))
+                                .header(AUTHORIZATION, format!("Bearer {token}"))
+                                .header("x-request-id", &theirs)
+                                .send()
+                                .unwrap();
+                            assert_eq!(response.status().as_u16(), 200);
+                            let ours = response.headers()["x-request-id"]
+                                .to_str()
+                                .unwrap()
+                                .to_owned();
+                            (ours, theirs)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    served.kill();
+
+    let all = records(&lab);
+    let by_request: std::collections::HashMap<&str, &Value> = all
+        .iter()
+        .filter(|r| r["event"] == "request")
+        .map(|r| (r["request"].as_str().unwrap(), r))
+        .collect();
+    for (ours, theirs) in &answered {
+        let record = by_request
+            .get(ours.as_str())
+            .unwrap_or_else(|| panic!("request {ours} was answered but has no record"));
+        assert_eq!(record["client_request"], theirs.as_str(), "{record}");
+        assert_eq!(record["status"], 200);
+        assert_eq!(record["address"], "127.0.0.1");
+    }
+    let ids: std::collections::HashSet<&str> = answered.iter().map(|(o, _)| o.as_str()).collect();
+    assert_eq!(ids.len(), answered.len(), "request ids are unique");
+    assert!(!ids.contains(job_request.as_str()));
+    // The job's request record and its run's records share the request id.
+    let of_job: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["request"] == job_request.as_str())
+        .collect();
+    assert!(of_job.iter().any(|r| r["event"] == "request" && r["client_request"] == "n8n-exec-1"));
+    assert!(of_job.iter().any(|r| r["event"] == "start" && r["run"] == job_id.as_str()));
+    assert!(of_job.iter().any(|r| r["event"] == "end" && r["run"] == job_id.as_str()));
+    crate::util::assert_verifies(&lab);
+}
+
+#[test]
+fn every_error_answers_in_the_one_shape_with_its_status() {
+    let lab = TestLab::new(1);
+    let config = lab.config_variant(
+        "errors.yml",
+        &[(
+            "service:\n",
+            "service:\n  limits: { max_body: 64K, max_json: 4K, idle_timeout: 2s }\n",
+        )],
+    );
+    let served = Served::start(&config);
+    let admin = served.token("admin", "admin", "all");
+    let check = |response: reqwest::blocking::Response, status: u16, kind: &str, field: Option<&str>| {
+        assert_eq!(
+            response.headers()[CONTENT_TYPE],
+            "application/json",
+            "{status} {kind}"
+        );
+        error_of(response, status, kind, field)
+    };
+    let get = |path: &str| served.get(&admin, path);
+    let anonymous = |method: reqwest::Method, path: &str| {
+        served.http.request(method, served.url(path)).send().unwrap()
+    };
+
+    // Query strings of the wrong type, on every handler that takes one.
+    check(get("/v1/audit?limit=x"), 400, "bad_request", Some("limit"));
+    check(get("/v1/audit?failed=maybe"), 400, "bad_request", Some("failed"));
+    check(get("/v1/audit?limit=0"), 400, "bad_request", Some("limit"));
+    check(get("/v1/jobs?limit=-3"), 400, "bad_request", Some("limit"));
+    check(get("/v1/jobs/nope?wait=soon"), 400, "bad_request", Some("wait"));
+    let run = |query: &str| {
+        served.post(
+            &admin,
+            &format!("/v1/runs{query}"),
+            &json!({"targets": "vm01", "command": ["true"]}),
+        )
+    };
+    check(run("?wait=1.5s"), 400, "bad_request", Some("wait"));
+    check(run("?wait=1h"), 400, "bad_request", Some("wait"));
+    check(run("?wait=%FF"), 400, "bad_request", Some("wait"));
+    check(get("/v1/files/download?host=vm01"), 400, "bad_request", None);
+    // Odd bytes in a path parameter.
+    check(get("/v1/jobs/%FF%FE"), 400, "bad_request", None);
+
+    // Unknown paths and wrong methods, with a token: 404, 405.
+    check(get("/v1/nope"), 404, "not_found", None);
+    check(get("/v2/runs"), 404, "not_found", None);
+    let delete = served
+        .http
+        .delete(served.url("/v1/runs"))
+        .header(AUTHORIZATION, format!("Bearer {admin}"))
+        .send()
+        .unwrap();
+    check(delete, 405, "method_not_allowed", None);
+    let put_metrics = served
+        .http
+        .put(served.url("/metrics"))
+        .header(AUTHORIZATION, format!("Bearer {admin}"))
+        .send()
+        .unwrap();
+    check(put_metrics, 405, "method_not_allowed", None);
+    // Without a token, an unknown path is a 401 like any other (deny by
+    // default: nobody learns which paths exist), in the same shape.
+    check(anonymous(reqwest::Method::GET, "/v1/nope"), 401, "unauthorized", None);
+    check(anonymous(reqwest::Method::DELETE, "/v1/runs"), 401, "unauthorized", None);
+
+    // Bodies: JSON over max_json, raw and multipart uploads over
+    // max_body: 413; a malformed form: 400.
+    let big = json!({"targets": "vm01", "command": ["echo", "x".repeat(8 << 10)]});
+    check(served.post(&admin, "/v1/runs", &big), 413, "too_large", None);
+    let over = vec![b'x'; 100 << 10];
+    check(
+        served.post_raw(
+            &admin,
+            "/v1/files/upload?targets=vm01&path=/tmp/big",
+            "application/octet-stream",
+            over.clone(),
+        ),
+        413,
+        "too_large",
+        None,
+    );
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("targets", "vm01")
+        .text("path", "/tmp/big")
+        .part("file", reqwest::blocking::multipart::Part::bytes(over).file_name("big"));
+    let multipart = served
+        .http
+        .post(served.url("/v1/files/upload"))
+        .header(AUTHORIZATION, format!("Bearer {admin}"))
+        .multipart(form)
+        .send()
+        .unwrap();
+    check(multipart, 413, "too_large", None);
+    check(
+        served.post_raw(
+            &admin,
+            "/v1/files/upload?path=/tmp/x",
+            "multipart/form-data; boundary=zz",
+            b"--zz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc".to_vec(),
+        ),
+        400,
+        "bad_request",
+        None,
+    );
+    check(
+        served.post_raw(
+            &admin,
+            "/v1/files/upload",
+            "multipart/form-data",
+            b"no boundary".to_vec(),
+        ),
+        400,
+        "bad_request",
+        None,
+    );
+
+    // A body that stops coming: 408 after idle_timeout, in the shape.
+    for (path, content_type) in [
+        ("/v1/runs", "application/json"),
+        ("/v1/files/upload?targets=vm01&path=/tmp/slow", "application/octet-stream"),
+    ] {
+        let mut stream = connect_from("127.0.0.1", served.addr);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: remex\r\nAuthorization: Bearer {admin}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: 1000\r\n\r\n{{\"targets\""
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let (status, headers, body) = read_answer(&mut stream).expect("an answer to a stalled body");
+        assert_eq!(status, 408, "{}", String::from_utf8_lossy(&body));
+        assert_error_shape(status, &headers, &body, &["timeout"]);
+    }
+    // Nothing ran.
+    assert_eq!(crate::served::runs_started(&lab), 0);
+}
+
+#[test]
+fn audit_reads_show_only_the_token_s_hosts_and_verify_is_admin_only() {
+    let lab = TestLab::new(3);
+    let served = Served::start(&lab.config());
+    let admin = served.token("admin", "admin", "all");
+    let one = served.token("vm01-reader", "audit:read", "vm01");
+    let all_hosts = served.token("hosts-reader", "audit:read", "all");
+    json_of(
+        served.post(
+            &admin,
+            "/v1/runs?wait=60s",
+            &json!({"targets": "all", "command": ["true"]}),
+        ),
+        200,
+    );
+    let hosts_of = |token: &str, query: &str| -> Vec<Value> {
+        let page = json_of(served.get(token, &format!("/v1/audit{query}")), 200);
+        page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["host"].clone())
+            .collect()
+    };
+    // The limited token: vm01's records only; no request records (no
+    // host), whatever it filters on.
+    let seen = hosts_of(&one, "");
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|h| h == "vm01"), "{seen:?}");
+    assert!(hosts_of(&one, "?host=vm02").is_empty());
+    assert!(hosts_of(&one, "?host=vm*").iter().all(|h| h == "vm01"));
+    assert!(hosts_of(&one, "?op=api").is_empty());
+    // All hosts, but not admin: every host, still no host-less record.
+    let seen = hosts_of(&all_hosts, "");
+    for host in ["vm01", "vm02", "vm03"] {
+        assert!(seen.iter().any(|h| h == host), "{host}: {seen:?}");
+    }
+    assert!(seen.iter().all(|h| h.is_string()), "{seen:?}");
+    // Admin: everything, request records included.
+    let seen = hosts_of(&admin, "");
+    assert!(seen.iter().any(Value::is_null), "no request records for admin");
+    for host in ["vm02", "vm03"] {
+        assert!(seen.iter().any(|h| h == host), "{host}: {seen:?}");
+    }
+
+    // Verify: admin only.
+    for token in [&one, &all_hosts] {
+        let message = error_of(
+            served.post(token, "/v1/audit/verify", &json!({})),
+            403,
+            "forbidden",
+            None,
+        );
+        assert!(message.contains("`admin`"), "{message}");
+    }
+    let verified = json_of(served.post(&admin, "/v1/audit/verify", &json!({})), 200);
+    assert_eq!(verified["ok"], true, "{verified}");
+}
