@@ -121,14 +121,14 @@ impl Denials {
         self.limiter.check_key(&key).is_ok()
     }
 
-    /// Notes the denied request `entry` (its `denied` reason set); returns
+    /// Notes the denied request `entry` (its `reason` set); returns
     /// the records to write now: its own when it is the first of its
     /// window, and the record of an earlier window that has ended.
     pub(crate) fn note(&self, entry: Entry, now: Instant) -> Vec<Entry> {
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
         let mut key = Key {
             client: entry.client.map(client_key),
-            reason: entry.denied.unwrap_or_default(),
+            reason: entry.reason.unwrap_or_default(),
             token: entry.token.clone(),
         };
         if !windows.contains_key(&key) && windows.len() >= MAX_WINDOWS {
@@ -213,7 +213,7 @@ mod tests {
             action: format!("GET /{id}"),
             status: StatusCode::UNAUTHORIZED,
             client: ip.parse().ok(),
-            denied: Some(reason.as_str()),
+            reason: Some(reason.as_str()),
             count: None,
         }
     }

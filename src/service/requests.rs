@@ -39,6 +39,13 @@ const MAX_ACTION: usize = 1024;
 /// unbounded batch.
 const MAX_BATCH: usize = 1024;
 
+/// The status recorded for a request whose client hung up before it was
+/// answered (nginx's 499): its handler's work may have begun.
+pub(crate) const CLIENT_CLOSED: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
 /// What a request record says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -55,8 +62,9 @@ pub(crate) struct Entry {
     /// The client's address (`None`: unknown, or a coalesced record of
     /// many addresses).
     pub client: Option<IpAddr>,
-    /// Why the guard denied it, for a request denied before any handler.
-    pub denied: Option<&'static str>,
+    /// Why it was not answered by a handler: the guard's reason for
+    /// denying it (`no_token`, …), or `client_closed`.
+    pub reason: Option<&'static str>,
     /// How many requests the record stands for (coalesced denials).
     pub count: Option<u64>,
 }
@@ -83,10 +91,12 @@ impl Entry {
         record.address = self.client.map(|ip| ip.to_string());
         record.client_request.clone_from(&self.client_request);
         record.count = self.count;
-        if self.status.is_client_error() || self.status.is_server_error() {
+        if (self.status.is_client_error() || self.status.is_server_error())
+            && self.status != CLIENT_CLOSED
+        {
             record = record.error_kind(ErrorKind::of_status(self.status).as_str());
         }
-        if let Some(reason) = self.denied {
+        if let Some(reason) = self.reason {
             record = record.error(reason);
         }
         record
@@ -148,6 +158,12 @@ impl RequestLog {
         written.await.unwrap_or(false)
     }
 
+    /// Records `entry` without waiting for it (a request whose answer
+    /// will never be sent).
+    pub(crate) fn record_later(&self, entry: &Entry) {
+        self.send((entry.record(), None));
+    }
+
     /// Hands `record` to the writer; whether it took it.
     fn send(&self, job: Job) -> bool {
         match self.sender.lock() {
@@ -182,7 +198,7 @@ mod tests {
             action: Entry::action("GET", "/v1/jobs"),
             status: StatusCode::OK,
             client: "127.0.0.1".parse().ok(),
-            denied: None,
+            reason: None,
             count: None,
         }
     }
@@ -205,7 +221,7 @@ mod tests {
         assert_eq!(record.address.as_deref(), Some("127.0.0.1"));
         let denied = Entry {
             status: StatusCode::UNAUTHORIZED,
-            denied: Some("no_token"),
+            reason: Some("no_token"),
             count: Some(3),
             ..entry("req-2")
         }

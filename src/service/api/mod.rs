@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutBody;
 use super::auth::{self, Caller};
 use super::denied::Reason;
 use super::error::ApiError;
-use super::requests::Entry;
+use super::requests::{CLIENT_CLOSED, Entry};
 use super::state::AppState;
 use super::store;
 use extract::RequestId;
@@ -156,44 +156,66 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
     let action = Entry::action(req.method().as_str(), req.uri().path());
-    let (response, token, denied) =
-        match admit(&state, req.headers(), route.as_deref(), client).await {
-            Ok(caller) => {
-                let token = caller.as_ref().map(|c| c.token.name.clone());
-                if let Some(caller) = caller {
-                    req.extensions_mut().insert(caller);
-                }
-                req.extensions_mut().insert(RequestId(id.clone()));
-                let idle = state.config.limits.idle_timeout;
-                let req = req.map(|body| Body::new(TimeoutBody::new(idle, body)));
-                (next.run(req).await, token, None)
-            }
-            Err(denied) => (
-                denied.answer.into_response(),
-                denied.token,
-                Some(denied.reason),
-            ),
-        };
-    let status = response.status();
-    state
-        .metrics
-        .request(route.as_deref(), status.as_u16(), begun.elapsed());
     let entry = Entry {
         id: id.clone(),
         client_request,
-        token,
+        token: None,
         action,
-        status,
+        status: CLIENT_CLOSED,
         client,
-        denied: denied.map(Reason::as_str),
+        reason: None,
         count: None,
     };
-    if let Some(reason) = denied {
-        state.metrics.denied(reason.as_str());
+    let recorded = route.as_deref() != Some("/healthz");
+    let (response, entry) = match admit(&state, req.headers(), route.as_deref(), client).await {
+        Ok(caller) => {
+            let entry = Entry {
+                token: caller.as_ref().map(|c| c.token.name.clone()),
+                ..entry
+            };
+            if let Some(caller) = caller {
+                req.extensions_mut().insert(caller);
+            }
+            req.extensions_mut().insert(RequestId(id.clone()));
+            let idle = state.config.limits.idle_timeout;
+            let req = req.map(|body| Body::new(TimeoutBody::new(idle, body)));
+            // Admitted: recorded as `client_closed` if the client hangs
+            // up before the answer (hyper then drops this future).
+            let mut hangup = Hangup {
+                state: &state,
+                entry: recorded.then(|| Entry {
+                    reason: Some("client_closed"),
+                    ..entry.clone()
+                }),
+            };
+            let response = next.run(req).await;
+            hangup.entry = None;
+            let entry = Entry {
+                status: response.status(),
+                ..entry
+            };
+            (response, entry)
+        }
+        Err(denied) => {
+            let response = denied.answer.into_response();
+            let entry = Entry {
+                token: denied.token,
+                status: response.status(),
+                reason: Some(denied.reason.as_str()),
+                ..entry
+            };
+            (response, entry)
+        }
+    };
+    state
+        .metrics
+        .request(route.as_deref(), entry.status.as_u16(), begun.elapsed());
+    if entry.reason.is_some() {
+        state.metrics.denied(entry.reason.unwrap_or_default());
         for entry in state.denials.note(entry, Instant::now()) {
             state.requests.record(&entry).await;
         }
-    } else if route.as_deref() != Some("/healthz") {
+    } else if recorded {
         state.requests.record(&entry).await;
     }
     let mut response = response;
@@ -201,6 +223,25 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// An admitted request under way: recorded, unanswered, if the client
+/// hangs up (hyper then drops the guard's future) — a job it started has
+/// its own records, and the request still has one. (A request without a
+/// valid token that hangs up leaves nothing: it did nothing, and a flood
+/// of them must not write a record each.)
+struct Hangup<'s> {
+    state: &'s AppState,
+    /// `None` once the request is answered.
+    entry: Option<Entry>,
+}
+
+impl Drop for Hangup<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.state.requests.record_later(&entry);
+        }
+    }
 }
 
 /// The caller of a request that needs one, or why not.

@@ -182,7 +182,10 @@ fn a_flood_without_a_token_to_unique_and_odd_paths_costs_nothing_that_grows() {
         (unauthorized as f64) <= 60.0 * minutes + 2.0,
         "{unauthorized} requests without a token were let through to 401 in {minutes:.2} min: {by_status:?}"
     );
-    assert!(by_status.get(&429).copied().unwrap_or(0) > 4000, "{by_status:?}");
+    assert!(
+        by_status.get(&429).copied().unwrap_or(0) > 4000,
+        "{by_status:?}"
+    );
     // The server did not grow with the paths.
     assert!(
         rss_after < rss_before + 30 * 1024,
@@ -288,7 +291,10 @@ fn slow_heads_idle_connections_and_too_many_connections_are_closed() {
         .map(|_| connect_from("127.0.0.21", served.addr))
         .collect();
     let mut ninth = connect_from("127.0.0.21", served.addr);
-    assert!(closed(&mut ninth), "a ninth connection from one address stayed open");
+    assert!(
+        closed(&mut ninth),
+        "a ninth connection from one address stayed open"
+    );
     held[0]
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -312,9 +318,16 @@ fn slow_heads_idle_connections_and_too_many_connections_are_closed() {
         false
     });
     assert!(refused, "no connection was refused past max_connections");
-    assert!(held.len() + filler.len() <= 24, "{} admitted", held.len() + filler.len());
+    assert!(
+        held.len() + filler.len() <= 24,
+        "{} admitted",
+        held.len() + filler.len()
+    );
     let mut over = connect_from("127.0.0.23", served.addr);
-    assert!(closed(&mut over), "a connection past max_connections stayed open");
+    assert!(
+        closed(&mut over),
+        "a connection past max_connections stayed open"
+    );
     drop((held, filler));
 
     // Slow heads: clients each dribbling a request head, one byte every
@@ -353,7 +366,10 @@ fn slow_heads_idle_connections_and_too_many_connections_are_closed() {
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
-        assert!(closed(stream), "an idle connection was kept past the header timeout");
+        assert!(
+            closed(stream),
+            "an idle connection was kept past the header timeout"
+        );
     }
     // Every place given back: the gauge counts only the scrape's own.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -372,7 +388,10 @@ fn slow_heads_idle_connections_and_too_many_connections_are_closed() {
             );
             break;
         }
-        assert!(Instant::now() < deadline, "{open} connections still open:\n{metrics}");
+        assert!(
+            Instant::now() < deadline,
+            "{open} connections still open:\n{metrics}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -401,6 +420,42 @@ fn kill_9_right_after_answers_keeps_every_request_record_and_links_jobs() {
     let job_id = report["run_id"].as_str().unwrap().to_owned();
     let view = json_of(served.get(&token, &format!("/v1/jobs/{job_id}")), 200);
     assert_eq!(view["request_id"], job_request.as_str(), "{view}");
+
+    // A client that hangs up while its job runs: the request still has a
+    // record (status 499, `client_closed`), and the job its own.
+    let mut stream = connect_from("127.0.0.1", served.addr);
+    let body = r#"{"targets": "vm01", "command": ["sleep", "2"]}"#;
+    let head = format!(
+        "POST /v1/runs?wait=60s HTTP/1.1\r\nHost: remex\r\nAuthorization: Bearer {token}\r\n\
+         X-Request-Id: hung-up\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !records(&lab)
+        .iter()
+        .any(|r| r["event"] == "start" && r["argv"][0] == "sleep")
+    {
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stream);
+    let hung_up = loop {
+        let found = records(&lab)
+            .into_iter()
+            .find(|r| r["event"] == "request" && r["client_request"] == "hung-up");
+        if let Some(record) = found {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no record of the request whose client hung up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(hung_up["status"], 499, "{hung_up}");
+    assert_eq!(hung_up["error"], "client_closed", "{hung_up}");
+    assert_eq!(hung_up["workflow"], "burst", "{hung_up}");
 
     // A burst from 8 clients, each with its own X-Request-Id — and two of
     // them claiming the job's request id and the same id as each other.
@@ -433,7 +488,10 @@ fn kill_9_right_after_answers_keeps_every_request_record_and_links_jobs() {
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
     });
     served.kill();
 
@@ -459,9 +517,21 @@ fn kill_9_right_after_answers_keeps_every_request_record_and_links_jobs() {
         .iter()
         .filter(|r| r["request"] == job_request.as_str())
         .collect();
-    assert!(of_job.iter().any(|r| r["event"] == "request" && r["client_request"] == "n8n-exec-1"));
-    assert!(of_job.iter().any(|r| r["event"] == "start" && r["run"] == job_id.as_str()));
-    assert!(of_job.iter().any(|r| r["event"] == "end" && r["run"] == job_id.as_str()));
+    assert!(
+        of_job
+            .iter()
+            .any(|r| r["event"] == "request" && r["client_request"] == "n8n-exec-1")
+    );
+    assert!(
+        of_job
+            .iter()
+            .any(|r| r["event"] == "start" && r["run"] == job_id.as_str())
+    );
+    assert!(
+        of_job
+            .iter()
+            .any(|r| r["event"] == "end" && r["run"] == job_id.as_str())
+    );
     crate::util::assert_verifies(&lab);
 }
 
@@ -477,25 +547,40 @@ fn every_error_answers_in_the_one_shape_with_its_status() {
     );
     let served = Served::start(&config);
     let admin = served.token("admin", "admin", "all");
-    let check = |response: reqwest::blocking::Response, status: u16, kind: &str, field: Option<&str>| {
-        assert_eq!(
-            response.headers()[CONTENT_TYPE],
-            "application/json",
-            "{status} {kind}"
-        );
-        error_of(response, status, kind, field)
-    };
+    let check =
+        |response: reqwest::blocking::Response, status: u16, kind: &str, field: Option<&str>| {
+            assert_eq!(
+                response.headers()[CONTENT_TYPE],
+                "application/json",
+                "{status} {kind}"
+            );
+            error_of(response, status, kind, field)
+        };
     let get = |path: &str| served.get(&admin, path);
     let anonymous = |method: reqwest::Method, path: &str| {
-        served.http.request(method, served.url(path)).send().unwrap()
+        served
+            .http
+            .request(method, served.url(path))
+            .send()
+            .unwrap()
     };
 
     // Query strings of the wrong type, on every handler that takes one.
     check(get("/v1/audit?limit=x"), 400, "bad_request", Some("limit"));
-    check(get("/v1/audit?failed=maybe"), 400, "bad_request", Some("failed"));
+    check(
+        get("/v1/audit?failed=maybe"),
+        400,
+        "bad_request",
+        Some("failed"),
+    );
     check(get("/v1/audit?limit=0"), 400, "bad_request", Some("limit"));
     check(get("/v1/jobs?limit=-3"), 400, "bad_request", Some("limit"));
-    check(get("/v1/jobs/nope?wait=soon"), 400, "bad_request", Some("wait"));
+    check(
+        get("/v1/jobs/nope?wait=soon"),
+        400,
+        "bad_request",
+        Some("wait"),
+    );
     let run = |query: &str| {
         served.post(
             &admin,
@@ -506,7 +591,12 @@ fn every_error_answers_in_the_one_shape_with_its_status() {
     check(run("?wait=1.5s"), 400, "bad_request", Some("wait"));
     check(run("?wait=1h"), 400, "bad_request", Some("wait"));
     check(run("?wait=%FF"), 400, "bad_request", Some("wait"));
-    check(get("/v1/files/download?host=vm01"), 400, "bad_request", None);
+    check(
+        get("/v1/files/download?host=vm01"),
+        400,
+        "bad_request",
+        None,
+    );
     // Odd bytes in a path parameter.
     check(get("/v1/jobs/%FF%FE"), 400, "bad_request", None);
 
@@ -529,13 +619,28 @@ fn every_error_answers_in_the_one_shape_with_its_status() {
     check(put_metrics, 405, "method_not_allowed", None);
     // Without a token, an unknown path is a 401 like any other (deny by
     // default: nobody learns which paths exist), in the same shape.
-    check(anonymous(reqwest::Method::GET, "/v1/nope"), 401, "unauthorized", None);
-    check(anonymous(reqwest::Method::DELETE, "/v1/runs"), 401, "unauthorized", None);
+    check(
+        anonymous(reqwest::Method::GET, "/v1/nope"),
+        401,
+        "unauthorized",
+        None,
+    );
+    check(
+        anonymous(reqwest::Method::DELETE, "/v1/runs"),
+        401,
+        "unauthorized",
+        None,
+    );
 
     // Bodies: JSON over max_json, raw and multipart uploads over
     // max_body: 413; a malformed form: 400.
     let big = json!({"targets": "vm01", "command": ["echo", "x".repeat(8 << 10)]});
-    check(served.post(&admin, "/v1/runs", &big), 413, "too_large", None);
+    check(
+        served.post(&admin, "/v1/runs", &big),
+        413,
+        "too_large",
+        None,
+    );
     let over = vec![b'x'; 100 << 10];
     check(
         served.post_raw(
@@ -551,7 +656,10 @@ fn every_error_answers_in_the_one_shape_with_its_status() {
     let form = reqwest::blocking::multipart::Form::new()
         .text("targets", "vm01")
         .text("path", "/tmp/big")
-        .part("file", reqwest::blocking::multipart::Part::bytes(over).file_name("big"));
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(over).file_name("big"),
+        );
     let multipart = served
         .http
         .post(served.url("/v1/files/upload"))
@@ -586,7 +694,10 @@ fn every_error_answers_in_the_one_shape_with_its_status() {
     // A body that stops coming: 408 after idle_timeout, in the shape.
     for (path, content_type) in [
         ("/v1/runs", "application/json"),
-        ("/v1/files/upload?targets=vm01&path=/tmp/slow", "application/octet-stream"),
+        (
+            "/v1/files/upload?targets=vm01&path=/tmp/slow",
+            "application/octet-stream",
+        ),
     ] {
         let mut stream = connect_from("127.0.0.1", served.addr);
         let head = format!(
@@ -594,7 +705,8 @@ fn every_error_answers_in_the_one_shape_with_its_status() {
              Content-Type: {content_type}\r\nContent-Length: 1000\r\n\r\n{{\"targets\""
         );
         stream.write_all(head.as_bytes()).unwrap();
-        let (status, headers, body) = read_answer(&mut stream).expect("an answer to a stalled body");
+        let (status, headers, body) =
+            read_answer(&mut stream).expect("an answer to a stalled body");
         assert_eq!(status, 408, "{}", String::from_utf8_lossy(&body));
         assert_error_shape(status, &headers, &body, &["timeout"]);
     }
@@ -642,7 +754,10 @@ fn audit_reads_show_only_the_token_s_hosts_and_verify_is_admin_only() {
     assert!(seen.iter().all(|h| h.is_string()), "{seen:?}");
     // Admin: everything, request records included.
     let seen = hosts_of(&admin, "");
-    assert!(seen.iter().any(Value::is_null), "no request records for admin");
+    assert!(
+        seen.iter().any(Value::is_null),
+        "no request records for admin"
+    );
     for host in ["vm02", "vm03"] {
         assert!(seen.iter().any(|h| h == host), "{host}: {seen:?}");
     }
