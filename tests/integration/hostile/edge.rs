@@ -83,6 +83,30 @@ fn assert_error_shape(status: u16, headers: &[(String, String)], body: &[u8], ki
     assert!(json["error"]["message"].is_string(), "{json}");
 }
 
+/// A one-host lab, `remex serve` on it with `service.limits` set to
+/// `limits` (YAML flow mapping), and an `admin` token.
+fn serve_with(limits: &str) -> (TestLab, Served, String) {
+    let lab = TestLab::new(1);
+    let config = lab.config_variant(
+        "edge.yml",
+        &[("service:\n", &format!("service:\n  limits: {limits}\n"))],
+    );
+    let served = Served::start(&config);
+    let admin = served.token("admin", "admin", "all");
+    (lab, served, admin)
+}
+
+/// The service's `remex_http_connections_open` gauge.
+fn open_connections(served: &Served, token: &str) -> f64 {
+    let metrics = served.get(token, "/metrics").text().unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("remex_http_connections_open "))
+        .unwrap_or_else(|| panic!("no connection gauge:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
 /// The server's resident memory, in KiB.
 fn rss_kib(served: &Served) -> u64 {
     let pid = served.child.as_ref().unwrap().id();
@@ -113,16 +137,7 @@ fn odd_path(i: usize) -> Vec<u8> {
 
 #[test]
 fn a_flood_without_a_token_to_unique_and_odd_paths_costs_nothing_that_grows() {
-    let lab = TestLab::new(1);
-    let config = lab.config_variant(
-        "flood.yml",
-        &[(
-            "service:\n",
-            "service:\n  limits: { denied_audit_interval: 5s }\n",
-        )],
-    );
-    let served = Served::start(&config);
-    let admin = served.token("admin", "admin", "all");
+    let (lab, served, admin) = serve_with("{ denied_audit_interval: 5s }");
     let log = log_path(&lab);
     let flood = |n: usize, first: usize| {
         // Answers by status; `refused` counts requests hyper itself threw
@@ -257,79 +272,100 @@ fn a_flood_without_a_token_to_unique_and_odd_paths_costs_nothing_that_grows() {
     crate::util::assert_verifies(&lab);
 }
 
+/// Whether the server closed `stream` (end of stream or reset), rather
+/// than leaving it open past the stream's read timeout.
+fn closed(mut stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == IoKind::ConnectionReset => return true,
+            Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => return false,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// The value of the sample `name` in `/metrics`.
+fn metric(served: &Served, token: &str, name: &str) -> f64 {
+    let metrics = served.get(token, "/metrics").text().unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
 #[test]
-fn slow_heads_idle_connections_and_too_many_connections_are_closed() {
-    let lab = TestLab::new(1);
-    let config = lab.config_variant(
-        "slow.yml",
-        &[(
-            "service:\n",
-            "service:\n  limits: { header_timeout: 5s, max_connections: 24, max_connections_per_address: 8 }\n",
-        )],
+fn connections_past_the_limits_are_closed_at_once() {
+    // A long header timeout: every admitted connection stays open for the
+    // whole test, so what is closed was refused.
+    let (_lab, served, admin) =
+        serve_with("{ header_timeout: 60s, max_connections: 20, max_connections_per_address: 8 }");
+    // The scrapes' own connection, kept alive throughout.
+    assert_eq!(
+        metric(&served, &admin, "remex_http_connections_refused_total"),
+        0.0
     );
-    let served = Served::start(&config);
-    let admin = served.token("admin", "admin", "all");
-    let closed = |stream: &mut TcpStream| {
-        let mut buf = [0u8; 512];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == IoKind::ConnectionReset => return true,
-                Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => {
-                    return false;
-                }
-                Err(e) => panic!("{e}"),
-            }
+    let refused_reaches = |n: f64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while metric(&served, &admin, "remex_http_connections_refused_total") < n {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} connections refused"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     };
+    let still_open = |streams: &mut [TcpStream]| {
+        streams
+            .iter_mut()
+            .filter(|s| {
+                s.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                !closed(s)
+            })
+            .count()
+    };
+    let batch = |from: &str| -> Vec<TcpStream> {
+        (0..12).map(|_| connect_from(from, served.addr)).collect()
+    };
 
-    // Per address: the ninth connection from one address is closed at
-    // once, while its eight stay open (nothing sent yet, well within the
-    // header timeout).
-    let mut held: Vec<TcpStream> = (0..8)
-        .map(|_| connect_from("127.0.0.21", served.addr))
-        .collect();
-    let mut ninth = connect_from("127.0.0.21", served.addr);
+    // Per address: 12 from one address, 8 stay.
+    let mut first = batch("127.0.0.21");
+    refused_reaches(4.0);
+    assert_eq!(still_open(&mut first), 8);
+    // Another address is not held back by it.
+    let mut second = batch("127.0.0.22");
+    refused_reaches(8.0);
+    assert_eq!(still_open(&mut second), 8);
+    // In all: 20 places, one the scrapes', 16 taken: 3 more.
+    let mut third = batch("127.0.0.23");
+    refused_reaches(17.0);
+    assert_eq!(still_open(&mut third), 3);
+    assert_eq!(metric(&served, &admin, "remex_http_connections_open"), 20.0);
+    let over = connect_from("127.0.0.24", served.addr);
     assert!(
-        closed(&mut ninth),
-        "a ninth connection from one address stayed open"
-    );
-    held[0]
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    assert!(!closed(&mut held[0]), "an admitted connection was closed");
-    // Another address still gets in; the service still answers.
-    json_of(served.get(&admin, "/v1/whoami"), 200);
-
-    // In all: 24 places. Fill them from other addresses until one is
-    // refused; none past 24 is let in.
-    held.extend((0..8).map(|_| connect_from("127.0.0.22", served.addr)));
-    let mut filler = Vec::new();
-    let refused = (0..16).any(|i| {
-        let mut stream = connect_from(&format!("127.0.0.{}", 30 + i), served.addr);
-        stream
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        if closed(&mut stream) {
-            return true;
-        }
-        filler.push(stream);
-        false
-    });
-    assert!(refused, "no connection was refused past max_connections");
-    assert!(
-        held.len() + filler.len() <= 24,
-        "{} admitted",
-        held.len() + filler.len()
-    );
-    let mut over = connect_from("127.0.0.23", served.addr);
-    assert!(
-        closed(&mut over),
+        closed(&over),
         "a connection past max_connections stayed open"
     );
-    drop((held, filler));
 
+    // Places come back when connections close.
+    drop((first, second, third));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&served, &admin, "remex_http_connections_open") > 1.0 {
+        assert!(Instant::now() < deadline, "places were not given back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut again = batch("127.0.0.21");
+    assert_eq!(still_open(&mut again), 8);
+}
+
+#[test]
+fn slow_heads_and_idle_connections_are_closed_by_the_header_timeout() {
+    let (_lab, served, admin) = serve_with("{ header_timeout: 3s }");
     // Slow heads: clients each dribbling a request head, one byte every
     // half second; the server closes every one before its head is done,
     // never answering it.
@@ -349,7 +385,7 @@ fn slow_heads_idle_connections_and_too_many_connections_are_closed() {
                 }
                 let mut buf = Vec::new();
                 let _ = stream.read_to_end(&mut buf);
-                (sent, String::from_utf8_lossy(&buf).contains("200 OK"))
+                (sent, String::from_utf8_lossy(&buf).contains(" 200 "))
             })
         })
         .collect();
@@ -384,25 +420,8 @@ fn slow_heads_idle_connections_and_too_many_connections_are_closed() {
     }
     // Every place given back: the gauge counts only the scrape's own.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let metrics = served.get(&admin, "/metrics").text().unwrap();
-        let open: f64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("remex_http_connections_open "))
-            .unwrap()
-            .parse()
-            .unwrap();
-        if open <= 2.0 {
-            assert!(
-                metrics.contains("remex_http_connections_refused_total "),
-                "{metrics}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} connections still open:\n{metrics}"
-        );
+    while open_connections(&served, &admin) > 1.0 {
+        assert!(Instant::now() < deadline, "connections still open");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -555,16 +574,7 @@ fn kill_9_right_after_answers_keeps_every_request_record_and_links_jobs() {
 
 #[test]
 fn every_error_answers_in_the_one_shape_with_its_status() {
-    let lab = TestLab::new(1);
-    let config = lab.config_variant(
-        "errors.yml",
-        &[(
-            "service:\n",
-            "service:\n  limits: { max_body: 64K, max_json: 4K, idle_timeout: 2s }\n",
-        )],
-    );
-    let served = Served::start(&config);
-    let admin = served.token("admin", "admin", "all");
+    let (lab, served, admin) = serve_with("{ max_body: 64K, max_json: 4K, idle_timeout: 2s }");
     let check =
         |response: reqwest::blocking::Response, status: u16, kind: &str, field: Option<&str>| {
             assert_eq!(
@@ -800,13 +810,7 @@ fn audit_reads_show_only_the_token_s_hosts_and_verify_is_admin_only() {
 
 #[test]
 fn an_answer_nobody_reads_closes_its_connection_after_the_idle_time() {
-    let lab = TestLab::new(1);
-    let config = lab.config_variant(
-        "unread.yml",
-        &[("service:\n", "service:\n  limits: { idle_timeout: 2s }\n")],
-    );
-    let served = Served::start(&config);
-    let admin = served.token("admin", "admin", "all");
+    let (_lab, served, admin) = serve_with("{ idle_timeout: 2s }");
     let big = format!("/tmp/remex-unread-{:016x}", rand::random::<u64>());
     let made = json_of(
         served.post(
@@ -817,15 +821,7 @@ fn an_answer_nobody_reads_closes_its_connection_after_the_idle_time() {
         200,
     );
     assert_eq!(made["summary"]["ok"], 1, "{made}");
-    let open_connections = || -> f64 {
-        let metrics = served.get(&admin, "/metrics").text().unwrap();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("remex_http_connections_open "))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let open_connections = || open_connections(&served, &admin);
     let before = open_connections();
 
     // Ask for 64 MiB and read only the head of the answer.
