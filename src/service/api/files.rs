@@ -84,6 +84,17 @@ pub(crate) async fn upload(
         caller.reach(&state.executor, targets)?;
     }
     let limit = state.config.limits.max_body;
+    // Refused before a byte is read when the client says it is too large.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(format!(
+            "the upload is larger than service.limits.max_body ({limit} bytes)"
+        )));
+    }
     let spool = tempfile::Builder::new()
         .prefix("upload.")
         .tempdir_in(spool_dir(&state)?)

@@ -669,33 +669,61 @@ fn every_error_answers_in_the_one_shape_with_its_status() {
         "too_large",
         None,
     );
-    let over = vec![b'x'; 100 << 10];
-    check(
-        served.post_raw(
-            &admin,
-            "/v1/files/upload?targets=vm01&path=/tmp/big",
-            "application/octet-stream",
-            over.clone(),
-        ),
-        413,
-        "too_large",
-        None,
-    );
-    let form = reqwest::blocking::multipart::Form::new()
-        .text("targets", "vm01")
-        .text("path", "/tmp/big")
-        .part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(over).file_name("big"),
+    // Uploads over max_body, raw and multipart, with their length
+    // declared (refused before a byte is read) or chunked (refused once
+    // past the limit). Over raw TCP: the whole request is written before
+    // the answer is read, as a client that streams its body would.
+    let upload_over = |content_type: &str, chunked: bool| {
+        let boundary = "zz";
+        let mut body = Vec::new();
+        if content_type.starts_with("multipart") {
+            body.extend(format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"targets\"\r\n\r\nvm01\r\n\
+                 --{boundary}\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\n/tmp/big\r\n\
+                 --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big\"\r\n\r\n"
+            ).bytes());
+            body.extend(vec![b'x'; 100 << 10]);
+            body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+        } else {
+            body.extend(vec![b'x'; 100 << 10]);
+        }
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let mut request = format!(
+            "POST /v1/files/upload?targets=vm01&path=/tmp/big HTTP/1.1\r\nHost: remex\r\n\
+             Authorization: Bearer {admin}\r\nContent-Type: {content_type}; boundary={boundary}\r\n\
+             {framing}\r\n\r\n"
+        )
+        .into_bytes();
+        if chunked {
+            for chunk in body.chunks(16 << 10) {
+                request.extend(format!("{:x}\r\n", chunk.len()).bytes());
+                request.extend(chunk);
+                request.extend(b"\r\n");
+            }
+            request.extend(b"0\r\n\r\n");
+        } else {
+            request.extend(body);
+        }
+        let mut stream = connect_from("127.0.0.1", served.addr);
+        stream.write_all(&request).unwrap();
+        let (status, headers, body) = read_answer(&mut stream).expect("an answer");
+        assert_eq!(
+            status,
+            413,
+            "{content_type} chunked={chunked}: {}",
+            String::from_utf8_lossy(&body)
         );
-    let multipart = served
-        .http
-        .post(served.url("/v1/files/upload"))
-        .header(AUTHORIZATION, format!("Bearer {admin}"))
-        .multipart(form)
-        .send()
-        .unwrap();
-    check(multipart, 413, "too_large", None);
+        assert_error_shape(status, &headers, &body, &["too_large"]);
+    };
+    for content_type in ["application/octet-stream", "multipart/form-data"] {
+        for chunked in [false, true] {
+            upload_over(content_type, chunked);
+        }
+    }
     check(
         served.post_raw(
             &admin,
