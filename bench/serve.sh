@@ -13,6 +13,10 @@
 #              one SSH connection per host for the whole run (sshd's logs)
 #   listing    GET /v1/jobs?limit=50 with 10,000 jobs in the store:
 #              p99 <= 20 ms
+#   strangers  20,000 requests without a token to random paths (keep-alive,
+#              one client address): server RSS growth <= 20 MB, audit log
+#              growth <= 1 MB (denied requests coalesced), and what they
+#              were answered (401 up to the address's rate, then 429)
 #   sse        a throttled reader of a job's events (`seq 1 120000`: it
 #              reads nothing until the job ended, then slowly): events
 #              delivered / events sent, in order and without a gap
@@ -42,7 +46,7 @@ trap cleanup EXIT
 "$REMEX" lab up --hosts "$HOSTS" --dir "$LAB" >/dev/null 2>&1
 CONFIG=$LAB/config.yml
 # Room for the load: every client's jobs at once.
-sed -i "s/^service:$/service:\n  limits: { requests_per_minute: 1000000, jobs_per_token: $CLIENTS, max_output: 16M }/" "$CONFIG"
+sed -i "s/^service:$/service:\n  limits: { requests_per_minute: 1000000, jobs_per_token: $CLIENTS, max_output: 16M, denied_audit_interval: 5s }/" "$CONFIG"
 TOKEN=$("$REMEX" --config "$CONFIG" tokens create bench --scope exec 2>/dev/null)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
@@ -78,13 +82,47 @@ db = sqlite3.connect(sys.argv[1])
 now = int(time.time() * 1000)
 rows = [(f"seed-{i:05d}", "bench", "exec", "all", "succeeded", "{}", '{"summary":{"total":1}}', None,
          now - i, now - i, now - i, None, "h", None, None) for i in range(10000)]
-db.executemany("INSERT OR IGNORE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+db.executemany("INSERT OR IGNORE INTO jobs (id, token, operation, targets, state, request, report, error, "
+               "created_ms, started_ms, finished_ms, idempotency_key, request_hash, callback_url, callback_state) "
+               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 db.commit()
 PY
 list=$("$LOAD" list "$URL" "$TOKEN" 500)
 echo "listing    10,000+ jobs, GET /v1/jobs?limit=50: $list (target p99 <= 20 ms)"
 
-# 4. A throttled SSE reader: every event of a job of 120,000 lines?
+# 4. Strangers: 20,000 requests without a token to random paths.
+AUDIT=$LAB/audit/audit.jsonl
+rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER/status")
+log_before=$(stat -c %s "$AUDIT")
+strangers=$(python3 - "$PORT" <<'PY'
+import http.client, os, sys, time
+port = int(sys.argv[1])
+answers = {}
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+began = time.monotonic()
+for i in range(20000):
+    path = "/" + os.urandom(12).hex() + "/%22%5C" + str(i)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        answers[response.status] = answers.get(response.status, 0) + 1
+        if response.getheader("connection", "").lower() == "close":
+            conn.close(); conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    except (http.client.HTTPException, OSError):
+        answers["closed"] = answers.get("closed", 0) + 1
+        conn.close(); conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+took = time.monotonic() - began
+print(" ".join(f"{k}:{v}" for k, v in sorted(answers.items(), key=str)) + f" in {took:.1f}s")
+PY
+)
+sleep 7   # the coalesced records of the last interval (denied_audit_interval: 5s)
+rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER/status")
+log_after=$(stat -c %s "$AUDIT")
+awk -v a="$rss_before" -v b="$rss_after" -v c="$log_before" -v d="$log_after" -v s="$strangers" 'BEGIN {
+  printf "strangers  20,000 requests without a token to random paths (%s): server RSS %+.1f MB (target <= 20), audit log %+.1f KB (target <= 1024)\n", s, (b-a)/1024, (d-c)/1024 }'
+
+# 5. A throttled SSE reader: every event of a job of 120,000 lines?
 python3 - "$PORT" "$TOKEN" 120000 <<'PY'
 import http.client, json, sys, time
 port, token, lines = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])

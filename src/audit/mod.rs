@@ -29,9 +29,9 @@
 //! | `actor` | string | local OS user |
 //! | `workflow`? | string | name a workflow gave itself (`--actor`, `REMEX_ACTOR`) |
 //! | `orchestrator` | string | host name of the machine running remex |
-//! | `event` | `start` \| `end` \| `key` \| `host_key` \| `file` | what happened |
-//! | `op` | `exec` \| `script` \| `upload` \| `download` \| `check` \| `keys.generate` \| `keys.deploy` \| `keys.rotate` \| `keys.revoke` \| `keys.prune` \| `hosts.trust` \| `hosts.forget` | in which operation |
-//! | `host`? `address`? `port`? `user`? | | inventory name, address, SSH port, remote user |
+//! | `event` | `start` \| `end` \| `key` \| `host_key` \| `file` \| `request` | what happened |
+//! | `op` | `exec` \| `script` \| `upload` \| `download` \| `check` \| `keys.generate` \| `keys.deploy` \| `keys.rotate` \| `keys.revoke` \| `keys.prune` \| `hosts.trust` \| `hosts.forget` \| `api` | in which operation |
+//! | `host`? `address`? `port`? `user`? | | inventory name, address (`request` records: the client's), SSH port, remote user |
 //! | `sudo`? | string | the user a command ran as through sudo (`--sudo`: `root`) |
 //! | `host_key`? | string | host key fingerprint, `SHA256:…` |
 //! | `argv`? / `command`? | list / string | the command's words or raw shell line, **redacted** |
@@ -43,6 +43,9 @@
 //! | `fingerprint`? | string | key operations: the key's fingerprint |
 //! | `key`? `action`? | string | `key`/`host_key` records: the key's name, what changed (`added`, `removed`, `pinned`, …) |
 //! | `request`? | string | the id of the request that started the run (a service's request id) |
+//! | `status`? | integer | `request` records: the answer's HTTP status |
+//! | `client_request`? | string | `request` records: the client's own `X-Request-Id` |
+//! | `count`? | integer | `request` records of denied requests: how many requests the record stands for |
 //! | `prev` | hex | `hash` of the previous record; 64 zeros for the first |
 //! | `hash` | hex | this record's hash, always the last member |
 //!

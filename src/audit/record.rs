@@ -256,6 +256,15 @@ pub struct Record {
     /// `request` records: the HTTP status of the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// `request` records: the `X-Request-Id` the client sent, as it sent
+    /// it (when sane). Never the record's `request`, which is remex's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_request: Option<String>,
+    /// `request` records of denied requests, which are coalesced: how many
+    /// requests (from one client address, for one reason) this record
+    /// stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
     /// `hash` of the previous record in the chain; 64 zeros for the first.
     /// Set by `append`.
     pub prev: String,
@@ -315,6 +324,8 @@ impl Record {
             action: None,
             request: None,
             status: None,
+            client_request: None,
+            count: None,
             prev: String::new(),
             hash: String::new(),
         }
@@ -363,6 +374,10 @@ impl Record {
         request: String;
         /// Sets `status`.
         status: u16;
+        /// Sets `client_request`.
+        client_request: String;
+        /// Sets `count`.
+        count: u64;
     }
 
     /// Sets `actor` (default: the local user name).

@@ -111,6 +111,33 @@ pub struct Limits {
     /// larger is 413. Default: `1G`.
     #[serde(deserialize_with = "size::deserialize")]
     pub max_download: u64,
+    /// Requests per minute per client address without a valid token (none,
+    /// a malformed, unknown, revoked or expired one; and
+    /// `/v1/openapi.json`); beyond it they are answered 429 without a look
+    /// at the store. IPv6 clients count per /64. Default: 60.
+    pub unauthenticated_per_minute: u32,
+    /// Requests denied before a handler (401, 429) are audited once per
+    /// client address, reason and this interval: the first at once, the
+    /// rest as one record with their `count` when the interval ends.
+    /// Default: `1m`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub denied_audit_interval: Duration,
+    /// How long a client may take to send a request's head, counted from
+    /// when the connection opens or its previous answer was sent (so it is
+    /// also how long a kept-alive connection may sit idle). Default: `10s`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub header_timeout: Duration,
+    /// How long a request body or an answer may make no progress (the
+    /// client sends nothing, or reads nothing) before the connection is
+    /// closed. Default: `60s`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub idle_timeout: Duration,
+    /// Connections open at once; one more is closed as soon as it is
+    /// accepted. Default: 1024.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6: one /64).
+    /// Default: 256.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServiceConfig {
@@ -148,6 +175,12 @@ impl Default for Limits {
             jobs_per_token: 16,
             max_wait: Duration::from_secs(300),
             max_download: 1 << 30,
+            unauthenticated_per_minute: 60,
+            denied_audit_interval: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_connections_per_address: 256,
         }
     }
 }

@@ -1017,3 +1017,21 @@ fn a_group_jump_applies_to_its_vms_but_not_to_its_own_bastion_nor_over_a_vm_jump
     assert_eq!(field, "groups.web.jump");
     assert!(message.contains("empty"), "{message}");
 }
+
+#[test]
+fn the_service_edge_limits_must_leave_room() {
+    for (field, value, says) in [
+        ("unauthenticated_per_minute", "0", "at least 1"),
+        ("max_connections", "0", "at least 1"),
+        ("max_connections_per_address", "0", "at least 1"),
+        ("header_timeout", "0s", "at least 1s"),
+        ("idle_timeout", "500ms", "at least 1s"),
+        ("denied_audit_interval", "0s", "at least 1s"),
+    ] {
+        let (.., path, message) = invalid_err(&format!(
+            "{ONE_VM}service:\n  limits:\n    {field}: {value}\n"
+        ));
+        assert_eq!(path, format!("service.limits.{field}"));
+        assert!(message.contains(says), "{field}: {message}");
+    }
+}

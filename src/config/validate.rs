@@ -282,11 +282,34 @@ fn check_service(config: &Config, problems: &mut Vec<Problem>) {
         ("requests_per_minute", u64::from(l.requests_per_minute), 1),
         ("jobs_per_token", u64::from(l.jobs_per_token), 1),
         ("max_download", l.max_download, 1024),
+        (
+            "unauthenticated_per_minute",
+            u64::from(l.unauthenticated_per_minute),
+            1,
+        ),
+        ("max_connections", l.max_connections as u64, 1),
+        (
+            "max_connections_per_address",
+            l.max_connections_per_address as u64,
+            1,
+        ),
     ] {
         if value < least {
             problems.push(Problem::value(
                 limits.key(field),
                 format!("{field} {value} is too small; use at least {least}"),
+            ));
+        }
+    }
+    for (field, value) in [
+        ("header_timeout", l.header_timeout),
+        ("idle_timeout", l.idle_timeout),
+        ("denied_audit_interval", l.denied_audit_interval),
+    ] {
+        if value < std::time::Duration::from_secs(1) {
+            problems.push(Problem::value(
+                limits.key(field),
+                format!("{field} must be at least 1s"),
             ));
         }
     }

@@ -27,6 +27,10 @@ pub(crate) enum ErrorKind {
     Forbidden,
     /// 404: no such job, route or remote file.
     NotFound,
+    /// 405: the path exists, not with this method.
+    MethodNotAllowed,
+    /// 408: the request's body stopped coming (`service.limits.idle_timeout`).
+    Timeout,
     /// 409: the job has ended, or an idempotency key was reused.
     Conflict,
     /// 413: the body is larger than the limits allow.
@@ -43,11 +47,13 @@ pub(crate) enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, with its status: the one table.
-    const TABLE: [(ErrorKind, StatusCode); 10] = [
+    const TABLE: [(ErrorKind, StatusCode); 12] = [
         (ErrorKind::BadRequest, StatusCode::BAD_REQUEST),
         (ErrorKind::Unauthorized, StatusCode::UNAUTHORIZED),
         (ErrorKind::Forbidden, StatusCode::FORBIDDEN),
         (ErrorKind::NotFound, StatusCode::NOT_FOUND),
+        (ErrorKind::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED),
+        (ErrorKind::Timeout, StatusCode::REQUEST_TIMEOUT),
         (ErrorKind::Conflict, StatusCode::CONFLICT),
         (ErrorKind::TooLarge, StatusCode::PAYLOAD_TOO_LARGE),
         (ErrorKind::RateLimited, StatusCode::TOO_MANY_REQUESTS),
@@ -85,6 +91,8 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::Timeout => "timeout",
             ErrorKind::Conflict => "conflict",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::RateLimited => "rate_limited",
@@ -116,9 +124,9 @@ pub(crate) struct ErrorBody {
 /// What an error answer says.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `too_large`, `rate_limited`, `host_failed`, `unavailable` or
-    /// `internal`.
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `timeout`, `conflict`, `too_large`,
+    /// `rate_limited`, `host_failed`, `unavailable` or `internal`.
     pub kind: ErrorKind,
     /// What went wrong and, where the service knows, what to do.
     pub message: String,
@@ -267,7 +275,7 @@ mod tests {
             assert_eq!(json, kind.as_str());
         }
         assert_eq!(
-            ErrorKind::of_status(StatusCode::METHOD_NOT_ALLOWED),
+            ErrorKind::of_status(StatusCode::IM_A_TEAPOT),
             ErrorKind::BadRequest
         );
         assert_eq!(

@@ -24,14 +24,18 @@
 //!   share.
 //! - `store/` — the [`Store`] contract and its SQLite backend.
 //! - `auth.rs` — tokens and scopes; `tokens.rs` — `remex tokens`;
-//!   `requests.rs` — request records; `callbacks/` — signed callbacks to
-//!   the receivers the operator allows;
+//!   `requests.rs` — request records; `denied.rs` — the rate and the
+//!   coalesced records of requests without a valid token;
+//!   `connections.rs` — how many connections, and unread answers;
+//!   `callbacks/` — signed callbacks to the receivers the operator allows;
 //!   `metrics.rs` — `/metrics`; `error.rs` — the one error shape;
 //!   `tls.rs` — HTTPS.
 
 mod api;
 mod auth;
 mod callbacks;
+mod connections;
+mod denied;
 mod error;
 mod jobs;
 mod metrics;
@@ -119,6 +123,7 @@ pub async fn serve(
         requests,
         metrics,
     ));
+    let gate = state.gate.clone();
     let (router, openapi) = api::routes();
     let openapi = Arc::new(openapi);
     let app = router
@@ -129,6 +134,8 @@ pub async fn serve(
                 async move { axum::Json((*openapi).clone()) }
             }),
         )
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::guard,
@@ -154,6 +161,7 @@ pub async fn serve(
         .map_err(|e| ServiceError::Listen(e.to_string()))?;
     let handle = axum_server::Handle::new();
     let sweeper = tokio::spawn(sweep(store.clone(), config.retain));
+    let coalescer = tokio::spawn(write_denied(state.clone()));
     let draining = {
         let (handle, jobs) = (handle.clone(), jobs.clone());
         let cancel = config.on_shutdown == OnShutdown::Cancel;
@@ -168,36 +176,46 @@ pub async fn serve(
         })
     };
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum_server::from_tcp(listener)
+        .map_err(|e| ServiceError::Listen(e.to_string()))?
+        .handle(handle);
+    let server = http_limits(server, &config.limits);
     let served = match &config.tls {
         Some(tls) => {
             let rustls = tls::server_config(tls).map_err(ServiceError::Listen)?;
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
+                axum_server::tls_rustls::RustlsConfig::from_config(rustls),
+            )
+            .handshake_timeout(config.limits.header_timeout)
+            .acceptor(axum_server::accept::DefaultAcceptor);
+            let server = server.acceptor(connections::Limited {
+                gate,
+                inner: acceptor,
+            });
             if let Some(tell) = &options.on_listening {
                 let _ = tell.send(bound);
             }
             tracing::info!("listening on https://{bound}");
-            axum_server::from_tcp_rustls(
-                listener,
-                axum_server::tls_rustls::RustlsConfig::from_config(rustls),
-            )
-            .map_err(|e| ServiceError::Listen(e.to_string()))?
-            .handle(handle)
-            .serve(service)
-            .await
+            server.serve(service).await
         }
         None => {
+            let server = server.acceptor(connections::Limited {
+                gate,
+                inner: axum_server::accept::DefaultAcceptor,
+            });
             if let Some(tell) = &options.on_listening {
                 let _ = tell.send(bound);
             }
             tracing::info!("listening on http://{bound}");
-            axum_server::from_tcp(listener)
-                .map_err(|e| ServiceError::Listen(e.to_string()))?
-                .handle(handle)
-                .serve(service)
-                .await
+            server.serve(service).await
         }
     };
     draining.abort();
     sweeper.abort();
+    coalescer.abort();
+    for entry in state.denials.due(std::time::Instant::now(), true) {
+        state.requests.record(&entry).await;
+    }
     // Jobs that a failing server left behind still end and are recorded.
     jobs.shutdown(true).await;
     state.requests.close();
@@ -210,6 +228,34 @@ pub async fn serve(
 pub fn openapi_json() -> String {
     let (_, api) = api::routes();
     api.to_pretty_json().unwrap_or_default()
+}
+
+/// hyper's limits on a connection: HTTP/1 only; the request's head within
+/// `header_timeout` of the connection opening or its previous answer
+/// (hyper's header read timeout, and axum-server's first-request timeout,
+/// which also bounds the protocol detection before it).
+fn http_limits<A>(
+    mut server: axum_server::Server<std::net::SocketAddr, A>,
+    limits: &crate::config::Limits,
+) -> axum_server::Server<std::net::SocketAddr, A> {
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_timeout);
+    server
+        .http1_only()
+        .first_request_timeout(limits.header_timeout)
+}
+
+/// Writes the coalesced records of denied requests whose interval ended.
+async fn write_denied(state: state::AppState) {
+    let mut every = tokio::time::interval(state.denials.tick());
+    loop {
+        every.tick().await;
+        for entry in state.denials.due(std::time::Instant::now(), false) {
+            state.requests.record(&entry).await;
+        }
+    }
 }
 
 /// Deletes finished jobs older than `retain`, hourly.

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use super::connections::Gate;
+use super::denied::Denials;
 use super::error::ApiError;
 use super::jobs::Jobs;
 use super::metrics::Metrics;
@@ -29,6 +31,11 @@ pub(crate) struct Shared {
     pub config: ServiceConfig,
     /// The audit records of requests.
     pub requests: RequestLog,
+    /// The rate of requests without a valid token per client address, and
+    /// the coalescing of denied requests' records.
+    pub denials: Denials,
+    /// The limits on open connections (`max_connections`).
+    pub gate: Arc<Gate>,
     /// Requests per token in the current minute.
     rate: Mutex<HashMap<String, (Instant, u32)>>,
     /// When the service started.
@@ -47,6 +54,15 @@ impl Shared {
         metrics: Arc<Metrics>,
     ) -> Shared {
         Shared {
+            gate: Gate::new(
+                config.limits.max_connections,
+                config.limits.max_connections_per_address,
+                config.limits.idle_timeout,
+            ),
+            denials: Denials::new(
+                config.limits.unauthenticated_per_minute,
+                config.limits.denied_audit_interval,
+            ),
             store: jobs.store().clone(),
             executor,
             jobs,

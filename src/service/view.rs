@@ -22,6 +22,10 @@ pub(crate) struct JobView {
     pub targets: String,
     /// The token that submitted it.
     pub actor: String,
+    /// The id of the request that created it (`X-Request-Id` of that
+    /// answer; the `request` of its audit records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// When it was accepted (UTC, RFC 3339).
     pub created: String,
     /// When it started.
@@ -71,6 +75,7 @@ impl JobView {
             operation: job.operation.clone(),
             targets: job.targets.clone(),
             actor: job.token.clone(),
+            request_id: job.request_id.clone(),
             created: format_ms(job.created_ms),
             started: job.started_ms.map(format_ms),
             finished: job.finished_ms.map(format_ms),

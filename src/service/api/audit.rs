@@ -1,11 +1,23 @@
-//! `/v1/audit`: reading and verifying the audit log (scope `audit:read`).
+//! `/v1/audit`: reading and verifying the audit log.
+//!
+//! Reading needs `audit:read` and shows only what the token's targets
+//! cover: the records of hosts within them. Records of no host (the
+//! service's request records, local key operations) and of hosts outside
+//! are shown to `admin` alone.
+//!
+//! Verifying needs `admin`: the hash chain links every record, of every
+//! host and every request, so its verdict — and where a break is, with the
+//! file, line and what it found there — speaks of records a token limited
+//! to some hosts may not read, and a verdict over only its own records
+//! would prove nothing (the chain cannot be checked with links missing).
 
 use std::time::SystemTime;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::Params;
 use crate::audit::{self, Filter, Record, VerifyReport};
 use crate::error_chain::chain;
 use crate::service::auth::{Caller, Scope};
@@ -42,15 +54,27 @@ pub(crate) struct AuditRecords {
     pub truncated: bool,
 }
 
-/// Audit records, filtered.
+/// Audit records, filtered: those of the hosts within the token's targets
+/// (`admin`: every record).
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditRecords), (status = 400, body = crate::service::error::ErrorBody)))]
 pub(crate) async fn list_records(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<AuditQuery>,
+    Params(query): Params<AuditQuery>,
 ) -> Result<axum::Json<AuditRecords>, ApiError> {
     caller.require(Scope::AuditRead)?;
+    // `None`: every record (admin); else the hosts it may read.
+    let readable: Option<std::collections::HashSet<String>> = if caller.has(Scope::Admin) {
+        None
+    } else {
+        Some(
+            caller
+                .allowed(&state.executor)
+                .map(|allowed| allowed.hosts().iter().cloned().collect())
+                .unwrap_or_default(),
+        )
+    };
     let limit = query.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::field("limit", "limit must be 1 to 10000"));
@@ -76,7 +100,12 @@ pub(crate) async fn list_records(
         let mut truncated = false;
         for stored in audit::read_records(&config)? {
             let Ok(stored) = stored else { continue };
-            if filter.matches(&stored.record) {
+            let visible = match (&readable, &stored.record.host) {
+                (None, _) => true,
+                (Some(hosts), Some(host)) => hosts.contains(host),
+                (Some(_), None) => false,
+            };
+            if visible && filter.matches(&stored.record) {
                 records.push_back(stored.record);
                 if records.len() > limit {
                     records.pop_front();
@@ -106,14 +135,18 @@ pub(crate) struct Verified {
     pub ok: bool,
 }
 
-/// Checks the audit log's hash chain (as `remex audit verify`).
+/// Checks the audit log's hash chain (as `remex audit verify`); `admin`
+/// only: the chain spans every host's records.
 #[utoipa::path(post, path = "/v1/audit/verify", tag = "audit",
-    responses((status = 200, description = "The verification report; `ok` says whether the chain is intact")))]
+    responses(
+        (status = 200, description = "The verification report; `ok` says whether the chain is intact"),
+        (status = 403, body = crate::service::error::ErrorBody)
+    ))]
 pub(crate) async fn verify_log(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<axum::Json<Verified>, ApiError> {
-    caller.require(Scope::AuditRead)?;
+    caller.require(Scope::Admin)?;
     let config = state.executor.config().audit.clone();
     let report = tokio::task::spawn_blocking(move || audit::verify(&config))
         .await

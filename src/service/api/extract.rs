@@ -1,7 +1,8 @@
 //! What a handler asks of a request besides its path: who is calling
-//! ([`Caller`]), the request's id ([`RequestId`]), `?wait=` ([`Wait`]) and
-//! a JSON body ([`JsonBody`]) — extractors, so a handler's signature says
-//! what it needs.
+//! ([`Caller`]), the request's id ([`RequestId`]), `?wait=` ([`Wait`]), a
+//! query string ([`Params`]) and a JSON body ([`JsonBody`]) — extractors,
+//! so a handler's signature says what it needs, and every one of them
+//! refuses in the one error shape (never axum's plain-text rejections).
 //!
 //! The caller is authenticated by the guard every request passes (see
 //! `api/mod.rs`), not here: every route but the open ones is closed to a
@@ -10,6 +11,7 @@
 
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
@@ -33,9 +35,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The request's id: the client's `X-Request-Id` when it is sane, else a
-/// new one (set by the guard). In every audit record of the request and
-/// its job.
+/// The request's id, remex's own (set by the guard; a client's
+/// `X-Request-Id` is kept beside it, never in its place). In the request's
+/// audit record, its job's stored record and every audit record of that
+/// job's run.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestId(pub String);
 
@@ -72,9 +75,7 @@ impl FromRequestParts<AppState> for Wait {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Query(query) = Query::<WaitQuery>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::field("wait", e.body_text()))?;
+        let Params(query) = Params::<WaitQuery>::from_request_parts(parts, state).await?;
         Wait::parse(query.wait.as_deref(), state.config.limits.max_wait)
     }
 }
@@ -96,6 +97,100 @@ impl Wait {
             ));
         }
         Ok(Wait(wait))
+    }
+}
+
+/// A query string of type `T`: a value that does not fit answers 400
+/// naming its parameter (`limit`), in the error shape.
+pub(crate) struct Params<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(query)| Params(query))
+            .map_err(|e| query_error(&e))
+    }
+}
+
+/// A path parameter of type `T` (a job's id): one that does not fit (bytes
+/// that are not UTF-8) answers 400 in the error shape.
+pub(crate) struct PathParam<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|e| ApiError::bad_request(format!("the path: {}", e.body_text())))
+    }
+}
+
+/// The answer for a query string that does not fit: the parameter and
+/// serde's reason, found by type in the rejection's sources.
+fn query_error(e: &QueryRejection) -> ApiError {
+    type PathError = serde_path_to_error::Error<serde::de::value::Error>;
+    let found = sources(e).find_map(|s| s.downcast_ref::<PathError>());
+    match found {
+        Some(e) => {
+            let path = e.path().to_string();
+            if path.is_empty() || path == "." {
+                ApiError::bad_request(format!("the query string: {}", e.inner()))
+            } else {
+                ApiError::field(path.clone(), format!("`{path}`: {}", e.inner()))
+            }
+        }
+        None => ApiError::bad_request("the query string is not valid"),
+    }
+}
+
+/// `e` and its sources.
+fn sources<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
+/// Whether `e` is (or was caused by) a request body that stopped coming
+/// for `service.limits.idle_timeout` (the guard's timeout on bodies).
+pub(crate) fn body_stalled(e: &(dyn std::error::Error + 'static)) -> bool {
+    sources(e).any(|s| s.is::<tower_http::timeout::TimeoutError>())
+}
+
+/// 408 for a request body that stopped coming.
+pub(crate) fn stalled() -> ApiError {
+    ApiError::new(
+        crate::service::error::ErrorKind::Timeout,
+        "the request body stopped coming (service.limits.idle_timeout)",
+    )
+}
+
+/// The answer for a multipart form that could not be read: 408 when it
+/// stalled, else axum's status for it (413 over `max_body`, 400 for a
+/// malformed form; an unknown read failure is a 400 too, not the
+/// service's fault).
+pub(crate) fn multipart_error(
+    e: &(dyn std::error::Error + 'static),
+    status: axum::http::StatusCode,
+) -> ApiError {
+    use crate::service::error::ErrorKind;
+    if body_stalled(e) {
+        return stalled();
+    }
+    match ErrorKind::of_status(status) {
+        ErrorKind::TooLarge => {
+            ApiError::too_large("the upload is larger than service.limits.max_body")
+        }
+        _ => ApiError::bad_request(format!(
+            "the multipart form: {}",
+            crate::error_chain::chain(e)
+        )),
     }
 }
 
@@ -122,12 +217,28 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             ));
         }
         let limit = usize::try_from(state.config.limits.max_json).unwrap_or(usize::MAX);
+        let too_large = || {
+            ApiError::too_large(format!(
+                "the JSON body is larger than service.limits.max_json ({limit} bytes)"
+            ))
+        };
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        // The only failures are the limit and a stalled (or broken) body.
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|_| {
-                ApiError::too_large(format!(
-                    "the JSON body is larger than service.limits.max_json ({limit} bytes)"
-                ))
+            .map_err(|e| {
+                if body_stalled(&e) {
+                    stalled()
+                } else {
+                    too_large()
+                }
             })?;
         Ok(JsonBody(crate::run::request_error::from_json(&bytes)?))
     }
@@ -136,6 +247,36 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Typed {
+        limit: Option<usize>,
+        failed: Option<bool>,
+    }
+
+    fn params(query: &str) -> Result<Typed, ApiError> {
+        let uri: axum::http::Uri = format!("/x?{query}").parse().unwrap_or_default();
+        Query::<Typed>::try_from_uri(&uri)
+            .map(|Query(q)| q)
+            .map_err(|e| query_error(&e))
+    }
+
+    #[test]
+    fn a_query_value_of_the_wrong_type_names_its_parameter() {
+        assert!(params("limit=5&failed=true").is_ok());
+        for (query, field) in [
+            ("limit=x", "limit"),
+            ("limit=-1", "limit"),
+            ("limit=99999999999999999999999", "limit"),
+            ("failed=maybe", "failed"),
+            ("limit=1&failed=%FF", "failed"),
+        ] {
+            let e = params(query).unwrap_err();
+            assert_eq!(e.kind, crate::service::error::ErrorKind::BadRequest);
+            assert_eq!(e.field.as_deref(), Some(field), "{query}: {e:?}");
+        }
+    }
 
     #[test]
     fn waits_are_durations_within_the_limit() {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::body::Body;
-use axum::extract::{FromRequest as _, Multipart, Query, Request, State};
+use axum::extract::{FromRequest as _, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -24,11 +24,11 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 use utoipa::IntoParams;
 
-use super::extract::{RequestId, Wait, WaitQuery};
+use super::extract::{Params, RequestId, Wait, WaitQuery, body_stalled, multipart_error, stalled};
 use super::submit::{JobRequest, submit};
 use crate::run::{Cancel, CancelHandle, Observer};
 use crate::service::auth::{Caller, Scope};
-use crate::service::error::ApiError;
+use crate::service::error::{ApiError, ErrorKind};
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
 use crate::transfer::{Download, Upload};
@@ -74,7 +74,7 @@ pub(crate) async fn upload(
     caller: Caller,
     request_id: RequestId,
     wait: Wait,
-    Query(query): Query<UploadQuery>,
+    Params(query): Params<UploadQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::FilesWrite)?;
@@ -88,6 +88,17 @@ pub(crate) async fn upload(
         caller.reach(&state.executor, targets)?;
     }
     let limit = state.config.limits.max_body;
+    // Refused before a byte is read when the client says it is too large.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(format!(
+            "the upload is larger than service.limits.max_body ({limit} bytes)"
+        )));
+    }
     let spool = tempfile::Builder::new()
         .prefix("upload.")
         .tempdir_in(spool_dir(&state)?)
@@ -95,7 +106,7 @@ pub(crate) async fn upload(
     let (query, file_name, local) = if multipart {
         let form = Multipart::from_request(req, &state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?;
+            .map_err(|e| multipart_error(&e, e.status()))?;
         receive_form(form, query, spool.path(), limit).await?
     } else {
         let name = file_name(&query, None)?;
@@ -237,7 +248,13 @@ async fn receive(body: Body, local: &Path, limit: u64) -> Result<u64, ApiError> 
     let mut stream = body.into_data_stream();
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if body_stalled(&e) {
+                stalled()
+            } else {
+                ApiError::bad_request(format!("reading the body: {e}"))
+            }
+        })?;
         total += chunk.len() as u64;
         if total > limit {
             return Err(ApiError::too_large(format!(
@@ -266,7 +283,7 @@ async fn receive_form(
     while let Some(mut field) = form
         .next_field()
         .await
-        .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?
+        .map_err(|e| multipart_error(&e, e.status()))?
     {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
@@ -279,7 +296,7 @@ async fn receive_form(
             while let Some(chunk) = field
                 .chunk()
                 .await
-                .map_err(|e| ApiError::bad_request(format!("the multipart form: {e}")))?
+                .map_err(|e| multipart_error(&e, e.status()))?
             {
                 total += chunk.len() as u64;
                 if total > limit {
@@ -294,10 +311,15 @@ async fn receive_form(
             spooled = Some((file_name, local));
             continue;
         }
-        let text = field
-            .text()
-            .await
-            .map_err(|e| ApiError::field(name.clone(), format!("not text: {e}")))?;
+        let text = field.text().await.map_err(|e| {
+            let status = e.status();
+            match multipart_error(&e, status) {
+                bad if bad.kind == ErrorKind::BadRequest => {
+                    ApiError::field(name.clone(), format!("not text: {}", e.body_text()))
+                }
+                other => other,
+            }
+        })?;
         let flag = |t: &str| matches!(t, "true" | "1" | "yes" | "on");
         match name.as_str() {
             "targets" => query.targets = Some(text),
@@ -353,7 +375,7 @@ pub(crate) async fn download(
     State(state): State<AppState>,
     caller: Caller,
     request_id: RequestId,
-    Query(query): Query<DownloadQuery>,
+    Params(query): Params<DownloadQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::FilesRead)?;
     check_remote(&query.path)?;

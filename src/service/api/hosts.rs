@@ -1,11 +1,11 @@
 //! `/v1/hosts`: the inventory, checks, and host-key trust in two steps.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::WaitQuery;
+use super::extract::{Params, WaitQuery};
 use super::submit::{JobCall, JobRequest};
 use crate::config::HostEntry;
 use crate::service::auth::{Caller, Scope};
@@ -35,7 +35,7 @@ pub(crate) struct HostsView {
 pub(crate) async fn list_hosts(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<HostsQuery>,
+    Params(query): Params<HostsQuery>,
 ) -> Result<axum::Json<HostsView>, ApiError> {
     caller.require(Scope::Hosts)?;
     let wanted = match &query.targets {

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Wait, WaitQuery};
+use super::extract::{Params, PathParam, Wait, WaitQuery};
 use super::submit::waited;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
@@ -60,7 +60,7 @@ pub(crate) struct JobPage {
 pub(crate) async fn list_jobs(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    Params(query): Params<ListQuery>,
 ) -> Result<axum::Json<JobPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -158,7 +158,7 @@ async fn visible_job(state: &AppState, caller: &Caller, id: &str) -> Result<JobR
 pub(crate) async fn get_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     Wait(wait): Wait,
 ) -> Result<axum::Json<JobView>, ApiError> {
     let job = visible_job(&state, &caller, &id).await?;
@@ -181,7 +181,7 @@ pub(crate) async fn get_job(
 pub(crate) async fn cancel_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let job = visible_job(&state, &caller, &id).await?;
     if job.state.is_final() || !state.jobs.cancel(&id) {
@@ -211,7 +211,7 @@ pub(crate) async fn cancel_job(
 pub(crate) async fn job_events(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let job = visible_job(&state, &caller, &id).await?;

@@ -79,6 +79,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         connections_max: state.executor.config().remote_execution.max_parallel,
         hosts: state.executor.config().vms.len(),
         uptime: state.started.elapsed(),
+        http_connections: state.gate.counts(),
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

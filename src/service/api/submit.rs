@@ -125,7 +125,8 @@ pub(crate) async fn submit<R: JobRequest>(
         state.jobs.callbacks().check(url)?;
     }
     let hosts = caller.reach(&state.executor, request.targets())?;
-    let record = record(caller, &work, &hosts, request)?;
+    let mut record = record(caller, &work, &hosts, request)?;
+    record.request_id = Some(request_id.0.clone());
     tracing::debug!(request = %request_id.0, job = %record.id, "new {} job", record.operation);
     if let Some(existing) = same_request(state, &record).await? {
         return answer(state, existing, wait).await;
@@ -179,6 +180,7 @@ fn record<R: JobRequest>(
         request_hash,
         callback_url,
         callback_state: None,
+        request_id: None,
     })
 }
 

@@ -167,7 +167,7 @@ impl Jobs {
         let observer = events::JobObserver::new(events.clone(), self.max_output);
         let mut ctx = RunContext::new()
             .actor(job.token.clone())
-            .request_id(job.id.clone())
+            .request_id(job.request_id.clone().unwrap_or_else(|| job.id.clone()))
             .cancel(cancel.clone())
             .observer(Arc::new(observer));
         ctx.run_id = Some(job.id.clone());

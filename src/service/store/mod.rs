@@ -161,6 +161,9 @@ pub struct JobRecord {
     /// How the callback went: `None` or `pending…` while it is not
     /// settled, then `delivered` or `failed…`.
     pub callback_state: Option<String>,
+    /// The id of the API request that created it (its `request` audit
+    /// record's, and the `request` of its run's records).
+    pub request_id: Option<String>,
 }
 
 /// One event of a job, in order: what the live stream sends and a client

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     idempotency_key TEXT,
     request_hash TEXT NOT NULL,
     callback_url TEXT,
-    callback_state TEXT
+    callback_state TEXT,
+    request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
@@ -50,8 +51,15 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL,
     PRIMARY KEY (job, seq)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 ";
+
+/// What turns a store of an older schema into the current one, by the
+/// version it holds.
+const MIGRATIONS: [(i64, &str); 1] = [
+    // 2: a job keeps the id of the request that created it.
+    (1, "ALTER TABLE jobs ADD COLUMN request_id TEXT;"),
+];
 
 /// The embedded store.
 pub struct Sqlite {
@@ -101,10 +109,16 @@ impl Sqlite {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(|e| db(e.to_string()))?;
-        if version > 1 {
+        if version > 2 {
             return Err(db(format!(
-                "schema version {version} is newer than this remex knows (1); use a newer remex"
+                "schema version {version} is newer than this remex knows (2); use a newer remex"
             )));
+        }
+        for (from, migration) in MIGRATIONS {
+            if version != 0 && version <= from {
+                conn.execute_batch(migration)
+                    .map_err(|e| db(e.to_string()))?;
+            }
         }
         conn.execute_batch(SCHEMA).map_err(|e| db(e.to_string()))?;
         Ok(Sqlite {
@@ -127,7 +141,8 @@ impl Sqlite {
 
 /// The columns of `jobs`, in [`job_from_row`]'s order.
 const JOB_COLUMNS: &str = "id, token, operation, targets, state, request, report, error, \
-     created_ms, started_ms, finished_ms, idempotency_key, request_hash, callback_url, callback_state";
+     created_ms, started_ms, finished_ms, idempotency_key, request_hash, callback_url, callback_state, \
+     request_id";
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let state: String = row.get(4)?;
@@ -147,6 +162,7 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         request_hash: row.get(12)?,
         callback_url: row.get(13)?,
         callback_state: row.get(14)?,
+        request_id: row.get(15)?,
     })
 }
 
@@ -237,7 +253,7 @@ impl Store for Sqlite {
     fn insert_job(&self, j: &JobRecord) -> Result<(), StoreError> {
         let done = self.conn().execute(
             &format!(
-                "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ),
             params![
                 j.id,
@@ -254,7 +270,8 @@ impl Store for Sqlite {
                 j.idempotency_key,
                 j.request_hash,
                 j.callback_url,
-                j.callback_state
+                j.callback_state,
+                j.request_id
             ],
         );
         match done {
@@ -478,6 +495,7 @@ mod tests {
             request_hash: "h".into(),
             callback_url: None,
             callback_state: None,
+            request_id: Some("req-1".into()),
         }
     }
 
@@ -498,6 +516,38 @@ mod tests {
         drop(store);
         let again = Sqlite::open(&path).unwrap();
         assert_eq!(again.job("j1").unwrap().unwrap().state, JobState::Queued);
+    }
+
+    #[test]
+    fn a_store_of_schema_1_gains_the_request_id_and_keeps_its_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("service.db");
+        {
+            // Schema 1 as it was: the jobs table without `request_id`.
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA
+                .replace(",\n    request_id TEXT\n", "\n")
+                .replace("user_version = 2", "user_version = 1");
+            assert!(!v1.contains("request_id"));
+            conn.execute_batch(&v1).unwrap();
+            conn.execute(
+                "INSERT INTO jobs (id, token, operation, targets, state, request, created_ms, request_hash)
+                 VALUES ('old', 'ci', 'exec', 'all', 'succeeded', '{}', 1, 'h')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Sqlite::open(&path).unwrap();
+        let old = store.job("old").unwrap().unwrap();
+        assert_eq!((old.state, old.request_id), (JobState::Succeeded, None));
+        store.insert_job(&job("new", 2, JobState::Queued)).unwrap();
+        assert_eq!(
+            store.job("new").unwrap().unwrap().request_id.as_deref(),
+            Some("req-1")
+        );
+        drop(store);
+        // Opened again at schema 2: nothing to migrate.
+        assert!(Sqlite::open(&path).is_ok());
     }
 
     #[test]
