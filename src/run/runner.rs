@@ -715,6 +715,11 @@ impl Observer for Redacting {
             .line(host, stream, &self.redactor.redact_bytes(line));
     }
 
+    fn line_cut(&self, host: &str, stream: Stream, piece: &[u8]) {
+        self.inner
+            .line_cut(host, stream, &self.redactor.redact_bytes(piece));
+    }
+
     fn expect(&self, host: &str, bytes: u64) {
         self.inner.expect(host, bytes);
     }

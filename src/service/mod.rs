@@ -7,7 +7,8 @@
 //! the operation's scope and reaches every selected host; every request is
 //! audited, allowed or not; every job is in the store before it is
 //! answered, so none is lost silently: a job under way when the service
-//! dies is `interrupted` at the next start.
+//! dies is `interrupted` at the next start, once what is left of its
+//! remote processes was stopped.
 //!
 //! # Layout
 //!
@@ -87,6 +88,9 @@ pub async fn serve(
 ) -> Result<(), ServiceError> {
     let config = executor.config().service.clone();
     let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.store)?);
+    // A crash's leftovers: their remote processes stopped first, then
+    // the jobs marked `interrupted`.
+    jobs::stop_interrupted(&executor, &store).await?;
     store::blocking(&store, jobs::interrupt_unfinished).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let callbacks = callbacks::Callbacks::new(Duration::from_secs(1));

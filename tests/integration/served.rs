@@ -179,3 +179,39 @@ pub fn runs_started(lab: &TestLab) -> usize {
         .filter(|r| r["event"] == "start")
         .count()
 }
+
+/// A job's events as (id, kind, data), read until the stream ends.
+pub fn sse(
+    served: &Served,
+    token: &str,
+    job: &str,
+    after: Option<u64>,
+) -> Vec<(u64, String, Value)> {
+    let mut request = served
+        .http
+        .get(served.url(&format!("/v1/jobs/{job}/events")))
+        .header(AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(after) = after {
+        request = request.header("Last-Event-ID", after.to_string());
+    }
+    let response = request.send().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().unwrap();
+    let mut events = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut id, mut kind, mut data) = (None, None, None);
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().parse().ok();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                kind = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data = serde_json::from_str(v.trim()).ok();
+            }
+        }
+        if let (Some(id), Some(kind), Some(data)) = (id, kind, data) {
+            events.push((id, kind, data));
+        }
+    }
+    events
+}
