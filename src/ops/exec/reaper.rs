@@ -21,30 +21,36 @@
 //! `/proc`, in up to four rounds (`TERM`, then `KILL` 300 ms apart):
 //!
 //! 1. **anchors**: every process whose initial environment holds the exact
-//!    entry `REMEX_RUN_ID=<tag>`, and every session leader whose command
-//!    line holds it — the login shell sshd started for the command, whose
-//!    `-c` string holds the assignment, and which stays until the command
-//!    ends (the command line's last line keeps it from being replaced by
-//!    the command, see `command.rs`): an anchor the command cannot remove,
-//!    even by `exec`ing an untagged program;
-//! 2. **their sessions**: every process in the session of an anchor — sshd
-//!    starts each command in a session of its own, so this catches a
-//!    child that unset or changed the tag, even once orphaned;
-//! 3. **their descendants**: every process whose parent chain leads to an
-//!    anchor or to a process already found — this catches a child that
-//!    started a session of its own (`setsid`) while its parent lives, and
-//!    the sessions of such children are taken in turn.
+//!    entry `REMEX_RUN_ID=<tag>`, and every process whose command line
+//!    holds it — the login shell sshd started for the command, whose `-c`
+//!    string holds the assignment, and which stays until the command ends
+//!    (the command line's last line keeps it from being replaced by the
+//!    command, see `command.rs`): an anchor the command cannot remove, even
+//!    by `exec`ing an untagged program;
+//! 2. **their descendants**: every process whose parent chain leads to an
+//!    anchor or to a process already found — a child that changed or
+//!    unset the tag, or started a session of its own (`setsid`), while its
+//!    parent lives;
+//! 3. **their sessions**: every process in a session whose leader was
+//!    found — OpenSSH starts each command in a session of its own, led by
+//!    the login shell, so this catches a child that dropped the tag even
+//!    once orphaned (its parent gone), and the sessions a descendant
+//!    started in turn. A session whose leader is not the command's (a
+//!    server that starts commands in its own session, as Dropbear does
+//!    without a pty) is never taken whole.
 //!
-//! The reaper's own session is never touched (its script builds the needle
-//! at run time, so its own command line does not hold it). Then the
+//! The reaper never signals itself (its script builds the needle at run
+//! time, so its own command line does not hold it). Then the
 //! command's channel is sent a `KILL` signal request (sshd ≥ 8.1 and
 //! Dropbear pass it on) for systems without `/proc`.
 //!
 //! **What still escapes:** a process that leaves the command's session
 //! (`setsid`, a daemon's double fork), *and* drops or changes the tag,
 //! *and* loses every ancestor the reaper can see before it runs — what
-//! escapes any tool short of a cgroup. A process of another user than the
-//! one the reaper runs as (a `su` inside the command) cannot be signalled.
+//! escapes any tool short of a cgroup; on a server that does not give each
+//! command a session of its own (Dropbear without a pty), an orphan that
+//! dropped the tag. A process of another user than the one the reaper runs
+//! as (a `su` inside the command) cannot be signalled.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,24 +97,19 @@ st() {{
   set -- $s
   pp=$2 sd=$4
 }}
-st $$ || {{ echo "stopped 0"; exit 0; }}
-me=$sd
-sids=" " all=" " count=0 sig=TERM
+me=$$ sids=" " all=" " count=0 sig=TERM
 for round in 1 2 3 4; do
   marked=" "
-  for f in $(grep -lzxF -e "$n" /proc/[0-9]*/environ 2>/dev/null); do
-    p=${{f#/proc/}}; p=${{p%/environ}}
-    st "$p" && [ "$sd" != "$me" ] && marked="$marked$p "
-  done
-  for f in $(grep -laF -e "$n" /proc/[0-9]*/cmdline 2>/dev/null); do
-    p=${{f#/proc/}}; p=${{p%/cmdline}}
-    st "$p" && [ "$sd" = "$p" ] && [ "$sd" != "$me" ] && marked="$marked$p "
+  for f in $(grep -lzxF -e "$n" /proc/[0-9]*/environ 2>/dev/null) \
+           $(grep -laF -e "$n" /proc/[0-9]*/cmdline 2>/dev/null); do
+    p=${{f#/proc/}}; p=${{p%%/*}}
+    marked="$marked$p "
   done
   table=$(for d in /proc/[0-9]*; do p=${{d#/proc/}}; st "$p" && echo "$p $pp $sd"; done)
   while :; do
     grew=
     while read -r p pp sd; do
-      [ -n "$p" ] && [ "$sd" != "$me" ] && [ "$p" -gt 1 ] && [ "$sd" -gt 1 ] || continue
+      [ -n "$p" ] && [ "$p" != "$me" ] && [ "$p" -gt 1 ] || continue
       case "$marked" in
         *" $p "*) ;;
         *) case "$marked" in
@@ -117,17 +118,26 @@ for round in 1 2 3 4; do
            esac
            marked="$marked$p "; grew=1 ;;
       esac
-      case "$sids" in *" $sd "*) ;; *) sids="$sids$sd "; grew=1 ;; esac
+      if [ "$p" = "$sd" ]; then
+        case "$sids" in *" $sd "*) ;; *) sids="$sids$sd "; grew=1 ;; esac
+      fi
     done <<EOF
 $table
 EOF
     [ -n "$grew" ] || break
   done
-  [ "$marked" != " " ] || break
-  for p in $marked; do
-    case "$all" in *" $p "*) ;; *) all="$all$p "; count=$((count + 1)) ;; esac
-  done
-  kill -s $sig $marked 2>/dev/null
+  pids=
+  while read -r p pp sd; do
+    [ -n "$p" ] && [ "$p" != "$me" ] && [ "$p" -gt 1 ] || continue
+    case "$marked" in
+      *" $p "*) pids="$pids $p"
+        case "$all" in *" $p "*) ;; *) all="$all$p "; count=$((count + 1)) ;; esac ;;
+    esac
+  done <<EOF
+$table
+EOF
+  [ -n "$pids" ] || break
+  kill -s $sig $pids 2>/dev/null
   sleep 0.3
   sig=KILL
 done
@@ -305,14 +315,15 @@ mod tests {
         assert!(text.contains(&tag));
     }
 
-    /// Local processes whose command line holds `needle`.
-    fn running(needle: &str) -> Vec<String> {
+    /// Local processes whose command line holds `needle` (not the shells
+    /// whose `-c` string holds it).
+    fn running_pids(needle: &str) -> Vec<u32> {
         let mut found = Vec::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
                 let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-                if cmdline.contains(needle) && !cmdline.contains("sh -c") {
-                    found.push(cmdline);
+                if cmdline.contains(needle) && !cmdline.contains(" -c ") {
+                    found.extend(entry.file_name().to_string_lossy().parse::<u32>());
                 }
             }
         }
@@ -327,61 +338,89 @@ mod tests {
         }
     }
 
-    /// A command in a session of its own (as sshd starts one) whose
-    /// children change or drop the tag, orphan themselves, start a session
-    /// of their own, or replace the tagged process: the reaper, run here
-    /// with a real `sh` on this machine's `/proc`, stops them all — and
-    /// leaves a process of another tag alone.
-    #[test]
-    fn the_reaper_stops_what_hides_from_its_tag() {
-        let id = std::process::id();
-        let tag = run_tag(&format!("unit-{id}"), "local");
-        let other = run_tag(&format!("unit-{id}"), "other");
-        // Unique sleep lengths, to find the processes again.
-        let m = format!("9{:05}", id % 100_000);
-        let inner = format!(
-            "REMEX_RUN_ID=x sleep {m}1 & env -u REMEX_RUN_ID sleep {m}2 & \
-             (env -u REMEX_RUN_ID sleep {m}3 &); setsid env -u REMEX_RUN_ID sleep {m}4 & \
-             exec env -u REMEX_RUN_ID sleep {m}5"
-        );
-        // As sshd runs it: the login shell (bash, which would `exec` a
-        // last command) in a session of its own.
-        let spawn = |exec: crate::exec::Exec, tag: &str| {
-            std::process::Command::new("setsid")
-                .args(["bash", "-c", &exec.remote_command(tag)])
-                .spawn()
-                .unwrap_or_else(|e| panic!("setsid: {e}"))
-        };
-        let mut ours = spawn(crate::exec::Exec::argv(["sh", "-c", &inner]), &tag);
-        let mut theirs = spawn(crate::exec::Exec::argv(["sleep", &format!("{m}6")]), &other);
-        wait_until("the command's processes to start", || {
-            (1..=6).all(|n| !running(&format!("sleep {m}{n}")).is_empty())
-        });
+    /// Runs the reaper for `tag` here; how many processes it signalled.
+    fn reap_here(tag: &str) -> u32 {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(script(&tag))
+            .arg(script(tag))
             .output()
             .unwrap_or_else(|e| panic!("sh: {e}"));
         let text = String::from_utf8_lossy(&out.stdout);
-        let stopped: u32 = text
-            .trim()
+        text.trim()
             .strip_prefix("stopped ")
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{text}"));
-        assert!(stopped >= 6, "{text}");
+            .unwrap_or_else(|| panic!("{text}"))
+    }
+
+    /// A command whose children change or drop the tag, orphan
+    /// themselves, start a session of their own, or replace the tagged
+    /// process — run as sshd runs it: the login shell (bash, which would
+    /// `exec` a last command), in a session of its own (OpenSSH) or in the
+    /// server's (`own_session: false`, as Dropbear without a pty). The
+    /// reaper, run here with a real `sh` on this machine's `/proc`, stops
+    /// them all (but, without a session, the orphan that dropped the tag),
+    /// and leaves a process of another tag alone.
+    fn reaps(own_session: bool) {
+        let id = std::process::id();
+        let tag = run_tag(&format!("unit-{id}-{own_session}"), "local");
+        let other = run_tag(&format!("unit-{id}-{own_session}"), "other");
+        // Unique sleep lengths, to find the processes again.
+        let m = format!("9{:05}{}", id % 100_000, u8::from(own_session));
+        let inner = format!(
+            "REMEX_RUN_ID=x sleep {m}1 & env -u REMEX_RUN_ID sleep {m}2 & \\
+             (env -u REMEX_RUN_ID sleep {m}3 &); setsid env -u REMEX_RUN_ID sleep {m}4 & \\
+             nohup env -i sleep {m}5 >/dev/null 2>&1 & exec env -u REMEX_RUN_ID sleep {m}6"
+        );
+        let spawn = |exec: crate::exec::Exec, tag: &str| {
+            let line = exec.remote_command(tag);
+            let mut command = if own_session {
+                let mut command = std::process::Command::new("setsid");
+                command.arg("bash");
+                command
+            } else {
+                std::process::Command::new("bash")
+            };
+            command
+                .args(["-c", &line])
+                .spawn()
+                .unwrap_or_else(|e| panic!("bash: {e}"))
+        };
+        let mut ours = spawn(crate::exec::Exec::argv(["sh", "-c", &inner]), &tag);
+        let mut theirs = spawn(crate::exec::Exec::argv(["sleep", &format!("{m}7")]), &other);
+        wait_until("the command's processes to start", || {
+            (1..=7).all(|n| !running_pids(&format!("sleep {m}{n}")).is_empty())
+        });
+        assert!(reap_here(&tag) >= 6);
+        let escaping: &[u32] = if own_session { &[] } else { &[3] };
         wait_until("every process of the command to be gone", || {
-            (1..=5).all(|n| running(&format!("sleep {m}{n}")).is_empty())
+            (1..=6)
+                .filter(|n| !escaping.contains(n))
+                .all(|n| running_pids(&format!("sleep {m}{n}")).is_empty())
         });
         let _ = ours.wait();
         assert!(
-            !running(&format!("sleep {m}6")).is_empty(),
+            !running_pids(&format!("sleep {m}7")).is_empty(),
             "the reaper stopped a process of another tag"
         );
         let _ = theirs.kill();
         let _ = theirs.wait();
-        let _ = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script(&other))
-            .output();
+        reap_here(&other);
+        for n in escaping {
+            for pid in running_pids(&format!("sleep {m}{n}")) {
+                let _ = std::process::Command::new("kill")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+    }
+
+    #[test]
+    fn the_reaper_stops_what_hides_from_its_tag() {
+        reaps(true);
+    }
+
+    #[test]
+    fn without_a_session_of_its_own_only_an_untagged_orphan_escapes() {
+        reaps(false);
     }
 }

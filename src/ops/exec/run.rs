@@ -307,7 +307,7 @@ async fn run_command(
                 // The connection went away under the command: the caller
                 // stops it through a new one.
                 ran.unreaped = true;
-                failure.message.push_str(&format!("; {}", lost(conn, host)));
+                failure.message.push_str(&format!("; {}", lost(conn)));
             }
             Err(why) => failure.message.push_str(&format!(
                 "; remex could not make sure {it} and its child processes stopped: {}",
@@ -357,18 +357,18 @@ async fn run_command(
                 // The command may still run on the host: the caller stops
                 // it through a new connection.
                 ran.unreaped = true;
-                Some(Failure::new(ErrorKind::Io, lost(conn, host)))
+                Some(Failure::new(ErrorKind::Io, lost(conn)))
             }
         };
     }
     ran
 }
 
-/// "the connection to HOST was lost while the command ran (WHY)".
-fn lost(conn: &Connection, host: &str) -> String {
+/// "the connection was lost while the command ran (WHY)".
+fn lost(conn: &Connection) -> String {
     match conn.lost_reason() {
-        Some(why) => format!("the connection to {host} was lost while the command ran ({why})"),
-        None => format!("the connection to {host} was lost while the command ran"),
+        Some(why) => format!("the connection was lost while the command ran ({why})"),
+        None => "the connection was lost while the command ran".to_owned(),
     }
 }
 

@@ -34,6 +34,22 @@ fn mark(salt: u32) -> String {
     format!("8{:04}{salt}", std::process::id() % 10_000)
 }
 
+/// Kills, when dropped, whatever `sleep <mark>…` a failed test left
+/// running (the lab's hosts are this machine).
+struct Leftovers(Vec<String>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for mark in &self.0 {
+            for (pid, _) in processes_matching(&format!("sleep {mark}")) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 /// Waits (20 s at most) until every one of `needles` is a running
 /// process's command line (exactly, so a shell quoting it does not count).
 fn wait_running(needles: &[String]) {
@@ -148,6 +164,7 @@ fn fields_sshd_would_drop_the_connection_for_are_refused_and_harm_no_other_job()
     let victim = served.token("victim", "exec", "all");
     let attacker = served.token("attacker", "exec,script", "all");
     let m = mark(1);
+    let _leftovers = Leftovers(vec![m.clone()]);
     // Another token's job, running on vm01's shared connection throughout.
     let running = json_of(
         served.post(
@@ -298,6 +315,7 @@ fn fields_sshd_would_drop_the_connection_for_are_refused_and_harm_no_other_job()
 fn the_command_line_refuses_remex_names_nul_bytes_and_oversized_lines() {
     let lab = TestLab::new(1);
     let m = mark(2);
+    let _leftovers = Leftovers(vec![m.clone()]);
     // The attack of the issue: a tag set by hand, to escape the reaper.
     let run = lab
         .remex()
@@ -353,6 +371,7 @@ fn a_timeout_stops_every_process_that_hides_from_the_tag() {
     let lab = TestLab::new(1);
     for (n, mode) in ["argv", "raw", "pty", "sudo"].into_iter().enumerate() {
         let m = mark(3 + n as u32);
+        let _leftovers = Leftovers(vec![m.clone()]);
         let line = hiding(&m);
         let mut remex = lab
             .remex()
@@ -383,6 +402,7 @@ fn a_cancelled_job_stops_every_process_that_hides_from_the_tag() {
     let served = Served::start(&lab.config());
     let token = served.token("ops", "exec", "all");
     let m = mark(8);
+    let _leftovers = Leftovers(vec![m.clone()]);
     let accepted = json_of(
         served.post(
             &token,
@@ -412,6 +432,7 @@ fn a_connection_cut_from_outside_fails_every_job_on_it_and_stops_their_processes
     let one = served.token("one", "exec", "all");
     let two = served.token("two", "exec", "all");
     let (m1, m2) = (mark(9), mark(0));
+    let _leftovers = Leftovers(vec![m1.clone(), m2.clone()]);
     let first = json_of(
         served.post(
             &one,
@@ -442,7 +463,7 @@ fn a_connection_cut_from_outside_fails_every_job_on_it_and_stops_their_processes
         assert_eq!(error["kind"], "io", "{error}");
         let message = error["message"].as_str().unwrap();
         assert!(
-            message.contains("the connection to vm01 was lost while the command ran"),
+            message.contains("the connection was lost while the command ran"),
             "{message}"
         );
         assert!(message.contains("through a new connection"), "{message}");
@@ -466,6 +487,7 @@ fn a_restart_after_kill_9_stops_the_interrupted_jobs_processes_before_marking_th
     let mut served = Served::start(&lab.config());
     let token = served.token("ops", "exec,script", "all");
     let m = mark(7);
+    let _leftovers = Leftovers(vec![m.clone()]);
     let accepted = json_of(
         served.post(
             &token,
@@ -727,16 +749,23 @@ fn generated_bodies_are_each_a_4xx_with_nothing_run_or_a_valid_run() {
     let bystander = served.token("bystander", "exec", "all");
     let m = mark(6);
     // Another token's job on the same host and connection, all along: it
-    // ends when the batch is done.
+    // ends when the batch is done (or after 5 minutes, should the test
+    // fail before).
     let go = lab.path().join(format!("go-{m}"));
     let running = json_of(
         served.post(
             &bystander,
             "/v1/runs",
-            &json!({"targets": "vm01", "timeout": "none", "command": ["sh", "-c", "while [ ! -e \"$1\" ]; do sleep 0.1; done; echo survived", "x", go]}),
+            &json!({"targets": "vm01", "timeout": "none", "command": ["sh", "-c", "i=0; while [ ! -e \"$1\" ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i + 1)); done; echo survived", "x", go]}),
         ),
         202,
     );
+    // Its `start` record is on disk before the batch counts them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs_started(&lab) == 0 {
+        assert!(Instant::now() < deadline, "the bystander never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut runner = TestRunner::deterministic();
     let strategy = body();
     let (mut refused, mut ran) = (0, 0);
