@@ -13,6 +13,10 @@
 #              one SSH connection per host for the whole run (sshd's logs)
 #   listing    GET /v1/jobs?limit=50 with 10,000 jobs in the store:
 #              p99 <= 20 ms
+#   output     OUTPUT_MB (default 300) MB of output through one job, in
+#              lines of 100 bytes and without a single newline: wall time,
+#              the server's CPU time and peak RSS of each — one long line
+#              costs about what the same bytes in lines cost (issue 23)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${1:-64}
@@ -79,3 +83,22 @@ db.commit()
 PY
 list=$("$LOAD" list "$URL" "$TOKEN" 500)
 echo "listing    10,000+ jobs, GET /v1/jobs?limit=50: $list (target p99 <= 20 ms)"
+
+# 4. Output: the same bytes in lines and as one line without a newline.
+OUTPUT_MB=${OUTPUT_MB:-300}
+output_row() {
+  local command=$1 body t0 t1 c0 c1
+  body=$(python3 -c 'import json, sys; print(json.dumps({"targets": "vm01", "command": ["sh", "-c", sys.argv[1]]}))' "$command")
+  echo 5 > "/proc/$SERVER/clear_refs"
+  c0=$(awk '{print $14 + $15}' "/proc/$SERVER/stat"); t0=$(date +%s.%N)
+  curl -sf -m 600 -X POST "$URL/v1/runs?wait=300s" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d "$body" > "$LAB/output.json"
+  t1=$(date +%s.%N); c1=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"][0]; sys.exit(0 if r["ok"] else "output job failed: %s" % r["error"])' "$LAB/output.json"
+  awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" -v rss="$(awk '/VmHWM/ {print $2}' "/proc/$SERVER/status")" \
+    'BEGIN {printf "wall %.2f s, server CPU %.2f s, peak RSS %.0f MB", t1 - t0, (c1 - c0) / hz, rss / 1024}'
+}
+bytes=$((OUTPUT_MB * 1000000))
+lines=$(output_row "head -c $bytes /dev/zero | tr '\\0' x | fold -w 100")
+one=$(output_row "head -c $bytes /dev/zero | tr '\\0' x")
+echo "output     $OUTPUT_MB MB in lines of 100: $lines; without a newline: $one (target: about the same)"

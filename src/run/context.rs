@@ -199,6 +199,12 @@ pub trait Observer: Send + Sync {
     fn line_cut(&self, host: &str, stream: Stream, piece: &[u8]) {
         self.line(host, stream, piece);
     }
+    /// Whether `line` and `line_cut` of `host`'s `stream` are of use now;
+    /// once `false` it stays so, and the run stops splitting (and
+    /// redacting) that stream's output for the observer. Default: `true`.
+    fn wants_lines(&self, _host: &str, _stream: Stream) -> bool {
+        true
+    }
     /// `host` will move `bytes` more bytes (transfers; may be called again,
     /// e.g. per directory walked).
     fn expect(&self, _host: &str, _bytes: u64) {}

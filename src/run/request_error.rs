@@ -105,7 +105,7 @@ fn no_duplicate_keys(bytes: &[u8]) -> Result<(), RequestError> {
 }
 
 /// At most 64 characters of `text`, escaped, for a message.
-fn shown(text: &str) -> String {
+pub(crate) fn shown(text: &str) -> String {
     let mut shown: String = text
         .chars()
         .take(64)

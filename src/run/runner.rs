@@ -720,6 +720,10 @@ impl Observer for Redacting {
             .line_cut(host, stream, &self.redactor.redact_bytes(piece));
     }
 
+    fn wants_lines(&self, host: &str, stream: Stream) -> bool {
+        self.inner.wants_lines(host, stream)
+    }
+
     fn expect(&self, host: &str, bytes: u64) {
         self.inner.expect(host, bytes);
     }

@@ -35,6 +35,7 @@
 
 use crate::failure::{ErrorKind, Failure};
 use crate::run::RequestError;
+use crate::run::request_error::shown;
 
 /// The longest remote command line remex sends: 131,071 bytes (Linux's
 /// `MAX_ARG_STRLEN` less its NUL; see the module docs).
@@ -72,7 +73,7 @@ pub(crate) fn env_name(field: &str, key: &str) -> Result<(), RequestError> {
             field,
             format!(
                 "invalid environment variable name `{}`: use letters, digits and `_`, not starting with a digit",
-                key.escape_default()
+                shown(key)
             ),
         ));
     }
@@ -135,6 +136,8 @@ mod tests {
         for bad in ["", "1A", "A-B", "A B", "A=B", "A\0", "é"] {
             assert!(env_name("env", bad).is_err(), "{bad:?}");
         }
+        let long = env_name("env", &"-".repeat(100_000)).unwrap_err();
+        assert!(long.message.len() < 300, "{}", long.message.len());
         for reserved in ["REMEX_RUN_ID", "REMEX_", "REMEX_ANYTHING"] {
             let e = env_name("secret_env", reserved).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("secret_env"));

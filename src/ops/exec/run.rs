@@ -235,7 +235,15 @@ async fn run_command(
             }
         }
     };
-    let observed: Option<&EmitLine<'_>> = watch.observer.map(|_| &emit as _);
+    let wanted = |stream: Stream| {
+        watch
+            .observer
+            .is_some_and(|observer| observer.wants_lines(host, stream))
+    };
+    let observed: Option<Observed<'_>> = watch.observer.map(|_| Observed {
+        emit: &emit,
+        wanted: &wanted,
+    });
     let mut stopped: Option<Failure> = None;
     let mut closed = false;
     let cancelled = cancel::cancelled(watch.cancel);
@@ -289,8 +297,11 @@ async fn run_command(
     }
     feeder.abort();
     let finish = |lines: &mut [Lines; 2]| {
-        lines[0].finish(|l, cut| emit(Stream::Stdout, l, cut));
-        lines[1].finish(|l, cut| emit(Stream::Stderr, l, cut));
+        for (at, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
+            if wanted(stream) {
+                lines[at].finish(|l, cut| emit(stream, l, cut));
+            }
+        }
     };
 
     if let Some(mut failure) = stopped {
@@ -384,17 +395,27 @@ async fn until(deadline: Option<Instant>) {
 /// observer.
 type EmitLine<'a> = dyn Fn(Stream, &[u8], bool) + Sync + 'a;
 
+/// The observer's side of the output: where lines go, and whether a
+/// stream's lines are still wanted.
+#[derive(Clone, Copy)]
+struct Observed<'a> {
+    /// Hands a line on.
+    emit: &'a EmitLine<'a>,
+    /// Whether the observer still wants a stream's lines.
+    wanted: &'a (dyn Fn(Stream) -> bool + Sync + 'a),
+}
+
 /// How long output is still taken after remex stopped a command.
 const STOPPED_OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Keeps a message's output (stdout, stderr) in `ran`, and hands its whole
-/// lines to `emit` when there is an observer; whether it was output.
+/// lines to the observer while it wants them; whether it was output.
 fn keep_output(
     msg: &ChannelMsg,
     ran: &mut Ran,
     lines: &mut [Lines; 2],
     max_output: usize,
-    emit: Option<&EmitLine<'_>>,
+    observed: Option<Observed<'_>>,
 ) -> bool {
     let (buffer, at, stream, data) = match msg {
         ChannelMsg::Data { data } => (&mut ran.stdout, 0, Stream::Stdout, data),
@@ -402,8 +423,10 @@ fn keep_output(
         _ => return false,
     };
     buffer.push(data, max_output);
-    if let Some(emit) = emit {
-        lines[at].push(data, |l, cut| emit(stream, l, cut));
+    if let Some(observed) = observed
+        && (observed.wanted)(stream)
+    {
+        lines[at].push(data, |l, cut| (observed.emit)(stream, l, cut));
     }
     true
 }

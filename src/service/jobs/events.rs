@@ -166,6 +166,14 @@ impl Observer for JobObserver {
         self.output(host, stream, piece, true);
     }
 
+    /// Until `max_output` bytes of the stream were sent.
+    fn wants_lines(&self, host: &str, stream: Stream) -> bool {
+        let stream = stream_name(stream);
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.get(&(host.to_owned(), stream))
+            .is_none_or(|sent| *sent < self.max_output)
+    }
+
     fn done(&self, host: &HostReport<dyn Detail>) {
         match host.detail.as_any().downcast_ref::<ExecResult>() {
             Some(exec) => self.finished(host, exec.outcome()),
@@ -174,14 +182,19 @@ impl Observer for JobObserver {
     }
 }
 
+/// `stdout` or `stderr`, as events name a stream.
+fn stream_name(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    }
+}
+
 impl JobObserver {
     /// Sends an `output` event of a line (or, `cut`, a piece of one),
     /// until `max_output` bytes of the stream were sent.
     fn output(&self, host: &str, stream: Stream, line: &[u8], cut: bool) {
-        let stream = match stream {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        };
+        let stream = stream_name(stream);
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         let sent = kept.entry((host.to_owned(), stream)).or_default();
         if *sent >= self.max_output {
