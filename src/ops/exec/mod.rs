@@ -10,20 +10,25 @@
 //! export REMEX_RUN_ID=<tag> 'K=V'…
 //! cd -- DIR || exit 126
 //! 'WORD' 'WORD'…
+//! STATUS
 //! ```
 //!
 //! and for a raw string (`--raw`)
 //!
 //! ```text
-//! exec env REMEX_RUN_ID=<tag> 'K=V'… "${SHELL:-/bin/sh}" -c 'cd -- DIR || exit 126; RAW'
+//! env REMEX_RUN_ID=<tag> 'K=V'… "${SHELL:-/bin/sh}" -c 'cd -- DIR || exit 126; RAW'
+//! STATUS
 //! ```
+//!
+//! where `STATUS` passes the command's exit status on, re-raising a signal
+//! that killed it (`command.rs`): with a line after the command, the login
+//! shell (bash would `exec` a last command) stays as long as the command
+//! runs, with the tag on its command line — the reaper's anchor.
 //!
 //! so that `--env` reaches the command even when sshd's `AcceptEnv` refuses
 //! it, a failing `--cwd` stops the command with status 126, and every process
 //! of the command carries the run's tag in its initial environment (a
-//! script's own shell included; an argv's shell has nothing left to run once
-//! the command is gone, so it needs none, and the command costs one shell
-//! start). The argv is quoted in [`crate::quote`]; a raw string reaches the
+//! script's own shell included), and the command costs one shell start. The argv is quoted in [`crate::quote`]; a raw string reaches the
 //! shell as is. What may go on the line — no NUL byte anywhere, at most
 //! [`MAX_COMMAND_LINE`] bytes once quoted, no `REMEX_*` name in `env` — is
 //! checked before any host is contacted (`limits.rs`): sshd drops the whole

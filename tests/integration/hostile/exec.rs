@@ -801,3 +801,44 @@ fn generated_bodies_are_each_a_4xx_with_nothing_run_or_a_valid_run() {
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["report"]["results"][0]["stdout"], "survived\n");
 }
+
+#[test]
+fn a_jobs_stored_request_keeps_no_secret_the_audit_log_hides() {
+    let lab = TestLab::new(1);
+    let served = Served::start(&lab.config());
+    let token = served.token("ops", "exec", "all");
+    let secrets = ["hunter2-x7", "tok-sekrit-1", "pw-sekrit-2", "env-sekrit-3"];
+    let report = json_of(
+        served.post(
+            &token,
+            "/v1/runs?wait=30s",
+            &json!({
+                "targets": "vm01",
+                "command": ["true", "password=hunter2-x7", "--token", "tok-sekrit-1"],
+                "env": {"URL": "https://u:pw-sekrit-2@h"},
+                "secret_env": {"T": "env-sekrit-3"},
+            }),
+        ),
+        200,
+    );
+    assert_eq!(report["summary"]["ok"], 1, "{report}");
+    // Nothing of them in the store's files (the database and its WAL), nor
+    // in the audit log.
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(lab.path().join("service"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    files.push(crate::util::log_path(&lab));
+    assert!(files.len() >= 2, "{files:?}");
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for secret in secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in {}",
+                file.display()
+            );
+        }
+    }
+}
