@@ -265,3 +265,6 @@ impl Param {
         self.required.unwrap_or(self.default.is_none())
     }
 }
+
+#[cfg(test)]
+mod tests;

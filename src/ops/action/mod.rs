@@ -514,3 +514,9 @@ impl ActionEntry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod properties;

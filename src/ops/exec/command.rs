@@ -76,8 +76,13 @@ pub struct Exec {
 
 impl std::fmt::Debug for Exec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An action's secret params may sit in its words.
+        let command = match self.action.as_deref().filter(|a| a.has_secrets()) {
+            Some(action) => action.hide(&format!("{:?}", self.command)),
+            None => format!("{:?}", self.command),
+        };
         f.debug_struct("Exec")
-            .field("command", &self.command)
+            .field("command", &format_args!("{command}"))
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field(
                 "secret_env",

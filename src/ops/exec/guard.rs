@@ -107,6 +107,26 @@ exit 125
 "#;
 
 impl ActionRun {
+    /// `text` with every secret param's value replaced by `[REDACTED]`
+    /// (the longest first, so that of two overlapping ones the longer goes
+    /// whole).
+    pub(crate) fn hide(&self, text: &str) -> String {
+        let mut secrets: Vec<&String> = self.secrets.iter().filter(|s| !s.is_empty()).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut text = text.to_owned();
+        for secret in secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), crate::audit::REDACTED);
+            }
+        }
+        text
+    }
+
+    /// Whether it has secrets to hide.
+    pub(crate) fn has_secrets(&self) -> bool {
+        self.secrets.iter().any(|s| !s.is_empty())
+    }
+
     /// The lines that check every path before the command, or nothing
     /// when there is none to check.
     pub(crate) fn check_lines(&self) -> String {

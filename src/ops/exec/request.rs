@@ -109,11 +109,20 @@ pub struct RunRequest {
 
 impl std::fmt::Debug for RunRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An action's secret params may sit in its words.
+        let hidden;
+        let words = match self.action.as_deref().filter(|a| a.has_secrets()) {
+            Some(_) => {
+                hidden = self.redacted();
+                &hidden
+            }
+            None => self,
+        };
         f.debug_struct("RunRequest")
             .field("targets", &self.targets)
-            .field("command", &self.command)
+            .field("command", &words.command)
             .field("raw", &self.raw)
-            .field("script", &self.script)
+            .field("script", &words.script)
             .field("timeout", &self.timeout)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("secret_env", &self.secret_env.keys().collect::<Vec<_>>())
@@ -307,12 +316,7 @@ impl RunRequest {
     /// secret params wherever they went (words, arguments, env values).
     pub fn redacted(&self) -> RunRequest {
         let mut kept = self.clone();
-        if let Some(action) = &self.action {
-            let mut secrets: Vec<&String> =
-                action.secrets.iter().filter(|s| !s.is_empty()).collect();
-            // Longest first, so that of two overlapping secrets the longer
-            // one goes whole.
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        if let Some(action) = self.action.as_deref().filter(|a| a.has_secrets()) {
             let words = kept.command.iter_mut().flatten();
             let args = kept.script.iter_mut().flat_map(|s| s.args.iter_mut());
             for text in words
@@ -320,11 +324,7 @@ impl RunRequest {
                 .chain(kept.env.values_mut())
                 .chain(kept.secret_env.values_mut())
             {
-                for secret in &secrets {
-                    if text.contains(secret.as_str()) {
-                        *text = text.replace(secret.as_str(), crate::audit::REDACTED);
-                    }
-                }
+                *text = action.hide(text);
             }
         }
         for value in kept.secret_env.values_mut() {
