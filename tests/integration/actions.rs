@@ -140,7 +140,10 @@ fn an_action_runs_and_reports_as_exec_does() {
     );
     let result = &report["results"][0];
     assert_eq!(result["host"], "vm01");
-    assert!(result["detail"].is_null(), "the detail is flattened: {result}");
+    assert!(
+        result["detail"].is_null(),
+        "the detail is flattened: {result}"
+    );
     assert_eq!(
         result["stdout"], "wrote hello world --token=[REDACTED]\n",
         "{result}"

@@ -17,7 +17,9 @@
 //!
 //! and runs the command only when the real path is under one of the
 //! prefixes (or under a prefix's own real path), component by component.
-//! Otherwise it prints `remex-path-check: FIELD: REAL` on stderr and exits
+//! Otherwise it prints `remex-path-check: FIELD: (leads out)` on stderr
+//! (never the real path: where a symlink leads is not the caller's to
+//! know) and exits
 //! with [`PATH_CHECK_STATUS`] before anything else runs; the host's result
 //! is then a [`ErrorKind::PathScope`] failure naming the param. It uses
 //! only POSIX sh, `test -e/-L` and `readlink -f` (GNU coreutils and
@@ -101,7 +103,7 @@ for u; do
 ru=$(remex_real "$u") || ru=$u
 case $real/ in "${u%/}"/*|"${ru%/}"/*) return 0;; esac
 done
-printf 'remex-path-check: %s: %s\n' "$f" "$real" >&2
+printf 'remex-path-check: %s: %s\n' "$f" '(leads out)' >&2
 exit 125
 }
 "#;
@@ -155,7 +157,9 @@ impl ActionRun {
         }
         let stderr = String::from_utf8_lossy(stderr);
         let line = stderr.lines().find_map(|line| line.strip_prefix(MARKER))?;
-        let (field, real) = line.split_once(": ")?;
+        // The check names no real path: where a symlink leads is the
+        // host's business, not the caller's.
+        let (field, why) = line.split_once(": ")?;
         let check = self.path_checks.iter().find(|c| c.field == field)?;
         let under = check
             .under
@@ -166,9 +170,13 @@ impl ActionRun {
         Some(Failure::new(
             ErrorKind::PathScope,
             format!(
-                "{field}: on the host, `{}` resolves to {real}, which is not under {under} \
-                 (a symlink leads out); nothing ran",
-                check.path
+                "{field}: on the host, `{}` {} of {under} (through a symlink); nothing ran",
+                check.path,
+                if why == "(leads out)" {
+                    "leads out"
+                } else {
+                    "cannot be resolved, so may lead out"
+                }
             ),
         ))
     }
@@ -229,6 +237,13 @@ mod tests {
             let out = run_check(vec![check(&bad)]);
             assert!(out.stdout.is_empty(), "{bad}: {out:?}");
             assert_eq!(out.status.code(), Some(125), "{bad}");
+            // Nothing tells where the link leads.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr == "remex-path-check: params.dir: (leads out)\n"
+                    || stderr == "remex-path-check: params.dir: (cannot be resolved)\n",
+                "{bad}: {stderr}"
+            );
             let action = ActionRun {
                 path_checks: vec![check(&bad)],
                 ..ActionRun::default()
