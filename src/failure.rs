@@ -50,6 +50,11 @@ pub enum ErrorKind {
     /// A local step of a key operation failed (key files, the key state
     /// file).
     Keys,
+    /// remex refused what the request asks, under the limits its caller
+    /// set (`transfer::Options::scope`, `special_modes`): a path that
+    /// resolves on the host outside the paths allowed, or a mode with
+    /// setuid/setgid/sticky bits. Nothing was read or written.
+    Denied,
 }
 
 impl ErrorKind {
@@ -70,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Transfer => "transfer",
             ErrorKind::Keys => "keys",
+            ErrorKind::Denied => "denied",
         }
     }
 
