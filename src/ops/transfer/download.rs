@@ -580,6 +580,7 @@ impl HostDownload<'_> {
                         self.options,
                         self.watch,
                         &self.budget,
+                        self.options.scope.as_ref().map(|_| attrs),
                     )
                     .await?
                 }
@@ -671,6 +672,7 @@ impl HostDownload<'_> {
             self.options,
             self.watch,
             &self.budget,
+            None,
         )
         .await
     }

@@ -147,7 +147,7 @@ impl PathScope {
     /// Whether `path` (absolute, as the host resolved it) may be read as a
     /// file, or created or replaced as an entry of its directory.
     pub fn allows(&self, path: &str) -> bool {
-        path.starts_with('/') && self.entries.is_match(path)
+        path.starts_with('/') && path != "/" && self.entries.is_match(path)
     }
 
     /// Whether `path` may be used as a directory: listed, downloaded with
@@ -194,6 +194,12 @@ fn check_pattern(pattern: &str) -> Result<(), String> {
                 return Err(format!(
                     "has a `{part}` component; patterns match the host's real paths, \
                      which have none"
+                ));
+            }
+            part if part.contains("**") && part != "**" => {
+                return Err(format!(
+                    "`{part}`: `**` spans directories only as a whole component \
+                     (`/srv/**/x`, `/srv/**`); within a name, write `*`"
                 ));
             }
             _ => {}
@@ -588,12 +594,12 @@ mod tests {
             ("/", "root"),
             ("/srv/\0/**", "NUL"),
             ("/srv/[a", "unclosed"),
-            ("/srv/a**", "recursive"),
+            ("/srv/a**", "whole component"),
         ] {
             match PathScope::parse(list) {
                 Ok(s) => panic!("{list:?} parsed as {s}"),
                 Err(e) => assert!(
-                    e.to_string().to_lowercase().contains(why),
+                    e.to_string().to_lowercase().contains(&why.to_lowercase()),
                     "{list:?}: {e} (wanted {why})"
                 ),
             }

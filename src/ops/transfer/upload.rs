@@ -957,6 +957,7 @@ impl HostUpload<'_> {
             self.options,
             self.watch,
             &self.plan.budget,
+            None,
         )
         .await
     }
@@ -1011,6 +1012,10 @@ impl HostUpload<'_> {
 
 /// Reads a remote file back over SFTP and hashes it: verification when the
 /// host has no hash tool, and for small files.
+///
+/// With `checked` (a download under a scope: the file's `lstat` when its
+/// path was checked), the file opened must be that one
+/// ([`scope::confirm_open`]), not what a symlink swapped in leads to.
 pub(super) async fn read_back(
     sftp: &Sftp,
     path: &str,
@@ -1018,8 +1023,15 @@ pub(super) async fn read_back(
     options: &Options,
     watch: &Watch,
     budget: &pipeline::Budget,
+    checked: Option<&FileAttributes>,
 ) -> Result<String, Failure> {
     let handle = sftp.open_file(path, OpenFlags::READ, 0).await?;
+    if let Some(before) = checked
+        && let Err(failure) = scope::confirm_open(sftp, &handle, path, before, path).await
+    {
+        let _ = sftp.close(&handle, path).await;
+        return Err(failure);
+    }
     let target = Target {
         raw: sftp.raw.clone(),
         handle: handle.clone(),
