@@ -333,6 +333,26 @@ pub(super) async fn place_for_write(
     Ok((real_dir, name))
 }
 
+/// Refuses an upload's destination `requested` that the host resolves
+/// outside the scope (as a directory to write into, or an entry), before
+/// anything else looks at it. One with a missing directory passes when it
+/// lies, as written, inside: `--mkdir` checks each directory it makes.
+pub(super) async fn check_destination(
+    sftp: &Sftp,
+    scope: &PathScope,
+    requested: &str,
+) -> Result<(), Failure> {
+    let admitted = match real_path(sftp, requested).await? {
+        Some(real) => scope.allows_dir(&real),
+        None => lexically_allowed(scope, requested),
+    };
+    if admitted {
+        Ok(())
+    } else {
+        Err(outside(requested, "write"))
+    }
+}
+
 /// `mkdir -p` under a scope: each missing directory is created where its
 /// parent really is, and only when the scope admits it there.
 pub(super) async fn mkdir_all(sftp: &Sftp, scope: &PathScope, path: &str) -> Result<(), Failure> {

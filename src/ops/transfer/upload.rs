@@ -277,6 +277,11 @@ async fn run(
     let access = Access::prepare(conn, options.sudo.as_ref()).await?;
     let sftp = Sftp::open(conn, &access, options).await?;
     let dest = names::remote_path(&plan.upload.destination);
+    if let Some(scope) = &options.scope {
+        // Nothing about a destination outside the scope is looked at (its
+        // existence, its type), not even to word the refusal.
+        scope::check_destination(&sftp, scope, &dest).await?;
+    }
     let into = resolve(&sftp, plan, &dest).await?;
     let mut me = HostUpload {
         conn,
