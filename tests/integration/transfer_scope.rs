@@ -90,7 +90,10 @@ impl Scoped {
         download.options.scope = scope;
         let report = self
             .runtime
-            .block_on(self.executor.download(&RunContext::new(), "vm01", &download))
+            .block_on(
+                self.executor
+                    .download(&RunContext::new(), "vm01", &download),
+            )
             .unwrap();
         (report.results[0].error.clone(), all_bytes(local.path()))
     }
@@ -185,6 +188,22 @@ fn inside_the_scope_files_are_written_and_read_and_its_directory_is_one() {
     s.upload(&s.path("to-inner/c.txt")).unwrap();
     assert!(s.allowed.join("inner/c.txt").is_file());
 
+    // A tree with a symlink inside, uploaded twice: the second run
+    // replaces the link (the rename replaces it, never writes through).
+    let tree = s.lab.path().join("linked");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("f.txt"), PAYLOAD).unwrap();
+    symlink("f.txt", tree.join("ln"));
+    let mut upload = Upload::new(vec![tree.clone()], format!("{}/", s.allowed.display()));
+    upload.recursive = true;
+    upload.options.scope = Some(s.scope());
+    s.upload_with(&upload).unwrap();
+    std::fs::remove_file(tree.join("ln")).unwrap();
+    symlink("./f.txt", tree.join("ln"));
+    s.upload_with(&upload).unwrap();
+    let link = std::fs::read_link(s.allowed.join("linked/ln")).unwrap();
+    assert_eq!(link, Path::new("./f.txt"));
+
     // Read back: a file, and the scope's directory itself, recursively;
     // the outcome names the path as requested.
     let (failure, bytes) = s.download(&s.path("a.txt"));
@@ -192,7 +211,8 @@ fn inside_the_scope_files_are_written_and_read_and_its_directory_is_one() {
     assert_eq!(bytes, PAYLOAD);
     let (failure, bytes) = s.download(&s.allowed.display().to_string());
     assert!(failure.is_none(), "{failure:?}");
-    assert_eq!(bytes.matches(PAYLOAD).count(), 4, "{bytes}");
+    assert_eq!(bytes.matches(PAYLOAD).count(), 5, "{bytes}");
+    assert!(!s.allowed.join("linked/linked").exists());
     let (failure, bytes) = s.download(&s.path("to-inner/c.txt"));
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(bytes, PAYLOAD);
@@ -484,7 +504,11 @@ fn a_link_swapped_between_check_and_write_never_carries_a_write_outside() {
     }
     // Every upload that did not fail landed inside, whole.
     let landed = names_in(&s.allowed.join("inner"));
-    assert_eq!(landed.len() + failures.len(), uploads, "{landed:?} {failures:?}");
+    assert_eq!(
+        landed.len() + failures.len(),
+        uploads,
+        "{landed:?} {failures:?}"
+    );
     for name in &landed {
         let bytes = std::fs::read_to_string(s.allowed.join("inner").join(name)).unwrap();
         assert_eq!(bytes, PAYLOAD, "{name}");
@@ -538,7 +562,10 @@ fn a_file_swapped_for_a_symlink_between_check_and_open_is_never_read() {
     let (mut read, mut refused) = (0, 0);
     for _ in 0..60 {
         let (failure, bytes) = s.download(&source);
-        assert!(!bytes.contains(SECRET), "the secret was read through the swap");
+        assert!(
+            !bytes.contains(SECRET),
+            "the secret was read through the swap"
+        );
         match failure {
             None => {
                 assert_eq!(bytes, "inside");
@@ -555,7 +582,10 @@ fn a_file_swapped_for_a_symlink_between_check_and_open_is_never_read() {
     stop.store(true, Ordering::SeqCst);
     swapper.join().unwrap();
     assert!(swaps.load(Ordering::SeqCst) > 100);
-    assert!(refused > 0, "read {read}, refused {refused}: the race is not a race");
+    assert!(
+        refused > 0,
+        "read {read}, refused {refused}: the race is not a race"
+    );
     assert!(leaked, "no unscoped download went through the link");
 }
 

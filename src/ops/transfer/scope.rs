@@ -59,8 +59,8 @@ use russh_sftp::protocol::{FileAttributes, StatusCode};
 
 use crate::failure::{ErrorKind, Failure};
 
-use super::names;
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp, is_status};
+use super::{EntryKind, names};
 
 /// Mode bits a transfer sets only with `Options::special_modes`: setuid,
 /// setgid, sticky.
@@ -288,21 +288,23 @@ pub(super) async fn real_path(sftp: &Sftp, path: &str) -> Result<Option<String>,
 
 /// Where an upload may write `requested` on the host: the real path of its
 /// directory and the name in it, after checking `real_dir/name` against
-/// `scope` and that the name is not a symlink there. With `as_dir`, a
-/// directory that already exists there needs only to be one the scope
-/// lets the upload write into (nothing about the entry itself changes).
+/// `scope` and that the name is not a symlink there (unless `kind` is a
+/// symlink: the rename replaces a symlink, it never writes through one).
+/// For a directory, one that already exists there needs only to be one
+/// the scope lets the upload write into (nothing about the entry itself
+/// changes).
 pub(super) async fn place_for_write(
     sftp: &Sftp,
     scope: &PathScope,
     requested: &str,
-    as_dir: bool,
+    kind_of: EntryKind,
 ) -> Result<(String, String), Failure> {
     let (dir, name) = names::split(requested);
     if names::check_entry_name(&name).is_err() {
         return Err(outside(requested, "write"));
     }
     let Some(real_dir) = real_path(sftp, &dir).await? else {
-        return Err(if lexically_allowed(scope, requested) {
+        return Err(if lexically_allowed_on(sftp, scope, requested).await {
             Failure::new(
                 ErrorKind::Transfer,
                 format!("{dir}: no such directory on the host (add --mkdir to create it)"),
@@ -317,7 +319,7 @@ pub(super) async fn place_for_write(
     }
     let found = sftp.lstat(&target).await?;
     let found = found.as_ref().map(kind);
-    if found == Some(S_IFLNK) {
+    if found == Some(S_IFLNK) && kind_of != EntryKind::Symlink {
         return Err(Failure::new(
             ErrorKind::Denied,
             format!(
@@ -326,7 +328,7 @@ pub(super) async fn place_for_write(
             ),
         ));
     }
-    let existing_dir = as_dir && found == Some(S_IFDIR);
+    let existing_dir = kind_of == EntryKind::Dir && found == Some(S_IFDIR);
     if !existing_dir && !scope.allows(&target) {
         return Err(outside(requested, "write"));
     }
@@ -344,7 +346,7 @@ pub(super) async fn check_destination(
 ) -> Result<(), Failure> {
     let admitted = match real_path(sftp, requested).await? {
         Some(real) => scope.allows_dir(&real),
-        None => lexically_allowed(scope, requested),
+        None => lexically_allowed_on(sftp, scope, requested).await,
     };
     if admitted {
         Ok(())
@@ -374,7 +376,7 @@ pub(super) async fn mkdir_all(sftp: &Sftp, scope: &PathScope, path: &str) -> Res
         }
     }
     for dir in missing.into_iter().rev() {
-        let (real_dir, name) = place_for_write(sftp, scope, &dir, true).await?;
+        let (real_dir, name) = place_for_write(sftp, scope, &dir, EntryKind::Dir).await?;
         let real = names::join(&real_dir, &name);
         sftp.mkdir(&real, 0o755).await?;
         confirm_dir(sftp, &real_dir, &dir).await?;
@@ -436,21 +438,21 @@ pub(super) async fn place_for_read(
     scope: &PathScope,
     requested: &str,
 ) -> Result<Option<(String, FileAttributes)>, Failure> {
-    let missing = || {
-        if lexically_allowed(scope, requested) {
+    let missing = |inside: bool| {
+        if inside {
             Ok(None)
         } else {
             Err(outside(requested, "read"))
         }
     };
     let Some(real) = real_path(sftp, requested).await? else {
-        return missing();
+        return missing(lexically_allowed_on(sftp, scope, requested).await);
     };
     if !scope.allows_dir(&real) {
         return Err(outside(requested, "read"));
     }
     let Some(attrs) = sftp.lstat(&real).await? else {
-        return missing();
+        return missing(true);
     };
     let admitted = match kind(&attrs) {
         S_IFDIR => scope.allows_dir(&real),
@@ -516,6 +518,18 @@ fn changed(requested: &str) -> Failure {
 /// host cannot resolve it, never to admit anything.
 fn lexically_allowed(scope: &PathScope, requested: &str) -> bool {
     normalize(requested).is_some_and(|path| scope.allows_dir(&path))
+}
+
+/// [`lexically_allowed`] for a path that may be relative: from the SFTP
+/// server's directory (the login or sudo user's home).
+async fn lexically_allowed_on(sftp: &Sftp, scope: &PathScope, requested: &str) -> bool {
+    if requested.starts_with('/') {
+        return lexically_allowed(scope, requested);
+    }
+    match real_path(sftp, ".").await {
+        Ok(Some(base)) => lexically_allowed(scope, &names::join(&base, requested)),
+        _ => false,
+    }
 }
 
 /// `path` made absolute with `.` and `..` taken lexically; `None` when it
@@ -638,12 +652,18 @@ mod tests {
         assert!(back.allows("/tmp/x"));
         assert!(serde_json::from_str::<PathScope>("\"tmp/**\"").is_err());
         assert_eq!(s.patterns(), ["/srv/reports/**", "/tmp/**"]);
-        assert_eq!("/x/*".parse::<PathScope>().map(|s| s.to_string()), Ok("/x/*".to_owned()));
+        assert_eq!(
+            "/x/*".parse::<PathScope>().map(|s| s.to_string()),
+            Ok("/x/*".to_owned())
+        );
     }
 
     #[test]
     fn lexical_paths_only_choose_the_message() {
-        assert_eq!(normalize("/srv/reports/../../etc/shadow").as_deref(), Some("/etc/shadow"));
+        assert_eq!(
+            normalize("/srv/reports/../../etc/shadow").as_deref(),
+            Some("/etc/shadow")
+        );
         assert_eq!(normalize("/../..").as_deref(), Some("/"));
         assert_eq!(normalize("/a/./b/").as_deref(), Some("/a/b"));
         assert_eq!(normalize("a/b"), None);
@@ -669,8 +689,16 @@ mod tests {
     fn refusals_name_the_request_and_the_mode() {
         let f = outside("/srv/reports/x", "read");
         assert_eq!(f.kind, ErrorKind::Denied);
-        assert!(f.message.starts_with("/srv/reports/x: outside"), "{}", f.message);
+        assert!(
+            f.message.starts_with("/srv/reports/x: outside"),
+            "{}",
+            f.message
+        );
         let f = special_mode("a.sh", 0o104_755);
-        assert!(f.message.contains("4755") && f.message.contains("4000"), "{}", f.message);
+        assert!(
+            f.message.contains("4755") && f.message.contains("4000"),
+            "{}",
+            f.message
+        );
     }
 }

@@ -425,8 +425,7 @@ impl HostUpload<'_> {
         let Some(scope) = &self.options.scope else {
             return Ok(remote.to_owned());
         };
-        let as_dir = e.kind == EntryKind::Dir;
-        let (real_dir, name) = scope::place_for_write(&self.sftp, scope, remote, as_dir).await?;
+        let (real_dir, name) = scope::place_for_write(&self.sftp, scope, remote, e.kind).await?;
         if e.kind == EntryKind::Symlink
             && !scope::link_allowed(scope, &real_dir, e.link.as_deref().unwrap_or_default())
         {
@@ -482,9 +481,9 @@ impl HostUpload<'_> {
                 self.reopen_checked(&usual).await
             } else {
                 let mut flags = OpenFlags::WRITE | OpenFlags::CREATE;
-            if start == 0 {
-                flags |= OpenFlags::TRUNCATE;
-            }
+                if start == 0 {
+                    flags |= OpenFlags::TRUNCATE;
+                }
                 let handle = self.sftp.open_file(&usual, flags, 0o600).await;
                 handle.map(|h| (usual, h))
             }
@@ -550,7 +549,10 @@ impl HostUpload<'_> {
     /// found.
     async fn reopen_checked(&self, temp: &str) -> Result<(String, String), Failure> {
         let before = self.sftp.lstat(temp).await?.ok_or_else(|| {
-            Failure::new(ErrorKind::Transfer, format!("{temp}: the temp file went missing"))
+            Failure::new(
+                ErrorKind::Transfer,
+                format!("{temp}: the temp file went missing"),
+            )
         })?;
         let handle = self.sftp.open_file(temp, OpenFlags::WRITE, 0o600).await?;
         if let Err(failure) = scope::confirm_open(&self.sftp, &handle, temp, &before, temp).await {
