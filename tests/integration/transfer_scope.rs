@@ -545,7 +545,7 @@ fn a_file_swapped_for_a_symlink_between_check_and_open_is_never_read() {
             let (as_file, as_link) = (file.with_extension("f"), file.with_extension("l"));
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     let _ = std::fs::remove_file(&as_link);
                     symlink(&secret, &as_link);
                     std::fs::rename(&as_link, &file).unwrap();
