@@ -81,6 +81,14 @@ impl Scoped {
         self.upload_with(&upload)
     }
 
+    /// Uploads the payload to `dest` under the scope, with `--mkdir`.
+    fn upload_mkdir(&self, dest: &str) -> Result<(), Failure> {
+        let mut upload = Upload::new(vec![self.local.clone()], dest);
+        upload.mkdir = true;
+        upload.options.scope = Some(self.scope());
+        self.upload_with(&upload)
+    }
+
     /// Downloads `source` (recursively) under `scope` into a fresh local
     /// directory: the host's failure, and every byte that arrived.
     fn download_in(&self, source: &str, scope: Option<PathScope>) -> (Option<Failure>, String) {
@@ -100,6 +108,14 @@ impl Scoped {
 
     fn download(&self, source: &str) -> (Option<Failure>, String) {
         self.download_in(source, Some(self.scope()))
+    }
+
+    /// Asserts that downloading `source` is refused, naming it, and
+    /// that nothing arrived.
+    fn read_denied(&self, source: &str) {
+        let (failure, bytes) = self.download(source);
+        assert_denied_failure(&failure.expect("refused"), source);
+        assert!(bytes.is_empty(), "{source}: bytes came down");
     }
 
     fn path(&self, rel: &str) -> String {
@@ -178,10 +194,7 @@ fn inside_the_scope_files_are_written_and_read_and_its_directory_is_one() {
         PAYLOAD
     );
     // With --mkdir, directories made inside.
-    let mut upload = Upload::new(vec![s.local.clone()], s.path("new/deeper/b.txt"));
-    upload.mkdir = true;
-    upload.options.scope = Some(s.scope());
-    s.upload_with(&upload).unwrap();
+    s.upload_mkdir(&s.path("new/deeper/b.txt")).unwrap();
     assert!(s.allowed.join("new/deeper/b.txt").is_file());
     // A symlink inside that leads inside is followed for the directory.
     symlink("inner", s.allowed.join("to-inner"));
@@ -245,10 +258,7 @@ fn dot_dot_cannot_leave_the_scope() {
     }
     // With --mkdir, no directory is made outside either.
     let dest = s.path("../outside/made/x.txt");
-    let mut upload = Upload::new(vec![s.local.clone()], &dest);
-    upload.mkdir = true;
-    upload.options.scope = Some(s.scope());
-    assert_denied(s.upload_with(&upload), &dest);
+    assert_denied(s.upload_mkdir(&dest), &dest);
     for source in [
         s.path("../outside/secret.txt"),
         s.path("inner/../../outside/secret.txt"),
@@ -258,9 +268,7 @@ fn dot_dot_cannot_leave_the_scope() {
         s.path("../outside/missing.txt"),
         s.path("../nowhere/missing.txt"),
     ] {
-        let (failure, bytes) = s.download(&source);
-        assert_denied_failure(&failure.expect("refused"), &source);
-        assert!(bytes.is_empty());
+        s.read_denied(&source);
     }
     // Missing inside: not found.
     let (failure, _) = s.download(&s.path("missing.txt"));
@@ -294,9 +302,7 @@ fn symlinks_to_the_root_or_outside_are_refused_for_reads_and_writes() {
         s.path("root"),
         s.path("root/etc/hostname"),
     ] {
-        let (failure, bytes) = s.download(&source);
-        assert_denied_failure(&failure.expect("refused"), &source);
-        assert!(!bytes.contains(SECRET), "{source}: the secret came down");
+        s.read_denied(&source);
     }
     // A recursive download of the scope records the links as links (or
     // refuses them), never reads through them.
@@ -322,11 +328,10 @@ fn a_symlinked_parent_directory_is_refused() {
     let dest = s.path("a/sub/x.txt");
     assert_denied(s.upload(&dest), &dest);
     // Directories made with --mkdir below it: refused, none made outside.
-    let dest = s.path("a/sub/new/x.txt");
-    let mut upload = Upload::new(vec![s.local.clone()], &dest);
-    upload.mkdir = true;
-    upload.options.scope = Some(s.scope());
-    assert_denied(s.upload_with(&upload), &s.path("a/sub/new"));
+    assert_denied(
+        s.upload_mkdir(&s.path("a/sub/new/x.txt")),
+        &s.path("a/sub/new"),
+    );
     // A recursive upload into it.
     let tree = s.lab.path().join("tree");
     std::fs::create_dir_all(tree.join("d")).unwrap();
@@ -338,9 +343,7 @@ fn a_symlinked_parent_directory_is_refused() {
         s.upload_with(&upload).expect_err("refused").kind,
         ErrorKind::Denied
     );
-    let (failure, bytes) = s.download(&s.path("a/sub/secret.txt"));
-    assert_denied_failure(&failure.expect("refused"), &s.path("a/sub/secret.txt"));
-    assert!(bytes.is_empty());
+    s.read_denied(&s.path("a/sub/secret.txt"));
     s.outside_untouched();
 }
 
@@ -361,9 +364,7 @@ fn a_final_symlink_is_refused_and_posix_rename_replaces_rather_than_follows() {
         "inside"
     );
     // For a read: the host resolves it; out is refused, in is read.
-    let (failure, bytes) = s.download(&s.path("link"));
-    assert_denied_failure(&failure.expect("refused"), &s.path("link"));
-    assert!(bytes.is_empty());
+    s.read_denied(&s.path("link"));
     let (failure, bytes) = s.download(&s.path("link-in"));
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(bytes, "inside");
