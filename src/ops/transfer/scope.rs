@@ -22,11 +22,16 @@
 //!
 //! Writing: the destination's *directory* is resolved (every symlink in
 //! it followed by the host) and `real_dir/name` checked; a symlink as the
-//! final name is refused; the temp file is created in `real_dir` (a path
-//! without symlinks at that moment) and, before the rename, its real path
-//! must still be `real_dir/TEMP`, else it is removed and the file fails.
-//! The rename (`posix-rename@openssh.com`) replaces a symlink that appeared
-//! at the final name since, rather than writing through it.
+//! final name is refused; the temp file is created exclusively (`O_EXCL`,
+//! which a symlink in its place makes fail) in `real_dir` (a path without
+//! symlinks at that moment) and, before the rename, `real_dir` must still
+//! resolve to itself with the temp file in it, else the temp file is
+//! removed and the file fails. The rename (`posix-rename@openssh.com`)
+//! replaces a symlink that appeared at the final name since, rather than
+//! writing through it (a test checks this against OpenSSH). Nothing opens
+//! the temp file by its path again: one SFTP channel carries the data
+//! (no extra channels), and `--resume` reopens a leftover only after
+//! comparing the handle with its `lstat`.
 //!
 //! Reading: the source's real path is checked, `lstat` must find a regular
 //! file or a directory there (not a symlink), and once opened the handle's
@@ -35,7 +40,10 @@
 //! regular file swapped for a symlink between the check and the open is
 //! caught unless the file put back has the attributes of the target,
 //! mtime to the second included — which the caller cannot read, since the
-//! target is outside its scope.
+//! target is outside its scope. Verification that reads the file again
+//! (read-back) makes the same comparison, and a checksum mismatch under a
+//! scope does not show the host's digest (what was hashed may not be the
+//! file checked).
 //!
 //! SFTP has no directory handles (no `openat`): every request names a
 //! path, which the host resolves again. A path `realpath` returned holds no
