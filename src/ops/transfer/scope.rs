@@ -28,8 +28,8 @@
 //! resolve to itself with the temp file in it, else the temp file is
 //! removed and the file fails. The rename (`posix-rename@openssh.com`)
 //! replaces a symlink that appeared at the final name since, rather than
-//! writing through it (a test checks this against OpenSSH). Nothing opens
-//! the temp file by its path again: one SFTP channel carries the data
+//! writing through it (a test checks this against OpenSSH). Nothing writes
+//! to the temp file by its path again: one SFTP channel carries the data
 //! (no extra channels), and `--resume` reopens a leftover only after
 //! comparing the handle with its `lstat`.
 //!
