@@ -50,10 +50,12 @@ pub enum ErrorKind {
     /// A local step of a key operation failed (key files, the key state
     /// file).
     Keys,
-    /// A path the request named resolves, on the host, outside the
-    /// prefixes it must stay under (an action's `path` param through a
-    /// symlink): nothing ran.
-    PathScope,
+    /// remex refused what the request asks, under the limits its caller
+    /// set: a path that resolves on the host outside the paths allowed
+    /// (`transfer::Options::scope`; an action's `path` param through a
+    /// symlink out of its `under`), or a mode with setuid/setgid/sticky
+    /// bits (`special_modes`). Nothing was read, written or run.
+    Denied,
 }
 
 impl ErrorKind {
@@ -74,7 +76,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Transfer => "transfer",
             ErrorKind::Keys => "keys",
-            ErrorKind::PathScope => "path_scope",
+            ErrorKind::Denied => "denied",
         }
     }
 

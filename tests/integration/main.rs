@@ -41,6 +41,7 @@ mod ssh_config;
 mod terminal;
 mod transfer;
 mod transfer_edge;
+mod transfer_scope;
 mod transfer_sudo;
 mod util;
 mod verbose;

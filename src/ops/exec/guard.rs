@@ -21,7 +21,7 @@
 //! (never the real path: where a symlink leads is not the caller's to
 //! know) and exits
 //! with [`PATH_CHECK_STATUS`] before anything else runs; the host's result
-//! is then a [`ErrorKind::PathScope`] failure naming the param. It uses
+//! is then a [`ErrorKind::Denied`] failure naming the param. It uses
 //! only POSIX sh, `test -e/-L` and `readlink -f` (GNU coreutils and
 //! busybox alike); a path that cannot be resolved (a dangling link busybox
 //! will not follow, a loop) is refused.
@@ -168,7 +168,7 @@ impl ActionRun {
             .collect::<Vec<_>>()
             .join(" or ");
         Some(Failure::new(
-            ErrorKind::PathScope,
+            ErrorKind::Denied,
             format!(
                 "{field}: on the host, `{}` {} of {under} (through a symlink); nothing ran",
                 check.path,
@@ -251,7 +251,7 @@ mod tests {
             let failure = action
                 .refusal(Some(125), &out.stderr)
                 .unwrap_or_else(|| panic!("{bad}: {out:?}"));
-            assert_eq!(failure.kind, ErrorKind::PathScope);
+            assert_eq!(failure.kind, ErrorKind::Denied);
             assert!(failure.message.starts_with("params.dir: "), "{failure:?}");
         }
         // Every path is checked; one out stops it.

@@ -22,6 +22,7 @@ use crate::transport::connection::Connection;
 use super::access::Access;
 use super::local;
 use super::pipeline::{self, PipeError, Progress, Target};
+use super::scope;
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp};
 use super::upload::read_back;
 use super::{
@@ -173,11 +174,20 @@ async fn run(
         sftp,
     };
     for source in &download.sources {
-        let remote = names::remote_path(source);
-        let (_, name) = names::split(&remote);
+        let requested = names::remote_path(source);
+        let (_, name) = names::split(&requested);
         let rel = vec![name];
-        let attrs = match me.sftp.stat(&remote).await {
-            Ok(Some(attrs)) => attrs,
+        let found = match &options.scope {
+            Some(scope) => scope::place_for_read(&me.sftp, scope, &requested).await,
+            None => me
+                .sftp
+                .stat(&requested)
+                .await
+                .map(|attrs| attrs.map(|attrs| (requested.clone(), attrs))),
+        };
+        let remote = requested;
+        let (real, attrs) = match found {
+            Ok(Some(found)) => found,
             Ok(None) => {
                 let missing = Failure::not_found(
                     ErrorKind::Transfer,
@@ -193,10 +203,13 @@ async fn run(
         };
         match attrs.permissions.unwrap_or(0) & S_IFMT {
             S_IFREG => {
-                let done = me.file(&remote, &rel, &attrs).await;
+                let done = me.file(&real, &rel, &attrs).await.map(|mut done| {
+                    done.remote.clone_from(&remote);
+                    done
+                });
                 me.record(files, EntryKind::File, &rel, &remote, done)?;
             }
-            S_IFDIR if download.recursive => me.tree(&remote, rel, files).await?,
+            S_IFDIR if download.recursive => me.tree(&real, &remote, rel, files).await?,
             S_IFDIR => {
                 let refusal = Failure::new(
                     ErrorKind::Transfer,
@@ -275,14 +288,18 @@ impl HostDownload<'_> {
     }
 
     /// A directory and everything below it, depth first, names sorted.
+    /// `top` is the path read (under a scope, the host's real path of the
+    /// requested one, `shown`), and what the outcomes name below is built
+    /// from `shown`: the report does not tell where a symlink led.
     async fn tree(
         &self,
         top: &str,
+        shown: &str,
         top_rel: Vec<String>,
         files: &mut Vec<FileOutcome>,
     ) -> Result<(), Failure> {
-        let mut stack = vec![(top.to_owned(), top_rel)];
-        while let Some((remote, rel)) = stack.pop() {
+        let mut stack = vec![(top.to_owned(), shown.to_owned(), top_rel)];
+        while let Some((real, remote, rel)) = stack.pop() {
             let made = local::real_dir(&self.root, &rel)
                 .map(|path| FileOutcome {
                     kind: EntryKind::Dir,
@@ -300,7 +317,7 @@ impl HostDownload<'_> {
             if !ok {
                 continue;
             }
-            let mut entries = match self.sftp.read_dir(&remote).await {
+            let mut entries = match self.sftp.read_dir(&real).await {
                 Ok(entries) => entries,
                 Err(failure) => {
                     if let Some(last) = files.last_mut() {
@@ -320,6 +337,7 @@ impl HostDownload<'_> {
                     continue;
                 }
                 let child = names::join(&remote, &name);
+                let child_real = names::join(&real, &name);
                 let mut child_rel = rel.clone();
                 if let Err(why) = names::check_entry_name(&name) {
                     let refusal = Failure::new(
@@ -330,14 +348,33 @@ impl HostDownload<'_> {
                     continue;
                 }
                 child_rel.push(name);
-                match attrs.permissions.unwrap_or(0) & S_IFMT {
-                    S_IFDIR => subdirs.push((child, child_rel)),
+                let kind = attrs.permissions.unwrap_or(0) & S_IFMT;
+                if let Some(scope) = &self.options.scope {
+                    let admitted = if kind == S_IFDIR {
+                        scope.allows_dir(&child_real)
+                    } else {
+                        scope.allows(&child_real)
+                    };
+                    if !admitted {
+                        let refusal = scope::outside(&child, "read");
+                        self.record(files, EntryKind::File, &child_rel, &child, Err(refusal))?;
+                        continue;
+                    }
+                }
+                let shown = |done: Result<FileOutcome, Failure>| {
+                    done.map(|mut done| {
+                        done.remote.clone_from(&child);
+                        done
+                    })
+                };
+                match kind {
+                    S_IFDIR => subdirs.push((child_real, child, child_rel)),
                     S_IFREG => {
-                        let done = self.file(&child, &child_rel, &attrs).await;
+                        let done = shown(self.file(&child_real, &child_rel, &attrs).await);
                         self.record(files, EntryKind::File, &child_rel, &child, done)?;
                     }
                     S_IFLNK => {
-                        let done = self.link(&child, &child_rel).await;
+                        let done = shown(self.link(&child_real, &child_rel).await);
                         self.record(files, EntryKind::Symlink, &child_rel, &child, done)?;
                     }
                     _ => {
@@ -440,7 +477,7 @@ impl HostDownload<'_> {
             self.advance(start);
         }
         let file = local::open_temp(&temp, start).map_err(|e| local_failure(&temp, &e))?;
-        let result = self.fetch(remote, file, start, size, hasher).await;
+        let result = self.fetch(remote, attrs, file, start, size, hasher).await;
         let (file, digest, end) = match result {
             Ok(fetched) => fetched,
             Err(failure) => {
@@ -474,12 +511,20 @@ impl HostDownload<'_> {
     async fn fetch(
         &self,
         remote: &str,
+        attrs: &FileAttributes,
         file: std::fs::File,
         start: u64,
         size: u64,
         hasher: Sha256,
     ) -> Result<(std::fs::File, String, u64), Failure> {
         let handle = self.sftp.open_file(remote, OpenFlags::READ, 0).await?;
+        if self.options.scope.is_some()
+            && let Err(failure) =
+                scope::confirm_open(&self.sftp, &handle, remote, attrs, remote).await
+        {
+            let _ = self.sftp.close(&handle, remote).await;
+            return Err(failure);
+        }
         let target = Target {
             raw: self.sftp.raw.clone(),
             handle: handle.clone(),
@@ -535,11 +580,19 @@ impl HostDownload<'_> {
                         self.options,
                         self.watch,
                         &self.budget,
+                        self.options.scope.as_ref().map(|_| attrs),
                     )
                     .await?
                 }
             };
             if theirs != digest {
+                // Under a scope, what the hash read may not be the file
+                // opened (a symlink swapped in): its digest is not shown.
+                let theirs = if self.options.scope.is_some() {
+                    "a different digest"
+                } else {
+                    theirs.as_str()
+                };
                 return Err(Failure::new(
                     ErrorKind::Transfer,
                     format!(
@@ -619,6 +672,7 @@ impl HostDownload<'_> {
             self.options,
             self.watch,
             &self.budget,
+            None,
         )
         .await
     }

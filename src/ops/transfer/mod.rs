@@ -14,6 +14,8 @@
 //!   channels, with bounded memory, hashing while streaming.
 //! - `names.rs`: temp names and the path-safety rules of downloads.
 //! - `hash.rs`: the remote SHA-256 command and its fallback.
+//! - `scope.rs`: [`PathScope`], the paths a transfer may touch, checked on
+//!   the host's real paths; setuid/setgid/sticky modes refused.
 //! - `local.rs`: the local tree walk (upload) and local atomic files (download).
 //! - `upload.rs`, `download.rs`: one host's transfer, and the operations
 //!   [`crate::Executor::upload`] / [`crate::Executor::download`].
@@ -82,6 +84,7 @@ mod local;
 mod names;
 mod pipeline;
 mod report;
+mod scope;
 mod sftp;
 mod upload;
 
@@ -98,6 +101,7 @@ use crate::run::runner::HostRun;
 use crate::transport::connection::Connection;
 
 pub use report::{EntryKind, FileOutcome, TransferReport, TransferResult, TransferStatus};
+pub use scope::{PathScope, SPECIAL_MODE_BITS, ScopeError};
 
 /// Files up to this size are verified by reading them back over SFTP rather
 /// than by a remote hash command (cheaper for small files).
@@ -154,6 +158,20 @@ pub struct Options {
     /// `--sudo-user`): files are created by, and owned by, that user, and
     /// relative and `~/` paths are in that user's home. See `access.rs`.
     pub sudo: Option<Sudo>,
+    /// The paths this transfer may read or write on the hosts (the
+    /// service sets it from the token's `paths`); `None` (the default):
+    /// any path the login (or sudo) user may. Each path is checked as the
+    /// host resolves it; a path outside fails the file (or the host) with
+    /// [`crate::ErrorKind::Denied`]. See `scope.rs` for how symlinks and
+    /// races are handled.
+    pub scope: Option<PathScope>,
+    /// Whether an upload may give files and directories setuid, setgid or
+    /// sticky bits ([`SPECIAL_MODE_BITS`]), by `mode` or kept from the
+    /// local files. Default `true` (the command line's behaviour); the
+    /// service passes `false` unless the token has `files:special`. When
+    /// `false`, an upload that would set one fails on every host with
+    /// [`crate::ErrorKind::Denied`] before the host is contacted.
+    pub special_modes: bool,
 }
 
 impl Default for Options {
@@ -171,6 +189,8 @@ impl Default for Options {
             multi_channel_threshold: 32 * 1024 * 1024,
             verify_by: VerifyBy::Auto,
             sudo: None,
+            scope: None,
+            special_modes: true,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::transport::connection::Connection;
 use super::access::Access;
 use super::local::{self, LocalEntry};
 use super::pipeline::{self, PipeError, Progress, Target};
+use super::scope;
 use super::sftp::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Sftp};
 use super::{
     EntryKind, FileOutcome, Options, READBACK_MAX, TransferReport, TransferResult, TransferStatus,
@@ -45,6 +46,9 @@ struct UploadPlan {
     /// (not once per host: that would cost the orchestrator a SHA-256 of
     /// every file per host).
     shared: Option<SharedDigests>,
+    /// Why every host fails at once, before it is contacted: a mode with
+    /// setuid/setgid/sticky bits when `special_modes` is off.
+    refusal: Option<Failure>,
 }
 
 /// The SHA-256 of a local file as one hashing thread will report it.
@@ -113,12 +117,18 @@ impl UploadPlan {
         }
         let entries = local::walk(&upload.sources, upload.recursive, upload.follow_symlinks)?;
         let total = entries.iter().map(|e| e.size).sum();
+        let refusal = if upload.options.special_modes {
+            None
+        } else {
+            special_mode_refusal(upload, &entries)
+        };
         Ok(UploadPlan {
             upload: upload.clone(),
             entries,
             total,
             budget: pipeline::budget(upload.options.memory_budget, upload.options.chunk),
             shared: None,
+            refusal,
         })
     }
 
@@ -182,6 +192,21 @@ impl Executor {
     }
 }
 
+/// The refusal of the first entry that would get setuid/setgid/sticky
+/// bits: a file's mode (`mode`, else its local mode), a directory's
+/// local mode.
+fn special_mode_refusal(upload: &Upload, entries: &[LocalEntry]) -> Option<Failure> {
+    entries.iter().find_map(|e| {
+        let mode = match e.kind {
+            EntryKind::File => upload.mode.unwrap_or(e.mode),
+            EntryKind::Dir => e.mode,
+            EntryKind::Symlink => return None,
+        };
+        (mode & scope::SPECIAL_MODE_BITS != 0)
+            .then(|| scope::special_mode(&e.path.display().to_string(), mode))
+    })
+}
+
 /// Bytes per write request when `at_once` hosts upload together: the
 /// option, made smaller when that many hosts' requests would not fit the
 /// memory budget, so that each host still has one in flight (never under
@@ -224,6 +249,9 @@ impl Operation for UploadPlan {
         host: &mut HostRun<'_>,
         detail: &mut TransferResult,
     ) -> Result<(), Failure> {
+        if let Some(refusal) = &self.refusal {
+            return Err(refusal.clone());
+        }
         if let Some(observer) = host.observer() {
             observer.expect(host.name, self.total);
         }
@@ -249,6 +277,11 @@ async fn run(
     let access = Access::prepare(conn, options.sudo.as_ref()).await?;
     let sftp = Sftp::open(conn, &access, options).await?;
     let dest = names::remote_path(&plan.upload.destination);
+    if let Some(scope) = &options.scope {
+        // Nothing about a destination outside the scope is looked at (its
+        // existence, its type), not even to word the refusal.
+        scope::check_destination(&sftp, scope, &dest).await?;
+    }
     let into = resolve(&sftp, plan, &dest).await?;
     let mut me = HostUpload {
         conn,
@@ -263,13 +296,19 @@ async fn run(
     };
     for entry in &plan.entries {
         let remote = remote_for(&dest, into, &entry.rel);
-        let result = match entry.kind {
-            EntryKind::File => me.file(entry, &remote).await,
-            EntryKind::Dir => me.dir(entry, &remote).await,
-            EntryKind::Symlink => me.symlink(entry, &remote).await,
+        let result = match me.place(entry, &remote).await {
+            Ok(target) => match entry.kind {
+                EntryKind::File => me.file(entry, &target).await,
+                EntryKind::Dir => me.dir(entry, &target).await,
+                EntryKind::Symlink => me.symlink(entry, &target).await,
+            },
+            Err(failure) => Err(failure),
         };
         match result {
-            Ok(done) => files.push(done),
+            Ok(mut done) => {
+                done.remote = remote;
+                files.push(done);
+            }
             Err(failure) => {
                 let fatal = matches!(failure.kind, ErrorKind::Io | ErrorKind::Cancelled);
                 files.push(FileOutcome {
@@ -329,7 +368,7 @@ async fn resolve(sftp: &Sftp, plan: &UploadPlan, dest: &str) -> Result<bool, Fai
         Some(_) => Ok(false),
         None if must_be_dir => {
             if upload.mkdir {
-                sftp.mkdir_all(dest).await?;
+                mkdir_all(sftp, plan, dest).await?;
                 Ok(true)
             } else {
                 bad(format!(
@@ -340,7 +379,7 @@ async fn resolve(sftp: &Sftp, plan: &UploadPlan, dest: &str) -> Result<bool, Fai
         None => {
             let (parent, _) = names::split(dest);
             if upload.mkdir {
-                sftp.mkdir_all(&parent).await?;
+                mkdir_all(sftp, plan, &parent).await?;
             } else if sftp.stat(&parent).await?.is_none() {
                 return bad(format!(
                     "{parent}: no such directory on the host (add --mkdir to create it)"
@@ -348,6 +387,14 @@ async fn resolve(sftp: &Sftp, plan: &UploadPlan, dest: &str) -> Result<bool, Fai
             }
             Ok(false)
         }
+    }
+}
+
+/// `mkdir -p`, under the transfer's scope when it has one.
+async fn mkdir_all(sftp: &Sftp, plan: &UploadPlan, path: &str) -> Result<(), Failure> {
+    match &plan.upload.options.scope {
+        Some(scope) => scope::mkdir_all(sftp, scope, path).await,
+        None => sftp.mkdir_all(path).await,
     }
 }
 
@@ -371,6 +418,39 @@ struct HostUpload<'a> {
 }
 
 impl HostUpload<'_> {
+    /// Where entry `e` is written for the requested path `remote`: that
+    /// path, or under a scope, its real directory on the host and its name
+    /// (see `scope.rs`), checked.
+    async fn place(&self, e: &LocalEntry, remote: &str) -> Result<String, Failure> {
+        let Some(scope) = &self.options.scope else {
+            return Ok(remote.to_owned());
+        };
+        let (real_dir, name) = scope::place_for_write(&self.sftp, scope, remote, e.kind).await?;
+        if e.kind == EntryKind::Symlink
+            && !scope::link_allowed(scope, &real_dir, e.link.as_deref().unwrap_or_default())
+        {
+            return Err(Failure::new(
+                ErrorKind::Denied,
+                format!(
+                    "{remote}: the symlink points outside the paths this transfer may write \
+                     (to {:?}); not created",
+                    e.link.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(names::join(&real_dir, &name))
+    }
+
+    /// Under a scope, checks that the temp file is still where it was
+    /// written (see [`scope::confirm_temp`]) just before the rename.
+    async fn confirm(&self, temp: &str, remote: &str) -> Result<(), Failure> {
+        if self.options.scope.is_none() {
+            return Ok(());
+        }
+        let (real_dir, _) = names::split(remote);
+        scope::confirm_temp(&self.sftp, &real_dir, temp, remote).await
+    }
+
     async fn file(&mut self, e: &LocalEntry, remote: &str) -> Result<FileOutcome, Failure> {
         let mut out = FileOutcome {
             kind: EntryKind::File,
@@ -396,13 +476,17 @@ impl HostUpload<'_> {
         if start > 0 {
             self.advance(start);
         }
-        let claimed = if self.options.resume {
-            let mut flags = OpenFlags::WRITE | OpenFlags::CREATE;
-            if start == 0 {
-                flags |= OpenFlags::TRUNCATE;
+        let claimed = if self.options.resume && !(self.options.scope.is_some() && start == 0) {
+            if self.options.scope.is_some() {
+                self.reopen_checked(&usual).await
+            } else {
+                let mut flags = OpenFlags::WRITE | OpenFlags::CREATE;
+                if start == 0 {
+                    flags |= OpenFlags::TRUNCATE;
+                }
+                let handle = self.sftp.open_file(&usual, flags, 0o600).await;
+                handle.map(|h| (usual, h))
             }
-            let handle = self.sftp.open_file(&usual, flags, 0o600).await;
-            handle.map(|h| (usual, h))
         } else {
             self.claim_temp(&dir, &name, usual).await
         };
@@ -430,7 +514,14 @@ impl HostUpload<'_> {
                 Ok(theirs) => {
                     // The temp file is wrong: resuming from it is pointless.
                     let _ = self.sftp.remove(&temp).await;
-                    return Err(mismatch(remote, &digest, &theirs));
+                    let theirs = if self.options.scope.is_some() {
+                        // What was hashed may not be the temp file (a
+                        // symlink swapped in): its digest is not shown.
+                        "a different digest"
+                    } else {
+                        theirs.as_str()
+                    };
+                    return Err(mismatch(remote, &digest, theirs));
                 }
                 Err(failure) => {
                     self.discard(&temp).await;
@@ -443,12 +534,32 @@ impl HostUpload<'_> {
             self.discard(&temp).await;
             return Err(interrupted(remote));
         }
+        self.confirm(&temp, remote).await?;
         if let Err(failure) = self.sftp.posix_rename(&temp, remote).await {
             self.discard(&temp).await;
             return Err(failure);
         }
         out.sha256 = Some(digest);
         Ok(out)
+    }
+
+    /// Opens an earlier run's temp file `temp` to resume it, under a scope:
+    /// never created or truncated through the path (a symlink put there
+    /// would lead outside), and the handle must be the regular file `lstat`
+    /// found.
+    async fn reopen_checked(&self, temp: &str) -> Result<(String, String), Failure> {
+        let before = self.sftp.lstat(temp).await?.ok_or_else(|| {
+            Failure::new(
+                ErrorKind::Transfer,
+                format!("{temp}: the temp file went missing"),
+            )
+        })?;
+        let handle = self.sftp.open_file(temp, OpenFlags::WRITE, 0o600).await?;
+        if let Err(failure) = scope::confirm_open(&self.sftp, &handle, temp, &before, temp).await {
+            let _ = self.sftp.close(&handle, temp).await;
+            return Err(failure);
+        }
+        Ok((temp.to_owned(), handle))
     }
 
     /// Creates this upload's temp file, exclusively, and opens it: under
@@ -572,7 +683,10 @@ impl HostUpload<'_> {
         let mut extra_handles = Vec::new();
         // With --resume, one channel: its writes land in order, so a cut
         // leaves a temp file that is a clean prefix to continue from.
+        // Under a scope, one channel too: an extra channel opens the temp
+        // file again by its path, which a symlink swapped in could divert.
         if !self.options.resume
+            && self.options.scope.is_none()
             && e.size.saturating_sub(start) > self.options.multi_channel_threshold
         {
             self.open_extra().await;
@@ -801,6 +915,7 @@ impl HostUpload<'_> {
         let temp = names::join(&dir, &names::temp_name(&name, self.host));
         self.sftp.remove(&temp).await?;
         self.sftp.symlink(&temp, &target).await?;
+        self.confirm(&temp, remote).await?;
         if let Err(failure) = self.sftp.posix_rename(&temp, remote).await {
             let _ = self.sftp.remove(&temp).await;
             return Err(failure);
@@ -849,6 +964,7 @@ impl HostUpload<'_> {
             self.options,
             self.watch,
             &self.plan.budget,
+            None,
         )
         .await
     }
@@ -903,6 +1019,10 @@ impl HostUpload<'_> {
 
 /// Reads a remote file back over SFTP and hashes it: verification when the
 /// host has no hash tool, and for small files.
+///
+/// With `checked` (a download under a scope: the file's `lstat` when its
+/// path was checked), the file opened must be that one
+/// ([`scope::confirm_open`]), not what a symlink swapped in leads to.
 pub(super) async fn read_back(
     sftp: &Sftp,
     path: &str,
@@ -910,8 +1030,15 @@ pub(super) async fn read_back(
     options: &Options,
     watch: &Watch,
     budget: &pipeline::Budget,
+    checked: Option<&FileAttributes>,
 ) -> Result<String, Failure> {
     let handle = sftp.open_file(path, OpenFlags::READ, 0).await?;
+    if let Some(before) = checked
+        && let Err(failure) = scope::confirm_open(sftp, &handle, path, before, path).await
+    {
+        let _ = sftp.close(&handle, path).await;
+        return Err(failure);
+    }
     let target = Target {
         raw: sftp.raw.clone(),
         handle: handle.clone(),
