@@ -351,7 +351,10 @@ fn a_symlink_out_of_under_stops_the_command_on_the_host() {
             assert_eq!(error["kind"], "denied", "{result}");
             let message = error["message"].as_str().unwrap();
             assert!(message.starts_with("params.dir: "), "{message}");
-            assert!(message.contains(&outside), "{message}");
+            // Where the link leads is not the caller's to know.
+            // (the requested path itself may spell it: look past it).
+            let told = result.to_string().replace(&dir, "");
+            assert!(!told.contains(&outside), "{result}");
             assert!(message.contains("nothing ran"), "{message}");
         }
         assert_eq!(
