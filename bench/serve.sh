@@ -21,6 +21,10 @@
 #              reads nothing until the job ended, then slowly): events
 #              delivered / events sent, in order and without a gap
 #              (target: all of them)
+#   output     OUTPUT_MB (default 300) MB of output through one job, in
+#              lines of 100 bytes and without a single newline: wall time,
+#              the server's CPU time and peak RSS of each — one long line
+#              costs about what the same bytes in lines cost (issue 23)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${1:-64}
@@ -90,7 +94,26 @@ PY
 list=$("$LOAD" list "$URL" "$TOKEN" 500)
 echo "listing    10,000+ jobs, GET /v1/jobs?limit=50: $list (target p99 <= 20 ms)"
 
-# 4. Strangers: 20,000 requests without a token to random paths.
+# 4. Output: the same bytes in lines and as one line without a newline.
+OUTPUT_MB=${OUTPUT_MB:-300}
+output_row() {
+  local command=$1 body t0 t1 c0 c1
+  body=$(python3 -c 'import json, sys; print(json.dumps({"targets": "vm01", "command": ["sh", "-c", sys.argv[1]]}))' "$command")
+  echo 5 > "/proc/$SERVER/clear_refs"
+  c0=$(awk '{print $14 + $15}' "/proc/$SERVER/stat"); t0=$(date +%s.%N)
+  curl -sf -m 600 -X POST "$URL/v1/runs?wait=300s" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d "$body" > "$LAB/output.json"
+  t1=$(date +%s.%N); c1=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"][0]; sys.exit(0 if r["ok"] else "output job failed: %s" % r["error"])' "$LAB/output.json"
+  awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" -v rss="$(awk '/VmHWM/ {print $2}' "/proc/$SERVER/status")" \
+    'BEGIN {printf "wall %.2f s, server CPU %.2f s, peak RSS %.0f MB", t1 - t0, (c1 - c0) / hz, rss / 1024}'
+}
+bytes=$((OUTPUT_MB * 1000000))
+lines=$(output_row "head -c $bytes /dev/zero | tr '\\0' x | fold -w 100")
+one=$(output_row "head -c $bytes /dev/zero | tr '\\0' x")
+echo "output     $OUTPUT_MB MB in lines of 100: $lines; without a newline: $one (target: about the same)"
+
+# 5. Strangers: 20,000 requests without a token to random paths.
 AUDIT=$LAB/audit/audit.jsonl
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER/status")
 log_before=$(stat -c %s "$AUDIT")
@@ -122,7 +145,7 @@ log_after=$(stat -c %s "$AUDIT")
 awk -v a="$rss_before" -v b="$rss_after" -v c="$log_before" -v d="$log_after" -v s="$strangers" 'BEGIN {
   printf "strangers  20,000 requests without a token to random paths (%s): server RSS %+.1f MB (target <= 20), audit log %+.1f KB (target <= 1024)\n", s, (b-a)/1024, (d-c)/1024 }'
 
-# 5. A throttled SSE reader: every event of a job of 120,000 lines?
+# 6. A throttled SSE reader: every event of a job of 120,000 lines?
 python3 - "$PORT" "$TOKEN" 120000 <<'PY'
 import http.client, json, sys, time
 port, token, lines = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])

@@ -65,6 +65,10 @@ pub enum Op {
     /// `remex script`: a local script run remotely (`script_sha256`).
     #[serde(rename = "script")]
     Script,
+    /// The remote processes of an `exec` or `script` run were stopped
+    /// after the fact (a service restarted after a crash): same `run` id.
+    #[serde(rename = "exec.stop")]
+    ExecStop,
     /// `remex upload`: `paths` = [local, remote], `bytes`, `sha256`.
     #[serde(rename = "upload")]
     Upload,
@@ -102,9 +106,10 @@ pub enum Op {
 
 impl Op {
     /// Every operation, for listings and `--op` completion.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 14] = [
         Op::Exec,
         Op::Script,
+        Op::ExecStop,
         Op::Upload,
         Op::Download,
         Op::Check,
@@ -123,6 +128,7 @@ impl Op {
         match self {
             Op::Exec => "exec",
             Op::Script => "script",
+            Op::ExecStop => "exec.stop",
             Op::Upload => "upload",
             Op::Download => "download",
             Op::Check => "check",

@@ -183,6 +183,10 @@ impl<O: Observer> Observer for Suggesting<O> {
         self.inner.line(host, stream, line);
     }
 
+    fn wants_lines(&self, host: &str, stream: Stream) -> bool {
+        self.inner.wants_lines(host, stream)
+    }
+
     fn done(&self, outcome: &HostReport<dyn Detail>) {
         let rewritten = outcome.error.as_ref().and_then(|failure| {
             let message = self.invocation.rewrite(&failure.message);

@@ -97,6 +97,12 @@ impl Observer for Printer {
         }
     }
 
+    /// Only `--stream` prints lines as they come; the other styles print
+    /// the report's output at the end.
+    fn wants_lines(&self, _host: &str, _stream: Stream) -> bool {
+        self.style == Style::Stream
+    }
+
     fn done(&self, outcome: &HostReport<dyn Detail>) {
         let _guard = self.lock.lock();
         let result = outcome.detail.as_any().downcast_ref::<ExecResult>();

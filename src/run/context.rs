@@ -193,6 +193,18 @@ pub trait Observer: Send + Sync {
     /// `host`; a last line without a newline is delivered when the stream
     /// ends.
     fn line(&self, _host: &str, _stream: Stream, _line: &[u8]) {}
+    /// A piece of a line longer than [`crate::exec::MAX_LINE`] bytes
+    /// arrived from `host`: the line goes on in the next `line_cut` or
+    /// `line` of this stream. By default handed on as a line.
+    fn line_cut(&self, host: &str, stream: Stream, piece: &[u8]) {
+        self.line(host, stream, piece);
+    }
+    /// Whether `line` and `line_cut` of `host`'s `stream` are of use now;
+    /// once `false` it stays so, and the run stops splitting (and
+    /// redacting) that stream's output for the observer. Default: `true`.
+    fn wants_lines(&self, _host: &str, _stream: Stream) -> bool {
+        true
+    }
     /// `host` will move `bytes` more bytes (transfers; may be called again,
     /// e.g. per directory walked).
     fn expect(&self, _host: &str, _bytes: u64) {}

@@ -715,6 +715,15 @@ impl Observer for Redacting {
             .line(host, stream, &self.redactor.redact_bytes(line));
     }
 
+    fn line_cut(&self, host: &str, stream: Stream, piece: &[u8]) {
+        self.inner
+            .line_cut(host, stream, &self.redactor.redact_bytes(piece));
+    }
+
+    fn wants_lines(&self, host: &str, stream: Stream) -> bool {
+        self.inner.wants_lines(host, stream)
+    }
+
     fn expect(&self, host: &str, bytes: u64) {
         self.inner.expect(host, bytes);
     }

@@ -7,8 +7,9 @@
 //! the operation's scope and reaches every selected host; every request is
 //! audited, allowed or not; every job is in the store before it is
 //! answered, so none is lost silently: a job under way when the service
-//! dies is `interrupted` at the next start. One service per store: a
-//! second one on the same store refuses to start (`store/lock.rs`).
+//! dies is `interrupted` at the next start, once what is left of its
+//! remote processes was stopped. One service per store: a second one on
+//! the same store refuses to start (`store/lock.rs`).
 //!
 //! # Layout
 //!
@@ -104,6 +105,9 @@ pub async fn serve(
     // to start, before it could take this one's jobs for a crash's.
     let lock = store::StoreLock::acquire(&config.store)?;
     tracing::debug!("holding {}", lock.path().display());
+    // A crash's leftovers: their remote processes stopped first, then
+    // the jobs marked `interrupted`.
+    jobs::stop_interrupted(&executor, &store).await?;
     store::blocking(&store, jobs::interrupt_unfinished).await?;
     callbacks.resume(&store).await?;
     let metrics = Arc::new(metrics::Metrics::default());

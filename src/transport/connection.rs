@@ -59,6 +59,8 @@ pub(crate) struct Connection {
     /// The jump host's connection this one is tunnelled through: kept open
     /// while this one is.
     via: Option<Arc<Connection>>,
+    /// Why the connection ended, once it did (set by its handler).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 /// What connecting needs besides the endpoint and the credentials: the
@@ -93,12 +95,14 @@ impl Connection {
             None => None,
         };
         let verdict = Arc::new(Mutex::new(None));
+        let lost = Arc::new(Mutex::new(None));
         let check = HostKeyCheck {
             endpoint: endpoint.clone(),
             known: keys.known.clone(),
             policy: options.host_key_policy,
             verdict: verdict.clone(),
             channels: ChannelClock::new(&endpoint.name),
+            lost: lost.clone(),
         };
         let agent = login.agent.then_some(options.agent.as_deref()).flatten();
         let password_possible = login.password.is_some();
@@ -176,6 +180,7 @@ impl Connection {
             endpoint: endpoint.clone(),
             budget: Mutex::new(None),
             via,
+            lost,
         })
     }
 
@@ -333,6 +338,12 @@ impl Connection {
     /// Whether the connection has gone away.
     pub(crate) fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+
+    /// Why the connection ended (the server's disconnect message, or the
+    /// transport's error), once it did and the reason is known.
+    pub(crate) fn lost_reason(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|lost| lost.clone())
     }
 
     /// Runs one of remex's own helper commands (never user input) on a

@@ -120,6 +120,10 @@ pub(crate) struct HostKeyCheck {
     pub verdict: Arc<Mutex<Option<Verdict>>>,
     /// When each channel opened, for the `-v` lines of how it exited.
     pub channels: ChannelClock,
+    /// Why the connection ended, once it did: the server's disconnect
+    /// message or the transport's error (what a command that was running
+    /// on it reports).
+    pub lost: Arc<Mutex<Option<String>>>,
 }
 
 impl client::Handler for HostKeyCheck {
@@ -194,6 +198,29 @@ impl client::Handler for HostKeyCheck {
     ) -> Result<(), Self::Error> {
         self.channels.closed(channel);
         Ok(())
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let (why, result) = match reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => (
+                format!(
+                    "the server disconnected ({:?}{}{})",
+                    info.reason_code,
+                    if info.message.is_empty() { "" } else { ": " },
+                    info.message
+                ),
+                Ok(()),
+            ),
+            client::DisconnectReason::Error(e) => (e.to_string(), Err(e)),
+        };
+        tracing::debug!("{}: connection ended: {why}", self.endpoint.name);
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.get_or_insert(why);
+        }
+        result
     }
 }
 

@@ -190,7 +190,7 @@ fn secrets_are_redacted_in_the_log_and_the_output() {
         (
             vec![
                 "--secret-env",
-                "REMEX_TEST_SECRET",
+                "TEST_SECRET_FROM_ENV",
                 "--",
                 "echo",
                 "s3cr3t-V4LUE-from-env",
@@ -218,7 +218,7 @@ fn secrets_are_redacted_in_the_log_and_the_output() {
                 .arg("--config")
                 .arg(&config)
                 .arg("-vv")
-                .env("REMEX_TEST_SECRET", secret);
+                .env("TEST_SECRET_FROM_ENV", secret);
             if json {
                 remex = remex.arg("--json");
             }

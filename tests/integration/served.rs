@@ -216,9 +216,25 @@ pub fn hmac_hex(key: &str, body: &[u8]) -> String {
     use hmac::{KeyInit as _, Mac as _};
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A job's events as (id, kind, data), read until the stream ends.
+pub fn sse(
+    served: &Served,
+    token: &str,
+    job: &str,
+    after: Option<u64>,
+) -> Vec<(u64, String, Value)> {
+    let mut request = served
+        .http
+        .get(served.url(&format!("/v1/jobs/{job}/events")))
+        .header(AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(after) = after {
+        request = request.header("Last-Event-ID", after.to_string());
+    }
+    let response = request.send().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().unwrap();
+    text.split("\n\n").filter_map(sse_event).collect()
 }

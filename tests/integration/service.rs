@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-use crate::served::{
-    Served, error_of, hmac_hex, json_of, runs_started, sse_event, token_with_secret,
-};
+use crate::served::{Served, error_of, hmac_hex, json_of, runs_started, sse, token_with_secret};
 use crate::util::{
     Remex, TestLab, assert_every_host_ended, assert_no_process_left, assert_verifies,
     processes_matching, records,
@@ -390,21 +388,6 @@ fn events_stream_in_order_resume_and_cancel_stops_the_remote_process() {
     error_of(again, 409, "conflict", None);
 }
 
-/// A job's events as (id, kind, data), read until the stream ends.
-fn sse(served: &Served, token: &str, job: &str, after: Option<u64>) -> Vec<(u64, String, Value)> {
-    let mut request = served
-        .http
-        .get(served.url(&format!("/v1/jobs/{job}/events")))
-        .header(AUTHORIZATION, format!("Bearer {token}"));
-    if let Some(after) = after {
-        request = request.header("Last-Event-ID", after.to_string());
-    }
-    let response = request.send().unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let text = response.text().unwrap();
-    text.split("\n\n").filter_map(sse_event).collect()
-}
-
 #[test]
 fn idempotent_retries_return_the_same_job_and_output_is_capped() {
     let lab = TestLab::new(1);
@@ -484,8 +467,8 @@ fn a_killed_service_marks_its_jobs_interrupted_and_sigterm_drains() {
         std::thread::sleep(Duration::from_millis(50));
     }
     served.kill();
-    // The remote commands of a killed service are the operator's to reap
-    // (as after `kill -9` of the CLI); the job is not lost.
+    // Reaped by hand here (what the restart reaps by itself is tested in
+    // hostile/exec.rs); the job is not lost.
     for (pid, cmd) in processes_matching("sleep 7320") {
         if cmd.trim() == "sleep 7320" {
             let _ = std::process::Command::new("kill")

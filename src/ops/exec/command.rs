@@ -5,14 +5,13 @@
 
 use std::sync::Arc;
 
+use super::limits;
+use super::reaper::TAG_VAR;
 use super::script::{self, Script};
-use super::sudo::Sudo;
+use super::sudo::{Sudo, SudoMode};
 use super::timeout::Timeout;
 use crate::quote;
 use crate::run::RequestError;
-
-/// The environment variable that tags every process of a remex command.
-pub const TAG_VAR: &str = "REMEX_RUN_ID";
 
 /// Default cap on each of stdout and stderr: 16 MiB.
 pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
@@ -190,49 +189,120 @@ impl Exec {
         self
     }
 
-    /// Checks what can be checked before contacting any host; an error
-    /// names the request field at fault (`command`, `raw`, `env`,
-    /// `secret_env`).
+    /// Checks what can be checked before contacting any host, against
+    /// what sshd and the remote side accept (see the `limits` module):
+    /// an error names the request field at fault (`command[2]`, `raw`,
+    /// `env`, `env.NAME`, `secret_env`, `cwd`, `script.args[0]`,
+    /// `script.interpreter`, `sudo.user`, `sudo.password`).
     ///
     /// # Errors
     ///
-    /// An empty command, or an environment variable name a shell cannot
-    /// set.
+    /// An empty command; a NUL byte in anything that reaches the remote
+    /// command line; an environment variable name a shell cannot set, or
+    /// one of remex's own (`REMEX_*`); a sudo password with a NUL or a
+    /// newline; a command line longer than [`limits::MAX_COMMAND_LINE`]
+    /// once quoted.
     pub fn validate(&self) -> Result<(), RequestError> {
-        if let Command::Argv(argv) = &self.command
-            && argv.is_empty()
-        {
-            return Err(RequestError::field("command", "the command is empty"));
+        match &self.command {
+            Command::Argv(argv) if argv.is_empty() => {
+                return Err(RequestError::field("command", "the command is empty"));
+            }
+            Command::Argv(argv) => {
+                for (at, word) in argv.iter().enumerate() {
+                    limits::no_nul(format!("command[{at}]"), "the word", word)?;
+                }
+            }
+            Command::Raw(raw) if raw.trim().is_empty() => {
+                return Err(RequestError::field("raw", "the raw command is empty"));
+            }
+            Command::Raw(raw) => limits::no_nul("raw", "the command", raw)?,
+            Command::Script { script, args } => {
+                for (at, word) in args.iter().enumerate() {
+                    limits::no_nul(format!("script.args[{at}]"), "the argument", word)?;
+                }
+                for word in &script.interpreter {
+                    limits::no_nul(
+                        "script.interpreter",
+                        "the interpreter (`interpreter`, or the script's `#!` line)",
+                        word,
+                    )?;
+                }
+            }
         }
-        if let Command::Raw(raw) = &self.command
-            && raw.trim().is_empty()
-        {
-            return Err(RequestError::field("raw", "the raw command is empty"));
+        let env = self.env.iter().map(|pair| ("env", pair));
+        let secret_env = self.secret_env.iter().map(|pair| ("secret_env", pair));
+        for (field, (key, value)) in env.chain(secret_env) {
+            limits::env_name(field, key)?;
+            limits::no_nul(format!("{field}.{key}"), "the value", value)?;
         }
-        let env = self.env.iter().map(|(key, _)| ("env", key));
-        let secret_env = self.secret_env.iter().map(|(key, _)| ("secret_env", key));
-        for (field, key) in env.chain(secret_env) {
-            let mut chars = key.chars();
-            let valid = chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
+        if let Some(cwd) = &self.cwd {
+            limits::no_nul("cwd", "the directory", cwd)?;
+        }
+        if let Some(sudo) = &self.sudo {
+            if let Some(user) = &sudo.user {
+                limits::no_nul("sudo.user", "the user name", user)?;
+            }
+            if sudo
+                .password
+                .as_deref()
+                .is_some_and(|password| password.contains(['\0', '\n']))
+            {
                 return Err(RequestError::field(
-                    field,
-                    format!(
-                        "invalid environment variable name `{key}`: use letters, digits and `_`, not starting with a digit"
-                    ),
+                    "sudo.password",
+                    "the sudo password holds a NUL byte or a newline, which sudo cannot read",
                 ));
             }
         }
-        Ok(())
+        limits::line_fits(&self.longest_line(), self.largest_field())
+    }
+
+    /// The longest command line this request can become on a host: with a
+    /// tag, the login shell, a staging directory of 256 bytes, and the
+    /// sudo wrapping that quotes it once more.
+    fn longest_line(&self) -> String {
+        let tag = "0".repeat(super::reaper::run_tag("", "").len());
+        let line = self.remote_command_with(&self.command, &tag, LOGIN_SHELL);
+        let line = match &self.command {
+            Command::Script { .. } => line.replace(SCRIPT_DIR, &"d".repeat(256)),
+            _ => line,
+        };
+        match &self.sudo {
+            Some(sudo) => as_sudo(sudo, SudoMode::Password, &line),
+            None => line,
+        }
+    }
+
+    /// The request field that adds the most to the command line, for an
+    /// error that it is too long.
+    fn largest_field(&self) -> &'static str {
+        let quoted = |word: &String| quote::quote(word).len() + 1;
+        let assignments = |env: &[(String, String)]| {
+            env.iter()
+                .map(|(key, value)| quote::quote(&format!("{key}={value}")).len() + 1)
+                .sum::<usize>()
+        };
+        let command = match &self.command {
+            Command::Argv(argv) => ("command", argv.iter().map(quoted).sum()),
+            Command::Raw(raw) => ("raw", raw.len()),
+            Command::Script { args, .. } => ("script.args", args.iter().map(quoted).sum()),
+        };
+        let sudo_user = self.sudo.as_ref().and_then(|sudo| sudo.user.as_ref());
+        [
+            command,
+            ("env", assignments(&self.env)),
+            ("secret_env", assignments(&self.secret_env)),
+            ("cwd", self.cwd.as_ref().map_or(0, quoted)),
+            ("sudo.user", sudo_user.map_or(0, quoted)),
+        ]
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .map_or("command", |(field, _)| field)
     }
 
     /// The string sent in the SSH exec request (see the module docs), for a
     /// login shell; under sudo it is wrapped by [`Sudo::wrap`].
     pub fn remote_command(&self, tag: &str) -> String {
-        self.remote_command_with(&self.command, tag, "\"${SHELL:-/bin/sh}\"")
+        self.remote_command_with(&self.command, tag, LOGIN_SHELL)
     }
 
     /// [`Exec::remote_command`] for `command`, running raw strings in `shell`.
@@ -249,28 +319,56 @@ impl Exec {
             .map(|dir| format!("cd -- {} || exit 126\n", quote::quote(dir)))
             .unwrap_or_default();
         match command {
-            // One simple command: the login shell exports, then runs it. The
-            // shell itself is left untagged, but it has nothing to do after
-            // the command, so killing the command ends it; and a command
-            // costs one shell start, not two.
-            Command::Argv(argv) => format!("export {assignments}\n{cd}{}", quote::join(argv)),
+            // The login shell exports, then runs the command — and stays
+            // until it ends (the status line after it keeps bash and
+            // others from `exec`ing the last command): a session leader
+            // whose command line holds the tag, which the reaper finds
+            // whatever the command does to its own environment.
+            Command::Argv(argv) => format!(
+                "export {assignments}\n{cd}{}\n{STATUS_LINE}",
+                quote::join(argv)
+            ),
             // A script may go on after any one of its commands is killed, so
             // the shell running it is started with the tag too.
             Command::Raw(raw) => format!(
-                "exec env {assignments} {shell} -c {}",
+                "env {assignments} {shell} -c {}\n{STATUS_LINE}",
                 quote::quote(&format!("{cd}{raw}"))
             ),
             // A script is staged first and then run as an argv; this is
             // what runs it once staged (`<dir>` is the staging directory).
             Command::Script { script, args } => format!(
-                "export {assignments}\n{cd}{}",
-                quote::join(&script::run_argv(script, "<dir>", args))
+                "export {assignments}\n{cd}{}\n{STATUS_LINE}",
+                quote::join(&script::run_argv(script, SCRIPT_DIR, args))
             ),
         }
     }
 }
 
-/// What one command did on one host.
+/// `line` run as the sudo target user: wrapped by [`Sudo::wrap`], with the
+/// status line after it, so that the login shell stays as the session's
+/// anchor there too.
+pub(crate) fn as_sudo(sudo: &Sudo, mode: SudoMode, line: &str) -> String {
+    format!("{}\n{STATUS_LINE}", sudo.wrap(mode, line))
+}
+
+/// The last line of every remote command line: the login shell waits for
+/// the command instead of being replaced by it, and passes its status on
+/// — re-raising, on itself, a signal that ended the command (those that
+/// end a process without a core dump: HUP, INT, KILL, USR1, USR2, PIPE,
+/// ALRM, TERM), so that a killed command is reported as killed. (A shell
+/// cannot tell `exit 130` from death by `INT`: both are reported as the
+/// signal.)
+pub(crate) const STATUS_LINE: &str =
+    "s=$?; case $s in 129|130|137|138|140|141|142|143) kill -$((s - 128)) $$;; esac; exit $s";
+
+/// How a raw string's shell is named on the command line: the login
+/// shell.
+pub(crate) const LOGIN_SHELL: &str = "\"${SHELL:-/bin/sh}\"";
+
+/// Where a staged script's directory goes in [`Exec::remote_command`]
+/// (the directory is only known once the script is staged).
+const SCRIPT_DIR: &str = "<dir>";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,15 +380,19 @@ mod tests {
             .cwd("/tmp/my dir");
         assert_eq!(
             exec.remote_command("abc"),
-            "export REMEX_RUN_ID=abc 'GREETING=hello world'\n\
-             cd -- '/tmp/my dir' || exit 126\n\
-             printf '%s\\n' 'a b' '$(id)'"
+            format!(
+                "export REMEX_RUN_ID=abc 'GREETING=hello world'\n\
+                 cd -- '/tmp/my dir' || exit 126\n\
+                 printf '%s\\n' 'a b' '$(id)'\n{STATUS_LINE}"
+            )
         );
         let exec = Exec::raw("echo $HOME | wc -c").env("A", "1").cwd("/tmp");
         assert_eq!(
             exec.remote_command("abc"),
-            "exec env REMEX_RUN_ID=abc 'A=1' \"${SHELL:-/bin/sh}\" -c 'cd -- /tmp || exit 126\n\
-             echo $HOME | wc -c'"
+            format!(
+                "env REMEX_RUN_ID=abc 'A=1' \"${{SHELL:-/bin/sh}}\" -c 'cd -- /tmp || exit 126\n\
+                 echo $HOME | wc -c'\n{STATUS_LINE}"
+            )
         );
     }
 
@@ -343,5 +445,35 @@ mod tests {
             Some("secret_env")
         );
         assert_eq!(field(Exec::raw(" ")).as_deref(), Some("raw"));
+    }
+
+    /// The login shell stays while the command runs, passes its exit
+    /// status on, and dies of the signal that killed the command — in
+    /// dash and in bash (which would otherwise `exec` the last command).
+    #[test]
+    fn the_login_shell_stays_and_passes_the_outcome_on() {
+        use std::os::unix::process::ExitStatusExt as _;
+        for shell in ["sh", "bash"] {
+            let outcome = |exec: Exec| {
+                std::process::Command::new(shell)
+                    .arg("-c")
+                    .arg(exec.remote_command("t3"))
+                    .output()
+                    .unwrap_or_else(|e| panic!("{shell}: {e}"))
+            };
+            let out = outcome(Exec::argv(["sh", "-c", "echo $$ $PPID; exit 3"]));
+            assert_eq!(out.status.code(), Some(3), "{shell}");
+            let pids = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (own, parent) = pids.trim().split_once(' ').unwrap_or_default();
+            assert_ne!(own, parent, "{shell}: the command replaced the login shell");
+            for (signal, number) in [("TERM", 15), ("KILL", 9), ("INT", 2)] {
+                let out = outcome(Exec::argv(["sh", "-c", &format!("kill -{signal} $$")]));
+                assert_eq!(out.status.signal(), Some(number), "{shell} {signal}");
+            }
+            let out = outcome(Exec::raw("kill -TERM $$"));
+            assert_eq!(out.status.signal(), Some(15), "{shell} raw");
+            let out = outcome(Exec::raw("exit 4"));
+            assert_eq!(out.status.code(), Some(4), "{shell} raw");
+        }
     }
 }

@@ -10,32 +10,45 @@
 //! export REMEX_RUN_ID=<tag> 'K=V'…
 //! cd -- DIR || exit 126
 //! 'WORD' 'WORD'…
+//! STATUS
 //! ```
 //!
 //! and for a raw string (`--raw`)
 //!
 //! ```text
-//! exec env REMEX_RUN_ID=<tag> 'K=V'… "${SHELL:-/bin/sh}" -c 'cd -- DIR || exit 126; RAW'
+//! env REMEX_RUN_ID=<tag> 'K=V'… "${SHELL:-/bin/sh}" -c 'cd -- DIR || exit 126; RAW'
+//! STATUS
 //! ```
+//!
+//! where `STATUS` passes the command's exit status on, re-raising a signal
+//! that killed it (`command.rs`): with a line after the command, the login
+//! shell (bash would `exec` a last command) stays as long as the command
+//! runs, with the tag on its command line — the reaper's anchor.
 //!
 //! so that `--env` reaches the command even when sshd's `AcceptEnv` refuses
 //! it, a failing `--cwd` stops the command with status 126, and every process
-//! of the command carries a tag in its initial environment (a script's own
-//! shell included; an argv's shell has nothing left to run once the command
-//! is gone, so it needs none, and the command costs one shell start). The
-//! argv is quoted in [`crate::quote`]; a raw string reaches the shell as is.
+//! of the command carries the run's tag in its initial environment (a
+//! script's own shell included), and the command costs one shell start. The argv is quoted in [`crate::quote`]; a raw string reaches the
+//! shell as is. What may go on the line — no NUL byte anywhere, at most
+//! [`MAX_COMMAND_LINE`] bytes once quoted, no `REMEX_*` name in `env` — is
+//! checked before any host is contacted (`limits.rs`): sshd drops the whole
+//! connection, every other command on it included, for a line it cannot
+//! parse.
 //!
-//! # Timeouts
+//! # Timeouts, cancels and lost connections
 //!
-//! When the timeout fires, remex runs a small reaper on a second channel of
-//! the same connection: it finds every process whose environment carries the
-//! tag (`/proc/PID/environ`), sends it `TERM`, and `KILL`s what is left after
-//! 300 ms. Then it sends the session a `KILL` signal request (sshd ≥ 8.1 and
-//! Dropbear pass it on) for anything the reaper could not see, and closes the
-//! channel. Processes that start a
-//! new session *and* scrub their environment escape this (as they escape any
-//! tool short of a cgroup); everything else, children and grandchildren
-//! included, is gone when the outcome is reported.
+//! When the timeout fires (or the run is cancelled), remex runs a small
+//! reaper on a second channel of the same connection (`reaper.rs`): it finds
+//! the command's processes by their tag, their session and their parentage
+//! on `/proc`, sends them `TERM`, and `KILL`s what is left after 300 ms.
+//! Then it sends the session a `KILL` signal request (sshd ≥ 8.1 and
+//! Dropbear pass it on) for anything the reaper could not see, and closes
+//! the channel. When the connection itself is lost while a command runs,
+//! the host's failure says so (with the reason the transport saw) and remex
+//! runs the reaper through a new connection. The tag is derived from the
+//! run id and the host, so a service restarted after a crash stops its
+//! interrupted jobs' processes the same way ([`Executor::stop_run`]). What
+//! still escapes is said in `reaper.rs`.
 
 //! # Layout
 //!
@@ -43,11 +56,17 @@
 //!   service's `POST /v1/runs`, `exec --request`), and what an edge allows.
 //! - `command.rs` — [`Exec`]: the command, how to run it, and its remote
 //!   command line; `timeout.rs` — [`Timeout`].
-//! - `run.rs` — one request on one open connection.
+//! - `limits.rs` — what sshd accepts of a command line.
+//! - `run.rs` — one request on one open connection; `lines.rs` — its output
+//!   cut into lines (long ones into pieces).
+//! - `reaper.rs` — the tag, and stopping a run's remote processes.
 //! - `result.rs` — [`ExecResult`] per host, [`ExecDetails`] per run.
 //! - `script.rs` — staging a local script; `sudo.rs` — `--sudo`.
 
 mod command;
+mod limits;
+mod lines;
+mod reaper;
 mod request;
 mod result;
 mod run;
@@ -55,7 +74,13 @@ pub(crate) mod script;
 pub(crate) mod sudo;
 mod timeout;
 
-pub use command::{Command, DEFAULT_MAX_OUTPUT, Exec, TAG_VAR};
+#[cfg(test)]
+mod properties;
+
+pub use command::{Command, DEFAULT_MAX_OUTPUT, Exec};
+pub use limits::{MAX_COMMAND_LINE, RESERVED_ENV_PREFIX};
+pub use lines::MAX_LINE;
+pub use reaper::{StopReport, Stopped, TAG_VAR, run_tag};
 pub use request::{ByteSize, RequestPolicy, RunRequest, ScriptRequest, SudoRequest};
 pub use result::{Captured, ExecDetails, ExecOutcome, ExecResult, ScriptInfo};
 pub use script::{MARKER as SCRIPT_MARKER, Script};
@@ -71,6 +96,7 @@ use crate::run::report::{HostReport, RunReport};
 use crate::run::runner::{HostRun, Operation, RunState};
 use crate::run::{Error, Executor, RunContext};
 use crate::targets::Targets;
+use crate::transport::login::Login;
 
 /// The report of `exec` and `script`.
 pub type ExecReport = RunReport<ExecResult, ExecDetails>;
@@ -128,6 +154,39 @@ impl Executor {
     }
 }
 
+/// After a lost connection: runs the reaper for `tag` through a new
+/// connection to the host; what it did, for the host's failure message.
+async fn stop_through_new_connection(
+    host: &mut HostRun<'_>,
+    tag: &str,
+    sudo: Option<(&Sudo, sudo::SudoMode)>,
+) -> String {
+    let login = Login {
+        key: Some(host.endpoint.key_path.clone()),
+        agent: true,
+        password: None,
+    };
+    let conn = match host.open_with(&login).await {
+        Ok(conn) => conn,
+        Err(failure) => {
+            return format!(
+                "; remex could not connect again to stop its processes, which may still run: {}",
+                failure.message
+            );
+        }
+    };
+    let stopped = reaper::reap(&conn, tag, sudo).await;
+    conn.shutdown().await;
+    match stopped {
+        Ok(0) => "; no process of it was left (checked through a new connection)".to_owned(),
+        Ok(n) => format!("; remex stopped its {n} remaining processes through a new connection"),
+        Err(failure) => format!(
+            "; remex connected again but could not stop its processes, which may still run: {}",
+            failure.message
+        ),
+    }
+}
+
 /// `exec` and `script` as an operation of the runner.
 struct ExecOp {
     exec: Arc<Exec>,
@@ -174,18 +233,29 @@ impl Operation for ExecOp {
     async fn host(&self, host: &mut HostRun<'_>, detail: &mut ExecResult) -> Result<(), Failure> {
         let conn = host.connection().await?;
         detail.host_key = Some(conn.host_key_fingerprint().to_owned());
+        let tag = run_tag(host.run.run_id(), host.name);
         let watch = run::Watch {
             host: host.name,
+            tag: &tag,
             timeout: self.timeout,
             cancel: host.cancel(),
             observer: host.observer(),
         };
         let ran = run::run(&conn, &self.exec, watch).await;
+        drop(conn);
         detail.exit_code = ran.exit_code;
         detail.signal = ran.signal;
         detail.stdout = ran.stdout;
         detail.stderr = ran.stderr;
-        ran.error.map_or(Ok(()), Err)
+        let mut error = ran.error;
+        if ran.unreaped
+            && let Some(failure) = &mut error
+        {
+            let sudo = self.exec.sudo.as_ref().zip(ran.sudo);
+            let stopped = stop_through_new_connection(host, &tag, sudo).await;
+            failure.message.push_str(&stopped);
+        }
+        error.map_or(Ok(()), Err)
     }
 
     async fn finish(&self, _run: &RunState, _results: &[HostReport<ExecResult>]) -> ExecDetails {

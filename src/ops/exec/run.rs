@@ -8,7 +8,10 @@ use std::time::Duration;
 use russh::{ChannelMsg, Sig};
 use tokio::time::Instant;
 
-use super::command::{Command, Exec, TAG_VAR};
+use super::command::{Command, Exec, LOGIN_SHELL, as_sudo};
+use super::limits;
+use super::lines::Lines;
+use super::reaper;
 use super::result::Captured;
 use super::script::{self, Script};
 use super::sudo::{Sudo, SudoMode};
@@ -23,6 +26,9 @@ use crate::transport::connection::Connection;
 pub(crate) struct Watch<'a> {
     /// The host's name (for messages and the observer).
     pub host: &'a str,
+    /// The tag of the command's processes ([`reaper::run_tag`] of the run
+    /// and the host).
+    pub tag: &'a str,
     /// Stops the command when it runs longer; `None`: never.
     pub timeout: Option<Duration>,
     /// Stops the command like a timeout.
@@ -43,6 +49,11 @@ pub(crate) struct Ran {
     pub(crate) stderr: Captured,
     /// Why it did not succeed.
     pub(crate) error: Option<Failure>,
+    /// The connection was lost while the command may still run, and its
+    /// processes were not stopped: stop them through a new connection.
+    pub(crate) unreaped: bool,
+    /// How sudo was invoked, when it was (for a reaper run later).
+    pub(crate) sudo: Option<SudoMode>,
 }
 
 impl Ran {
@@ -53,37 +64,6 @@ impl Ran {
             ..Ran::default()
         }
     }
-}
-
-/// Splits a byte stream into lines for an [`Observer`].
-#[derive(Default)]
-struct Lines {
-    pending: Vec<u8>,
-}
-
-impl Lines {
-    fn push(&mut self, data: &[u8], mut emit: impl FnMut(&[u8])) {
-        self.pending.extend_from_slice(data);
-        let mut start = 0;
-        while let Some(offset) = self.pending[start..].iter().position(|&b| b == b'\n') {
-            emit(&self.pending[start..start + offset]);
-            start += offset + 1;
-        }
-        self.pending.drain(..start);
-    }
-
-    fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
-        if !self.pending.is_empty() {
-            emit(&self.pending);
-            self.pending.clear();
-        }
-    }
-}
-
-/// A fresh random tag for [`TAG_VAR`].
-fn new_tag() -> String {
-    let bytes: [u8; 12] = rand::random();
-    hex::encode(bytes)
 }
 
 /// Sudo as decided for one host: who, and how to invoke it.
@@ -99,10 +79,12 @@ pub(crate) async fn run(conn: &Connection, exec: &Exec, watch: Watch<'_>) -> Ran
         },
         None => None,
     };
-    match &exec.command {
+    let mut ran = match &exec.command {
         Command::Script { script, args } => run_script(conn, exec, script, args, sudo, watch).await,
         command => run_command(conn, exec, command, sudo, watch).await,
-    }
+    };
+    ran.sudo = sudo.map(|(_, mode)| mode);
+    ran
 }
 
 /// `command` as the (sudo) target user runs it, and what its stdin must
@@ -182,12 +164,27 @@ async fn run_command(
     sudo: SudoPlan<'_>,
     watch: Watch<'_>,
 ) -> Ran {
-    let (host, timeout) = (watch.host, watch.timeout);
+    let (host, timeout, tag) = (watch.host, watch.timeout, watch.tag);
+    // sudo resets SHELL to the target user's login shell (nologin for
+    // service users), so raw strings run in /bin/sh there.
+    let shell = if sudo.is_some() {
+        "/bin/sh"
+    } else {
+        LOGIN_SHELL
+    };
+    let line = exec.remote_command_with(command, tag, shell);
+    let (remote, stdin_prefix) = match sudo {
+        Some((sudo, mode)) => (as_sudo(sudo, mode, &line), sudo.stdin_prefix(mode)),
+        None => (line, Vec::new()),
+    };
+    // Never an exec request sshd would drop the shared connection for.
+    if let Err(failure) = limits::sendable(&remote, host) {
+        return Ran::failed(failure);
+    }
     let session = match conn.session().await {
         Ok(session) => session,
         Err(failure) => return Ran::failed(failure),
     };
-    let tag = new_tag();
     // `_slot` keeps the connection's session slot until this command is done.
     let crate::transport::session::Session {
         channel,
@@ -199,14 +196,6 @@ async fn run_command(
     {
         return Ran::failed(io("requesting a pty", e));
     }
-    // sudo resets SHELL to the target user's login shell (nologin for
-    // service users), so raw strings run in /bin/sh there.
-    let shell = if sudo.is_some() {
-        "/bin/sh"
-    } else {
-        "\"${SHELL:-/bin/sh}\""
-    };
-    let (remote, stdin_prefix) = as_target(sudo, exec.remote_command_with(command, &tag, shell));
     if let Err(e) = channel.exec(true, remote).await {
         return Ran::failed(io("sending the command", e));
     }
@@ -237,12 +226,24 @@ async fn run_command(
     // A timeout beyond what the clock can say is none.
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     let mut lines = [Lines::default(), Lines::default()];
-    let emit = |stream: Stream, line: &[u8]| {
+    let emit = |stream: Stream, line: &[u8], cut: bool| {
         if let Some(observer) = watch.observer {
-            observer.line(host, stream, line);
+            if cut {
+                observer.line_cut(host, stream, line);
+            } else {
+                observer.line(host, stream, line);
+            }
         }
     };
-    let observed: Option<&EmitLine<'_>> = watch.observer.map(|_| &emit as _);
+    let wanted = |stream: Stream| {
+        watch
+            .observer
+            .is_some_and(|observer| observer.wants_lines(host, stream))
+    };
+    let observed: Option<Observed<'_>> = watch.observer.map(|_| Observed {
+        emit: &emit,
+        wanted: &wanted,
+    });
     let mut stopped: Option<Failure> = None;
     let mut closed = false;
     let cancelled = cancel::cancelled(watch.cancel);
@@ -253,18 +254,12 @@ async fn run_command(
             () = until(deadline) => {
                 stopped = Some(Failure::new(
                     ErrorKind::Timeout,
-                    format!(
-                        "command did not finish within {}; remex stopped it and its child processes",
-                        humane(timeout.unwrap_or_default())
-                    ),
+                    format!("command did not finish within {}", humane(timeout.unwrap_or_default())),
                 ));
                 break;
             }
             () = &mut cancelled => {
-                stopped = Some(Failure::new(
-                    ErrorKind::Cancelled,
-                    "interrupted; remex stopped the command and its child processes",
-                ));
+                stopped = Some(Failure::new(ErrorKind::Cancelled, "interrupted"));
                 break;
             }
         };
@@ -301,9 +296,35 @@ async fn run_command(
         }
     }
     feeder.abort();
+    let finish = |lines: &mut [Lines; 2]| {
+        for (at, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
+            if wanted(stream) {
+                lines[at].finish(|l, cut| emit(stream, l, cut));
+            }
+        }
+    };
 
-    if let Some(failure) = stopped {
-        stop_remote(conn, &writer, &tag, sudo).await;
+    if let Some(mut failure) = stopped {
+        let it = if failure.kind == ErrorKind::Cancelled {
+            "the command"
+        } else {
+            "it"
+        };
+        match stop_remote(conn, &writer, tag, sudo).await {
+            Ok(_) => failure
+                .message
+                .push_str(&format!("; remex stopped {it} and its child processes")),
+            Err(_) if conn.is_closed() => {
+                // The connection went away under the command: the caller
+                // stops it through a new one.
+                ran.unreaped = true;
+                failure.message.push_str(&format!("; {}", lost(conn)));
+            }
+            Err(why) => failure.message.push_str(&format!(
+                "; remex could not make sure {it} and its child processes stopped: {}",
+                why.message
+            )),
+        }
         // What the command printed before it was stopped may still be on
         // its way (the reaper took a moment): keep it for the report, until
         // the server closes the channel or a moment has passed.
@@ -320,13 +341,11 @@ async fn run_command(
                 }
             }
         }
-        lines[0].finish(|l| emit(Stream::Stdout, l));
-        lines[1].finish(|l| emit(Stream::Stderr, l));
+        finish(&mut lines);
         ran.error = Some(failure);
         return ran;
     }
-    lines[0].finish(|l| emit(Stream::Stdout, l));
-    lines[1].finish(|l| emit(Stream::Stderr, l));
+    finish(&mut lines);
     if !closed {
         let _ = writer.close().await;
     }
@@ -345,16 +364,25 @@ async fn run_command(
                 ErrorKind::Protocol,
                 "the session closed without an exit status",
             )),
-            (None, None) => Some(Failure::new(
-                ErrorKind::Io,
-                "the connection was lost while the command ran",
-            )),
+            (None, None) => {
+                // The command may still run on the host: the caller stops
+                // it through a new connection.
+                ran.unreaped = true;
+                Some(Failure::new(ErrorKind::Io, lost(conn)))
+            }
         };
     }
     ran
 }
 
-/// Stops a timed-out command and everything it started (see module docs).
+/// "the connection was lost while the command ran (WHY)".
+fn lost(conn: &Connection) -> String {
+    match conn.lost_reason() {
+        Some(why) => format!("the connection was lost while the command ran ({why})"),
+        None => "the connection was lost while the command ran".to_owned(),
+    }
+}
+
 /// Sleeps until `deadline`, or forever without one.
 async fn until(deadline: Option<Instant>) {
     match deadline {
@@ -363,20 +391,31 @@ async fn until(deadline: Option<Instant>) {
     }
 }
 
-/// Hands a whole line of output to the observer.
-type EmitLine<'a> = dyn Fn(Stream, &[u8]) + Sync + 'a;
+/// Hands a whole line of output (or, `true`, a piece of a long one) to the
+/// observer.
+type EmitLine<'a> = dyn Fn(Stream, &[u8], bool) + Sync + 'a;
+
+/// The observer's side of the output: where lines go, and whether a
+/// stream's lines are still wanted.
+#[derive(Clone, Copy)]
+struct Observed<'a> {
+    /// Hands a line on.
+    emit: &'a EmitLine<'a>,
+    /// Whether the observer still wants a stream's lines.
+    wanted: &'a (dyn Fn(Stream) -> bool + Sync + 'a),
+}
 
 /// How long output is still taken after remex stopped a command.
 const STOPPED_OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Keeps a message's output (stdout, stderr) in `ran`, and hands its whole
-/// lines to `emit` when there is an observer; whether it was output.
+/// lines to the observer while it wants them; whether it was output.
 fn keep_output(
     msg: &ChannelMsg,
     ran: &mut Ran,
     lines: &mut [Lines; 2],
     max_output: usize,
-    emit: Option<&EmitLine<'_>>,
+    observed: Option<Observed<'_>>,
 ) -> bool {
     let (buffer, at, stream, data) = match msg {
         ChannelMsg::Data { data } => (&mut ran.stdout, 0, Stream::Stdout, data),
@@ -384,51 +423,37 @@ fn keep_output(
         _ => return false,
     };
     buffer.push(data, max_output);
-    if let Some(emit) = emit {
-        lines[at].push(data, |l| emit(stream, l));
+    if let Some(observed) = observed
+        && (observed.wanted)(stream)
+    {
+        lines[at].push(data, |l, cut| (observed.emit)(stream, l, cut));
     }
     true
 }
 
+/// Stops a timed-out or cancelled command and everything it started (see
+/// the `reaper` module): the reaper on a second channel of the same
+/// connection, then a `KILL` signal request on the command's channel for
+/// what the reaper cannot see (no `/proc`), and the channel closed.
 async fn stop_remote(
     conn: &Connection,
     writer: &russh::ChannelWriteHalf<russh::client::Msg>,
     tag: &str,
     sudo: SudoPlan<'_>,
-) {
-    let reaper = format!(
-        "sig=TERM; for round in 1 2 3 4; do \
-           pids=$(grep -lzxF {TAG_VAR}={tag} /proc/[0-9]*/environ 2>/dev/null | sed 's,^/proc/\\([0-9]*\\)/environ$,\\1,'); \
-           [ -n \"$pids\" ] || exit 0; kill -$sig $pids 2>/dev/null; sleep 0.3; sig=KILL; \
-         done"
-    );
+) -> Result<u32, Failure> {
     // The reaper runs before anything else touches the timed-out session:
     // Dropbear (2022.83) closes a just-opened channel when a signalled
     // session ends at the same moment, which would drop the reaper unrun.
     // Under sudo the processes belong to the target user: reap as that user.
-    let (reaper, stdin) = as_target(sudo, reaper);
-    let host = &conn.endpoint().name;
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        conn.run_helper(&reaper, Some(&stdin)),
-    )
-    .await
-    {
-        Ok(Ok((Some(0), _))) => {}
-        Ok(Ok((status, _))) => {
-            tracing::warn!(%host, ?status, "the process reaper did not finish cleanly after a timeout");
-        }
-        Ok(Err(failure)) => tracing::warn!(
-            %host,
-            "could not run the process reaper after a timeout: {}",
-            failure.message
-        ),
-        Err(_) => tracing::warn!(%host, "the process reaper timed out"),
+    let reaped = reaper::reap(conn, tag, sudo).await;
+    if let Err(failure) = &reaped {
+        tracing::warn!(host = %conn.endpoint().name, "could not run the process reaper: {}", failure.message);
     }
     // Belt and braces for what the reaper cannot see (no /proc): sshd ≥ 8.1
     // and Dropbear signal the session's process (group).
     let _ = writer.signal(Sig::KILL).await;
     let _ = writer.close().await;
+    reaped
 }
 
 fn signal_text(sig: &Sig) -> String {
@@ -453,19 +478,6 @@ pub(crate) fn humane(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_split_across_chunks() {
-        let mut lines = Lines::default();
-        let mut got: Vec<Vec<u8>> = Vec::new();
-        lines.push(b"ab", |l| got.push(l.to_vec()));
-        lines.push(b"c\nde\n\nf", |l| got.push(l.to_vec()));
-        lines.finish(|l| got.push(l.to_vec()));
-        assert_eq!(
-            got,
-            vec![b"abc".to_vec(), b"de".to_vec(), b"".to_vec(), b"f".to_vec()]
-        );
-    }
 
     #[test]
     fn humane_durations() {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
 use super::extract::{JsonBody, RequestId, Wait};
+use crate::audit::Redactor;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::ApiError;
 use crate::service::jobs::{NewJob, Work, now_ms};
@@ -125,7 +126,7 @@ pub(crate) async fn submit<R: JobRequest>(
         state.jobs.callbacks().check(url)?;
     }
     let hosts = caller.reach(&state.executor, request.targets())?;
-    let mut record = record(caller, &work, &hosts, request)?;
+    let mut record = record(caller, &work, &hosts, request, state.executor.redactor())?;
     record.request_id = Some(request_id.0.clone());
     tracing::debug!(request = %request_id.0, job = %record.id, "new {} job", record.operation);
     if let Some(existing) = same_request(state, &record).await? {
@@ -149,17 +150,21 @@ pub(crate) async fn submit<R: JobRequest>(
 }
 
 /// The record of a new job: `queued`, the request kept without its
-/// secrets, the hash of the request as sent (a retry is told from a
-/// conflict by it).
+/// secrets (its own, then every string through `redactor`, the config's
+/// patterns — as the audit log keeps it), the hash of the request as sent
+/// (a retry is told from a conflict by it).
 fn record<R: JobRequest>(
     caller: &Caller,
     work: &Work,
     hosts: &Selection,
     request: &R,
+    redactor: &Redactor,
 ) -> Result<JobRecord, ApiError> {
     let sent = serde_json::to_string(request).unwrap_or_default();
     let request_hash = hex::encode(Sha256::digest(sent.as_bytes()));
-    let mut kept = serde_json::to_string(&request.redacted()).unwrap_or_default();
+    let mut kept = serde_json::to_value(request.redacted()).unwrap_or_default();
+    redact_strings(&mut kept, redactor);
+    let mut kept = kept.to_string();
     if kept.len() > KEPT_REQUEST {
         kept = r#"{"note":"the request was larger than 64 KiB; not kept"}"#.to_owned();
     }
@@ -182,6 +187,46 @@ fn record<R: JobRequest>(
         callback_state: None,
         request_id: None,
     })
+}
+
+/// Every string in `value` (object keys aside: they are names) with the
+/// secrets `redactor` knows replaced — one string at a time, and an array
+/// of strings as an argv (the word after `--password` too), as the audit
+/// log redacts a command.
+fn redact_strings(value: &mut serde_json::Value, redactor: &Redactor) {
+    match value {
+        serde_json::Value::String(text) => {
+            if let std::borrow::Cow::Owned(redacted) = redactor.redact(text) {
+                *text = redacted;
+            }
+        }
+        serde_json::Value::Array(items) => {
+            let words: Option<Vec<String>> = items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect();
+            match words {
+                Some(words) => {
+                    *items = redactor
+                        .redact_argv(&words)
+                        .into_iter()
+                        .map(serde_json::Value::String)
+                        .collect();
+                }
+                None => {
+                    for item in items {
+                        redact_strings(item, redactor);
+                    }
+                }
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for field in fields.values_mut() {
+                redact_strings(field, redactor);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The job a retry of `record`'s request (same token, same idempotency
@@ -233,4 +278,32 @@ pub(crate) async fn waited(
         return Ok(job);
     }
     Ok(state.jobs.wait(&job.id, wait).await?.unwrap_or(job))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_request_is_redacted_like_the_audit_log() {
+        let redactor = Redactor::new(&[r"(tok_[a-z0-9]+)".to_owned()], Vec::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut kept = serde_json::json!({
+            "targets": "all",
+            "command": ["mysql", "--password", "hunter2", "password=s3cret", "-e", "select 1"],
+            "raw": "curl -H 'x: tok_abc123'",
+            "env": {"URL": "https://u:password=pw1@h", "PLAIN": "visible"},
+            "script": {"args": ["tok_zzz9", 5]},
+            "pty": true,
+        });
+        redact_strings(&mut kept, &redactor);
+        let text = kept.to_string();
+        for secret in ["hunter2", "s3cret", "tok_abc123", "pw1", "tok_zzz9"] {
+            assert!(!text.contains(secret), "{secret}: {text}");
+        }
+        for kept_word in ["mysql", "--password", "select 1", "visible", "\"pty\":true"] {
+            assert!(text.contains(kept_word), "{kept_word}: {text}");
+        }
+        assert_eq!(kept["script"]["args"][1], 5);
+    }
 }

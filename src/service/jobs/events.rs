@@ -24,7 +24,9 @@ pub(crate) struct HostStarted {
 }
 
 /// `output`: a line of a command's output (or, past
-/// `service.limits.max_output`, one event saying the rest is cut).
+/// `service.limits.max_output`, one event saying the rest is cut). A line
+/// longer than 64 KiB comes in pieces of at most 64 KiB, each but the last
+/// with `cut: true`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Output {
     /// The host.
@@ -34,6 +36,10 @@ pub(crate) struct Output {
     /// The line, without its newline (invalid UTF-8 replaced).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<String>,
+    /// Set on a piece of a line longer than 64 KiB: the line goes on in
+    /// the next `output` event of this stream.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
     /// Set once: the rest of this stream is not sent.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -153,24 +159,19 @@ impl Observer for JobObserver {
     }
 
     fn line(&self, host: &str, stream: Stream, line: &[u8]) {
-        let stream = match stream {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        };
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        let sent = kept.entry((host.to_owned(), stream)).or_default();
-        if *sent >= self.max_output {
-            return;
-        }
-        *sent += line.len() + 1;
-        let truncated = *sent > self.max_output;
-        let event = Output {
-            host: host.to_owned(),
-            stream,
-            line: (!truncated).then(|| String::from_utf8_lossy(line).into_owned()),
-            truncated,
-        };
-        self.events.send("output", &event);
+        self.output(host, stream, line, false);
+    }
+
+    fn line_cut(&self, host: &str, stream: Stream, piece: &[u8]) {
+        self.output(host, stream, piece, true);
+    }
+
+    /// Until `max_output` bytes of the stream were sent.
+    fn wants_lines(&self, host: &str, stream: Stream) -> bool {
+        let stream = stream_name(stream);
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.get(&(host.to_owned(), stream))
+            .is_none_or(|sent| *sent < self.max_output)
     }
 
     fn done(&self, host: &HostReport<dyn Detail>) {
@@ -181,7 +182,36 @@ impl Observer for JobObserver {
     }
 }
 
+/// `stdout` or `stderr`, as events name a stream.
+fn stream_name(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    }
+}
+
 impl JobObserver {
+    /// Sends an `output` event of a line (or, `cut`, a piece of one),
+    /// until `max_output` bytes of the stream were sent.
+    fn output(&self, host: &str, stream: Stream, line: &[u8], cut: bool) {
+        let stream = stream_name(stream);
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let sent = kept.entry((host.to_owned(), stream)).or_default();
+        if *sent >= self.max_output {
+            return;
+        }
+        *sent += line.len() + usize::from(!cut);
+        let truncated = *sent > self.max_output;
+        let event = Output {
+            host: host.to_owned(),
+            stream,
+            line: (!truncated).then(|| String::from_utf8_lossy(line).into_owned()),
+            cut: cut && !truncated,
+            truncated,
+        };
+        self.events.send("output", &event);
+    }
+
     /// Sends `host_finished` for `host`, with `detail` as its own fields.
     fn finished<D: Serialize>(&self, host: &HostReport<dyn Detail>, detail: D) {
         let event = HostFinished {

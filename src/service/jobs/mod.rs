@@ -280,32 +280,149 @@ impl Jobs {
 }
 
 /// Marks every job a stopped service left `queued` or `running` as
-/// `interrupted` (at start-up, after a crash), and ends its events as a
-/// finished job's end.
+/// `interrupted` (at start-up, after a crash, once [`stop_interrupted`]
+/// stopped what was left of them), and ends its events as a finished
+/// job's end.
 pub(crate) fn interrupt_unfinished(store: &dyn Store) -> Result<(), store::StoreError> {
     for job in store.interrupt_unfinished(now_ms())? {
         tracing::warn!(job = %job.id, "job was under way when the service stopped: marked interrupted");
-        let next = store
-            .events_after(&job.id, 0, usize::MAX)
-            .map(|events| events.last().map_or(1, |e| e.seq + 1))
-            .unwrap_or(1);
-        let end = JobFinished {
-            job_id: job.id.clone(),
-            state: JobState::Interrupted,
-            summary: None,
-            error: Some("the service stopped while the job was under way".to_owned()),
-        };
-        let event = EventRecord {
-            job: job.id.clone(),
-            seq: next,
-            kind: "job_finished".into(),
-            data: serde_json::to_string(&end).unwrap_or_default(),
-        };
-        if let Err(e) = store.append_events(&[event]) {
-            tracing::error!(job = %job.id, "cannot end its events: {e}");
-        }
+        end_events(
+            store,
+            &job.id,
+            "the service stopped while the job was under way".to_owned(),
+        );
     }
     Ok(())
+}
+
+/// Ends job `id`'s events with its `job_finished` as `interrupted`.
+fn end_events(store: &dyn Store, id: &str, error: String) {
+    let next = store
+        .events_after(id, 0, usize::MAX)
+        .map(|events| events.last().map_or(1, |e| e.seq + 1))
+        .unwrap_or(1);
+    let end = JobFinished {
+        job_id: id.to_owned(),
+        state: JobState::Interrupted,
+        summary: None,
+        error: Some(error),
+    };
+    let event = EventRecord {
+        job: id.to_owned(),
+        seq: next,
+        kind: "job_finished".into(),
+        data: serde_json::to_string(&end).unwrap_or_default(),
+    };
+    if let Err(e) = store.append_events(&[event]) {
+        tracing::error!(job = %id, "cannot end its events: {e}");
+    }
+}
+
+/// At start-up, before anything is marked `interrupted`: for every `exec`
+/// and `script` job a crash left `running`, stops what is left of its
+/// remote processes on every host it may have reached — the hosts of its
+/// `host_started` events and those its selector selects now — found by
+/// the job's id, which is its run id (`Executor::stop_run`, audited as
+/// `exec.stop` records of that run); then marks it `interrupted`, saying
+/// what was stopped where. The other jobs are left to
+/// [`interrupt_unfinished`].
+pub(crate) async fn stop_interrupted(
+    executor: &Executor,
+    store: &Arc<dyn Store>,
+) -> Result<(), store::StoreError> {
+    let filter = store::JobFilter {
+        state: Some(JobState::Running),
+        limit: usize::MAX >> 1,
+        ..store::JobFilter::default()
+    };
+    let running = store::blocking(store, move |s| s.jobs(&filter)).await?;
+    let stopping = running
+        .into_iter()
+        .filter(|job| matches!(job.operation.as_str(), "exec" | "script"))
+        .map(|job| async move {
+            let id = job.id.clone();
+            let hosts = store::blocking(store, move |s| s.events_after(&id, 0, usize::MAX))
+                .await
+                .map(|events| reached(executor, &job, &events))
+                .unwrap_or_default();
+            let note = stop_one(executor, &job, hosts).await;
+            (job, note)
+        });
+    for (mut job, note) in futures_util::future::join_all(stopping).await {
+        tracing::warn!(job = %job.id, "job was under way when the service stopped: {note}; marked interrupted");
+        job.state = JobState::Interrupted;
+        job.finished_ms = Some(now_ms());
+        job.error = Some(format!(
+            "the service stopped while the job was under way; {note}"
+        ));
+        let error = job.error.clone().unwrap_or_default();
+        store::blocking(store, move |s| {
+            s.update_job(&job)?;
+            end_events(s, &job.id, error);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The hosts `job` may have reached, in inventory order: those its events
+/// say it started on, and those its selector selects now (a host's
+/// `host_started` event may not have been stored before the crash).
+fn reached(executor: &Executor, job: &JobRecord, events: &[EventRecord]) -> Vec<String> {
+    let started: std::collections::HashSet<String> = events
+        .iter()
+        .filter(|event| event.kind == "host_started")
+        .filter_map(|event| serde_json::from_str::<serde_json::Value>(&event.data).ok())
+        .filter_map(|data| data["host"].as_str().map(str::to_owned))
+        .collect();
+    let selected = executor
+        .select(&job.targets)
+        .map(|selection| selection.hosts().to_vec())
+        .unwrap_or_default();
+    executor
+        .config()
+        .vms
+        .keys()
+        .filter(|name| started.contains(*name) || selected.contains(name))
+        .cloned()
+        .collect()
+}
+
+/// Stops what is left of `job` on `hosts`; what was done, for its record.
+async fn stop_one(executor: &Executor, job: &JobRecord, hosts: Vec<String>) -> String {
+    if hosts.is_empty() {
+        return "it had reached no host".to_owned();
+    }
+    let sudo_user = crate::exec::RunRequest::from_json(job.request.as_bytes())
+        .ok()
+        .and_then(|request| request.sudo)
+        .map(|sudo| sudo.user.unwrap_or_else(|| "root".to_owned()));
+    let mut ctx = RunContext::new().actor(job.token.clone());
+    ctx.run_id = Some(job.id.clone());
+    let report = match executor
+        .stop_run(&ctx, hosts.join(",").as_str(), sudo_user)
+        .await
+    {
+        Ok(report) => report,
+        Err(e) => return format!("remex could not stop its remote processes: {}", chain(&e)),
+    };
+    let each: Vec<String> = report
+        .results
+        .iter()
+        .map(|host| match &host.error {
+            None => match host.detail.processes {
+                0 => format!("{} (none was left)", host.host),
+                n => format!("{} ({n} processes)", host.host),
+            },
+            Some(failure) => format!("{} (could not stop them: {})", host.host, failure.message),
+        })
+        .collect();
+    format!(
+        "at the next start remex stopped what was left of its remote processes: {} (audit: `exec.stop` records of run {})",
+        each.join(", "),
+        job.id
+    )
 }
 
 /// Milliseconds since the epoch, now.

@@ -754,7 +754,14 @@ fn assert_complete(events: &[(u64, String, Value)], first: u64, lines: u64, who:
 #[test]
 fn a_slow_event_reader_gets_every_event_in_order_without_a_gap() {
     let lab = TestLab::new(1);
-    let config = config_with(&lab, "many.yml", "  limits: { max_output: 16M }\n");
+    // The slow reader leaves its answer unread until the job ends, which on
+    // a loaded machine takes longer than the default `idle_timeout` (an
+    // answer nobody reads for that long is closed: see `hostile/edge.rs`).
+    let config = config_with(
+        &lab,
+        "many.yml",
+        "  limits: { max_output: 16M, idle_timeout: 10m }\n",
+    );
     let served = Served::start(&config);
     let token = served.token("ops", "exec", "all");
     let lines: u64 = 100_000;
