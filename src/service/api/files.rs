@@ -30,7 +30,7 @@ use super::submit::{JobRequest, submit};
 use crate::run::{Cancel, CancelHandle, Observer};
 use crate::service::auth::{Caller, Scope};
 use super::openapi::Finished;
-use crate::service::error::{ApiError, ErrorBody};
+use crate::service::error::{ApiError, ErrorBody, ErrorKind};
 use crate::service::view::JobView;
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
@@ -71,8 +71,11 @@ impl utoipa::PartialSchema for Bytes {
 
 impl ToSchema for Bytes {}
 
-/// An upload as a multipart form: the file's bytes in its one part,
-/// `file` (its file name is the default `name`); the rest is in the query.
+/// An upload as a multipart form: the file's bytes in its part `file`
+/// (its file name is the default `name`). The document puts the other
+/// fields in the query; the service also takes them as text parts before
+/// `file` (as HTML forms and n8n's form-data send them), which override
+/// the query's.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -83,8 +86,8 @@ pub(crate) struct UploadForm {
 }
 
 /// Uploads the body (raw, or the `file` part of a multipart form) to the
-/// same path on every selected host. Everything but the bytes is in the
-/// query, checked before a byte is read.
+/// same path on every selected host. What the query says is checked
+/// before a byte is read.
 #[utoipa::path(
     post,
     path = "/v1/files/upload",
@@ -119,24 +122,12 @@ pub(crate) async fn upload(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    // Refused before a byte is read: what the query says.
-    let targets = query
-        .targets
-        .as_deref()
-        .ok_or_else(|| ApiError::field("targets", "say which hosts: `targets=web`"))?;
-    let path = query
-        .path
-        .as_deref()
-        .ok_or_else(|| ApiError::field("path", "say where: `path=/etc/app/app.conf`"))?;
-    check_remote(path)?;
-    if !super::rules::matches(super::rules::NOT_DOTS, path) {
-        return Err(ApiError::field(
-            "path",
-            "the remote path ends in `.` or `..`: name the file, or the directory ending in `/`",
-        ));
+    // Refused before a byte is read: what the query says (a form's text
+    // parts may add to it: checked again once it is read).
+    check_query(&query)?;
+    if let Some(targets) = &query.targets {
+        caller.reach(&state.executor, targets)?;
     }
-    let mode = upload_mode(query.mode.as_deref())?;
-    caller.reach(&state.executor, targets)?;
     let limit = state.config.limits.max_body;
     // Refused before a byte is read when the client says it is too large.
     let declared = req
@@ -150,24 +141,29 @@ pub(crate) async fn upload(
         )));
     }
     if !multipart {
-        // The name is known before the body: refused before it is read.
+        // Everything but the bytes is known: refused before they are read.
+        required(&query)?;
         file_name(&query, None)?;
     }
     let spool = tempfile::Builder::new()
         .prefix("upload.")
         .tempdir_in(spool_dir(&state)?)
         .map_err(|e| ApiError::internal(format!("cannot make a temp directory: {e}")))?;
-    let (file_name, local) = if multipart {
+    let (query, file_name, local) = if multipart {
         let form = Multipart::from_request(req, &state)
             .await
             .map_err(|e| multipart_error(&e, e.status()))?;
-        receive_form(form, &query, spool.path(), limit).await?
+        let (query, file_name, local) = receive_form(form, query, spool.path(), limit).await?;
+        check_query(&query)?;
+        caller.reach(&state.executor, required(&query)?.0)?;
+        (query, file_name, local)
     } else {
         let name = file_name(&query, None)?;
         let local = spool.path().join(&name);
         receive(req.into_body(), &local, limit).await?;
-        (name, local)
+        (query, name, local)
     };
+    let mode = upload_mode(query.mode.as_deref())?;
     let job = UploadJob {
         query,
         file_name,
@@ -237,6 +233,35 @@ fn upload_mode(text: Option<&str>) -> Result<u32, ApiError> {
                 ),
             )
         })
+}
+
+/// The query's (or the form's) `targets` and `path`, which an upload
+/// needs.
+fn required(query: &UploadQuery) -> Result<(&str, &str), ApiError> {
+    let targets = query
+        .targets
+        .as_deref()
+        .ok_or_else(|| ApiError::field("targets", "say which hosts: `targets=web`"))?;
+    let path = query
+        .path
+        .as_deref()
+        .ok_or_else(|| ApiError::field("path", "say where: `path=/etc/app/app.conf`"))?;
+    Ok((targets, path))
+}
+
+/// The checks of the fields given so far: a remote path the service
+/// writes (not ending in `.` or `..`), an octal mode.
+fn check_query(query: &UploadQuery) -> Result<(), ApiError> {
+    if let Some(path) = &query.path {
+        check_remote(path)?;
+        if !super::rules::matches(super::rules::NOT_DOTS, path) {
+            return Err(ApiError::field(
+                "path",
+                "the remote path ends in `.` or `..`: name the file, or the directory ending in `/`",
+            ));
+        }
+    }
+    upload_mode(query.mode.as_deref()).map(|_| ())
 }
 
 /// Where uploads are spooled: `uploads/` beside the store (0700).
@@ -332,15 +357,14 @@ async fn receive(body: Body, local: &Path, limit: u64) -> Result<u64, ApiError> 
     Ok(total)
 }
 
-/// Reads a multipart form: its `file` part is spooled (its file name is
-/// the default name); any other part is refused, naming it — the fields
-/// are the query's.
+/// Reads a multipart form: text parts override the query's fields, the
+/// `file` part is spooled.
 async fn receive_form(
     mut form: Multipart,
-    query: &UploadQuery,
+    mut query: UploadQuery,
     spool: &Path,
     limit: u64,
-) -> Result<(String, PathBuf), ApiError> {
+) -> Result<(UploadQuery, String, PathBuf), ApiError> {
     let mut spooled = None;
     while let Some(mut field) = form
         .next_field()
@@ -348,39 +372,61 @@ async fn receive_form(
         .map_err(|e| multipart_error(&e, e.status()))?
     {
         let name = field.name().unwrap_or_default().to_owned();
-        if name != "file" || spooled.is_some() {
-            return Err(ApiError::field(
-                name.clone(),
-                format!(
-                    "the form has one part, `file`; `{}` is not it (give the other fields in the query string)",
-                    name.escape_default()
-                ),
-            ));
-        }
-        let file_name = file_name(query, field.file_name())?;
-        let local = spool.join(&file_name);
-        let mut file = tokio::fs::File::create(&local)
-            .await
-            .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
-        let mut total = 0u64;
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| multipart_error(&e, e.status()))?
-        {
-            total += chunk.len() as u64;
-            if total > limit {
-                return Err(ApiError::too_large(format!(
-                    "the upload is larger than service.limits.max_body ({limit} bytes)"
-                )));
-            }
-            file.write_all(&chunk)
+        if name == "file" {
+            let file_name = file_name(&query, field.file_name())?;
+            let local = spool.join(&file_name);
+            let mut file = tokio::fs::File::create(&local)
                 .await
                 .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+            let mut total = 0u64;
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| multipart_error(&e, e.status()))?
+            {
+                total += chunk.len() as u64;
+                if total > limit {
+                    return Err(ApiError::too_large(format!(
+                        "the upload is larger than service.limits.max_body ({limit} bytes)"
+                    )));
+                }
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+            }
+            spooled = Some((file_name, local));
+            continue;
         }
-        spooled = Some((file_name, local));
+        let text = field.text().await.map_err(|e| {
+            let status = e.status();
+            match multipart_error(&e, status) {
+                bad if bad.kind == ErrorKind::BadRequest => {
+                    ApiError::field(name.clone(), format!("not text: {}", e.body_text()))
+                }
+                other => other,
+            }
+        })?;
+        let flag = |t: &str| matches!(t, "true" | "1" | "yes" | "on");
+        match name.as_str() {
+            "targets" => query.targets = Some(text),
+            "path" => query.path = Some(text),
+            "name" => query.name = Some(text),
+            "mode" => query.mode = Some(text),
+            "mkdir" => query.mkdir = Some(flag(&text)),
+            "skip_identical" => query.skip_identical = Some(flag(&text)),
+            other => {
+                return Err(ApiError::field(
+                    other,
+                    format!(
+                        "unknown form field `{other}` (targets, path, name, mode, mkdir, skip_identical, file)"
+                    ),
+                ));
+            }
+        }
     }
-    spooled.ok_or_else(|| ApiError::field("file", "the form has no `file` part"))
+    let (file_name, local) =
+        spooled.ok_or_else(|| ApiError::field("file", "the form has no `file` part"))?;
+    Ok((query, file_name, local))
 }
 
 /// `GET /v1/files/download`'s query.

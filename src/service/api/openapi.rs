@@ -222,9 +222,13 @@ const U64_MAX: usize = usize::MAX;
 /// its parsers hold it to, without what the service refuses, and exactly
 /// one of `command`, `raw` and `script` (given, not `null`).
 fn run_request(mut object: Object) -> Schema {
-    if let Some(targets) = property(&mut object, "targets") {
-        targets.pattern = Some(rules::SELECTOR.to_owned());
-    }
+    let mut selector = Ref::from_schema_name("Selector");
+    selector.description = property(&mut object, "targets")
+        .and_then(|t| t.description.clone())
+        .unwrap_or_default();
+    object
+        .properties
+        .insert("targets".to_owned(), RefOr::Ref(selector));
     if let Some(RefOr::T(Schema::Array(command))) = object.properties.get_mut("command") {
         command.min_items = Some(1);
     }
