@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::{IntoParams, ToSchema};
 
-use super::rules::Cursor;
+use super::rules::{Cursor, EventId};
 use super::extract::{Params, PathParam, Wait, WaitQuery};
 use super::submit::waited;
 use crate::service::auth::{Caller, Scope};
@@ -221,7 +221,7 @@ pub(crate) async fn cancel_job(
     tag = "jobs",
     params(
         ("id" = String, Path, description = "The job id"),
-        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this event (its `id`); empty: from the start")
+        ResumeHeader
     ),
     responses(
         (status = 200, description = "text/event-stream of the job's events", content_type = "text/event-stream"),
@@ -259,10 +259,21 @@ pub(crate) async fn job_events(
         .into_response())
 }
 
+/// The headers `GET /v1/jobs/{id}/events` reads (the document's; read by
+/// [`last_event_id`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct ResumeHeader {
+    /// Resume after this event (its `id`); without it, from the start.
+    #[param(rename = "Last-Event-ID", value_type = Option<EventId>, nullable = false)]
+    last_event_id: Option<u64>,
+}
+
 /// `Last-Event-ID`: the event to resume after (0, the start, when it is
-/// missing or empty); 400 naming the header when it is not an event's id
-/// (digits, at most `i64::MAX`), rather than a stream from the start the
-/// client did not ask for.
+/// missing); 400 naming the header when it is not an event's id (digits,
+/// at most `i64::MAX`; not empty, which an EventSource never sends),
+/// rather than a stream from the start the client did not ask for.
 fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
         return Ok(0);
@@ -274,10 +285,7 @@ fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
         )
     };
     let text = value.to_str().map_err(|_| bad())?;
-    if text.is_empty() {
-        return Ok(0);
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     text.parse::<i64>()

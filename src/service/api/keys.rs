@@ -105,7 +105,7 @@ pub(crate) struct RotateKeysRequest {
     #[serde(default, rename = "type")]
     pub key_type: Option<String>,
     /// The size for `ecdsa` / `rsa`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::whole::optional_u32")]
     pub bits: Option<u32>,
     /// Same as for runs.
     #[serde(default)]

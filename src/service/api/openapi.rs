@@ -48,6 +48,7 @@ use crate::service::view::JobView;
         rules::FileName,
         rules::FileMode,
         rules::Cursor,
+        rules::EventId,
     ))
 )]
 pub(crate) struct ApiDoc;
@@ -111,6 +112,7 @@ impl utoipa::Modify for Answers {
         for item in api.paths.paths.values_mut() {
             let path_params = item.parameters.as_ref().is_some_and(|p| !p.is_empty());
             for op in operations(item) {
+                empty_is_left_out(op);
                 if !authenticated(op) {
                     continue;
                 }
@@ -147,6 +149,24 @@ impl utoipa::Modify for Answers {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Says of each optional query parameter of `op` that it may be given
+/// empty (`?wait=`), which the service reads as left out (`Params`):
+/// `allowEmptyValue`, which utoipa does not write.
+fn empty_is_left_out(op: &mut Operation) {
+    use utoipa::openapi::Required;
+    use utoipa::openapi::extensions::Extensions;
+    use utoipa::openapi::path::ParameterIn;
+    for param in op.parameters.iter_mut().flatten() {
+        let RefOr::T(param) = param else { continue };
+        if param.parameter_in == ParameterIn::Query && param.required == Required::False {
+            param
+                .extensions
+                .get_or_insert_with(Extensions::default)
+                .insert("allowEmptyValue".to_owned(), true.into());
         }
     }
 }

@@ -310,6 +310,13 @@ named! {
 }
 
 named! {
+    /// An event's id.
+    EventId => integer(0, i64::MAX as usize).description(Some(
+        "An event's `id` (digits, at most 9223372036854775807).",
+    )).build()
+}
+
+named! {
     /// A cursor.
     Cursor => text(CURSOR).description(Some(
         "A page's cursor, as the previous page's `next` gives it.",
