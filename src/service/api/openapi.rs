@@ -14,8 +14,8 @@
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{
-    AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder, OneOfBuilder,
-    Schema, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayItems, Object, ObjectBuilder,
+    OneOfBuilder, Schema, Type,
 };
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::ToSchema;
@@ -209,6 +209,7 @@ impl utoipa::Modify for Rules {
         let schemas = &mut components.schemas;
         refine(schemas, "RunRequest", run_request);
         refine(schemas, "ScriptRequest", script_request);
+        refine(schemas, "SudoRequest", sudo_request);
         refine(schemas, "RotateKeysRequest", rotate_request);
         refine(schemas, "TrustHostsRequest", trust_request);
     }
@@ -252,13 +253,29 @@ fn run_request(mut object: Object) -> Schema {
     if let Some(RefOr::T(Schema::Array(command))) = object.properties.get_mut("command") {
         command.min_items = Some(1);
     }
-    if let Some(raw) = property(&mut object, "raw") {
-        raw.pattern = Some(rules::NOT_BLANK.to_owned());
-    }
+    words(&mut object, "command");
+    replace(&mut object, "raw", |description| {
+        AnyOfBuilder::new()
+            .description(description)
+            .item(rules::all_of(None, &[rules::NOT_BLANK, rules::NUL_FREE]))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .build()
+            .into()
+    });
+    let reserved = rules::not_prefixed(crate::exec::RESERVED_ENV_PREFIX);
     for env in ["env", "secret_env"] {
         if let Some(env) = property(&mut object, env) {
-            env.property_names = Some(Box::new(rules::text(rules::ENV_NAME).build().into()));
+            env.property_names = Some(Box::new(rules::all_of(
+                None,
+                &[rules::ENV_NAME, &reserved],
+            )));
+            env.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
+                RefOr::T(rules::text(rules::NUL_FREE).build().into()),
+            )));
         }
+    }
+    if let Some(cwd) = property(&mut object, "cwd") {
+        cwd.pattern = Some(rules::NUL_FREE.to_owned());
     }
     if let Some(parallel) = property(&mut object, "parallel") {
         parallel.format = None;
@@ -308,6 +325,24 @@ fn run_request(mut object: Object) -> Schema {
         .into()
 }
 
+/// The words of array property `name`: no NUL byte in any.
+fn words(object: &mut Object, name: &str) {
+    if let Some(RefOr::T(Schema::Array(array))) = object.properties.get_mut(name) {
+        array.items = ArrayItems::RefOrSchema(Box::new(rules::text(rules::NUL_FREE).build().into()));
+    }
+}
+
+/// A run's `sudo`: a user and a password that the command line can carry.
+fn sudo_request(mut object: Object) -> Schema {
+    if let Some(user) = property(&mut object, "user") {
+        user.pattern = Some(rules::NUL_FREE.to_owned());
+    }
+    if let Some(password) = property(&mut object, "password") {
+        password.pattern = Some(rules::PASSWORD.to_owned());
+    }
+    object.into()
+}
+
 /// Replaces property `name` with `make(its description)`.
 fn replace(object: &mut Object, name: &str, make: impl FnOnce(Option<String>) -> Schema) {
     let description = property(object, name).and_then(|p| p.description.clone());
@@ -321,6 +356,12 @@ fn replace(object: &mut Object, name: &str, make: impl FnOnce(Option<String>) ->
 /// is a 404); never a local `path`, which the service refuses.
 fn script_request(mut object: Object) -> Schema {
     object.properties.shift_remove("path");
+    words(&mut object, "args");
+    for (name, pattern) in [("interpreter", rules::NUL_FREE), ("body", rules::SHEBANG)] {
+        if let Some(field) = property(&mut object, name) {
+            field.pattern = Some(pattern.to_owned());
+        }
+    }
     object.description = Some(
         "`script` of a run: its text (`body`, with an optional `name` for messages), or a \
          script of `service.scripts_dir` by `name` alone (one that is not there is a 404)."

@@ -152,6 +152,17 @@ pub(crate) const NOT_BLANK: &str = concat!("[^", ws!(), "]");
 /// An environment variable's name.
 pub(crate) const ENV_NAME: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
+/// Text without a NUL byte (sshd drops the connection for one in a
+/// command line: `exec::MAX_COMMAND_LINE`'s module says why).
+pub(crate) const NUL_FREE: &str = r"^[^\u0000]*$";
+
+/// A sudo password: no NUL byte, no newline (sudo reads one line).
+pub(crate) const PASSWORD: &str = r"^[^\u0000\n]*$";
+
+/// A script body whose `#!` line, if it has one, holds no NUL byte (it
+/// becomes the command line's interpreter).
+pub(crate) const SHEBANG: &str = r"^(?:$|[^#]|#$|#[^!]|#![^\u0000\n]*(?:\n|$))";
+
 /// Text without a NUL byte, not empty.
 pub(crate) const NO_NUL: &str = r"^[^\u0000]+$";
 
@@ -208,16 +219,30 @@ pub(crate) fn matches(pattern: &'static str, text: &str) -> bool {
 /// A pattern matching every text except `word` itself (JSON Schema's
 /// `not` without lookaround, which utoipa cannot write).
 pub(crate) fn not_exactly(word: &str) -> String {
-    let mut pattern = String::from(r"[\s\S]");
+    not_starting(word, Some(r"[\s\S]"))
+}
+
+/// A pattern matching every text that does not start with `word`.
+pub(crate) fn not_prefixed(word: &str) -> String {
+    not_starting(word, None)
+}
+
+/// A pattern matching every text that leaves `word` before its end, or
+/// (`after`) goes on past it with what `after` matches.
+fn not_starting(word: &str, after: Option<&str>) -> String {
+    let mut pattern: Option<String> = after.map(str::to_owned);
     for c in word.chars().rev() {
         let literal = regex::escape(&c.to_string());
         let class = match c {
             '\\' | ']' | '^' | '-' | '[' => format!("\\{c}"),
             _ => c.to_string(),
         };
-        pattern = format!("(?:$|[^{class}]|{literal}{pattern})");
+        pattern = Some(match pattern {
+            Some(rest) => format!("(?:$|[^{class}]|{literal}{rest})"),
+            None => format!("(?:$|[^{class}])"),
+        });
     }
-    format!("^{pattern}")
+    format!("^{}", pattern.unwrap_or_default())
 }
 
 /// A string.
@@ -405,6 +430,9 @@ mod tests {
             NOT_BLANK,
             ENV_NAME,
             NO_NUL,
+            NUL_FREE,
+            PASSWORD,
+            SHEBANG,
             SCRIPT_NAME,
             KEY_NAME,
             NOT_PUB,
@@ -520,6 +548,37 @@ mod tests {
                 crate::keydir::validate_name(name).is_ok(),
                 "{name:?}"
             );
+        }
+    }
+
+    #[test]
+    fn not_prefixed_refuses_the_word_and_what_goes_on_from_it() {
+        let pattern = not_prefixed(crate::exec::RESERVED_ENV_PREFIX);
+        for name in ["", "R", "REMEX", "REMEXX", "remex_x", "XREMEX_", "A"] {
+            assert!(is(&pattern, name), "{name}");
+        }
+        for name in ["REMEX_", "REMEX_RUN_ID", "REMEX__"] {
+            assert!(!is(&pattern, name), "{name}");
+        }
+    }
+
+    #[test]
+    fn words_are_what_the_command_line_takes() {
+        for (pattern, good, bad) in [
+            (NUL_FREE, &["", "a b", "\n", "é"][..], &["\0", "a\0b"][..]),
+            (PASSWORD, &["", "p ss"][..], &["a\nb", "\0"][..]),
+            (
+                SHEBANG,
+                &["", "echo\0", "#", "#x\0", "#!/bin/sh\n\0", "#!/bin/sh"][..],
+                &["#!/bin/sh\0\n", "#!\0"][..],
+            ),
+        ] {
+            for text in good {
+                assert!(is(pattern, text), "{pattern} {text:?}");
+            }
+            for text in bad {
+                assert!(!is(pattern, text), "{pattern} {text:?}");
+            }
         }
     }
 

@@ -241,8 +241,10 @@ fn the_limits_the_service_enforces_are_in_the_schema() {
     assert_eq!(run["parallel"]["minimum"], 1);
     assert_eq!(run["parallel"]["maximum"], u32::MAX);
     assert_eq!(run["command"]["minItems"], 1);
-    assert_eq!(run["env"]["propertyNames"]["pattern"], rules::ENV_NAME);
-    assert_eq!(run["raw"]["pattern"], rules::NOT_BLANK);
+    assert_eq!(run["env"]["propertyNames"]["allOf"][0]["pattern"], rules::ENV_NAME);
+    assert_eq!(run["env"]["additionalProperties"]["pattern"], rules::NUL_FREE);
+    assert_eq!(run["command"]["items"]["pattern"], rules::NUL_FREE);
+    assert_eq!(run["raw"]["anyOf"][0]["allOf"][0]["pattern"], rules::NOT_BLANK);
     let timeout = serde_json::to_string(&run["timeout"]).unwrap_or_default();
     assert!(timeout.contains(&serde_json::to_string(rules::TIMEOUT).unwrap_or_default()));
     let size = serde_json::to_string(&run["max_output"]).unwrap_or_default();
@@ -334,6 +336,24 @@ fn the_run_request_schema_takes_what_the_service_takes() {
         json!({"targets": "all", "script": {"name": ".hidden"}}),
         json!({"targets": "all", "script": {"body": null, "name": null}}),
         json!({"targets": 7, "command": ["x"]}),
+        // What the command line cannot carry: a NUL byte anywhere in it,
+        // remex's own environment names, a password sudo cannot read.
+        json!({"targets": "all", "command": ["x", "a\u{0}b"]}),
+        json!({"targets": "all", "raw": "echo \u{0}"}),
+        json!({"targets": "all", "command": ["x"], "env": {"A": "\u{0}"}}),
+        json!({"targets": "all", "command": ["x"], "secret_env": {"T": "s\u{0}"}}),
+        json!({"targets": "all", "command": ["x"], "env": {"REMEX_RUN_ID": "x"}}),
+        json!({"targets": "all", "command": ["x"], "secret_env": {"REMEX_": "x"}}),
+        json!({"targets": "all", "command": ["x"], "cwd": "/tmp\u{0}"}),
+        json!({"targets": "all", "command": ["x"], "sudo": {"user": "r\u{0}"}}),
+        json!({"targets": "all", "command": ["x"], "sudo": {"password": "a\nb"}}),
+        json!({"targets": "all", "script": {"body": "echo", "args": ["\u{0}"]}}),
+        json!({"targets": "all", "script": {"body": "echo", "interpreter": "sh\u{0}"}}),
+        json!({"targets": "all", "script": {"body": "#!/bin/sh\u{0}\necho"}}),
+        // And what it can.
+        json!({"targets": "all", "command": ["x", ""], "env": {"REMEX": "x", "remex_x": "y"}}),
+        json!({"targets": "all", "script": {"body": "#!/bin/sh\necho \u{0}", "args": [""]}}),
+        json!({"targets": "all", "command": ["x"], "stdin": "\u{0}", "sudo": {"password": "p w"}}),
     ];
     for body in samples {
         let service = !refused(&body, check);
