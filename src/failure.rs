@@ -50,6 +50,10 @@ pub enum ErrorKind {
     /// A local step of a key operation failed (key files, the key state
     /// file).
     Keys,
+    /// A path the request named resolves, on the host, outside the
+    /// prefixes it must stay under (an action's `path` param through a
+    /// symlink): nothing ran.
+    PathScope,
 }
 
 impl ErrorKind {
@@ -70,6 +74,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Transfer => "transfer",
             ErrorKind::Keys => "keys",
+            ErrorKind::PathScope => "path_scope",
         }
     }
 

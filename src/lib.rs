@@ -18,8 +18,8 @@
 //!
 //! - [`run`] — the run layer: [`Executor`], the audited runner every
 //!   operation goes through, [`RunContext`], [`RunReport`].
-//! - `ops/` — the operations: [`exec`], [`check`], [`transfer`], [`keys`],
-//!   [`trust`].
+//! - `ops/` — the operations: [`exec`], [`action`], [`check`], [`transfer`],
+//!   [`keys`], [`trust`].
 //! - `transport/` — reaching a host: TCP, the SSH connection, host keys,
 //!   private keys.
 //! - `keydir/` — the key directory: key files, the key state file, the
@@ -64,7 +64,7 @@ mod test_support;
 mod transport;
 
 pub use config::Config;
-pub use ops::{check, exec, keys, transfer, trust};
+pub use ops::{action, check, exec, keys, transfer, trust};
 pub use run::{
     Cancel, CancelHandle, Detail, Error, ErrorKind, Executor, ExecutorBuilder, Failure,
     HostKeyOffer, HostKeyProblem, HostReport, Listing, NoDetails, NoHost, NoPrompter, Observer,

@@ -102,11 +102,16 @@ pub enum Op {
     /// A request to `remex serve`'s API.
     #[serde(rename = "api")]
     Api,
+    /// A named action from the config's `actions:` (`remex action run`):
+    /// `action` names it, `params` holds its params (secret ones
+    /// `[REDACTED]`), `argv` the words it became.
+    #[serde(rename = "action")]
+    Action,
 }
 
 impl Op {
     /// Every operation, for listings and `--op` completion.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 15] = [
         Op::Exec,
         Op::Script,
         Op::ExecStop,
@@ -121,6 +126,7 @@ impl Op {
         Op::HostsTrust,
         Op::HostsForget,
         Op::Api,
+        Op::Action,
     ];
 
     /// The name written in the log, e.g. `keys.deploy`.
@@ -140,6 +146,7 @@ impl Op {
             Op::HostsTrust => "hosts.trust",
             Op::HostsForget => "hosts.forget",
             Op::Api => "api",
+            Op::Action => "action",
         }
     }
 }
@@ -252,9 +259,14 @@ pub struct Record {
     pub key: Option<String>,
     /// `key` and `host_key` records: what changed (`generated`, `added`,
     /// `verified`, `now_used`, `removed`, `archived`, `pruned`, `pinned`,
-    /// `replaced`, `forgotten`, …).
+    /// `replaced`, `forgotten`, …). Records of op `action`: the action's
+    /// name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Records of op `action`: its params by name (a secret one
+    /// `[REDACTED]`; string values redacted like `argv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// The request that started the run, when a caller gave it an id (a
     /// service's request id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,6 +340,7 @@ impl Record {
             fingerprint: None,
             key: None,
             action: None,
+            params: None,
             request: None,
             status: None,
             client_request: None,
@@ -376,6 +389,8 @@ impl Record {
         key: String;
         /// Sets `action`.
         action: String;
+        /// Sets `params` (string values redacted by `append`).
+        params: std::collections::BTreeMap<String, serde_json::Value>;
         /// Sets `request`.
         request: String;
         /// Sets `status`.

@@ -207,8 +207,13 @@ impl Redactor {
 
     /// Redacts the members of `record` that can hold secrets: `argv`
     /// ([`Redactor::redact_argv`]), `command`, `error`, the `paths` of a
-    /// transfer or a key, and a `key` name.
+    /// transfer or a key, a `key` name, and an action's string `params`.
     pub fn redact_record(&self, record: &mut super::Record) {
+        for value in record.params.iter_mut().flat_map(|p| p.values_mut()) {
+            if let serde_json::Value::String(text) = value {
+                *text = self.redact(text).into_owned();
+            }
+        }
         if let Some(argv) = &record.argv {
             record.argv = Some(self.redact_argv(argv));
         }

@@ -71,18 +71,20 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The options of `exec` and `script`, for the other commands `None`.
-    fn run_args(&self) -> Option<&RunArgs> {
+    /// The output options of `exec`, `script` and `action run`, for the
+    /// other commands `None`.
+    fn run_args(&self) -> Option<&ShowArgs> {
         match &self.command {
-            Command::Exec(args) => Some(&args.run),
-            Command::Script(args) => Some(&args.run),
+            Command::Exec(args) => Some(&args.run.show),
+            Command::Script(args) => Some(&args.run.show),
+            Command::Action(ActionCommand::Run(args)) => Some(&args.show),
             _ => None,
         }
     }
 
-    /// Whether the command asks for `--ndjson` (exec and script).
+    /// Whether the command asks for `--ndjson` (exec, script, action run).
     pub fn ndjson(&self) -> bool {
-        self.run_args().is_some_and(RunArgs::wants_ndjson)
+        self.run_args().is_some_and(ShowArgs::wants_ndjson)
     }
 
     /// Whether the command asks for JSON output of any kind (`--json`,
@@ -209,6 +211,9 @@ Exit status: 0 every host succeeded, 1 some host failed, 2 usage or config error
 130 interrupted."
     )]
     Download(DownloadArgs),
+    /// Named actions of the config: list them, run one with typed params.
+    #[command(subcommand)]
+    Action(ActionCommand),
     /// Inspect the inventory: list hosts, check them, pin or forget their host keys.
     #[command(subcommand)]
     Hosts(HostsCommand),
@@ -261,6 +266,71 @@ Examples:
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// `remex action …`.
+#[derive(Debug, Subcommand)]
+pub enum ActionCommand {
+    /// List the config's actions: name, description, targets, params.
+    #[command(after_help = "\
+With --json, each action carries `params_schema`: the JSON Schema of its params
+(what `action run` and the service accept), for forms and AI-agent tools.
+
+Examples:
+  remex action list
+  remex --json action list | jq '.actions[].params_schema'")]
+    List,
+    /// Run a named action of the config with typed params.
+    #[command(after_help = "\
+An action is defined in the config's `actions:` section: its command (or script),
+its typed params, the hosts it may run on, its timeout and sudo user. A run gives
+only the params (and may narrow the hosts): every value is checked against its
+type before any host is contacted, fills one word of the command (never a shell),
+and may not start a word with `-` unless the action allows it. A `path` param is
+also checked on the host, through symlinks, before the command starts.
+
+The report, --json and the exit status are those of `remex exec`; the audit log
+records the action's name and its params (secret ones as [REDACTED]).
+
+Example (config):
+  actions:
+    restart-unit:
+      description: Restart one of the web units
+      command: [systemctl, restart, \"{unit}\"]
+      params:
+        unit: { type: enum, values: [nginx, php-fpm] }
+      targets: web
+      sudo: root
+
+Examples:
+  remex action run restart-unit web --param unit=nginx
+  remex action run restart-unit vm01 --param unit=php-fpm --json
+  remex action run report web --param dir=/srv/reports/2024 --param days=7
+
+Exit status: 0 every host succeeded, 1 some host failed, 2 usage, config or param
+error (nothing ran), 130 interrupted.")]
+    Run(ActionRunArgs),
+}
+
+/// `remex action run`.
+#[derive(Debug, Args)]
+pub struct ActionRunArgs {
+    /// The action's name (`remex action list` shows them).
+    pub name: String,
+    /// Which of the action's hosts: names, groups, `all`, globs,
+    /// `!exclusions` (default: all of the action's targets). A host outside
+    /// the action's targets is refused.
+    pub targets: Option<String>,
+    /// A param's value (repeatable): NAME=VALUE. An int is decimal digits,
+    /// a bool `true` or `false`.
+    #[arg(long = "param", short = 'P', value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub params: Vec<(String, String)>,
+    /// Hosts worked on at once (at most the action's max_parallel).
+    #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// How to print the report.
+    #[command(flatten)]
+    pub show: ShowArgs,
 }
 
 /// `remex exec`.
@@ -355,6 +425,17 @@ pub struct RunArgs {
     /// the report into a small buffer (the report holds every host's output).
     #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
     pub max_output: usize,
+    /// How to print the report.
+    #[command(flatten)]
+    pub show: ShowArgs,
+    /// Run as another user through sudo.
+    #[command(flatten)]
+    pub sudo: SudoArgs,
+}
+
+/// How `exec`, `script` and `action run` print their report.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
     /// Print lines as they arrive (prefixed by host) instead of each host's
     /// output when it finishes. Human output only: refused with --json and
     /// --ndjson.
@@ -374,9 +455,6 @@ pub struct RunArgs {
     /// left out).
     #[arg(long, short = 'q', conflicts_with_all = ["ndjson", "stream"])]
     pub quiet: bool,
-    /// Run as another user through sudo.
-    #[command(flatten)]
-    pub sudo: SudoArgs,
 }
 
 /// `--sudo`, `--sudo-user`, `--sudo-password-env`: of `exec`, `script`,
@@ -706,7 +784,7 @@ pub(crate) struct RevokeArgs {
     pub secrets: SecretArgs,
 }
 
-impl RunArgs {
+impl ShowArgs {
     /// Whether one JSON line per host is asked for (`--ndjson` or
     /// `--output ndjson`).
     pub fn wants_ndjson(&self) -> bool {

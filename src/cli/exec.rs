@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use remex::exec::{Command, RequestPolicy, RunRequest};
 use remex::{Config, Detail, Exec, ExecReport, ExecResult, HostReport, Observer, Script, Stream};
 
-use super::args::{ExecArgs, OutputFormat, RunArgs, ScriptArgs};
+use super::args::{ExecArgs, OutputFormat, RunArgs, ScriptArgs, ShowArgs};
 use super::error_report::Usage;
 use super::invocation::Invocation;
 use super::render::Style;
@@ -102,19 +102,32 @@ fn options(mut exec: Exec, run: &RunArgs) -> Result<Exec> {
     Ok(exec)
 }
 
-/// The common part of `exec` and `script`: the config, the request (made
-/// by `exec` once the targets are known: `--stdin -` is read only then),
-/// signals, the run, output.
+/// The common part of `exec` and `script`: the config, then
+/// [`run_with_config`].
 async fn run_on_hosts(
     global: &Global<'_>,
     targets: &str,
     exec: impl FnOnce(&Config) -> Result<Exec>,
     run: &RunArgs,
 ) -> Result<Status> {
+    let config = global.config()?;
+    run_with_config(global, config, targets, exec, &run.show, run.parallel).await
+}
+
+/// The common part of `exec`, `script` and `action run`: the request (made
+/// by `exec` once the targets are known: `--stdin -` is read only then),
+/// signals, the run, output.
+pub(super) async fn run_with_config(
+    global: &Global<'_>,
+    mut config: Config,
+    targets: &str,
+    exec: impl FnOnce(&Config) -> Result<Exec>,
+    run: &ShowArgs,
+    parallel: Option<u32>,
+) -> Result<Status> {
     let json = global.json || run.output == Some(OutputFormat::Json);
     let ndjson = run.wants_ndjson();
-    let mut config = global.config()?;
-    if let Some(parallel) = run.parallel {
+    if let Some(parallel) = parallel {
         // One run per process: its limit is the process's budget.
         config.remote_execution.max_parallel = parallel as usize;
     }

@@ -17,6 +17,7 @@
 // terminal (`LOCAL_DIR/<host>/`, `[REDACTED]`), not rustdoc markup.
 #![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
+mod action;
 mod args;
 mod audit;
 mod error_report;
@@ -235,6 +236,7 @@ async fn run(cli: Cli, invocation: &Invocation) -> Result<Status> {
     };
     match cli.command {
         Command::Exec(args) => exec::exec(&global, args).await,
+        Command::Action(command) => action::run(&global, command).await,
         Command::Script(args) => exec::script(&global, args).await,
         Command::Upload(args) => transfer::upload(&global, args).await,
         Command::Download(args) => transfer::download(&global, args).await,

@@ -86,6 +86,7 @@ fn operation(path: &[String]) -> Option<String> {
     match path {
         [] => None,
         [hosts, check] if hosts == "hosts" && check == "check" => Some("check".to_owned()),
+        [action, run] if action == "action" && run == "run" => Some("action".to_owned()),
         words => Some(words.join(".")),
     }
 }

@@ -52,6 +52,8 @@
 //! - `field_path.rs`: field paths (`vms.vm02.port`) for errors.
 //! - `source_map.rs`: where a field sits in the text, for rule errors.
 //! - `validate.rs`: the rules beyond the shape (names, ranges).
+//! - `actions/`: the `actions:` section — named commands with typed
+//!   params ([`Action`]), their template words and value rules.
 //! - `local.rs`: the local user name and home directory.
 //!
 //! To add a top-level section (e.g. `audit:`), add one field to [`Config`]
@@ -62,6 +64,7 @@
 //! **Invariant:** a `Config` returned by [`Config::from_yaml`] has passed
 //! every rule in `validate.rs`, and its paths are absolute.
 
+pub mod actions;
 mod audit;
 mod duration;
 mod error;
@@ -82,6 +85,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use actions::{Action, Approve, Param, ParamPattern, ParamType};
 pub use audit::{AuditConfig, FsyncPolicy};
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
@@ -127,6 +131,11 @@ pub struct Config {
     /// limits. Optional: every field has a default.
     #[serde(default, deserialize_with = "null_as_default")]
     pub service: ServiceConfig,
+    /// Named commands with typed params, by name: what a workflow may run
+    /// instead of anything (`remex action run`, the service's actions).
+    /// Optional. See [`actions`].
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub actions: BTreeMap<String, Action>,
     /// The file the config was read from (not a YAML field). Relative paths
     /// in the config were resolved against its directory.
     #[serde(skip)]
@@ -434,6 +443,9 @@ impl Config {
             });
         };
         config.source = path.to_path_buf();
+        for (name, action) in &mut config.actions {
+            action.name.clone_from(name);
+        }
         let mut problems = validate::check(&config);
         problems.extend(config.resolve_paths(home));
         if problems.is_empty() && config.remote_execution.ssh_config.is_some() {
@@ -598,6 +610,21 @@ impl Config {
             match resolve_path(value, &base, home) {
                 Ok(resolved) => *value = resolved,
                 Err(why) => problems.push(Problem::value(FieldPath::keys(field), why)),
+            }
+        }
+        for (name, action) in &mut self.actions {
+            let Some(script) = &mut action.script else {
+                continue;
+            };
+            if script.as_os_str().is_empty() {
+                continue;
+            }
+            match resolve_path(script, &base, home) {
+                Ok(resolved) => *script = resolved,
+                Err(why) => problems.push(Problem::value(
+                    FieldPath::keys(["actions", name, "script"]),
+                    why,
+                )),
             }
         }
         // Key names stay names; only `~` is expanded.

@@ -307,7 +307,7 @@ fn unknown_top_level_section() {
     assert_eq!(
         message,
         "unknown section `remote_exec`, expected one of `vms`, `groups`, `remote_execution`, \
-         `audit`, `service` (did you mean `remote_execution`?)"
+         `audit`, `service`, `actions` (did you mean `remote_execution`?)"
     );
 }
 

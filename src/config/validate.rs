@@ -59,6 +59,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     check_remote_execution(config, &mut problems);
     check_audit(config, &mut problems);
     check_service(config, &mut problems);
+    super::actions::check_actions(config, &mut problems);
     problems
 }
 
@@ -336,7 +337,7 @@ fn check_service(config: &Config, problems: &mut Vec<Problem>) {
 
 /// The one-line reason of a regex error (its `Display` draws the pattern
 /// with a caret over several lines).
-fn regex_reason(err: &regex::Error) -> String {
+pub(crate) fn regex_reason(err: &regex::Error) -> String {
     let text = err.to_string();
     let last = text.lines().rev().find(|line| !line.trim().is_empty());
     last.map_or(text.clone(), |line| {

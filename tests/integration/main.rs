@@ -17,6 +17,7 @@
     clippy::print_stderr
 )]
 
+mod actions;
 mod audit;
 mod automation;
 mod certs;

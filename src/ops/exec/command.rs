@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::guard::ActionRun;
 use super::limits;
 use super::reaper::TAG_VAR;
 use super::script::{self, Script};
@@ -67,12 +68,21 @@ pub struct Exec {
     pub max_output: usize,
     /// Run as another user through sudo (`--sudo`, `--sudo-user`).
     pub sudo: Option<Sudo>,
+    /// The named action this run is, when it is one: its name and params
+    /// for the records (op `action`), its secrets, and the path checks
+    /// the command line starts with (see `guard.rs`).
+    pub action: Option<Arc<ActionRun>>,
 }
 
 impl std::fmt::Debug for Exec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An action's secret params may sit in its words.
+        let command = match self.action.as_deref().filter(|a| a.has_secrets()) {
+            Some(action) => action.hide(&format!("{:?}", self.command)),
+            None => format!("{:?}", self.command),
+        };
         f.debug_struct("Exec")
-            .field("command", &self.command)
+            .field("command", &format_args!("{command}"))
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field(
                 "secret_env",
@@ -82,6 +92,7 @@ impl std::fmt::Debug for Exec {
             .field("pty", &self.pty)
             .field("timeout", &self.timeout)
             .field("sudo", &self.sudo)
+            .field("action", &self.action)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +109,7 @@ impl Exec {
             timeout: Timeout::Default,
             max_output: DEFAULT_MAX_OUTPUT,
             sudo: None,
+            action: None,
         }
     }
 
@@ -148,14 +160,15 @@ impl Exec {
     }
 
     /// The literal secrets of this request, for redaction: `secret_env`
-    /// values and the sudo password.
+    /// values, the sudo password, and an action's secret params.
     pub fn secrets(&self) -> Vec<String> {
         let env = self.secret_env.iter().map(|(_, value)| value.clone());
         let sudo = self
             .sudo
             .as_ref()
             .and_then(|sudo| sudo.password.as_deref().cloned());
-        env.chain(sudo).collect()
+        let action = self.action.iter().flat_map(|a| a.secrets.iter().cloned());
+        env.chain(sudo).chain(action).collect()
     }
 
     /// Sets the working directory.
@@ -318,7 +331,13 @@ impl Exec {
             .as_ref()
             .map(|dir| format!("cd -- {} || exit 126\n", quote::quote(dir)))
             .unwrap_or_default();
-        match command {
+        // An action's path checks come first: nothing runs when one fails.
+        let checks = self
+            .action
+            .as_ref()
+            .map(|action| action.check_lines())
+            .unwrap_or_default();
+        let line = match command {
             // The login shell exports, then runs the command — and stays
             // until it ends (the status line after it keeps bash and
             // others from `exec`ing the last command): a session leader
@@ -340,7 +359,8 @@ impl Exec {
                 "export {assignments}\n{cd}{}\n{STATUS_LINE}",
                 quote::join(&script::run_argv(script, SCRIPT_DIR, args))
             ),
-        }
+        };
+        format!("{checks}{line}")
     }
 }
 

@@ -62,8 +62,11 @@
 //! - `reaper.rs` — the tag, and stopping a run's remote processes.
 //! - `result.rs` — [`ExecResult`] per host, [`ExecDetails`] per run.
 //! - `script.rs` — staging a local script; `sudo.rs` — `--sudo`.
+//! - `guard.rs` — [`ActionRun`]: what a named action adds to its run
+//!   (name, params, secrets) and the check of its paths on the host.
 
 mod command;
+mod guard;
 mod limits;
 mod lines;
 mod reaper;
@@ -78,11 +81,13 @@ mod timeout;
 mod properties;
 
 pub use command::{Command, DEFAULT_MAX_OUTPUT, Exec};
+pub use guard::{ActionRun, PATH_CHECK_STATUS, PathCheck};
+pub(crate) use limits::env_name;
 pub use limits::{MAX_COMMAND_LINE, RESERVED_ENV_PREFIX};
 pub use lines::MAX_LINE;
 pub use reaper::{StopReport, Stopped, TAG_VAR, run_tag};
 pub use request::{ByteSize, RequestPolicy, RunRequest, ScriptRequest, SudoRequest};
-pub use result::{Captured, ExecDetails, ExecOutcome, ExecResult, ScriptInfo};
+pub use result::{ActionInfo, Captured, ExecDetails, ExecOutcome, ExecResult, ScriptInfo};
 pub use script::{MARKER as SCRIPT_MARKER, Script};
 pub use sudo::Sudo;
 pub use timeout::Timeout;
@@ -200,6 +205,7 @@ impl Operation for ExecOp {
 
     fn op(&self) -> Op {
         match &self.exec.command {
+            _ if self.exec.action.is_some() => Op::Action,
             Command::Script { .. } => Op::Script,
             _ => Op::Exec,
         }
@@ -227,6 +233,11 @@ impl Operation for ExecOp {
         if let Some(stdin) = &exec.stdin {
             record = record.bytes(stdin.len() as u64);
         }
+        if let Some(action) = &exec.action {
+            record = record
+                .action(action.name.clone())
+                .params(action.params.clone());
+        }
         record
     }
 
@@ -248,6 +259,14 @@ impl Operation for ExecOp {
         detail.stdout = ran.stdout;
         detail.stderr = ran.stderr;
         let mut error = ran.error;
+        if let Some(refused) = self
+            .exec
+            .action
+            .as_ref()
+            .and_then(|action| action.refusal(detail.exit_code, &detail.stderr.bytes))
+        {
+            error = Some(refused);
+        }
         if ran.unreaped
             && let Some(failure) = &mut error
         {
@@ -267,6 +286,10 @@ impl Operation for ExecOp {
             }),
             _ => None,
         };
-        ExecDetails { script }
+        let action = self.exec.action.as_ref().map(|action| ActionInfo {
+            name: action.name.clone(),
+            params: action.params.clone(),
+        });
+        ExecDetails { script, action }
     }
 }

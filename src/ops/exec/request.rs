@@ -102,15 +102,31 @@ pub struct RunRequest {
     /// refuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// Set by `Action::prepare` only, never from JSON: the named action
+    /// this request is (its name and params for the records, its secret
+    /// values, the checks of its paths on the host). A request written
+    /// out and read back has lost it: run a prepared action from memory,
+    /// or prepare it again.
+    #[serde(skip)]
+    pub action: Option<Arc<super::ActionRun>>,
 }
 
 impl std::fmt::Debug for RunRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An action's secret params may sit in its words.
+        let hidden;
+        let words = match self.action.as_deref().filter(|a| a.has_secrets()) {
+            Some(_) => {
+                hidden = self.redacted();
+                &hidden
+            }
+            None => self,
+        };
         f.debug_struct("RunRequest")
             .field("targets", &self.targets)
-            .field("command", &self.command)
+            .field("command", &words.command)
             .field("raw", &self.raw)
-            .field("script", &self.script)
+            .field("script", &words.script)
             .field("timeout", &self.timeout)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("secret_env", &self.secret_env.keys().collect::<Vec<_>>())
@@ -122,6 +138,7 @@ impl std::fmt::Debug for RunRequest {
             .field("max_output", &self.max_output)
             .field("idempotency_key", &self.idempotency_key)
             .field("callback_url", &self.callback_url)
+            .field("action", &self.action)
             .finish()
     }
 }
@@ -288,6 +305,7 @@ impl RunRequest {
             user: sudo.user.clone(),
             password: sudo.password.clone().map(Arc::new),
         });
+        exec.action = self.action.clone();
         exec.validate()?;
         Ok(exec)
     }
@@ -298,9 +316,21 @@ impl RunRequest {
     }
 
     /// A copy fit to keep (a job record): secret values and the sudo
-    /// password replaced by `[REDACTED]`, stdin by its size.
+    /// password replaced by `[REDACTED]`, stdin by its size; an action's
+    /// secret params wherever they went (words, arguments, env values).
     pub fn redacted(&self) -> RunRequest {
         let mut kept = self.clone();
+        if let Some(action) = self.action.as_deref().filter(|a| a.has_secrets()) {
+            let words = kept.command.iter_mut().flatten();
+            let args = kept.script.iter_mut().flat_map(|s| s.args.iter_mut());
+            for text in words
+                .chain(args)
+                .chain(kept.env.values_mut())
+                .chain(kept.secret_env.values_mut())
+            {
+                *text = action.hide(text);
+            }
+        }
         for value in kept.secret_env.values_mut() {
             *value = "[REDACTED]".to_owned();
         }

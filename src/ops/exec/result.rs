@@ -145,12 +145,25 @@ impl HostDetail for ExecResult {
     }
 }
 
-/// What a `script` run adds to its report.
+/// What a `script` run, or an action, adds to its report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ExecDetails {
     /// For `script`: what was run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptInfo>,
+    /// For an action (`operation: "action"`): which, with which params.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionInfo>,
+}
+
+/// The action a run was: its name and its params (a secret one as
+/// `[REDACTED]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionInfo {
+    /// The action's name.
+    pub name: String,
+    /// Its params as the audit records show them.
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Redact for ExecDetails {}

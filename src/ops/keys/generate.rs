@@ -399,8 +399,9 @@ mod tests {
         );
     }
 
-    /// RSA generation is the slow one (a random prime search; 1.5–2.5 s
-    /// for 3072 bits in the unoptimised test build here), so it runs once,
+    /// RSA generation is the slow one (a random prime search; about 1 s
+    /// for 3072 bits here, with the prime crates optimised even in the test
+    /// build: see `Cargo.toml`'s profile), so it runs once,
     /// at the minimum and default size, in the normal suite — no `#[ignore]`
     /// and no release-only test needed. It prints how long it took.
     #[test]
