@@ -118,8 +118,14 @@ mod tests {
             (r#"{}"#, (None, None)),
             (r#"{"bits": null, "parallel": null}"#, (None, None)),
             (r#"{"bits": 3072, "parallel": 4}"#, (Some(3072), Some(4))),
-            (r#"{"bits": 3072.0, "parallel": 4.0}"#, (Some(3072), Some(4))),
-            (r#"{"bits": 0, "parallel": 4294967295}"#, (Some(0), Some(u32::MAX))),
+            (
+                r#"{"bits": 3072.0, "parallel": 4.0}"#,
+                (Some(3072), Some(4)),
+            ),
+            (
+                r#"{"bits": 0, "parallel": 4294967295}"#,
+                (Some(0), Some(u32::MAX)),
+            ),
             (r#"{"bits": 3.072e3}"#, (Some(3072), None)),
         ] {
             assert_eq!(read(json), Ok(expected), "{json}");
@@ -144,7 +150,13 @@ mod tests {
         assert_eq!(of_f64(0.0), Some(0));
         assert_eq!(of_f64(5792.0), Some(5792));
         assert_eq!(of_f64(-0.0), Some(0));
-        for bad in [0.5, -1.0, f64::NAN, f64::INFINITY, 18_446_744_073_709_551_616.0] {
+        for bad in [
+            0.5,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            18_446_744_073_709_551_616.0,
+        ] {
             assert_eq!(of_f64(bad), None, "{bad}");
         }
     }

@@ -333,7 +333,10 @@ mod tests {
             selector: "a,,b".into(),
         };
         let e = ApiError::targets("targets", &empty);
-        assert_eq!((e.status().as_u16(), e.field.as_deref()), (400, Some("targets")));
+        assert_eq!(
+            (e.status().as_u16(), e.field.as_deref()),
+            (400, Some("targets"))
+        );
         for missing in [
             TargetError::Unknown {
                 name: "vm9".into(),
@@ -347,7 +350,10 @@ mod tests {
             },
         ] {
             let e = ApiError::targets("targets", &missing);
-            assert_eq!((e.status().as_u16(), e.field.as_deref()), (404, Some("targets")));
+            assert_eq!(
+                (e.status().as_u16(), e.field.as_deref()),
+                (404, Some("targets"))
+            );
         }
     }
 }

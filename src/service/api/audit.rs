@@ -17,8 +17,8 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::rules::Time;
 use super::extract::Params;
+use super::rules::Time;
 use crate::audit::{self, Filter, Record, VerifyReport};
 use crate::error_chain::chain;
 use crate::service::auth::{Caller, Scope};

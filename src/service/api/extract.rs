@@ -123,7 +123,10 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
 fn params<T: DeserializeOwned>(query: &str) -> Result<Params<T>, ApiError> {
     let given: Vec<&str> = query
         .split('&')
-        .filter(|pair| pair.split_once('=').is_some_and(|(_, value)| !value.is_empty()))
+        .filter(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(_, value)| !value.is_empty())
+        })
         .collect();
     let uri: axum::http::Uri = format!("/?{}", given.join("&"))
         .parse()
@@ -296,11 +299,20 @@ mod tests {
 
     #[test]
     fn an_empty_parameter_is_a_parameter_left_out() {
-        for query in ["", "limit=", "limit=&failed=", "failed&limit", "&&", "=", "limit=&x="] {
+        for query in [
+            "",
+            "limit=",
+            "limit=&failed=",
+            "failed&limit",
+            "&&",
+            "=",
+            "limit=&x=",
+        ] {
             let Typed { limit, failed } = typed(query).unwrap_or_else(|e| panic!("{query}: {e:?}"));
             assert_eq!((limit, failed), (None, None), "{query}");
         }
-        let Typed { limit, failed } = typed("limit=&failed=true&limit=").unwrap_or_else(|e| panic!("{e:?}"));
+        let Typed { limit, failed } =
+            typed("limit=&failed=true&limit=").unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!((limit, failed), (None, Some(true)));
         // A space is a value, not nothing.
         assert_eq!(
@@ -318,7 +330,16 @@ mod tests {
         assert_eq!(wait(Some("0")), Ok(Wait(Duration::ZERO)));
         assert_eq!(wait(Some("2m")), Ok(Wait(max)));
         assert_eq!(wait(Some("9999999999999999999")), Ok(Wait(max)));
-        for bad in ["soon", " 30s", "30s ", "1s1m", "-1s", "1.5s", "30 s", "99999999999999999999"] {
+        for bad in [
+            "soon",
+            " 30s",
+            "30s ",
+            "1s1m",
+            "-1s",
+            "1.5s",
+            "30 s",
+            "99999999999999999999",
+        ] {
             assert_eq!(
                 wait(Some(bad)).unwrap_err().field.as_deref(),
                 Some("wait"),

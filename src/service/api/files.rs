@@ -24,16 +24,16 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 use utoipa::{IntoParams, ToSchema};
 
-use super::rules::{FileMode, FileName, HostName, RemotePath, Selector, UploadPath};
 use super::extract::{Params, RequestId, Wait, WaitQuery, body_stalled, multipart_error, stalled};
+use super::openapi::Finished;
+use super::rules::{FileMode, FileName, HostName, RemotePath, Selector, UploadPath};
 use super::submit::{JobRequest, submit};
 use crate::run::{Cancel, CancelHandle, Observer};
 use crate::service::auth::{Caller, Scope};
-use super::openapi::Finished;
 use crate::service::error::{ApiError, ErrorBody, ErrorKind};
-use crate::service::view::JobView;
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
+use crate::service::view::JobView;
 use crate::transfer::{Download, Upload};
 
 /// `POST /v1/files/upload`'s query: where the body goes.

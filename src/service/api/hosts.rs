@@ -5,16 +5,16 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::rules::{Fingerprint, Selector};
 use super::extract::{Params, WaitQuery};
+use super::openapi::Finished;
+use super::rules::{Fingerprint, Selector};
 use super::submit::{JobCall, JobRequest};
 use crate::config::HostEntry;
 use crate::service::auth::{Caller, Scope};
-use super::openapi::Finished;
 use crate::service::error::{ApiError, ErrorBody};
-use crate::service::view::JobView;
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
+use crate::service::view::JobView;
 use crate::trust::TrustRequest;
 
 /// `GET /v1/hosts?targets=`.
@@ -196,4 +196,3 @@ impl JobRequest for TrustHostsRequest {
         self.idempotency_key.as_deref()
     }
 }
-

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::{IntoParams, ToSchema};
 
-use super::rules::{Cursor, EventId};
 use super::extract::{Params, PathParam, Wait, WaitQuery};
+use super::rules::{Cursor, EventId};
 use super::submit::waited;
 use crate::service::auth::{Caller, Scope};
 use crate::service::error::{ApiError, ErrorBody};

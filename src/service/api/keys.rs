@@ -7,19 +7,19 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::rules::{KeyName, Selector};
 use super::extract::WaitQuery;
+use super::openapi::Finished;
+use super::rules::{KeyName, Selector};
 use super::submit::{JobCall, JobRequest};
 use crate::keys::{
     DeployRequest, KeyKind, KeyListing, KeysError, RevokeRequest, RotateRequest, validate_name,
 };
 use crate::run::Listing;
 use crate::service::auth::{Caller, Scope};
-use super::openapi::Finished;
 use crate::service::error::{ApiError, ErrorBody};
-use crate::service::view::JobView;
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
+use crate::service::view::JobView;
 use crate::transport::{Password, PasswordSource};
 
 /// The keys, which key each host uses, and rotations under way: of the

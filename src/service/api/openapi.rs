@@ -12,13 +12,13 @@
 //! script path): the library's request serves the command line as well,
 //! whose rules differ.
 
+use utoipa::ToSchema;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{
     AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayItems, Object, ObjectBuilder,
     OneOfBuilder, Schema, Type,
 };
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
-use utoipa::ToSchema;
 
 use super::rules;
 use crate::service::view::JobView;
@@ -122,7 +122,10 @@ impl utoipa::Modify for Answers {
                         .entry(status.to_owned())
                         .or_insert_with(|| error(description));
                 };
-                add("401", "No valid token: none, malformed, unknown, revoked or expired");
+                add(
+                    "401",
+                    "No valid token: none, malformed, unknown, revoked or expired",
+                );
                 add(
                     "429",
                     "Over the token's rate (`service.limits.requests_per_minute`) or its jobs under way, \
@@ -136,7 +139,10 @@ impl utoipa::Modify for Answers {
                 let body = op.request_body.is_some();
                 let params = path_params || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
                 if body || params {
-                    add("400", "A bad request, naming the field (`field`); nothing was done");
+                    add(
+                        "400",
+                        "A bad request, naming the field (`field`); nothing was done",
+                    );
                 }
                 if body {
                     add(
@@ -265,13 +271,10 @@ fn run_request(mut object: Object) -> Schema {
     let reserved = rules::not_prefixed(crate::exec::RESERVED_ENV_PREFIX);
     for env in ["env", "secret_env"] {
         if let Some(env) = property(&mut object, env) {
-            env.property_names = Some(Box::new(rules::all_of(
-                None,
-                &[rules::ENV_NAME, &reserved],
-            )));
-            env.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
-                RefOr::T(rules::text(rules::NUL_FREE).build().into()),
-            )));
+            env.property_names = Some(Box::new(rules::all_of(None, &[rules::ENV_NAME, &reserved])));
+            env.additional_properties = Some(Box::new(AdditionalProperties::RefOr(RefOr::T(
+                rules::text(rules::NUL_FREE).build().into(),
+            ))));
         }
     }
     if let Some(cwd) = property(&mut object, "cwd") {
@@ -328,7 +331,8 @@ fn run_request(mut object: Object) -> Schema {
 /// The words of array property `name`: no NUL byte in any.
 fn words(object: &mut Object, name: &str) {
     if let Some(RefOr::T(Schema::Array(array))) = object.properties.get_mut(name) {
-        array.items = ArrayItems::RefOrSchema(Box::new(rules::text(rules::NUL_FREE).build().into()));
+        array.items =
+            ArrayItems::RefOrSchema(Box::new(rules::text(rules::NUL_FREE).build().into()));
     }
 }
 
@@ -424,14 +428,12 @@ fn rotate_request(object: Object) -> Schema {
 
 /// `POST /v1/hosts/trust`: `scan`, or fingerprints to pin.
 fn trust_request(object: Object) -> Schema {
-    let scan = ObjectBuilder::new()
-        .required("scan")
-        .property(
-            "scan",
-            ObjectBuilder::new()
-                .schema_type(Type::Boolean)
-                .enum_values(Some([true])),
-        );
+    let scan = ObjectBuilder::new().required("scan").property(
+        "scan",
+        ObjectBuilder::new()
+            .schema_type(Type::Boolean)
+            .enum_values(Some([true])),
+    );
     let pin = ObjectBuilder::new().required("fingerprints").property(
         "fingerprints",
         rules::list(Ref::from_schema_name("Fingerprint")).min_items(Some(1)),

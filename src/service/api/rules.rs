@@ -17,7 +17,8 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 
 use regex::Regex;
 use utoipa::openapi::schema::{
-    AllOfBuilder, AnyOfBuilder, ArrayBuilder, ArrayItems, Object, ObjectBuilder, Schema, SchemaFormat, Type,
+    AllOfBuilder, AnyOfBuilder, ArrayBuilder, ArrayItems, Object, ObjectBuilder, Schema,
+    SchemaFormat, Type,
 };
 use utoipa::openapi::{KnownFormat, RefOr};
 
@@ -213,7 +214,9 @@ pub(crate) fn matches(pattern: &'static str, text: &str) -> bool {
             }
         }
     }
-    compiled.get(pattern).is_some_and(|regex| regex.is_match(text))
+    compiled
+        .get(pattern)
+        .is_some_and(|regex| regex.is_match(text))
 }
 
 /// A pattern matching every text except `word` itself (JSON Schema's
@@ -445,7 +448,9 @@ mod tests {
             assert!(Regex::new(pattern).is_ok(), "{pattern}");
             // Nothing another dialect reads differently: no lookaround, no
             // `\x{…}`, no `\z`, no Unicode classes.
-            for unportable in ["(?=", "(?!", "(?<", r"\x{", r"\z", r"\A", r"\p{", r"\d", r"\w"] {
+            for unportable in [
+                "(?=", "(?!", "(?<", r"\x{", r"\z", r"\A", r"\p{", r"\d", r"\w",
+            ] {
                 assert!(!pattern.contains(unportable), "{pattern}: {unportable}");
             }
         }
@@ -454,15 +459,36 @@ mod tests {
     #[test]
     fn durations_are_what_parse_duration_reads() {
         for good in [
-            "0", "30", "30s", "500ms", "1m30s", "1d2h3m4s5ms", "2h5ms", "1h1s", "007s",
-            "9999999999999999999", "99999999999d99999999999h99999999999m99999999999s99999999999ms",
+            "0",
+            "30",
+            "30s",
+            "500ms",
+            "1m30s",
+            "1d2h3m4s5ms",
+            "2h5ms",
+            "1h1s",
+            "007s",
+            "9999999999999999999",
+            "99999999999d99999999999h99999999999m99999999999s99999999999ms",
         ] {
             assert!(is(DURATION, good), "{good}");
             assert!(crate::config::parse_duration(good).is_ok(), "{good}");
         }
         for bad in [
-            "", " 30s", "30s ", "1s1m", "1m1m", "1.5s", "-1s", "30x", "s", "1 s", "1ms1s", "1S",
-            "１s", "99999999999999999999",
+            "",
+            " 30s",
+            "30s ",
+            "1s1m",
+            "1m1m",
+            "1.5s",
+            "-1s",
+            "30x",
+            "s",
+            "1 s",
+            "1ms1s",
+            "1S",
+            "１s",
+            "99999999999999999999",
         ] {
             assert!(!is(DURATION, bad), "{bad:?}");
         }
@@ -473,8 +499,26 @@ mod tests {
         use crate::exec::Timeout;
         let schema = |text: &str| is(TIMEOUT, text) && is(NONZERO, text);
         for text in [
-            "30s", " 5m ", "none", "NoNe", "\u{3000}none\t", "1", "0s1ms", "1ms", "0", "0s",
-            "00", "0m0s", "", "none!", "non", "5 s", "1s1s", "\u{FEFF}1s", "1h ", "\u{0085}1s",
+            "30s",
+            " 5m ",
+            "none",
+            "NoNe",
+            "\u{3000}none\t",
+            "1",
+            "0s1ms",
+            "1ms",
+            "0",
+            "0s",
+            "00",
+            "0m0s",
+            "",
+            "none!",
+            "non",
+            "5 s",
+            "1s1s",
+            "\u{FEFF}1s",
+            "1h ",
+            "\u{0085}1s",
         ] {
             assert_eq!(schema(text), Timeout::parse(text).is_ok(), "{text:?}");
         }
@@ -483,8 +527,24 @@ mod tests {
     #[test]
     fn sizes_are_what_parse_size_reads() {
         for text in [
-            "512K", "1 M", " 2GiB ", "7B", "7 B", "0", "100", "1KiB", "9999999999G",
-            "9999999999999999999", "1k", "1.5M", "-1", "", "K", "1 KB", "1MB", "1\u{2003}K",
+            "512K",
+            "1 M",
+            " 2GiB ",
+            "7B",
+            "7 B",
+            "0",
+            "100",
+            "1KiB",
+            "9999999999G",
+            "9999999999999999999",
+            "1k",
+            "1.5M",
+            "-1",
+            "",
+            "K",
+            "1 KB",
+            "1MB",
+            "1\u{2003}K",
             "1Ki B",
         ] {
             assert_eq!(
@@ -498,8 +558,27 @@ mod tests {
     #[test]
     fn selectors_are_refused_only_for_an_empty_term() {
         let selectors = [
-            "all", "web,!db01", "vm0*", " a , b ", "!a", "! a", "!!", "a!", "a b", "\u{FEFF}",
-            "", " ", "!", "! ", "a,", ",a", "a,,b", "a, ,b", "a,!", "\u{00A0}", "!\u{3000}",
+            "all",
+            "web,!db01",
+            "vm0*",
+            " a , b ",
+            "!a",
+            "! a",
+            "!!",
+            "a!",
+            "a b",
+            "\u{FEFF}",
+            "",
+            " ",
+            "!",
+            "! ",
+            "a,",
+            ",a",
+            "a,,b",
+            "a, ,b",
+            "a,!",
+            "\u{00A0}",
+            "!\u{3000}",
             "a,\t!\t,b",
         ];
         // Every name the selectors use is a host, so that only their
@@ -539,9 +618,29 @@ mod tests {
         let long = "k".repeat(128);
         let longer = "k".repeat(129);
         for name in [
-            "demo", "a.b-c_d", "pub", "b", "ub", "xpub", "a.pu", "-x", "_", &long, "", ".x",
-            "a/b", "a.pub", ".pub", "archive", "archive2", "archiv", "remex-keys.json",
-            "remex-keys.jso", "é", "a b", &longer,
+            "demo",
+            "a.b-c_d",
+            "pub",
+            "b",
+            "ub",
+            "xpub",
+            "a.pu",
+            "-x",
+            "_",
+            &long,
+            "",
+            ".x",
+            "a/b",
+            "a.pub",
+            ".pub",
+            "archive",
+            "archive2",
+            "archiv",
+            "remex-keys.json",
+            "remex-keys.jso",
+            "é",
+            "a b",
+            &longer,
         ] {
             assert_eq!(
                 schema(name),
@@ -607,7 +706,15 @@ mod tests {
         for bad in ["", "8", "+644", "10000", "0o644", "64 4"] {
             assert!(!is(MODE, bad), "{bad}");
         }
-        for good in ["/etc/app.conf", "/srv/reports/", "x.", "...", "..a", "a..", "x"] {
+        for good in [
+            "/etc/app.conf",
+            "/srv/reports/",
+            "x.",
+            "...",
+            "..a",
+            "a..",
+            "x",
+        ] {
             assert!(is(NOT_DOTS, good), "{good}");
         }
         for bad in [".", "..", "/a/.", "/a/..", "/.."] {

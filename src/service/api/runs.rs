@@ -5,8 +5,8 @@
 use axum::response::Response;
 
 use super::extract::WaitQuery;
-use super::submit::{JobCall, JobRequest};
 use super::openapi::Finished;
+use super::submit::{JobCall, JobRequest};
 use crate::exec::{ByteSize, Exec, RequestPolicy, RunRequest, ScriptRequest};
 use crate::service::auth::Scope;
 use crate::service::error::{ApiError, ErrorBody};
@@ -104,7 +104,10 @@ fn script_in_dir(dir: Option<&std::path::Path>, name: &str) -> Result<(), ApiErr
     if !dir.join(name).is_file() {
         return Err(ApiError::missing(
             "script.name",
-            format!("no script `{}` in service.scripts_dir", name.escape_default()),
+            format!(
+                "no script `{}` in service.scripts_dir",
+                name.escape_default()
+            ),
         ));
     }
     Ok(())

@@ -107,8 +107,8 @@ impl Policy {
                 "a callback URL may not carry a user or password".to_owned(),
             ));
         }
-        let (host, port) =
-            host_port(&url).ok_or_else(|| malformed("the callback URL names no host".to_owned()))?;
+        let (host, port) = host_port(&url)
+            .ok_or_else(|| malformed("the callback URL names no host".to_owned()))?;
         if let Host::Ip(ip) = &host
             && let Some(why) = never(*ip)
         {

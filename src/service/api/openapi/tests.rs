@@ -44,7 +44,10 @@ fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
 
 /// A validator of the component schema `name`.
 fn component(doc: &Value, name: &str) -> jsonschema::Validator {
-    validator(doc, &json!({"$ref": format!("#/components/schemas/{name}")}))
+    validator(
+        doc,
+        &json!({"$ref": format!("#/components/schemas/{name}")}),
+    )
 }
 
 /// The answer `status` of `method path`.
@@ -166,8 +169,16 @@ fn what_an_operation_reads_can_be_refused_and_says_so() {
             });
         assert!(!keyed || has("409"), "{method} {path}: 409");
     }
-    for path in ["/v1/jobs/{id}", "/v1/jobs/{id}/events", "/v1/jobs/{id}/cancel"] {
-        let method = if path.ends_with("cancel") { "post" } else { "get" };
+    for path in [
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/events",
+        "/v1/jobs/{id}/cancel",
+    ] {
+        let method = if path.ends_with("cancel") {
+            "post"
+        } else {
+            "get"
+        };
         assert!(answer(&doc, method, path, "404").is_object(), "{path}");
     }
 }
@@ -241,10 +252,19 @@ fn the_limits_the_service_enforces_are_in_the_schema() {
     assert_eq!(run["parallel"]["minimum"], 1);
     assert_eq!(run["parallel"]["maximum"], u32::MAX);
     assert_eq!(run["command"]["minItems"], 1);
-    assert_eq!(run["env"]["propertyNames"]["allOf"][0]["pattern"], rules::ENV_NAME);
-    assert_eq!(run["env"]["additionalProperties"]["pattern"], rules::NUL_FREE);
+    assert_eq!(
+        run["env"]["propertyNames"]["allOf"][0]["pattern"],
+        rules::ENV_NAME
+    );
+    assert_eq!(
+        run["env"]["additionalProperties"]["pattern"],
+        rules::NUL_FREE
+    );
     assert_eq!(run["command"]["items"]["pattern"], rules::NUL_FREE);
-    assert_eq!(run["raw"]["anyOf"][0]["allOf"][0]["pattern"], rules::NOT_BLANK);
+    assert_eq!(
+        run["raw"]["anyOf"][0]["allOf"][0]["pattern"],
+        rules::NOT_BLANK
+    );
     let timeout = serde_json::to_string(&run["timeout"]).unwrap_or_default();
     assert!(timeout.contains(&serde_json::to_string(rules::TIMEOUT).unwrap_or_default()));
     let size = serde_json::to_string(&run["max_output"]).unwrap_or_default();
@@ -271,8 +291,7 @@ fn refused<T: serde::de::DeserializeOwned>(
     body: &Value,
     check: impl Fn(&T) -> Result<(), ApiError>,
 ) -> bool {
-    let Ok(request) = crate::run::request_error::from_json::<T>(body.to_string().as_bytes())
-    else {
+    let Ok(request) = crate::run::request_error::from_json::<T>(body.to_string().as_bytes()) else {
         return true;
     };
     let targets = body["targets"].as_str().unwrap_or_default();
