@@ -82,7 +82,9 @@ impl<'de, T: Whole> Visitor<'de> for Optional<T> {
     }
 }
 
-/// `#[serde(deserialize_with)]` for an `Option<u32>`.
+/// `#[serde(deserialize_with)]` for an `Option<u32>` (the service's key
+/// sizes).
+#[cfg_attr(not(feature = "service"), allow(dead_code))]
 pub(crate) fn optional_u32<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error> {
     de.deserialize_option(Optional(PhantomData))
 }

@@ -450,7 +450,8 @@ fn trust_request(object: Object) -> Schema {
 /// run, so has none — the job.
 #[derive(ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)]
+// Never built: the document's description of what is sent.
+#[allow(dead_code, clippy::large_enum_variant)]
 pub(crate) enum Finished {
     /// The report.
     Report(Report),

@@ -299,10 +299,10 @@ fn refused<T: serde::de::DeserializeOwned>(
         .iter()
         .map(|name| crate::targets::Candidate { name, groups: &[] })
         .collect();
-    if let Err(e) = crate::targets::select(targets, &inventory) {
-        if ApiError::targets("targets", &e).status().as_u16() == 400 {
-            return true;
-        }
+    if let Err(e) = crate::targets::select(targets, &inventory)
+        && ApiError::targets("targets", &e).status().as_u16() == 400
+    {
+        return true;
     }
     check(&request).is_err_and(|e| e.status().as_u16() == 400)
 }
