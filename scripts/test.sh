@@ -2,8 +2,9 @@
 # Runs the whole remex test suite the way CI does: installs what is missing
 # (OpenSSH server and client, Dropbear, ProFTPD with mod_sftp, sudo), then
 # format check, clippy with warnings as errors, and every test (unit,
-# integration against real servers on loopback, doc tests, and the n8n
-# example workflows run by real n8n against remex serve).
+# integration against real servers on loopback, doc tests, the n8n
+# example workflows run by real n8n against remex serve, and Schemathesis
+# holding remex serve to its OpenAPI document).
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -32,6 +33,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
+# Schemathesis (tests/schemathesis/run.sh) comes from PyPI into a virtualenv.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "error: missing packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
@@ -65,3 +68,5 @@ echo "==> cargo test --doc"
 cargo test --doc --locked
 echo "==> n8n workflows against remex serve (tests/n8n/run.sh)"
 tests/n8n/run.sh
+echo "==> Schemathesis against remex serve: the OpenAPI document is the contract (tests/schemathesis/run.sh)"
+tests/schemathesis/run.sh

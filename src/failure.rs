@@ -114,6 +114,12 @@ pub struct Failure {
     /// callers that act on it, such as the service's 404.
     #[serde(skip)]
     pub not_found: bool,
+    /// The host answered, and refused the path asked for: permission
+    /// denied, or not a file remex copies (a device, a socket). Not in
+    /// the JSON (the message says it): for callers that act on it, such
+    /// as the service's 403 — the host is fine, the request is not.
+    #[serde(skip)]
+    pub refused: bool,
 }
 
 impl Failure {
@@ -124,6 +130,7 @@ impl Failure {
             message: message.into(),
             host_key: None,
             not_found: false,
+            refused: false,
         }
     }
 
@@ -139,6 +146,14 @@ impl Failure {
     pub fn not_found(kind: ErrorKind, message: impl Into<String>) -> Self {
         Failure {
             not_found: true,
+            ..Failure::new(kind, message)
+        }
+    }
+
+    /// A failure because the host refused the path asked for.
+    pub fn refused(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Failure {
+            refused: true,
             ..Failure::new(kind, message)
         }
     }

@@ -77,6 +77,7 @@ mod size;
 mod source_map;
 pub mod ssh_config;
 mod validate;
+pub(crate) mod whole;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

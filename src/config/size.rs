@@ -95,9 +95,12 @@ impl Visitor<'_> for SizeVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, bytes: f64) -> Result<u64, E> {
-        Err(E::custom(format!(
-            "invalid size {bytes}: fractions are not supported; {HINT}"
-        )))
+        // `5792.0` is the number 5792 (JSON does not tell them apart).
+        super::whole::of_f64(bytes).ok_or_else(|| {
+            E::custom(format!(
+                "invalid size {bytes}: fractions and negative sizes are not supported; {HINT}"
+            ))
+        })
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<u64, E> {

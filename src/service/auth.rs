@@ -168,12 +168,14 @@ impl Caller {
     }
 
     /// The hosts `selector` selects, when every one of them is among the
-    /// token's targets: 400 for a selector that selects nothing, 403 naming
-    /// the hosts outside. The selection is what the job records and runs.
+    /// token's targets: 400 for a malformed selector, 404 for one that
+    /// names a host or group the inventory lacks (or selects nothing), 403
+    /// naming the hosts outside. The selection is what the job records and
+    /// runs.
     pub(crate) fn reach(&self, executor: &Executor, selector: &str) -> Result<Selection, ApiError> {
         let selection = executor
             .select(selector)
-            .map_err(|e| ApiError::field("targets", e.to_string()))?;
+            .map_err(|e| ApiError::targets("targets", &e))?;
         let outside = match self.allowed(executor) {
             Some(allowed) => selection.outside(&allowed),
             None => selection.hosts().iter().map(String::as_str).collect(),

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::error_chain::chain;
 use crate::run::{Error as RunError, Failure, RequestError};
+use crate::targets::TargetError;
 
 /// The class of an error answer: its `kind` and its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -23,9 +24,12 @@ pub(crate) enum ErrorKind {
     BadRequest,
     /// 401: no valid token.
     Unauthorized,
-    /// 403: the token may not do this, or not on these hosts.
+    /// 403: the token may not do this, or not on these hosts; the
+    /// callback receiver is not allowed; the host refused the path (a
+    /// download).
     Forbidden,
-    /// 404: no such job, route or remote file.
+    /// 404: no such job, route, host, group, script or remote file (the
+    /// field that named it is given).
     NotFound,
     /// 405: the path exists, not with this method.
     MethodNotAllowed,
@@ -177,6 +181,24 @@ impl ApiError {
         Self::new(ErrorKind::NotFound, message)
     }
 
+    /// 404 for what `field` names: a host, a script.
+    pub(crate) fn missing(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            field: Some(field.into()),
+            ..Self::not_found(message)
+        }
+    }
+
+    /// The answer for a selector in `field` that does not select: 400
+    /// when it is malformed (an empty term), else 404 — it names a host
+    /// or group the inventory does not have, or selects none of them.
+    pub(crate) fn targets(field: &str, e: &TargetError) -> Self {
+        match e {
+            TargetError::EmptyTerm { .. } => ApiError::field(field, e.to_string()),
+            _ => ApiError::missing(field, e.to_string()),
+        }
+    }
+
     /// 409.
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict, message)
@@ -242,7 +264,7 @@ impl From<RequestError> for ApiError {
 impl From<RunError> for ApiError {
     fn from(e: RunError) -> Self {
         match e {
-            RunError::Targets(e) => ApiError::field("targets", e.to_string()),
+            RunError::Targets(e) => ApiError::targets("targets", &e),
             RunError::Request(e) => e.into(),
             RunError::Invalid(message) => ApiError::bad_request(message),
             RunError::Keys(e) => ApiError::bad_request(e.to_string()),
@@ -303,5 +325,35 @@ mod tests {
         assert_eq!(from_request.field.as_deref(), Some("env.1A"));
         let whole: ApiError = RequestError::whole("not JSON").into();
         assert_eq!((whole.kind, whole.field), (ErrorKind::BadRequest, None));
+    }
+
+    #[test]
+    fn a_selector_is_malformed_or_names_what_is_not_there() {
+        let empty = TargetError::EmptyTerm {
+            selector: "a,,b".into(),
+        };
+        let e = ApiError::targets("targets", &empty);
+        assert_eq!(
+            (e.status().as_u16(), e.field.as_deref()),
+            (400, Some("targets"))
+        );
+        for missing in [
+            TargetError::Unknown {
+                name: "vm9".into(),
+                suggestion: None,
+            },
+            TargetError::NoMatch {
+                pattern: "x*".into(),
+            },
+            TargetError::Empty {
+                selector: "a,!a".into(),
+            },
+        ] {
+            let e = ApiError::targets("targets", &missing);
+            assert_eq!(
+                (e.status().as_u16(), e.field.as_deref()),
+                (404, Some("targets"))
+            );
+        }
     }
 }

@@ -76,7 +76,11 @@ pub struct RunRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sudo: Option<SudoRequest>,
     /// Hosts worked on at once (default: `max_parallel`, the whole budget).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::config::whole::optional_nonzero_u32"
+    )]
     #[cfg_attr(feature = "service", schema(value_type = Option<u32>, minimum = 1))]
     pub parallel: Option<NonZeroU32>,
     /// Ask for a pseudo-terminal (`ssh -t`): stdout and stderr merged.

@@ -115,6 +115,16 @@ impl Visitor<'_> for TimeoutVisitor {
         Timeout::parse(&secs.to_string()).map_err(E::custom)
     }
 
+    fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Timeout, E> {
+        // `30.0` is the number 30 (JSON does not tell them apart).
+        match crate::config::whole::of_f64(secs) {
+            Some(secs) => self.visit_u64(secs),
+            None => Err(E::custom(format!(
+                "invalid timeout {secs}: write whole seconds, or a duration such as \"1500ms\""
+            ))),
+        }
+    }
+
     fn visit_unit<E: de::Error>(self) -> Result<Timeout, E> {
         Ok(Timeout::Default)
     }

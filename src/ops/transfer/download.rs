@@ -211,14 +211,14 @@ async fn run(
             }
             S_IFDIR if download.recursive => me.tree(&real, &remote, rel, files).await?,
             S_IFDIR => {
-                let refusal = Failure::new(
+                let refusal = Failure::refused(
                     ErrorKind::Transfer,
                     format!("{remote}: is a directory (use -r to copy directories)"),
                 );
                 me.record(files, EntryKind::Dir, &rel, &remote, Err(refusal))?;
             }
             _ => {
-                let refusal = Failure::new(
+                let refusal = Failure::refused(
                     ErrorKind::Transfer,
                     format!("{remote}: not a regular file or directory"),
                 );
@@ -340,7 +340,7 @@ impl HostDownload<'_> {
                 let child_real = names::join(&real, &name);
                 let mut child_rel = rel.clone();
                 if let Err(why) = names::check_entry_name(&name) {
-                    let refusal = Failure::new(
+                    let refusal = Failure::refused(
                         ErrorKind::Transfer,
                         format!("{remote}: refusing the entry {name:?} the host listed: {why}"),
                     );
@@ -378,7 +378,7 @@ impl HostDownload<'_> {
                         self.record(files, EntryKind::Symlink, &child_rel, &child, done)?;
                     }
                     _ => {
-                        let refusal = Failure::new(
+                        let refusal = Failure::refused(
                             ErrorKind::Transfer,
                             format!("{child}: not a regular file, directory or symlink; skipped"),
                         );

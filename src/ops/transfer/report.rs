@@ -133,6 +133,9 @@ impl TransferResult {
             Some(Failure {
                 message,
                 not_found: first.not_found && failed.len() == 1,
+                refused: failed
+                    .iter()
+                    .all(|f| f.error.as_ref().is_some_and(|e| e.refused)),
                 ..Failure::new(first.kind, String::new())
             })
         });

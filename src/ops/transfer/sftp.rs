@@ -398,6 +398,9 @@ pub(crate) fn failure(what: &str, path: &str, e: &SftpError, timeout: Duration) 
             " (the host's name for it is not valid UTF-8, which remex's SFTP cannot carry)",
         );
     }
+    if is_status(e, StatusCode::PermissionDenied) {
+        return Failure::refused(kind, message);
+    }
     Failure::new(kind, message)
 }
 

@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::Params;
+use super::rules::Time;
 use crate::audit::{self, Filter, Record, VerifyReport};
 use crate::error_chain::chain;
 use crate::service::auth::{Caller, Scope};
-use crate::service::error::ApiError;
+use crate::service::error::{ApiError, ErrorBody};
 use crate::service::state::AppState;
 
 /// `GET /v1/audit`'s filters (as `remex audit show`'s).
@@ -33,16 +34,22 @@ pub(crate) struct AuditQuery {
     /// The operation (`exec`, `keys.deploy`), or a family (`keys`).
     pub op: Option<String>,
     /// At or after this time (RFC 3339, a date, or `1h`/`2d` ago).
+    #[param(value_type = Option<Time>)]
     pub since: Option<String>,
     /// Before this time.
+    #[param(value_type = Option<Time>)]
     pub until: Option<String>,
     /// Only `end` records of failures.
     pub failed: Option<bool>,
     /// One run's (one job's) records.
     pub run: Option<String>,
     /// The newest this many (1 to 10000; default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
 }
+
+/// The most records an answer holds.
+pub(crate) const MAX_RECORDS: usize = 10_000;
 
 /// Audit records.
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,7 +64,10 @@ pub(crate) struct AuditRecords {
 /// Audit records, filtered: those of the hosts within the token's targets
 /// (`admin`: every record).
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditRecords), (status = 400, body = crate::service::error::ErrorBody)))]
+    responses(
+        (status = 200, body = AuditRecords),
+        (status = 403, description = "The token lacks the scope `audit:read`", body = ErrorBody),
+    ))]
 pub(crate) async fn list_records(
     State(state): State<AppState>,
     caller: Caller,
@@ -76,8 +86,11 @@ pub(crate) async fn list_records(
         )
     };
     let limit = query.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::field("limit", "limit must be 1 to 10000"));
+    if !(1..=MAX_RECORDS).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("limit must be 1 to {MAX_RECORDS}"),
+        ));
     }
     let now = SystemTime::now();
     let time = |field: &str, text: &Option<String>| {
@@ -135,12 +148,36 @@ pub(crate) struct Verified {
     pub ok: bool,
 }
 
+/// [`Verified`] as the document shows it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct Verification {
+    /// Whether the chain is intact.
+    ok: bool,
+    /// The files walked, in order.
+    files: Vec<String>,
+    /// Records found intact, before the break if there is one.
+    records: u64,
+    /// `seq` of the last intact record (0: none).
+    last_seq: u64,
+    /// Whether hashes were checked as HMACs.
+    keyed: bool,
+    /// `seq` the head file names, when it was read.
+    head_seq: Option<u64>,
+    /// The first break, if any.
+    #[schema(value_type = Option<Object>)]
+    broken: Option<()>,
+    /// Findings that are not tampering.
+    #[schema(value_type = Vec<Object>)]
+    notes: Vec<()>,
+}
+
 /// Checks the audit log's hash chain (as `remex audit verify`); `admin`
 /// only: the chain spans every host's records.
 #[utoipa::path(post, path = "/v1/audit/verify", tag = "audit",
     responses(
-        (status = 200, description = "The verification report; `ok` says whether the chain is intact"),
-        (status = 403, body = crate::service::error::ErrorBody)
+        (status = 200, description = "The verification report (as `remex --json audit verify`); `ok` says whether the chain is intact", body = Verification),
+        (status = 403, description = "The token is not `admin`", body = ErrorBody)
     ))]
 pub(crate) async fn verify_log(
     State(state): State<AppState>,

@@ -58,8 +58,8 @@ impl FromRequestParts<AppState> for RequestId {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct WaitQuery {
-    /// Wait up to this long (`30s`) for the job to end: 200 when it does,
-    /// else 202 with its id and links.
+    /// How long to wait for the job to end.
+    #[param(value_type = Option<super::rules::Duration>)]
     pub wait: Option<String>,
 }
 
@@ -81,37 +81,59 @@ impl FromRequestParts<AppState> for Wait {
 }
 
 impl Wait {
-    /// `text` as a wait of at most `max`.
+    /// `text` (the document's duration pattern, nothing else) as a wait,
+    /// cut to `max`: a schema cannot know the configured limit, so a
+    /// longer wait is not an error — the job is answered 202 after `max`
+    /// and polled, as after any wait it outlives.
     fn parse(text: Option<&str>, max: Duration) -> Result<Wait, ApiError> {
         let Some(text) = text else {
             return Ok(Wait(Duration::ZERO));
         };
-        let wait = crate::config::parse_duration(text).map_err(|e| ApiError::field("wait", e))?;
-        if wait > max {
+        if !super::rules::matches(super::rules::DURATION, text) {
             return Err(ApiError::field(
                 "wait",
                 format!(
-                    "wait {text} is longer than service.limits.max_wait ({}s); poll /v1/jobs/ID instead",
-                    max.as_secs()
+                    "`wait={}` is not a duration: write a whole number with a unit, largest first \
+                     (`30s`, `1m30s`, `500ms`), or whole seconds",
+                    text.escape_default()
                 ),
             ));
         }
-        Ok(Wait(wait))
+        let wait = crate::config::parse_duration(text).map_err(|e| ApiError::field("wait", e))?;
+        Ok(Wait(wait.min(max)))
     }
 }
 
 /// A query string of type `T`: a value that does not fit answers 400
-/// naming its parameter (`limit`), in the error shape.
+/// naming its parameter (`limit`), in the error shape. A parameter given
+/// with an empty value (`?limit=&wait=`) counts as left out, as most
+/// clients mean it (and as OpenAPI tools send an optional parameter they
+/// have no value for); a required one is then missing.
 pub(crate) struct Params<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        Query::<T>::try_from_uri(&parts.uri)
-            .map(|Query(query)| Params(query))
-            .map_err(|e| query_error(&e))
+        params(parts.uri.query().unwrap_or_default())
     }
+}
+
+/// `query` without its empty parameters, read as `T`.
+fn params<T: DeserializeOwned>(query: &str) -> Result<Params<T>, ApiError> {
+    let given: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(_, value)| !value.is_empty())
+        })
+        .collect();
+    let uri: axum::http::Uri = format!("/?{}", given.join("&"))
+        .parse()
+        .map_err(|_| ApiError::bad_request("the query string is not valid"))?;
+    Query::<T>::try_from_uri(&uri)
+        .map(|Query(query)| Params(query))
+        .map_err(|e| query_error(&e))
 }
 
 /// A path parameter of type `T` (a job's id): one that does not fit (bytes
@@ -255,16 +277,13 @@ mod tests {
         failed: Option<bool>,
     }
 
-    fn params(query: &str) -> Result<Typed, ApiError> {
-        let uri: axum::http::Uri = format!("/x?{query}").parse().unwrap_or_default();
-        Query::<Typed>::try_from_uri(&uri)
-            .map(|Query(q)| q)
-            .map_err(|e| query_error(&e))
+    fn typed(query: &str) -> Result<Typed, ApiError> {
+        params::<Typed>(query).map(|Params(q)| q)
     }
 
     #[test]
     fn a_query_value_of_the_wrong_type_names_its_parameter() {
-        assert!(params("limit=5&failed=true").is_ok());
+        assert!(typed("limit=5&failed=true").is_ok());
         for (query, field) in [
             ("limit=x", "limit"),
             ("limit=-1", "limit"),
@@ -272,22 +291,60 @@ mod tests {
             ("failed=maybe", "failed"),
             ("limit=1&failed=%FF", "failed"),
         ] {
-            let e = params(query).unwrap_err();
+            let e = typed(query).unwrap_err();
             assert_eq!(e.kind, crate::service::error::ErrorKind::BadRequest);
             assert_eq!(e.field.as_deref(), Some(field), "{query}: {e:?}");
         }
     }
 
     #[test]
-    fn waits_are_durations_within_the_limit() {
+    fn an_empty_parameter_is_a_parameter_left_out() {
+        for query in [
+            "",
+            "limit=",
+            "limit=&failed=",
+            "failed&limit",
+            "&&",
+            "=",
+            "limit=&x=",
+        ] {
+            let Typed { limit, failed } = typed(query).unwrap_or_else(|e| panic!("{query}: {e:?}"));
+            assert_eq!((limit, failed), (None, None), "{query}");
+        }
+        let Typed { limit, failed } =
+            typed("limit=&failed=true&limit=").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((limit, failed), (None, Some(true)));
+        // A space is a value, not nothing.
+        assert_eq!(
+            typed("limit=%20").unwrap_err().field.as_deref(),
+            Some("limit")
+        );
+    }
+
+    #[test]
+    fn waits_are_durations_cut_to_the_limit() {
         let max = Duration::from_secs(60);
         let wait = |text| Wait::parse(text, max);
         assert_eq!(wait(None), Ok(Wait(Duration::ZERO)));
         assert_eq!(wait(Some("30s")), Ok(Wait(Duration::from_secs(30))));
-        assert_eq!(wait(Some("2m")).unwrap_err().field.as_deref(), Some("wait"));
-        assert_eq!(
-            wait(Some("soon")).unwrap_err().field.as_deref(),
-            Some("wait")
-        );
+        assert_eq!(wait(Some("0")), Ok(Wait(Duration::ZERO)));
+        assert_eq!(wait(Some("2m")), Ok(Wait(max)));
+        assert_eq!(wait(Some("9999999999999999999")), Ok(Wait(max)));
+        for bad in [
+            "soon",
+            " 30s",
+            "30s ",
+            "1s1m",
+            "-1s",
+            "1.5s",
+            "30 s",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                wait(Some(bad)).unwrap_err().field.as_deref(),
+                Some("wait"),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -22,31 +22,37 @@ use base64::Engine as _;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Params, RequestId, Wait, WaitQuery, body_stalled, multipart_error, stalled};
+use super::openapi::Finished;
+use super::rules::{FileMode, FileName, HostName, RemotePath, Selector, UploadPath};
 use super::submit::{JobRequest, submit};
 use crate::run::{Cancel, CancelHandle, Observer};
 use crate::service::auth::{Caller, Scope};
-use crate::service::error::{ApiError, ErrorKind};
+use crate::service::error::{ApiError, ErrorBody, ErrorKind};
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
+use crate::service::view::JobView;
 use crate::transfer::{Download, Upload};
 
-/// `POST /v1/files/upload`'s query (with a raw body; a multipart form may
-/// carry the same fields as parts).
+/// `POST /v1/files/upload`'s query: where the body goes.
 #[derive(Debug, Default, Clone, Deserialize, Serialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct UploadQuery {
     /// Which hosts (a selector).
+    #[param(required = true, value_type = Selector)]
     pub targets: Option<String>,
     /// The remote path: a file, or a directory to put it in (ending in `/`,
     /// or existing).
+    #[param(required = true, value_type = UploadPath)]
     pub path: Option<String>,
     /// The file's name when `path` is a directory (default: the multipart
     /// file name).
+    #[param(value_type = Option<FileName>)]
     pub name: Option<String>,
     /// The file's mode, octal (`0640`; default 0644).
+    #[param(value_type = Option<FileMode>)]
     pub mode: Option<String>,
     /// Create missing parent directories.
     pub mkdir: Option<bool>,
@@ -54,19 +60,52 @@ pub(crate) struct UploadQuery {
     pub skip_identical: Option<bool>,
 }
 
+/// An upload's bytes, as they are sent (the schema of the raw body).
+pub(crate) struct Bytes;
+
+impl utoipa::PartialSchema for Bytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::rules::binary().into()
+    }
+}
+
+impl ToSchema for Bytes {}
+
+/// An upload as a multipart form: the file's bytes in its part `file`
+/// (its file name is the default `name`). The document puts the other
+/// fields in the query; the service also takes them as text parts before
+/// `file` (as HTML forms and n8n's form-data send them), which override
+/// the query's.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct UploadForm {
+    /// The file's bytes.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// Uploads the body (raw, or the `file` part of a multipart form) to the
-/// same path on every selected host.
+/// same path on every selected host. What the query says is checked
+/// before a byte is read.
 #[utoipa::path(
     post,
     path = "/v1/files/upload",
     tag = "files",
     params(UploadQuery, WaitQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes (or multipart/form-data with a `file` part)"),
+    request_body(
+        description = "The file's bytes, raw or as the `file` part of a multipart form",
+        content(
+            (Bytes = "application/octet-stream"),
+            (UploadForm = "multipart/form-data"),
+        )
+    ),
     responses(
-        (status = 200, description = "The report"),
-        (status = 202, body = crate::service::view::JobView),
-        (status = 400, body = crate::service::error::ErrorBody),
-        (status = 413, body = crate::service::error::ErrorBody)
+        (status = 200, description = "The job ended within `wait`: its report", body = Finished),
+        (status = 202, description = "Accepted and under way", body = JobView),
+        (status = 403, description = "The token lacks the scope `files:write`, or a selected host is outside its targets", body = ErrorBody),
+        (status = 404, description = "`targets` names a host or group the inventory does not have, or selects none", body = ErrorBody),
+        (status = 413, description = "Larger than `service.limits.max_body`", body = ErrorBody),
     )
 )]
 pub(crate) async fn upload(
@@ -83,7 +122,9 @@ pub(crate) async fn upload(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    // Refused before a byte is read, when the query says where.
+    // Refused before a byte is read: what the query says (a form's text
+    // parts may add to it: checked again once it is read).
+    check_query(&query)?;
     if let Some(targets) = &query.targets {
         caller.reach(&state.executor, targets)?;
     }
@@ -99,6 +140,11 @@ pub(crate) async fn upload(
             "the upload is larger than service.limits.max_body ({limit} bytes)"
         )));
     }
+    if !multipart {
+        // Everything but the bytes is known: refused before they are read.
+        required(&query)?;
+        file_name(&query, None)?;
+    }
     let spool = tempfile::Builder::new()
         .prefix("upload.")
         .tempdir_in(spool_dir(&state)?)
@@ -107,17 +153,22 @@ pub(crate) async fn upload(
         let form = Multipart::from_request(req, &state)
             .await
             .map_err(|e| multipart_error(&e, e.status()))?;
-        receive_form(form, query, spool.path(), limit).await?
+        let (query, file_name, local) = receive_form(form, query, spool.path(), limit).await?;
+        check_query(&query)?;
+        caller.reach(&state.executor, required(&query)?.0)?;
+        (query, file_name, local)
     } else {
         let name = file_name(&query, None)?;
         let local = spool.path().join(&name);
         receive(req.into_body(), &local, limit).await?;
         (query, name, local)
     };
+    let mode = upload_mode(query.mode.as_deref())?;
     let job = UploadJob {
         query,
         file_name,
         local,
+        mode,
         spool: Arc::new(spool),
     };
     submit(&state, &caller, &request_id, wait, &job).await
@@ -127,7 +178,7 @@ pub(crate) async fn upload(
 /// the spooled file.
 #[derive(Clone, Serialize)]
 struct UploadJob {
-    /// The query's (or the form's) fields.
+    /// The query's fields.
     #[serde(flatten)]
     query: UploadQuery,
     /// The file's name.
@@ -135,6 +186,9 @@ struct UploadJob {
     /// The spooled file.
     #[serde(skip)]
     local: PathBuf,
+    /// The mode the file gets.
+    #[serde(skip)]
+    mode: u32,
     /// Its private directory, removed once the job is done with it.
     #[serde(skip)]
     spool: Arc<tempfile::TempDir>,
@@ -150,32 +204,64 @@ impl JobRequest for UploadJob {
     }
 
     fn work(&self, _: &Shared) -> Result<Work, ApiError> {
-        if self.query.targets.is_none() {
-            return Err(ApiError::field("targets", "say which hosts: `targets=web`"));
-        }
-        let path = self
-            .query
-            .path
-            .clone()
-            .ok_or_else(|| ApiError::field("path", "say where: `path=/etc/app/app.conf`"))?;
-        check_remote(&path)?;
+        let path = self.query.path.clone().unwrap_or_default();
         let mut upload = Upload::new(vec![self.local.clone()], &path);
         upload.mkdir = self.query.mkdir.unwrap_or(false);
         upload.options.skip_identical = self.query.skip_identical.unwrap_or(false);
-        upload.mode = match &self.query.mode {
-            Some(mode) => Some(u32::from_str_radix(mode, 8).map_err(|_| {
-                ApiError::field(
-                    "mode",
-                    format!("`{mode}` is not an octal mode such as 0640"),
-                )
-            })?),
-            None => Some(0o644),
-        };
+        upload.mode = Some(self.mode);
         Ok(Work::Upload {
             upload,
             spool: self.spool.clone(),
         })
     }
+}
+
+/// The mode `text` names (the document's octal pattern; default 0644).
+fn upload_mode(text: Option<&str>) -> Result<u32, ApiError> {
+    let Some(text) = text else {
+        return Ok(0o644);
+    };
+    super::rules::matches(super::rules::MODE, text)
+        .then(|| u32::from_str_radix(text, 8).ok())
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::field(
+                "mode",
+                format!(
+                    "`{}` is not an octal mode such as 0640",
+                    text.escape_default()
+                ),
+            )
+        })
+}
+
+/// The query's (or the form's) `targets` and `path`, which an upload
+/// needs.
+fn required(query: &UploadQuery) -> Result<(&str, &str), ApiError> {
+    let targets = query
+        .targets
+        .as_deref()
+        .ok_or_else(|| ApiError::field("targets", "say which hosts: `targets=web`"))?;
+    let path = query
+        .path
+        .as_deref()
+        .ok_or_else(|| ApiError::field("path", "say where: `path=/etc/app/app.conf`"))?;
+    Ok((targets, path))
+}
+
+/// The checks of the fields given so far: a remote path the service
+/// writes (not ending in `.` or `..`), an octal mode.
+fn check_query(query: &UploadQuery) -> Result<(), ApiError> {
+    if let Some(path) = &query.path {
+        check_remote(path)?;
+        if !super::rules::matches(super::rules::NOT_DOTS, path) {
+            return Err(ApiError::field(
+                "path",
+                "the remote path ends in `.` or `..`: name the file, or the directory ending in `/`",
+            ));
+        }
+    }
+    upload_mode(query.mode.as_deref()).map(|_| ())
 }
 
 /// Where uploads are spooled: `uploads/` beside the store (0700).
@@ -197,7 +283,7 @@ fn spool_dir(state: &AppState) -> Result<PathBuf, ApiError> {
 
 /// The file's name: `name`, else the multipart file name, else the last
 /// part of `path` — a plain name, never a path.
-fn file_name(query: &UploadQuery, from_form: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn file_name(query: &UploadQuery, from_form: Option<&str>) -> Result<String, ApiError> {
     let from_path = query
         .path
         .as_deref()
@@ -219,7 +305,7 @@ fn file_name(query: &UploadQuery, from_form: Option<&str>) -> Result<String, Api
         || name == ".."
         || name.contains('/')
         || name.contains('\0')
-        || name.len() > 255
+        || name.len() > super::rules::MAX_FILE_NAME
     {
         return Err(ApiError::field(
             field,
@@ -348,8 +434,10 @@ async fn receive_form(
 #[into_params(parameter_in = Query)]
 pub(crate) struct DownloadQuery {
     /// The host (one name).
+    #[param(value_type = HostName)]
     pub host: String,
     /// The remote file, or directory (sent as a tar stream).
+    #[param(value_type = RemotePath)]
     pub path: String,
 }
 
@@ -365,10 +453,12 @@ pub(crate) struct DownloadQuery {
     tag = "files",
     params(DownloadQuery),
     responses(
-        (status = 200, description = "The file, or a tar stream for a directory", content_type = "application/octet-stream"),
-        (status = 404, body = crate::service::error::ErrorBody),
-        (status = 413, description = "Larger than `service.limits.max_download`", body = crate::service::error::ErrorBody),
-        (status = 502, description = "The host failed", body = crate::service::error::ErrorBody)
+        (status = 200, description = "The file (`application/octet-stream`, with `Digest`), or a directory as a tar stream (`application/x-tar`)",
+            content(("application/octet-stream"), ("application/x-tar"))),
+        (status = 403, description = "The token lacks the scope `files:read` or may not reach the host; or the host refused the path (permission denied, not a regular file or directory)", body = ErrorBody),
+        (status = 404, description = "No such host in the inventory, or no such path on it", body = ErrorBody),
+        (status = 413, description = "Larger than `service.limits.max_download`", body = ErrorBody),
+        (status = 502, description = "The host failed: it could not be reached, or the connection or login failed", body = ErrorBody)
     )
 )]
 pub(crate) async fn download(
@@ -380,9 +470,9 @@ pub(crate) async fn download(
     caller.require(Scope::FilesRead)?;
     check_remote(&query.path)?;
     if !state.executor.config().vms.contains_key(&query.host) {
-        return Err(ApiError::field(
+        return Err(ApiError::missing(
             "host",
-            format!("no host named `{}`", query.host),
+            format!("no host named `{}`", query.host.escape_default()),
         ));
     }
     let host = caller.reach(&state.executor, &query.host)?;
@@ -417,10 +507,16 @@ pub(crate) async fn download(
     };
     if let Some(failure) = &host.error {
         if failure.not_found {
-            return Err(ApiError::not_found(format!(
-                "{}: {}",
-                query.host, failure.message
-            )));
+            return Err(ApiError::missing(
+                "path",
+                format!("{}: {}", query.host, failure.message),
+            ));
+        }
+        if failure.refused {
+            return Err(ApiError {
+                field: Some("path".to_owned()),
+                ..ApiError::forbidden(format!("{} refused: {}", query.host, failure.message))
+            });
         }
         return Err(ApiError::host_failed(failure));
     }

@@ -6,12 +6,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Params, WaitQuery};
+use super::openapi::Finished;
+use super::rules::{Fingerprint, Selector};
 use super::submit::{JobCall, JobRequest};
 use crate::config::HostEntry;
 use crate::service::auth::{Caller, Scope};
-use crate::service::error::ApiError;
+use crate::service::error::{ApiError, ErrorBody};
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
+use crate::service::view::JobView;
 use crate::trust::TrustRequest;
 
 /// `GET /v1/hosts?targets=`.
@@ -19,6 +22,7 @@ use crate::trust::TrustRequest;
 #[into_params(parameter_in = Query)]
 pub(crate) struct HostsQuery {
     /// Only the hosts this selector selects.
+    #[param(value_type = Option<Selector>)]
     pub targets: Option<String>,
 }
 
@@ -31,7 +35,11 @@ pub(crate) struct HostsView {
 }
 
 /// The inventory: the hosts the token may reach (`targets` narrows it).
-#[utoipa::path(get, path = "/v1/hosts", tag = "hosts", params(HostsQuery), responses((status = 200, body = HostsView)))]
+#[utoipa::path(get, path = "/v1/hosts", tag = "hosts", params(HostsQuery), responses(
+    (status = 200, body = HostsView),
+    (status = 403, description = "The token lacks the scope `hosts`", body = ErrorBody),
+    (status = 404, description = "`targets` names a host or group the inventory does not have, or selects none", body = ErrorBody),
+))]
 pub(crate) async fn list_hosts(
     State(state): State<AppState>,
     caller: Caller,
@@ -43,7 +51,7 @@ pub(crate) async fn list_hosts(
             state
                 .executor
                 .select(selector)
-                .map_err(|e| ApiError::field("targets", e.to_string()))?,
+                .map_err(|e| ApiError::targets("targets", &e))?,
         ),
         None => None,
     };
@@ -65,6 +73,7 @@ pub(crate) async fn list_hosts(
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckRequest {
     /// Which hosts (a selector).
+    #[schema(value_type = Selector)]
     pub targets: String,
 }
 
@@ -75,7 +84,12 @@ pub(crate) struct CheckRequest {
     tag = "hosts",
     request_body = CheckRequest,
     params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView))
+    responses(
+        (status = 200, description = "The job ended within `wait`: its report", body = Finished),
+        (status = 202, description = "Accepted and under way", body = JobView),
+        (status = 403, description = "The token lacks the scope, or a selected host is outside its targets", body = ErrorBody),
+        (status = 404, description = "`targets` names a host or group the inventory does not have, or selects none", body = ErrorBody),
+    )
 )]
 pub(crate) async fn check_hosts(call: JobCall<CheckRequest>) -> Result<Response, ApiError> {
     call.submit().await
@@ -102,12 +116,14 @@ impl JobRequest for CheckRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct TrustHostsRequest {
     /// Which hosts (a selector).
+    #[schema(value_type = Selector)]
     pub targets: String,
     /// Only report the offered keys (`action: offered`); pin nothing.
     #[serde(default)]
     pub scan: bool,
     /// Pin a host's key only when it is one of these (`SHA256:…`).
     #[serde(default)]
+    #[schema(value_type = Vec<Fingerprint>)]
     pub fingerprints: Vec<String>,
     /// Replace the pin of a host whose key changed (with `fingerprints`).
     #[serde(default)]
@@ -117,6 +133,33 @@ pub(crate) struct TrustHostsRequest {
     pub idempotency_key: Option<String>,
 }
 
+impl TrustHostsRequest {
+    /// The trust it asks for: a scan, or fingerprints to pin.
+    pub(crate) fn trust(&self) -> Result<TrustRequest, ApiError> {
+        if !self.scan && self.fingerprints.is_empty() {
+            return Err(ApiError::field(
+                "fingerprints",
+                "say which keys to pin (`fingerprints`, checked out of band), or `scan: true` to see them first",
+            ));
+        }
+        if let Some(bad) = self.fingerprints.iter().find(|f| !f.starts_with("SHA256:")) {
+            return Err(ApiError::field(
+                "fingerprints",
+                format!(
+                    "`{}` is not a SHA256 fingerprint as `ssh-keygen -l` prints it",
+                    bad.escape_default()
+                ),
+            ));
+        }
+        Ok(TrustRequest {
+            fingerprints: self.fingerprints.clone(),
+            yes: false,
+            replace: self.replace,
+            scan_only: self.scan,
+        })
+    }
+}
+
 /// Scans host keys, or pins the ones given by fingerprint.
 #[utoipa::path(
     post,
@@ -124,7 +167,13 @@ pub(crate) struct TrustHostsRequest {
     tag = "hosts",
     request_body = TrustHostsRequest,
     params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView), (status = 400, body = crate::service::error::ErrorBody))
+    responses(
+        (status = 200, description = "The job ended within `wait`: its report", body = Finished),
+        (status = 202, description = "Accepted and under way", body = JobView),
+        (status = 403, description = "The token lacks the scope, or a selected host is outside its targets", body = ErrorBody),
+        (status = 404, description = "`targets` names a host or group the inventory does not have, or selects none", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another body", body = ErrorBody),
+    )
 )]
 pub(crate) async fn trust_hosts(call: JobCall<TrustHostsRequest>) -> Result<Response, ApiError> {
     call.submit().await
@@ -140,24 +189,7 @@ impl JobRequest for TrustHostsRequest {
     }
 
     fn work(&self, _: &Shared) -> Result<Work, ApiError> {
-        if !self.scan && self.fingerprints.is_empty() {
-            return Err(ApiError::field(
-                "fingerprints",
-                "say which keys to pin (`fingerprints`, checked out of band), or `scan: true` to see them first",
-            ));
-        }
-        if let Some(bad) = self.fingerprints.iter().find(|f| !f.starts_with("SHA256:")) {
-            return Err(ApiError::field(
-                "fingerprints",
-                format!("`{bad}` is not a SHA256 fingerprint as `ssh-keygen -l` prints it"),
-            ));
-        }
-        Ok(Work::Trust(TrustRequest {
-            fingerprints: self.fingerprints.clone(),
-            yes: false,
-            replace: self.replace,
-            scan_only: self.scan,
-        }))
+        Ok(Work::Trust(self.trust()?))
     }
 
     fn idempotency_key(&self) -> Option<&str> {

@@ -16,9 +16,10 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Params, PathParam, Wait, WaitQuery};
+use super::rules::{Cursor, EventId};
 use super::submit::waited;
 use crate::service::auth::{Caller, Scope};
-use crate::service::error::ApiError;
+use crate::service::error::{ApiError, ErrorBody};
 use crate::service::state::AppState;
 use crate::service::store::{self, EventRecord, JobFilter, JobRecord, JobState, Store};
 use crate::service::view::JobView;
@@ -28,6 +29,7 @@ use crate::service::view::JobView;
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
     pub state: Option<String>,
     /// Only this operation (`exec`, `upload`, …).
     pub operation: Option<String>,
@@ -35,8 +37,10 @@ pub(crate) struct ListQuery {
     /// only their own).
     pub actor: Option<String>,
     /// At most this many (1 to 500; default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// The page after this cursor (from the previous page's `next`).
+    #[param(value_type = Option<Cursor>)]
     pub cursor: Option<String>,
 }
 
@@ -55,7 +59,10 @@ pub(crate) struct JobPage {
     path = "/v1/jobs",
     tag = "jobs",
     params(ListQuery),
-    responses((status = 200, body = JobPage), (status = 400, body = crate::service::error::ErrorBody))
+    responses(
+        (status = 200, body = JobPage),
+        (status = 403, description = "`actor` names another token, and this one is not `admin`", body = ErrorBody),
+    )
 )]
 pub(crate) async fn list_jobs(
     State(state): State<AppState>,
@@ -63,8 +70,11 @@ pub(crate) async fn list_jobs(
     Params(query): Params<ListQuery>,
 ) -> Result<axum::Json<JobPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::field("limit", "limit must be 1 to 500"));
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
     }
     let job_state = match &query.state {
         Some(name) => Some(JobState::parse(name).ok_or_else(|| {
@@ -128,10 +138,14 @@ pub(crate) async fn list_jobs(
     Ok(axum::Json(JobPage { jobs, next }))
 }
 
-/// A cursor `CREATED-ID`.
+/// The most jobs a page holds.
+pub(crate) const MAX_PAGE: usize = 500;
+
+/// A cursor `CREATED-ID` (the document's pattern, nothing else).
 fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
-    cursor
-        .split_once('-')
+    super::rules::matches(super::rules::CURSOR, cursor)
+        .then(|| cursor.split_once('-'))
+        .flatten()
         .and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_owned())))
         .ok_or_else(|| ApiError::field("cursor", "not a cursor from a `next` link"))
 }
@@ -153,7 +167,10 @@ async fn visible_job(state: &AppState, caller: &Caller, id: &str) -> Result<JobR
     path = "/v1/jobs/{id}",
     tag = "jobs",
     params(("id" = String, Path, description = "The job id"), WaitQuery),
-    responses((status = 200, body = JobView), (status = 404, body = crate::service::error::ErrorBody))
+    responses(
+        (status = 200, description = "The job (once it ended, or after `wait`)", body = JobView),
+        (status = 404, description = "No such job (or another token's)", body = ErrorBody),
+    )
 )]
 pub(crate) async fn get_job(
     State(state): State<AppState>,
@@ -174,8 +191,8 @@ pub(crate) async fn get_job(
     params(("id" = String, Path, description = "The job id")),
     responses(
         (status = 202, description = "Cancelling: follow the job to its end", body = JobView),
-        (status = 409, description = "The job had ended already", body = crate::service::error::ErrorBody),
-        (status = 404, body = crate::service::error::ErrorBody)
+        (status = 404, description = "No such job (or another token's)", body = ErrorBody),
+        (status = 409, description = "The job had ended already", body = ErrorBody),
     )
 )]
 pub(crate) async fn cancel_job(
@@ -204,9 +221,13 @@ pub(crate) async fn cancel_job(
     tag = "jobs",
     params(
         ("id" = String, Path, description = "The job id"),
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")
+        ResumeHeader
     ),
-    responses((status = 200, description = "text/event-stream of the job's events", content_type = "text/event-stream"))
+    responses(
+        (status = 200, description = "text/event-stream of the job's events", content_type = "text/event-stream"),
+        (status = 400, description = "`Last-Event-ID` is not an event's id", body = ErrorBody),
+        (status = 404, description = "No such job (or another token's)", body = ErrorBody),
+    )
 )]
 pub(crate) async fn job_events(
     State(state): State<AppState>,
@@ -214,12 +235,8 @@ pub(crate) async fn job_events(
     PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let after = last_event_id(&headers)?;
     let job = visible_job(&state, &caller, &id).await?;
-    let after: u64 = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
     // Subscribe first, then read the store: an event is either stored
     // before the read or sent after the subscription (see `events.rs`).
     let live = if job.state.is_final() {
@@ -240,6 +257,41 @@ pub(crate) async fn job_events(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The headers `GET /v1/jobs/{id}/events` reads (the document's; read by
+/// [`last_event_id`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct ResumeHeader {
+    /// Resume after this event (its `id`); without it, from the start.
+    #[param(rename = "Last-Event-ID", value_type = Option<EventId>, nullable = false)]
+    last_event_id: Option<u64>,
+}
+
+/// `Last-Event-ID`: the event to resume after (0, the start, when it is
+/// missing); 400 naming the header when it is not an event's id (digits,
+/// at most `i64::MAX`; not empty, which an EventSource never sends),
+/// rather than a stream from the start the client did not ask for.
+fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(0);
+    };
+    let bad = || {
+        ApiError::field(
+            "Last-Event-ID",
+            "`Last-Event-ID` must be the `id` of an event of this stream (digits)",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    text.parse::<i64>()
+        .ok()
+        .and_then(|id| u64::try_from(id).ok())
+        .ok_or_else(bad)
 }
 
 /// Events read from the store at once while catching up.

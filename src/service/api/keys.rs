@@ -8,20 +8,26 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::WaitQuery;
+use super::openapi::Finished;
+use super::rules::{KeyName, Selector};
 use super::submit::{JobCall, JobRequest};
 use crate::keys::{
     DeployRequest, KeyKind, KeyListing, KeysError, RevokeRequest, RotateRequest, validate_name,
 };
 use crate::run::Listing;
 use crate::service::auth::{Caller, Scope};
-use crate::service::error::ApiError;
+use crate::service::error::{ApiError, ErrorBody};
 use crate::service::jobs::Work;
 use crate::service::state::{AppState, Shared};
+use crate::service::view::JobView;
 use crate::transport::{Password, PasswordSource};
 
 /// The keys, which key each host uses, and rotations under way: of the
 /// hosts this token may reach.
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, description = "As `remex --json keys list`")))]
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", responses(
+    (status = 200, description = "As `remex --json keys list`", body = KeysListing),
+    (status = 403, description = "The token lacks the scope `keys`", body = ErrorBody),
+))]
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -44,14 +50,37 @@ pub(crate) async fn list_keys(
     }))
 }
 
+/// `GET /v1/keys`: the listing `remex --json keys list` prints.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct KeysListing {
+    /// The schema's version.
+    version: u32,
+    /// `keys.list`.
+    operation: String,
+    /// The key directory.
+    key_storage_path: String,
+    /// Active keys, then archived ones, each sorted by name.
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<()>,
+    /// Which key each host (of those the token may reach) uses.
+    #[schema(value_type = Vec<Object>)]
+    hosts: Vec<()>,
+    /// Per host: a rotation that has not finished.
+    #[schema(value_type = Object)]
+    rotations_in_progress: (),
+}
+
 // No `Debug`: it holds a password.
 /// `POST /v1/keys/deploy`.
 #[derive(Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeployKeyRequest {
     /// Which hosts.
+    #[schema(value_type = Selector)]
     pub targets: String,
     /// The key's name in the key directory.
+    #[schema(value_type = KeyName)]
     pub name: String,
     /// Log in with this password where keys are refused (a secret).
     #[serde(default)]
@@ -66,15 +95,17 @@ pub(crate) struct DeployKeyRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateKeysRequest {
     /// Which hosts.
+    #[schema(value_type = Selector)]
     pub targets: String,
     /// The new key's name (default `remex-<time>`).
     #[serde(default)]
+    #[schema(value_type = Option<KeyName>)]
     pub name: Option<String>,
     /// `ed25519` (default), `ecdsa` or `rsa`.
     #[serde(default, rename = "type")]
     pub key_type: Option<String>,
     /// The size for `ecdsa` / `rsa`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::whole::optional_u32")]
     pub bits: Option<u32>,
     /// Same as for runs.
     #[serde(default)]
@@ -86,8 +117,10 @@ pub(crate) struct RotateKeysRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RevokeKeyRequest {
     /// Which hosts.
+    #[schema(value_type = Selector)]
     pub targets: String,
     /// The key to remove.
+    #[schema(value_type = KeyName)]
     pub name: String,
     /// Also when it is the only key remex can use on a host.
     #[serde(default)]
@@ -99,21 +132,39 @@ pub(crate) struct RevokeKeyRequest {
 
 /// Adds a key to the hosts' authorized_keys and verifies a login with it.
 #[utoipa::path(post, path = "/v1/keys/deploy", tag = "keys", request_body = DeployKeyRequest, params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
+    responses(
+        (status = 200, description = "The job ended within `wait`: its report", body = Finished),
+        (status = 202, description = "Accepted and under way", body = JobView),
+        (status = 403, description = "The token lacks the scope `keys`, or a selected host is outside its targets", body = ErrorBody),
+        (status = 404, description = "`targets` names a host or group the inventory does not have, or selects none", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another body", body = ErrorBody),
+    ))]
 pub(crate) async fn deploy_key(call: JobCall<DeployKeyRequest>) -> Result<Response, ApiError> {
     call.submit().await
 }
 
 /// Replaces the key remex uses on the hosts, never locking one out.
 #[utoipa::path(post, path = "/v1/keys/rotate", tag = "keys", request_body = RotateKeysRequest, params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
+    responses(
+        (status = 200, description = "The job ended within `wait`: its report", body = Finished),
+        (status = 202, description = "Accepted and under way", body = JobView),
+        (status = 403, description = "The token lacks the scope `keys`, or a selected host is outside its targets", body = ErrorBody),
+        (status = 404, description = "`targets` names a host or group the inventory does not have, or selects none", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another body", body = ErrorBody),
+    ))]
 pub(crate) async fn rotate_keys(call: JobCall<RotateKeysRequest>) -> Result<Response, ApiError> {
     call.submit().await
 }
 
 /// Removes a key from the hosts' authorized_keys.
 #[utoipa::path(post, path = "/v1/keys/revoke", tag = "keys", request_body = RevokeKeyRequest, params(WaitQuery),
-    responses((status = 200, description = "The report"), (status = 202, body = crate::service::view::JobView)))]
+    responses(
+        (status = 200, description = "The job ended within `wait`: its report", body = Finished),
+        (status = 202, description = "Accepted and under way", body = JobView),
+        (status = 403, description = "The token lacks the scope `keys`, or a selected host is outside its targets", body = ErrorBody),
+        (status = 404, description = "`targets` names a host or group the inventory does not have, or selects none", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another body", body = ErrorBody),
+    ))]
 pub(crate) async fn revoke_key(call: JobCall<RevokeKeyRequest>) -> Result<Response, ApiError> {
     call.submit().await
 }
@@ -121,7 +172,7 @@ pub(crate) async fn revoke_key(call: JobCall<RevokeKeyRequest>) -> Result<Respon
 /// 400 naming `name` when the key directory would refuse `name` (checked
 /// before a job is made). The message does not repeat the name: it may be
 /// anything a caller sent.
-fn key_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn key_name(name: &str) -> Result<(), ApiError> {
     match validate_name(name) {
         Ok(()) => Ok(()),
         Err(KeysError::InvalidName { reason, .. }) => Err(ApiError::field(
@@ -168,6 +219,23 @@ impl JobRequest for DeployKeyRequest {
     }
 }
 
+impl RotateKeysRequest {
+    /// The rotation it asks for: a key name that the key directory takes,
+    /// a key type and a size it has.
+    pub(crate) fn rotation(&self) -> Result<RotateRequest, ApiError> {
+        if let Some(name) = &self.name {
+            key_name(name)?;
+        }
+        let kind = KeyKind::from_parts(self.key_type.as_deref().unwrap_or("ed25519"), self.bits)
+            .map_err(|e| ApiError::field("type", e.to_string()))?;
+        Ok(RotateRequest {
+            name: self.name.clone(),
+            kind,
+            passphrase: None,
+        })
+    }
+}
+
 impl JobRequest for RotateKeysRequest {
     fn scope(&self) -> Scope {
         Scope::Keys
@@ -178,16 +246,7 @@ impl JobRequest for RotateKeysRequest {
     }
 
     fn work(&self, _: &Shared) -> Result<Work, ApiError> {
-        if let Some(name) = &self.name {
-            key_name(name)?;
-        }
-        let kind = KeyKind::from_parts(self.key_type.as_deref().unwrap_or("ed25519"), self.bits)
-            .map_err(|e| ApiError::field("type", e.to_string()))?;
-        Ok(Work::Rotate(RotateRequest {
-            name: self.name.clone(),
-            kind,
-            passphrase: None,
-        }))
+        Ok(Work::Rotate(self.rotation()?))
     }
 
     fn idempotency_key(&self) -> Option<&str> {

@@ -9,6 +9,8 @@ pub(crate) mod hosts;
 pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod meta;
+pub(crate) mod openapi;
+pub(crate) mod rules;
 pub(crate) mod runs;
 pub(crate) mod submit;
 
@@ -34,47 +36,9 @@ use super::state::AppState;
 use super::store;
 use extract::RequestId;
 
-/// The OpenAPI document's frame; the paths come from the handlers.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    info(
-        title = "remex",
-        description = "The Remote Execution Service: run commands and scripts on a fleet of Linux hosts over SSH, move files, manage keys — audited. Every request needs `Authorization: Bearer rmx_…` (`remex tokens create`) except `/healthz` and this document.",
-        license(name = "Apache-2.0")
-    ),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
-    components(schemas(
-        super::error::ErrorBody,
-        super::jobs::HostStarted,
-        super::jobs::Output,
-        super::jobs::JobFinished
-    ))
-)]
-struct ApiDoc;
-
-/// Declares the bearer-token scheme.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("rmx_ token")
-                    .build(),
-            ),
-        );
-    }
-}
-
 /// Every route, and the OpenAPI document describing them.
 pub(crate) fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(runs::create_run))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
@@ -94,7 +58,9 @@ pub(crate) fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(meta::whoami))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    openapi::complete(&mut api);
+    (router, api)
 }
 
 /// Paths anyone may call: nothing behind them acts or tells secrets.

@@ -9,7 +9,10 @@
 //! - `callbacks.rs` — where a callback may go, and what it may tell; a
 //!   second service on one store; slow event readers; large downloads;
 //!   bad key names.
+//! - `contract.rs` — every answer is one the OpenAPI document lists, and
+//!   what it says of odd inputs holds.
 
 mod callbacks;
+mod contract;
 mod edge;
 mod exec;
