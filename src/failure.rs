@@ -115,7 +115,8 @@ pub struct Failure {
     #[serde(skip)]
     pub not_found: bool,
     /// The host answered, and refused the path asked for: permission
-    /// denied, or not a file remex copies (a device, a socket). Not in
+    /// denied, or not a file remex copies (a device, a socket); or remex
+    /// refused it under the caller's limits ([`ErrorKind::Denied`]). Not in
     /// the JSON (the message says it): for callers that act on it, such
     /// as the service's 403 — the host is fine, the request is not.
     #[serde(skip)]

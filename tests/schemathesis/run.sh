@@ -135,12 +135,27 @@ include-path = "/v1/keys/rotate"
 generation.mode = "negative"
 EOF
 
+# A `callback_url` is checked against the operator's `service.callbacks.allow`
+# (off here), which no schema can hold: one the schema takes is still a 400
+# naming `callback_url` unless the operator named its receiver (issue 23:
+# "400 with a hint until it is configured"). So generated bodies with a
+# `callback_url` are left out; the policy is attacked, spelling by spelling,
+# in tests/integration/hostile/callbacks.rs.
+cat >"$work/remex_hooks.py" <<'EOF'
+import schemathesis
+
+
+@schemathesis.hook
+def filter_body(ctx, body):
+    return not (isinstance(body, dict) and "callback_url" in body)
+EOF
+
 # --- the run -------------------------------------------------------------------
 seed=()
 [ -n "${REMEX_ST_SEED:-}" ] && seed=(--seed "$REMEX_ST_SEED")
 say "st run --checks all, $EXAMPLES cases per operation, at most ${MAX_TIME}s"
 rc=0
-(cd "$work" && "$ST" --config-file "$work/schemathesis.toml" run \
+(cd "$work" && PYTHONPATH="$work" SCHEMATHESIS_HOOKS=remex_hooks "$ST" --config-file "$work/schemathesis.toml" run \
   "http://127.0.0.1:$api_port/v1/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks all \

@@ -167,7 +167,7 @@ impl ActionRun {
             .map(|p| format!("`{p}`"))
             .collect::<Vec<_>>()
             .join(" or ");
-        Some(Failure::new(
+        Some(Failure::refused(
             ErrorKind::Denied,
             format!(
                 "{field}: on the host, `{}` {} of {under} (through a symlink); nothing ran",

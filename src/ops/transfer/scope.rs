@@ -253,7 +253,7 @@ impl<'de> serde::Deserialize<'de> for PathScope {
 
 /// The refusal of a path outside the scope, naming it as requested.
 pub(super) fn outside(requested: &str, what: &str) -> Failure {
-    Failure::new(
+    Failure::refused(
         ErrorKind::Denied,
         format!(
             "{requested}: outside the paths this transfer may {what} \
@@ -265,7 +265,7 @@ pub(super) fn outside(requested: &str, what: &str) -> Failure {
 /// The refusal of a mode with setuid/setgid/sticky bits (`what`: the file
 /// or directory it was for).
 pub(super) fn special_mode(what: &str, mode: u32) -> Failure {
-    Failure::new(
+    Failure::refused(
         ErrorKind::Denied,
         format!(
             "{what}: mode {:04o} has setuid/setgid/sticky bits ({:04o}), which this \
@@ -328,7 +328,7 @@ pub(super) async fn place_for_write(
     let found = sftp.lstat(&target).await?;
     let found = found.as_ref().map(kind);
     if found == Some(S_IFLNK) && kind_of != EntryKind::Symlink {
-        return Err(Failure::new(
+        return Err(Failure::refused(
             ErrorKind::Denied,
             format!(
                 "{requested}: is a symlink on the host; a transfer limited to paths \
@@ -415,7 +415,7 @@ pub(super) async fn confirm_temp(
         return Ok(());
     }
     let _ = sftp.remove(temp).await;
-    Err(Failure::new(
+    Err(Failure::refused(
         ErrorKind::Denied,
         format!(
             "{requested}: a directory of the path changed on the host while the file \
@@ -429,7 +429,7 @@ pub(super) async fn confirm_temp(
 async fn confirm_dir(sftp: &Sftp, real_dir: &str, requested: &str) -> Result<(), Failure> {
     match real_path(sftp, real_dir).await? {
         Some(real) if real == real_dir => Ok(()),
-        _ => Err(Failure::new(
+        _ => Err(Failure::refused(
             ErrorKind::Denied,
             format!("{requested}: a directory of the path changed on the host meanwhile"),
         )),
@@ -512,7 +512,7 @@ fn same_file(a: &FileAttributes, b: &FileAttributes) -> bool {
 /// The refusal of a file that was swapped (for a symlink, or another
 /// file) between the check and the open.
 fn changed(requested: &str) -> Failure {
-    Failure::new(
+    Failure::refused(
         ErrorKind::Denied,
         format!(
             "{requested}: changed on the host between the path check and the open \

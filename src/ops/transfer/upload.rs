@@ -429,7 +429,7 @@ impl HostUpload<'_> {
         if e.kind == EntryKind::Symlink
             && !scope::link_allowed(scope, &real_dir, e.link.as_deref().unwrap_or_default())
         {
-            return Err(Failure::new(
+            return Err(Failure::refused(
                 ErrorKind::Denied,
                 format!(
                     "{remote}: the symlink points outside the paths this transfer may write \

@@ -307,7 +307,7 @@ fn run_request(mut object: Object) -> Schema {
     if let Some(callback) = property(&mut object, "callback_url") {
         let said = callback.description.clone().unwrap_or_default();
         callback.description = Some(format!(
-            "{said} A receiver `service.callbacks.allow` does not name (or callbacks off) is a 403."
+            "{said} A receiver `service.callbacks.allow` does not name (or any, while callbacks are off) is a 400 naming `callback_url`: the allow-list is the operator's, so no schema can hold it."
         ));
     }
     let given = |field: &str, kind: Type| {

@@ -24,8 +24,8 @@ use crate::service::view::JobView;
     responses(
         (status = 200, description = "The job ended within `wait`: its report (or, when it could not run, the job with its `error`)", body = Finished),
         (status = 202, description = "Accepted and under way: poll `links.self` or follow `links.events`", body = JobView),
-        (status = 400, description = "A bad request, naming the field; nothing ran", body = ErrorBody),
-        (status = 403, description = "The token lacks the scope (`exec`, or `script` for a script), a selected host is outside its targets, or `service.callbacks.allow` does not name the callback's receiver", body = ErrorBody),
+        (status = 400, description = "A bad request, naming the field (a `callback_url` that `service.callbacks.allow` does not name, too); nothing ran", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope (`exec`, or `script` for a script), or a selected host is outside its targets", body = ErrorBody),
         (status = 404, description = "`targets` names a host or group the inventory does not have (or selects none), or `script.name` is not in `service.scripts_dir`", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another body", body = ErrorBody),
     )

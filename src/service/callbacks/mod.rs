@@ -99,17 +99,12 @@ impl Callbacks {
         })
     }
 
-    /// Whether the policy allows `url`: 400 naming `callback_url` when it
-    /// is malformed, 403 when the operator does not allow it.
+    /// 400 naming `callback_url` unless the policy allows `url`.
     pub(crate) fn check(&self, url: &str) -> Result<(), ApiError> {
-        match self.policy.check(url) {
-            Ok(_) => Ok(()),
-            Err(refusal) if refusal.malformed => Err(ApiError::field("callback_url", refusal.why)),
-            Err(refusal) => Err(ApiError {
-                field: Some("callback_url".to_owned()),
-                ..ApiError::forbidden(refusal.why)
-            }),
-        }
+        self.policy
+            .check(url)
+            .map(|_| ())
+            .map_err(|why| ApiError::field("callback_url", why))
     }
 
     /// Starts delivering `job`'s report to its `callback_url`.

@@ -76,66 +76,41 @@ impl Policy {
         Ok(Policy { allowed })
     }
 
-    /// Whether `url` may receive callbacks; a refusal says why (without
-    /// repeating the URL) and whether the URL is malformed (the request
-    /// is wrong: 400) or not allowed (the operator's policy: 403).
-    pub(crate) fn check(&self, url: &str) -> Result<Receiver, Refusal> {
-        let not_allowed = |why: String| Refusal {
-            malformed: false,
-            why,
-        };
-        let malformed = |why: String| Refusal {
-            malformed: true,
-            why,
-        };
+    /// Whether `url` may receive callbacks: the message of a refusal says
+    /// why (without repeating the URL), for the 400 that names
+    /// `callback_url`.
+    pub(crate) fn check(&self, url: &str) -> Result<Receiver, String> {
         if self.allowed.is_empty() {
-            return Err(not_allowed(
+            return Err(
                 "callbacks are off: `service.callbacks.allow` names no receiver. \
                  The operator allows one in the config, e.g. for n8n on this machine \
                  `service: { callbacks: { allow: [\"http://127.0.0.1:5678/webhook\"] } }`"
                     .to_owned(),
-            ));
+            );
         }
-        let url = Url::parse(url).map_err(|e| malformed(format!("not a URL: {e}")))?;
+        let url = Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(malformed(
-                "the callback URL must start with http:// or https://".to_owned(),
-            ));
+            return Err("the callback URL must start with http:// or https://".to_owned());
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(malformed(
-                "a callback URL may not carry a user or password".to_owned(),
-            ));
+            return Err("a callback URL may not carry a user or password".to_owned());
         }
-        let (host, port) = host_port(&url)
-            .ok_or_else(|| malformed("the callback URL names no host".to_owned()))?;
+        let (host, port) = host_port(&url).ok_or("the callback URL names no host")?;
         if let Host::Ip(ip) = &host
             && let Some(why) = never(*ip)
         {
-            return Err(not_allowed(format!(
-                "remex never calls back to {why} addresses"
-            )));
+            return Err(format!("remex never calls back to {why} addresses"));
         }
         if self.allowed.iter().any(|a| a.admits(&url, &host, port)) {
             Ok(Receiver { url })
         } else {
-            Err(not_allowed(
+            Err(
                 "no entry of `service.callbacks.allow` names this scheme, host, port \
                  and path; the operator adds the receiver there"
                     .to_owned(),
-            ))
+            )
         }
     }
-}
-
-/// Why a callback URL was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    /// Not an `http(s)` URL of a host without a user or password (else:
-    /// a URL the policy does not allow).
-    pub malformed: bool,
-    /// Why, for people.
-    pub why: String,
 }
 
 impl Allowed {
@@ -328,8 +303,6 @@ mod tests {
         let why = Policy::default()
             .check("http://127.0.0.1:5678/webhook/x")
             .unwrap_err();
-        assert!(!why.malformed);
-        let why = why.why;
         assert!(why.contains("service.callbacks.allow"), "{why}");
     }
 
