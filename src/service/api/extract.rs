@@ -250,6 +250,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
+            discard(req.into_body(), declared).await;
             return Err(too_large());
         }
         // The only failures are the limit and a stalled (or broken) body.
@@ -264,6 +265,35 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             })?;
         Ok(JsonBody(crate::run::request_error::from_json(&bytes)?))
     }
+}
+
+/// What of a refused body remex still reads, and for how long: see
+/// [`discard`].
+const LINGER_BYTES: u64 = 64 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and drops the body of a request refused before it was read (a
+/// declared length over a limit), so that a client still sending it reads
+/// the 413 rather than a reset connection — the refusal is useless if it
+/// never arrives (nginx's "lingering close"). At most [`LINGER_BYTES`],
+/// for at most [`LINGER_TIME`]: a larger body is left unread and the
+/// connection closes, as before.
+pub(crate) async fn discard(body: axum::body::Body, declared: Option<u64>) {
+    use futures_util::StreamExt as _;
+    if declared.is_some_and(|n| n > LINGER_BYTES) {
+        return;
+    }
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            read = read.saturating_add(chunk.len() as u64);
+            if read > LINGER_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

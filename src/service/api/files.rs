@@ -136,6 +136,7 @@ pub(crate) async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
+        super::extract::discard(req.into_body(), declared).await;
         return Err(ApiError::too_large(format!(
             "the upload is larger than service.limits.max_body ({limit} bytes)"
         )));

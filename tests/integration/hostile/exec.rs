@@ -571,7 +571,9 @@ fn output_without_newlines_comes_in_marked_pieces_in_bounded_memory() {
     );
 
     // 24 MiB without a newline cost no more memory than 24 MiB in lines of
-    // 100 (the whole line was held before: 24 MiB more at least), with
+    // 100 (the whole line was held before: 24 MiB more at least; the
+    // margin of 16 MiB is for the allocator's moods on a loaded machine:
+    // 12 MiB more has been seen), with
     // every line handed on as it comes (`--stream`; the service stops
     // handing lines on past its `max_output`).
     let peak_of = |command: &str| {
@@ -608,7 +610,7 @@ fn output_without_newlines_comes_in_marked_pieces_in_bounded_memory() {
     let lines = peak_of(&format!("{stream} | fold -w 100"));
     let one_line = peak_of(stream);
     assert!(
-        one_line < lines + 8,
+        one_line < lines + 16,
         "peak RSS {one_line} MiB for one long line, {lines} MiB for the same bytes in lines"
     );
 }
