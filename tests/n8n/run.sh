@@ -89,9 +89,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port, start_serve
+. tests/lib/serve.sh   # the working directory is the repository
 
 "$REMEX" lab up --hosts 3 --dir "$lab" >"$work/lab.log" 2>&1 ||
   { cat "$work/lab.log" >&2; die "remex lab up failed"; }
@@ -103,14 +102,7 @@ sed -i "s/^  vm03: .*/&\n  vm04: { host: 127.0.0.5, port: $ssh_port, user: root,
 mkdir -p "$lab/reports"
 
 token=$("$REMEX" --config "$config" tokens create n8n --scope exec,script,files:write 2>/dev/null)
-api_port=$(free_port)
-"$REMEX" --config "$config" serve --listen "127.0.0.1:$api_port" 2>"$work/serve.log" &
-serve_pid=$!
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$api_port/healthz" >/dev/null 2>&1 && break
-  kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log" >&2; die "remex serve did not start"; }
-  sleep 0.1
-done
+start_serve "$config"
 say "remex serve on 127.0.0.1:$api_port, lab of 3 hosts + vm04 (down)"
 
 # --- n8n: its own folder, the token as a Header Auth credential --------------

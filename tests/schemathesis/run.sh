@@ -70,9 +70,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port, start_serve
+. tests/lib/serve.sh   # the working directory is the repository
 
 # A user name of its own per run (at most 32 characters), so that two runs
 # do not share (or remove) one user.
@@ -100,14 +99,7 @@ cat >>"$config" <<'EOF'
 EOF
 
 token=$("$REMEX" --config "$config" tokens create schemathesis --scope admin 2>/dev/null)
-api_port=$(free_port)
-"$REMEX" --config "$config" serve --listen "127.0.0.1:$api_port" 2>"$work/serve.log" &
-serve_pid=$!
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$api_port/healthz" >/dev/null 2>&1 && break
-  kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log" >&2; die "remex serve did not start"; }
-  sleep 0.1
-done
+start_serve "$config"
 say "remex serve on 127.0.0.1:$api_port, lab of 2 hosts (user $user)"
 
 # --- the deliberate exceptions, each with its reason -------------------------
